@@ -1,0 +1,55 @@
+"""The Typer application: global options and command registration."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+
+from adaptcli import __version__
+from adaptcli.cli import (
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    finetune_cmd,
+    inspect_cmd,
+    prepare_cmd,
+)
+
+app = typer.Typer(
+    name="adaptcli",
+    help=(
+        "Adapt pre-trained Vision Transformers to new image and video tasks by training "
+        "under 2% of their parameters (AdaptFormer, ARC, VPT, linear probing, full fine-tuning).\n\n"
+        "Typical flow: prepare -> finetune -> eval -> export."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"adaptcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    if debug:
+        os.environ["ADAPTCLI_DEBUG"] = "1"
+
+
+for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, inspect_cmd, demo_cmd):
+    module.register(app)

@@ -1,0 +1,420 @@
+"""The typed run configuration shared by every command.
+
+A recipe (YAML) is resolved in layers: schema defaults, the recipe's top-level sections, the
+recipe's ``per_method.<method>`` section, then ``--set KEY=VALUE`` overrides. The result is a
+:class:`RunConfig` that validates every key and type and can be written back to YAML.
+
+This module must not import torch: ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from adaptcli.errors import ConfigError
+
+METHOD_NAMES = ("adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full")
+
+
+# --------------------------------------------------------------------------- method options
+
+
+@dataclass
+class AdaptFormerOptions:
+    """AdaptMLP beside each block's MLP (AdaptFormer, NeurIPS 2022)."""
+
+    mid_dim: int = 64
+    scale: float = 0.1
+    form: Literal["parallel", "sequential"] = "parallel"
+    layernorm: Literal["none", "in"] = "none"
+    dropout: float = 0.1
+    layers: Optional[list[int]] = None
+
+
+@dataclass
+class ArcOptions:
+    """Adapter Re-Composing: shared symmetric projection, per-layer scale and bias."""
+
+    dim: int = 50
+    dropout: float = 0.1
+    scale_init: Literal["zero", "xavier"] = "zero"
+    layers: Optional[list[int]] = None
+
+
+@dataclass
+class VptShallowOptions:
+    """Visual prompt tuning, prompts at the input only."""
+
+    tokens: int = 5
+    dropout: float = 0.0
+
+
+@dataclass
+class VptDeepOptions:
+    """Visual prompt tuning, a fresh set of prompts before every block (AdaptFormer Table 1: 1 token)."""
+
+    tokens: int = 1
+    dropout: float = 0.1
+
+
+@dataclass
+class NoOptions:
+    """Methods without options (linear, full)."""
+
+
+METHOD_OPTIONS: dict[str, type] = {
+    "adaptformer": AdaptFormerOptions,
+    "arc": ArcOptions,
+    "arc_att": ArcOptions,
+    "vpt_shallow": VptShallowOptions,
+    "vpt_deep": VptDeepOptions,
+    "linear": NoOptions,
+    "full": NoOptions,
+}
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass
+class ModelConfig:
+    """The backbone. ``name`` is a timm model name or one of adaptcli's registered video models."""
+
+    name: str = "vit_small_patch16_224"
+    checkpoint: Optional[str] = None
+    pretrained: bool = False
+    img_size: int = 224
+    num_frames: int = 8
+    drop_path: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    """How samples are streamed from prepared shards."""
+
+    train_split: str = "train"
+    val_split: Optional[str] = "validation"
+    test_split: str = "test"
+    sampling: Literal["segment", "stride"] = "segment"
+    stride: int = 4
+    augment: Literal["random_resized_crop", "resize", "resize_crop"] = "random_resized_crop"
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    flip: bool = True
+    crop_pct: float = 0.875
+    workers: int = 2
+    shuffle_buffer: int = 500
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation. ``lr`` is multiplied by effective batch / ``lr_base_batch`` when that is set."""
+
+    epochs: int = 10
+    batch_size: int = 32
+    accum_steps: int = 1
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    lr_base_batch: Optional[int] = 256
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup_epochs: float = 1.0
+    min_lr: float = 0.0
+    clip_grad: Optional[float] = None
+    label_smoothing: float = 0.0
+    precision: Literal["no", "bf16", "fp16"] = "no"
+    grad_checkpointing: bool = False
+    feature_cache: bool = True
+    seed: int = 0
+    eval_every: int = 1
+    keep_checkpoints: int = 2
+    max_steps_per_epoch: Optional[int] = None
+
+
+@dataclass
+class EvalConfig:
+    """Testing: ``views`` is CLIPSxCROPS for video (softmax averaged per video)."""
+
+    views: str = "1x1"
+    batch_size: int = 32
+
+
+@dataclass
+class RunConfig:
+    """A fully resolved run: model, method, data, training and evaluation settings."""
+
+    method: str = "linear"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    method_options: Any = field(default_factory=NoOptions)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict in the recipe layout (``method:`` holds name and options)."""
+        return {
+            "model": dataclasses.asdict(self.model),
+            "method": {"name": self.method, **dataclasses.asdict(self.method_options)},
+            "data": dataclasses.asdict(self.data),
+            "train": dataclasses.asdict(self.train),
+            "eval": dataclasses.asdict(self.eval),
+        }
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(self.to_yaml())
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+}
+
+
+# --------------------------------------------------------------------------- typed conversion
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is list:
+        return f"list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted where floats are expected."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected one of {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+        (inner,) = get_args(tp)
+        return [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)
+    elif tp is type(None):
+        if value is None:
+            return None
+    else:  # pragma: no cover - schema error, not user error
+        raise TypeError(f"unsupported annotation {tp!r} for {key}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    hints = get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def build_section(cls: type, values: dict[str, Any], prefix: str, valid_keys: list[str]) -> Any:
+    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys with a suggestion."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{prefix}: expected a mapping of keys, got {values!r}")
+    schema = _fields(cls)
+    kwargs = {}
+    for key, value in values.items():
+        dotted = f"{prefix}.{key}"
+        if key not in schema:
+            raise ConfigError(unknown_key_message(dotted, valid_keys))
+        kwargs[key] = coerce(value, schema[key], dotted)
+    return cls(**kwargs)
+
+
+def unknown_key_message(key: str, valid_keys: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid_keys, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'?" if close else "run with a valid key from the recipe docs"
+    return f"unknown configuration key '{key}': {hint}"
+
+
+def valid_keys(method: str) -> list[str]:
+    """Every dotted key a recipe or ``--set`` may name for this method."""
+    keys = [f"{section}.{name}" for section, cls in _SECTIONS.items() for name in _fields(cls)]
+    keys += [f"method.{name}" for name in _fields(METHOD_OPTIONS[method])]
+    return keys
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE parsed as YAML (``3`` is an int, ``[1,2]`` a list, ``null`` None)."""
+    if "=" not in text:
+        raise ConfigError(f"--set expects KEY=VALUE (for example train.epochs=3), got '{text}'")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any, method: str) -> None:
+    parts = key.split(".")
+    if len(parts) != 2 or not all(parts):
+        raise ConfigError(unknown_key_message(key, valid_keys(method)))
+    section, name = parts
+    tree.setdefault(section, {})
+    if not isinstance(tree[section], dict):
+        raise ConfigError(unknown_key_message(key, valid_keys(method)))
+    tree[section][name] = value
+
+
+# --------------------------------------------------------------------------- recipes
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Recipes installed with the package (``recipes/*.yaml`` in the source tree)."""
+    from importlib import resources
+
+    root = resources.files("adaptcli.recipes")
+    return {
+        Path(entry.name).stem: Path(str(entry))
+        for entry in root.iterdir()
+        if entry.name.endswith(".yaml")
+    }
+
+
+def load_recipe(recipe: str | Path) -> dict[str, Any]:
+    """Read a recipe by shipped name (``vtab``) or by path to a YAML file."""
+    shipped = shipped_recipes()
+    path = Path(recipe)
+    if str(recipe) in shipped:
+        path = shipped[str(recipe)]
+    elif not path.exists():
+        names = ", ".join(sorted(shipped)) or "none"
+        raise ConfigError(f"recipe '{recipe}' is neither a shipped recipe ({names}) nor a YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of sections (model, data, train, ...)")
+    return data
+
+
+def resolve(
+    recipe: str | Path | dict[str, Any] | None,
+    method: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> RunConfig:
+    """Resolve a recipe, a method and ``--set`` overrides into a validated :class:`RunConfig`."""
+    tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
+    recipe_method = tree.get("method")
+    method_tree: dict[str, Any] = {}
+    if isinstance(recipe_method, dict):
+        method_tree = dict(recipe_method)
+        recipe_method = method_tree.pop("name", None)
+    name = method or recipe_method or "linear"
+    if name not in METHOD_OPTIONS:
+        close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"unknown method '{name}'{hint}: choose one of {', '.join(METHOD_NAMES)}")
+    if recipe_method and method and recipe_method != method:
+        method_tree = {}  # options in the recipe belong to another method
+
+    per_method = tree.pop("per_method", {}) or {}
+    if not isinstance(per_method, dict):
+        raise ConfigError("per_method must map method names to recipe sections")
+    unknown = [m for m in per_method if m not in METHOD_OPTIONS]
+    if unknown:
+        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(METHOD_NAMES)}")
+    tree.pop("method", None)
+    tree["method"] = method_tree
+    tree = _deep_merge(tree, per_method.get(name, {}) or {})
+    for text in overrides:
+        key, value = parse_override(text)
+        _set_dotted(tree, key, value, name)
+
+    keys = valid_keys(name)
+    for section in tree:
+        if section not in _SECTIONS and section != "method":
+            raise ConfigError(unknown_key_message(section, keys + list(_SECTIONS)))
+    sections = {
+        section: build_section(cls, tree.get(section) or {}, section, keys)
+        for section, cls in _SECTIONS.items()
+    }
+    options = build_section(METHOD_OPTIONS[name], tree.get("method") or {}, "method", keys)
+    return RunConfig(method=name, method_options=options, **sections)
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
+    return resolve(data)
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a resolved ``config.yaml`` back."""
+    return from_dict(yaml.safe_load(Path(path).read_text()))
+
+
+__all__ = [
+    "METHOD_NAMES",
+    "METHOD_OPTIONS",
+    "RunConfig",
+    "ModelConfig",
+    "DataConfig",
+    "TrainConfig",
+    "EvalConfig",
+    "resolve",
+    "load_recipe",
+    "load_run_config",
+    "shipped_recipes",
+    "parse_override",
+    "coerce",
+]

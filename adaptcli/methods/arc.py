@@ -1,0 +1,116 @@
+"""ARC (Adapter Re-Composing): a linear adapter after each LayerNorm with a shared projection.
+
+``h' = h + dropout(h @ (U * s_l)) @ U^T + b_l``: U (D x r) is shared by all blocks of a group
+(the whole ViT, or one Swin stage), s_l (r) and b_l (D) are per block. At inference the adapter is
+``h' = h A + b`` with ``A = I + U diag(s_l) U^T``, which folds exactly into the Linear layers that
+read h' (qkv on the attention side, fc1 on the MLP side).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from adaptcli.config import ArcOptions
+from adaptcli.methods.base import Method, fold_into_linear
+from adaptcli.errors import NotMergeableError
+from adaptcli.models.blocks import (
+    attention_inputs,
+    block_groups,
+    block_width,
+    mlp_inputs,
+    select_layers,
+    transformer_blocks,
+)
+
+SHARED_NAME = "arc_projections"
+
+
+class ArcProjection(nn.Module):
+    """The shared down projection U (D x r); the up projection is its transpose."""
+
+    def __init__(self, dim: int, rank: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(dim, rank))
+        nn.init.xavier_uniform_(self.weight)
+
+
+class ArcAdapter(nn.Module):
+    """Wraps a norm layer (kept as ``base_layer``) and re-composes its output."""
+
+    def __init__(self, base_layer: nn.Module, projection: ArcProjection, dropout: float, scale_init: str):
+        super().__init__()
+        dim, rank = projection.weight.shape
+        self.base_layer = base_layer
+        # Not registered here: the projection is registered once on the model and shared.
+        object.__setattr__(self, "projection", projection)
+        self.scale = nn.Parameter(torch.zeros(rank))
+        if scale_init == "xavier":
+            nn.init.xavier_uniform_(self.scale.data.view(1, rank))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.base_layer(x)
+        u = self.projection.weight
+        return h + self.dropout(h @ (u * self.scale)) @ u.T + self.bias
+
+    @torch.no_grad()
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(A, b)`` with ``h' = h A + b`` at inference."""
+        u = self.projection.weight
+        eye = torch.eye(u.shape[0], dtype=u.dtype, device=u.device)
+        return eye + (u * self.scale) @ u.T, self.bias.detach().clone()
+
+
+class Arc(Method):
+    name = "arc"
+    mergeable = True
+    sides: tuple[str, ...] = ("att", "mlp")
+
+    def inject(self, model: nn.Module, options: ArcOptions) -> list[str]:
+        blocks = transformer_blocks(model)
+        selected = set(select_layers(len(blocks), options.layers))
+        shared = nn.ModuleDict()
+        added = []
+        for group_index, group in enumerate(block_groups(model)):
+            members = [i for i in group if i in selected]
+            if not members:
+                continue
+            dim = block_width(blocks[members[0]][1])
+            for side in self.sides:
+                projection = ArcProjection(dim, options.dim)
+                shared[f"g{group_index}_{side}"] = projection
+                norm_attr = "norm1" if side == "att" else "norm2"
+                for index in members:
+                    name, block = blocks[index]
+                    adapter = ArcAdapter(getattr(block, norm_attr), projection, options.dropout, options.scale_init)
+                    setattr(block, norm_attr, adapter)
+                    added.append(f"{name}.{norm_attr}")
+        model.add_module(SHARED_NAME, shared)
+        return [SHARED_NAME, *added]
+
+    def merge(self, model: nn.Module) -> None:
+        for name, block in transformer_blocks(model):
+            for norm_attr, consumers in (("norm1", attention_inputs), ("norm2", mlp_inputs)):
+                adapter = getattr(block, norm_attr)
+                if not isinstance(adapter, ArcAdapter):
+                    continue
+                linears = consumers(block)
+                if not linears:
+                    raise NotMergeableError(
+                        f"cannot merge ARC in {name}: no Linear layer found reading {norm_attr}"
+                    )
+                matrix, shift = adapter.affine()
+                for linear in linears:
+                    fold_into_linear(linear, matrix, shift)
+                setattr(block, norm_attr, adapter.base_layer)
+        if hasattr(model, SHARED_NAME):
+            delattr(model, SHARED_NAME)
+
+
+class ArcAttention(Arc):
+    """ARC on the attention side only (half the parameters)."""
+
+    name = "arc_att"
+    sides = ("att",)

@@ -1,0 +1,73 @@
+"""The shape every method shares: options, injection, trainable set, merge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from adaptcli.errors import NotMergeableError
+
+
+@dataclass
+class AdaptInfo:
+    """What a method did to a model; kept on the model as ``model.adaptcli_info``."""
+
+    method: str
+    options: Any
+    mergeable: bool
+    owned_prefixes: list[str] = field(default_factory=list)  # method and head modules (state to save)
+    method_param_names: list[str] = field(default_factory=list)
+
+
+class Method:
+    """Base class: subclasses set ``name``/``mergeable`` and implement :meth:`inject`."""
+
+    name: ClassVar[str]
+    mergeable: ClassVar[bool] = False
+    trains_backbone: ClassVar[bool] = False
+
+    def check_model(self, model: nn.Module) -> None:
+        """Raise :class:`~adaptcli.errors.UnsupportedModelError` when the method cannot apply."""
+
+    def inject(self, model: nn.Module, options: Any) -> list[str]:
+        """Add the method's modules in place; return the qualified names of the modules it added."""
+        raise NotImplementedError
+
+    def merge(self, model: nn.Module) -> None:
+        """Fold the method into the backbone in place, restoring the original architecture."""
+        raise NotMergeableError(
+            f"{self.name} cannot be merged into the backbone (it adds a non-linear branch or extra "
+            "tokens); export with --full or --adapter-only instead"
+        )
+
+
+def new_parameter_names(model: nn.Module, before: set[str]) -> list[str]:
+    return [name for name, _ in model.named_parameters() if name not in before]
+
+
+def count(params: Any) -> int:
+    return sum(p.numel() for p in params)
+
+
+def freeze_all(model: nn.Module) -> None:
+    for param in model.parameters():
+        param.requires_grad_(False)
+
+
+@torch.no_grad()
+def fold_into_linear(linear: nn.Linear, matrix: torch.Tensor, shift: torch.Tensor) -> None:
+    """Make ``linear(h @ matrix + shift)`` into a plain ``linear(h)``: W <- W matrix^T, c <- c + W shift."""
+    weight = linear.weight
+    new_bias = weight @ shift.to(weight)
+    if linear.bias is None:
+        if torch.count_nonzero(new_bias):
+            raise NotMergeableError(
+                "cannot merge: the layer after the adapter has no bias, so the adapter's bias has "
+                "nowhere to go in the original architecture"
+            )
+    else:
+        linear.bias.add_(new_bias)
+    weight.copy_(weight @ matrix.to(weight).T)

@@ -1,0 +1,1 @@
+"""Backbones: timm models, adaptcli's registered video ViTs, local checkpoints."""

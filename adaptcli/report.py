@@ -1,0 +1,97 @@
+"""Parameter accounting for ``inspect-params`` (and the summaries of other commands)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from torch import nn
+
+from adaptcli.config import RunConfig
+
+
+def parameter_report(model: nn.Module) -> dict[str, Any]:
+    """Exact counts for an adapted model (see :func:`adaptcli.methods.apply_method`).
+
+    backbone = every parameter that is neither the method's nor the classifier's;
+    trainable_percent is relative to the backbone.
+    """
+    from adaptcli.methods import adapt_info
+    from adaptcli.models.blocks import classifier, qualified_name
+
+    info = adapt_info(model)
+    head_name = qualified_name(model, classifier(model))
+    method_names = set(info.method_param_names)
+    backbone = method = head = trainable = 0
+    where: dict[str, int] = defaultdict(int)
+    for name, param in model.named_parameters():
+        n = param.numel()
+        if name in method_names:
+            method += n
+        elif name == head_name or name.startswith(head_name + "."):
+            head += n
+        else:
+            backbone += n
+        if param.requires_grad:
+            trainable += n
+            where[_location(name)] += n
+    return {
+        "model": type(model).__name__,
+        "method": info.method,
+        "backbone_params": backbone,
+        "method_params": method,
+        "head_params": head,
+        "trainable_params": trainable,
+        "trainable_percent": round(100.0 * trainable / backbone, 4) if backbone else 0.0,
+        "mergeable": info.mergeable,
+        "trainable_locations": dict(where),
+    }
+
+
+def _location(name: str) -> str:
+    """Collapse a parameter name to where it sits: ``blocks.3.adaptmlp.up.weight`` -> ``blocks.*.adaptmlp``."""
+    parts = name.split(".")[:-1]
+    collapsed = ["*" if p.isdigit() else p for p in parts]
+    if len(collapsed) > 4:
+        collapsed = collapsed[:4]
+    return ".".join(collapsed) or name
+
+
+def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
+    """Build ``config.model`` with random weights (or its checkpoint), adapt it, count."""
+    from adaptcli.methods import apply_method
+    from adaptcli.models.build import create_backbone
+
+    model = create_backbone(config.model, num_classes)
+    if config.model.checkpoint:
+        from adaptcli.models.checkpoints import load_checkpoint
+
+        load_checkpoint(model, config.model.checkpoint)
+    apply_method(model, config.method, config.method_options)
+    report = parameter_report(model)
+    report.update(backbone=config.model.name, num_classes=num_classes)
+    return report
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The human-readable form of :func:`inspect_report`."""
+    rows = [
+        ("backbone", f"{report['backbone']} ({report['model']})"),
+        ("method", report["method"]),
+        ("classes", f"{report['num_classes']}"),
+        ("backbone parameters", f"{report['backbone_params']:,}"),
+        ("method parameters", f"{report['method_params']:,}"),
+        ("head parameters", f"{report['head_params']:,}"),
+        ("trainable total", f"{report['trainable_params']:,}"),
+        ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
+        ("mergeable", "yes" if report["mergeable"] else "no"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines.append("")
+    lines.append("trainable tensors:")
+    locations = report["trainable_locations"]
+    loc_width = max((len(k) for k in locations), default=0)
+    for where, n in sorted(locations.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {where.ljust(loc_width)}  {n:>12,}")
+    return "\n".join(lines)
