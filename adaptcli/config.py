@@ -319,14 +319,14 @@ def _set_dotted(tree: dict[str, Any], key: str, value: Any, method: str) -> None
 
 def shipped_recipes() -> dict[str, Path]:
     """Recipes installed with the package (``recipes/*.yaml`` in the source tree)."""
-    from importlib import resources
+    source_tree = Path(__file__).resolve().parent.parent / "recipes"
+    if source_tree.is_dir():
+        folder = source_tree
+    else:  # installed: recipes/ ships as the package data of adaptcli.recipes
+        from importlib import resources
 
-    root = resources.files("adaptcli.recipes")
-    return {
-        Path(entry.name).stem: Path(str(entry))
-        for entry in root.iterdir()
-        if entry.name.endswith(".yaml")
-    }
+        folder = Path(str(resources.files("adaptcli.recipes")))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
 
 
 def load_recipe(recipe: str | Path) -> dict[str, Any]:

@@ -38,7 +38,7 @@ def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
     if options is None:
         options = METHOD_OPTIONS[name]()
     method.check_model(model)
-    before = {n for n, _ in model.named_parameters()}
+    before = {id(p) for p in model.parameters()}
     added = method.inject(model, options)
     method_params = new_parameter_names(model, before)
     heads = [n for n, _ in head_modules(model)]

@@ -44,8 +44,9 @@ class Method:
         )
 
 
-def new_parameter_names(model: nn.Module, before: set[str]) -> list[str]:
-    return [name for name, _ in model.named_parameters() if name not in before]
+def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:
+    """Names of parameters that were not in the model before (by identity: wrapping renames)."""
+    return [name for name, param in model.named_parameters() if id(param) not in before]
 
 
 def count(params: Any) -> int:

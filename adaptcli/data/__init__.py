@@ -1,0 +1,1 @@
+"""Datasets: prepare into WebDataset shards, stream them back."""

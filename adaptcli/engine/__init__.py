@@ -1,0 +1,1 @@
+"""The training and evaluation engine on Hugging Face Accelerate."""
