@@ -232,6 +232,11 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-2" as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
     elif tp is str:
         if isinstance(value, str):
             return value
@@ -304,10 +309,10 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any, method: str) -> None:
-    parts = key.split(".")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError(unknown_key_message(key, valid_keys(method)))
-    section, name = parts
+    keys = valid_keys(method)
+    if key not in keys:
+        raise ConfigError(unknown_key_message(key, keys))
+    section, name = key.split(".")
     tree.setdefault(section, {})
     if not isinstance(tree[section], dict):
         raise ConfigError(unknown_key_message(key, valid_keys(method)))

@@ -59,14 +59,20 @@ def _location(name: str) -> str:
 
 def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     """Build ``config.model`` with random weights (or its checkpoint), adapt it, count."""
+    import torch
+
     from adaptcli.methods import apply_method
     from adaptcli.models.build import create_backbone
 
-    model = create_backbone(config.model, num_classes)
     if config.model.checkpoint:
         from adaptcli.models.checkpoints import load_checkpoint
 
+        model = create_backbone(config.model, num_classes)
         load_checkpoint(model, config.model.checkpoint)
+    else:
+        # Counting needs shapes only: build on the meta device (instant, no memory).
+        with torch.device("meta"):
+            model = create_backbone(config.model, num_classes)
     apply_method(model, config.method, config.method_options)
     report = parameter_report(model)
     report.update(backbone=config.model.name, num_classes=num_classes)

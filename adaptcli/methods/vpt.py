@@ -1,8 +1,9 @@
 """Visual prompt tuning: learnable tokens placed after the class (and register) tokens.
 
 Shallow inserts ``p`` prompts before the first block; deep also replaces the prompt positions with a
-fresh set before every later block. The model's ``num_prefix_tokens`` is raised by ``p`` so that
-pooling and the head never see the prompts.
+fresh set before every later block. The prompts are removed from the sequence after the last block,
+so the final norm, pooling and the head never see them (and timm's own position-embedding code,
+which reads ``num_prefix_tokens``, is untouched).
 """
 
 from __future__ import annotations
@@ -56,6 +57,11 @@ class PromptTokens(nn.Module):
         x = self.insert(x) if index == 0 else self.replace(x, index)
         return (x, *args[1:])
 
+    def remove(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        """Forward hook of the last block: drop the prompt positions."""
+        end = self.start + self.tokens
+        return torch.cat([output[:, : self.start], output[:, end:]], dim=1)
+
 
 class VptShallow(Method):
     name = "vpt_shallow"
@@ -80,7 +86,7 @@ class VptShallow(Method):
         for index in range(sets):
             # partial of a bound method: deep copies of the model keep pointing at their own prompts.
             blocks[index][1].register_forward_pre_hook(functools.partial(prompts.pre_hook, index=index))
-        model.num_prefix_tokens = start + options.tokens
+        blocks[-1][1].register_forward_hook(prompts.remove)
         return ["vpt"]
 
 

@@ -1,0 +1,58 @@
+"""The table of (model, method, options) that the method tests run through one tester."""
+
+from __future__ import annotations
+
+import timm
+import torch
+from torch import nn
+
+from adaptcli.config import METHOD_OPTIONS
+from adaptcli.methods import apply_method
+
+MODELS = ["test_vit", "test_vit2", "vit_small_patch16_224"]
+NUM_CLASSES = 7
+
+METHOD_CASES: list[tuple[str, dict]] = [
+    ("adaptformer", {}),
+    ("adaptformer", {"form": "sequential", "layernorm": "in", "mid_dim": 8}),
+    ("adaptformer", {"layers": [1, 3]}),
+    ("arc", {}),
+    ("arc", {"dim": 8, "layers": [0, 2]}),
+    ("arc_att", {}),
+    ("vpt_shallow", {"tokens": 3}),
+    ("vpt_deep", {"tokens": 2}),
+    ("linear", {}),
+    ("full", {}),
+]
+
+
+def case_id(case: tuple[str, dict]) -> str:
+    method, options = case
+    return method + "".join(f"-{k}={v}" for k, v in options.items())
+
+
+def plain_model(name: str, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    kwargs = {"img_size": 64} if name.startswith("vit_small") else {}
+    return timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES, **kwargs).eval()
+
+
+def adapted_model(name: str, method: str, options: dict, seed: int = 0) -> nn.Module:
+    model = plain_model(name, seed)
+    apply_method(model, method, METHOD_OPTIONS[method](**options))
+    return model.eval()
+
+
+def input_for(model: nn.Module, batch: int = 2, seed: int = 1) -> torch.Tensor:
+    size = model.patch_embed.img_size
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, *size, generator=generator)
+
+
+@torch.no_grad()
+def randomise_method_params(model: nn.Module, scale: float = 0.2, seed: int = 3) -> None:
+    """Move every method parameter away from its identity initialisation."""
+    generator = torch.Generator().manual_seed(seed)
+    for name in model.adaptcli_info.method_param_names:
+        param = model.get_parameter(name)
+        param.copy_(torch.randn(param.shape, generator=generator) * scale)

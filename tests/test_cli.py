@@ -1,0 +1,110 @@
+"""The command-line surface: help without torch, version, inspect-params numbers, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from adaptcli import __version__
+from adaptcli.cli import app
+
+runner = CliRunner()
+
+
+def inspect(*args: str) -> dict:
+    result = runner.invoke(app, ["inspect-params", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from adaptcli.cli import app\n"
+        "for cmd in ([], ['prepare'], ['finetune'], ['eval'], ['export'], ['inspect-params'], ['demo']):\n"
+        "    r = CliRunner().invoke(app, [*cmd, '--help'])\n"
+        "    assert r.exit_code == 0, r.output\n"
+        "    assert 'Example' in r.output or not cmd, cmd\n"
+        "assert 'torch' not in sys.modules, 'torch imported by --help'\n"
+        "assert 'timm' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_version_and_module_entry_point():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    proc = subprocess.run([sys.executable, "-m", "adaptcli", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+ADAPTFORMER_TABLE_3A = {1: 161_466, 4: 216_798, 16: 438_126, 32: 733_230, 64: 1_323_438,
+                        128: 2_503_854, 256: 4_864_686, 512: 9_586_350}
+
+
+@pytest.mark.parametrize("mid_dim, trainable", sorted(ADAPTFORMER_TABLE_3A.items()))
+def test_adaptformer_table_3a(mid_dim, trainable):
+    report = inspect("--model", "vit_base_patch16_224", "--method", "adaptformer", "--num-classes", "174",
+                     "--set", f"method.mid_dim={mid_dim}")
+    assert report["trainable_params"] == trainable
+    assert report["head_params"] == 768 * 174 + 174
+    assert report["backbone_params"] == 85_798_656
+    assert report["mergeable"] is False
+    if mid_dim == 64:
+        assert report["method_params"] == 1_189_632
+
+
+@pytest.mark.parametrize("method, params", [("arc", 96_432), ("arc_att", 48_216)])
+def test_arc_parameters(method, params):
+    report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100")
+    assert report["method_params"] == params and report["mergeable"] is True
+
+
+def test_vpt_deep_one_token():
+    report = inspect("--model", "vit_base_patch16_224", "--method", "vpt_deep", "--num-classes", "10",
+                     "--set", "method.tokens=1")
+    assert report["method_params"] == 9_216
+
+
+@pytest.mark.parametrize("classes", [10, 174])
+def test_linear_probe(classes):
+    report = inspect("--model", "vit_base_patch16_224", "--method", "linear", "--num-classes", str(classes))
+    assert report["trainable_params"] == report["head_params"] == 768 * classes + classes
+    assert report["method_params"] == 0
+
+
+def test_full_vit_b_1000_classes():
+    report = inspect("--model", "vit_base_patch16_224", "--method", "full", "--num-classes", "1000")
+    assert report["trainable_params"] == 86_567_656
+    assert report["trainable_percent"] == pytest.approx(100 * 86_567_656 / 85_798_656, abs=1e-3)
+
+
+def test_inspect_table_is_readable():
+    result = runner.invoke(app, ["inspect-params", "--model", "vit_base_patch16_224", "--method", "arc",
+                                 "--num-classes", "174"])
+    assert result.exit_code == 0
+    for text in ("backbone parameters", "85,798,656", "method parameters", "96,432", "mergeable",
+                 "arc_projections"):
+        assert text in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "adaptfromer"], "did you mean 'adaptformer'"),
+        (["--method", "arc", "--set", "method.dims=4"], "did you mean 'method.dim'"),
+        (["--method", "arc", "--model", "no_such_vit"], "unknown model 'no_such_vit'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message):
+    base = ["inspect-params", "--model", "test_vit", "--num-classes", "3"]
+    result = runner.invoke(app, [*base, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1

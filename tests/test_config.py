@@ -1,0 +1,112 @@
+"""Recipes, typed overrides, unknown keys with suggestions, round trip to YAML."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from adaptcli.config import RunConfig, load_run_config, resolve, shipped_recipes
+from adaptcli.errors import ConfigError
+
+
+def test_defaults_are_the_papers():
+    config = resolve(None, "adaptformer")
+    assert (config.method_options.mid_dim, config.method_options.scale) == (64, 0.1)
+    assert config.method_options.form == "parallel" and config.method_options.layernorm == "none"
+    arc = resolve(None, "arc").method_options
+    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "zero")
+    assert resolve(None, "vpt_deep").method_options.tokens == 1
+
+
+def test_overrides_are_typed():
+    config = resolve("quick", "adaptformer", ["method.mid_dim=16", "train.epochs=3", "train.lr=1e-2",
+                                              "method.layers=[0, 2]", "train.clip_grad=null"])
+    assert config.method_options.mid_dim == 16
+    assert config.train.epochs == 3
+    assert config.train.lr == pytest.approx(0.01) and isinstance(config.train.lr, float)
+    assert config.method_options.layers == [0, 2]
+    assert config.train.clip_grad is None
+
+
+def test_int_accepted_for_float_but_not_the_reverse():
+    assert resolve(None, "linear", ["train.lr=1"]).train.lr == 1.0
+    with pytest.raises(ConfigError, match="train.epochs: expected int"):
+        resolve(None, "linear", ["train.epochs=2.5"])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("method.mid_dim=abc", "method.mid_dim: expected int"),
+        ("method.form=diagonal", "method.form: expected one of 'parallel' | 'sequential'"),
+        ("train.precision=fp8", "train.precision"),
+        ("data.flip=maybe", "data.flip: expected bool"),
+    ],
+)
+def test_type_errors_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(None, "adaptformer", [override])
+
+
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [("method.middim=3", "method.mid_dim"), ("train.epoch=3", "train.epochs"), ("trian.lr=1", "train.lr")],
+)
+def test_unknown_keys_suggest_the_nearest(override, suggestion):
+    with pytest.raises(ConfigError, match=f"did you mean '{suggestion}'"):
+        resolve(None, "adaptformer", [override])
+
+
+def test_method_options_belong_to_their_method():
+    with pytest.raises(ConfigError, match="unknown configuration key 'method.mid_dim'"):
+        resolve(None, "arc", ["method.mid_dim=3"])
+
+
+def test_unknown_method_suggests():
+    with pytest.raises(ConfigError, match="did you mean 'adaptformer'"):
+        resolve(None, "adaptfromer")
+
+
+def test_override_needs_equals():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        resolve(None, "linear", ["train.epochs"])
+
+
+def test_per_method_sections_apply_to_their_method_only(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "train": {"optimizer": "sgd", "lr": 0.1},
+        "per_method": {"arc": {"train": {"optimizer": "adamw", "lr": 0.01}, "method": {"dim": 10}}},
+    }))
+    arc = resolve(recipe, "arc")
+    assert (arc.train.optimizer, arc.train.lr, arc.method_options.dim) == ("adamw", 0.01, 10)
+    vpt = resolve(recipe, "vpt_deep")
+    assert (vpt.train.optimizer, vpt.train.lr) == ("sgd", 0.1)
+    # --set wins over the per-method section
+    assert resolve(recipe, "arc", ["train.lr=0.5"]).train.lr == 0.5
+
+
+def test_round_trip_through_yaml(tmp_path):
+    config = resolve("quick", "arc_att", ["method.dim=7", "train.epochs=4"])
+    config.save(tmp_path / "config.yaml")
+    again = load_run_config(tmp_path / "config.yaml")
+    assert again == config
+    assert isinstance(again, RunConfig)
+
+
+def test_recipe_by_path_and_bad_recipes(tmp_path):
+    with pytest.raises(ConfigError, match="neither a shipped recipe"):
+        resolve(tmp_path / "missing.yaml", "linear")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        resolve(bad, "linear")
+
+
+@pytest.mark.parametrize("name", sorted(shipped_recipes()))
+@pytest.mark.parametrize("method", ["adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full"])
+def test_every_shipped_recipe_validates_for_every_method(name, method):
+    config = resolve(name, method)
+    text = shipped_recipes()[name].read_text()
+    assert text.startswith("#") and "adaptcli finetune" in text.splitlines()[1] + text.splitlines()[0] + text
+    assert config.method == method

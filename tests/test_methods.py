@@ -1,0 +1,226 @@
+"""Every method on every test backbone: trainable set, gradients, identity at init, merge, formulas."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+from adaptcli.methods import apply_method, merge_method, trainable_state_dict
+from adaptcli.config import AdaptFormerOptions, ArcOptions
+from tests.method_cases import (
+    METHOD_CASES,
+    MODELS,
+    NUM_CLASSES,
+    adapted_model,
+    case_id,
+    input_for,
+    plain_model,
+    randomise_method_params,
+)
+
+
+def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]:
+    """The trainable parameter names, derived from the methods' definitions, not from the code."""
+    if method == "full":
+        return {name for name, _ in plain.named_parameters()}
+    depth = len(plain.blocks)
+    layers = options.get("layers") or range(depth)
+    names = {"head.1.weight", "head.1.bias"} if method == "linear" else {"head.weight", "head.bias"}
+    if isinstance(plain.fc_norm, nn.LayerNorm):
+        names |= {"fc_norm.weight", "fc_norm.bias"}
+    if method == "adaptformer":
+        parts = ["down.weight", "down.bias", "up.weight", "up.bias"]
+        if options.get("layernorm") == "in":
+            parts += ["norm.weight", "norm.bias"]
+        names |= {f"blocks.{i}.adaptmlp.{p}" for i in layers for p in parts}
+    elif method in ("arc", "arc_att"):
+        sides = ["norm1"] if method == "arc_att" else ["norm1", "norm2"]
+        shared = ["g0_att"] if method == "arc_att" else ["g0_att", "g0_mlp"]
+        names |= {f"arc_projections.{s}.weight" for s in shared}
+        names |= {f"blocks.{i}.{n}.{p}" for i in layers for n in sides for p in ("scale", "bias")}
+    elif method.startswith("vpt"):
+        names.add("vpt.embeddings")
+    return names
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("case", METHOD_CASES, ids=case_id)
+def test_exactly_the_intended_parameters_train_and_receive_gradients(model_name, case):
+    method, options = case
+    plain = plain_model(model_name)
+    model = adapted_model(model_name, method, options)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == expected_trainable(plain, method, options)
+
+    randomise_method_params(model)
+    logits = model(input_for(model))
+    assert logits.shape == (2, NUM_CLASSES)
+    logits.square().sum().backward()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, f"{name} got no gradient"
+            assert param.grad.abs().sum() > 0, f"{name} got a zero gradient"
+        else:
+            assert param.grad is None, f"frozen {name} got a gradient"
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("method", ["adaptformer", "arc", "arc_att"])
+def test_identity_at_initialisation(model_name, method):
+    plain = plain_model(model_name)
+    model = adapted_model(model_name, method, {})
+    x = input_for(plain)
+    with torch.no_grad():
+        expected = plain.forward_head(plain.forward_features(x), pre_logits=True)
+        got = model.forward_head(model.forward_features(x), pre_logits=True)
+    assert torch.equal(expected, got)
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("case", [c for c in METHOD_CASES if c[0] in ("arc", "arc_att", "linear", "full")], ids=case_id)
+def test_merge_is_exact_and_restores_the_plain_architecture(model_name, case):
+    method, options = case
+    model = adapted_model(model_name, method, options)
+    randomise_method_params(model)
+    if method == "linear":  # give the probe's BatchNorm real statistics
+        model.train()
+        with torch.no_grad():
+            for seed in range(3):
+                model(input_for(model, batch=4, seed=seed) * 2 + 1)
+        model.eval()
+    x = input_for(model)
+    with torch.no_grad():
+        before = model(x)
+    merge_method(model)
+    with torch.no_grad():
+        after = model(x)
+    assert (before - after).abs().max().item() <= 1e-5
+
+    fresh = plain_model(model_name, seed=99)
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        reloaded = fresh(x)
+    assert (before - reloaded).abs().max().item() <= 1e-5
+
+
+@pytest.mark.parametrize("method", ["adaptformer", "vpt_deep"])
+def test_non_linear_methods_refuse_to_merge(method):
+    from adaptcli.errors import NotMergeableError
+
+    model = adapted_model("test_vit", method, {})
+    with pytest.raises(NotMergeableError, match="--full"):
+        merge_method(model)
+
+
+def _adaptmlp_formula(x: torch.Tensor, adapter, options: AdaptFormerOptions) -> torch.Tensor:
+    h = x
+    if options.layernorm == "in":
+        h = torch.nn.functional.layer_norm(h, (h.shape[-1],), adapter.norm.weight, adapter.norm.bias, adapter.norm.eps)
+    h = torch.relu(h @ adapter.down.weight.T + adapter.down.bias)
+    return (h @ adapter.up.weight.T + adapter.up.bias) * options.scale
+
+
+@pytest.mark.parametrize("form", ["parallel", "sequential"])
+@pytest.mark.parametrize("layernorm", ["none", "in"])
+def test_adaptformer_block_equals_the_paper_formula(form, layernorm):
+    options = AdaptFormerOptions(mid_dim=8, scale=0.3, form=form, layernorm=layernorm)
+    plain = plain_model("test_vit")
+    model = plain_model("test_vit")
+    apply_method(model, "adaptformer", options)
+    randomise_method_params(model)
+    model.eval()
+    block, plain_block = model.blocks[2], plain.blocks[2]
+    adapter = block.adaptmlp
+    x = torch.randn(2, 17, plain.embed_dim)
+    with torch.no_grad():
+        x_mid = x + plain_block.attn(plain_block.norm1(x))
+        mlp_out = plain_block.mlp(plain_block.norm2(x_mid))
+        if form == "parallel":
+            expected = x_mid + mlp_out + _adaptmlp_formula(x_mid, adapter, options)
+        else:
+            expected = x_mid + mlp_out + _adaptmlp_formula(mlp_out, adapter, options)
+        got = block(x)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_arc_adapter_equals_the_formula_and_shares_its_projection():
+    options = ArcOptions(dim=6, dropout=0.0)
+    model = plain_model("test_vit")
+    apply_method(model, "arc", options)
+    randomise_method_params(model)
+    model.eval()
+    u_att = model.arc_projections["g0_att"].weight
+    assert all(model.blocks[i].norm1.projection.weight is u_att for i in range(len(model.blocks)))
+    norm = model.blocks[1].norm1
+    x = torch.randn(2, 5, u_att.shape[0])
+    with torch.no_grad():
+        h = norm.base_layer(x)
+        expected = h + (h @ u_att @ torch.diag(norm.scale)) @ u_att.T + norm.bias
+        torch.testing.assert_close(norm(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("model_name", ["test_vit", "test_vit2"])
+@pytest.mark.parametrize("method", ["vpt_shallow", "vpt_deep"])
+def test_vpt_prompts_sit_after_the_class_token_and_pooling_skips_them(model_name, method):
+    plain = plain_model(model_name)
+    model = adapted_model(model_name, method, {"tokens": 3})
+    x = input_for(model)
+    lengths = []
+    model.blocks[-1].register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
+    with torch.no_grad():
+        plain_tokens = plain.forward_features(x)
+        tokens = model.forward_features(x)
+    assert lengths == [plain_tokens.shape[1] + 3]  # the blocks see the prompts
+    assert tokens.shape == plain_tokens.shape  # the norm, pooling and head do not
+    with torch.no_grad():
+        model.vpt.embeddings.add_(torch.randn_like(model.vpt.embeddings))  # not a constant: LayerNorm ignores those
+        assert (model(x) - plain(x)).abs().max() > 0  # (test_vit2 has LayerScale 1e-5: tiny but real)
+
+
+def test_vpt_deep_replaces_prompts_before_every_block():
+    model = adapted_model("test_vit", "vpt_deep", {"tokens": 2})
+    seen = []
+    for block in model.blocks:
+        block.register_forward_pre_hook(lambda m, args: seen.append(args[0][:, 1:3].clone()))
+    with torch.no_grad():
+        model(input_for(model))
+    for index, prompts in enumerate(seen):
+        expected = model.vpt.embeddings[index].expand_as(prompts)
+        assert torch.equal(prompts, expected), f"block {index} did not see its own prompts"
+
+
+def test_vpt_on_swin_is_refused():
+    from adaptcli.errors import UnsupportedModelError
+
+    with torch.device("meta"):
+        model = timm.create_model("swin_tiny_patch4_window7_224", num_classes=3)
+    with pytest.raises(UnsupportedModelError, match="Swin"):
+        apply_method(model, "vpt_deep")
+
+
+@pytest.mark.parametrize("method", ["adaptformer", "arc", "linear"])
+def test_trainable_state_dict_holds_method_head_and_probe_statistics(method):
+    model = adapted_model("test_vit", method, {})
+    state = trainable_state_dict(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable <= set(state)
+    if method == "linear":
+        assert {"head.0.running_mean", "head.0.running_var"} <= set(state)
+    assert not any(k.startswith("blocks.0.attn.qkv") for k in state)
+
+
+def test_adapted_model_deep_copies_with_its_own_hooks():
+    import copy
+
+    for method in ("adaptformer", "vpt_deep", "arc"):
+        model = adapted_model("test_vit", method, {})
+        randomise_method_params(model)
+        clone = copy.deepcopy(model)
+        x = input_for(model)
+        with torch.no_grad():
+            torch.testing.assert_close(clone(x), model(x))
+            for name in clone.adaptcli_info.method_param_names:
+                clone.get_parameter(name).zero_()
+            assert not torch.allclose(clone(x), model(x)), method
