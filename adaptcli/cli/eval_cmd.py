@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptcli.cli.errors import not_built, user_errors
+from adaptcli.cli.errors import user_errors
 
 PANEL = "Training"
 
@@ -26,4 +26,18 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli eval --run runs/ssv2-adaptformer --split validation --views 2x3
         """
-        raise not_built("eval", "engine issue")
+        from adaptcli.engine.finetune import evaluate_run, json_dump
+
+        metrics = evaluate_run(run, data=data, split=split, views=views)
+        from accelerate import PartialState
+
+        if not PartialState().is_main_process:
+            return
+        if as_json:
+            typer.echo(json_dump(metrics))
+            return
+        typer.echo(
+            f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
+            f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
+        )
+        typer.echo(f"written: {run / 'eval.json'}")

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptcli.cli.errors import not_built, user_errors
+from adaptcli.cli.errors import user_errors
+from adaptcli.errors import AdaptError
 
 PANEL = "Training"
 
@@ -30,4 +31,23 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli finetune --method arc --recipe vtab --data shards/dtd --out runs/dtd-arc
         """
-        raise not_built("finetune", "engine issue")
+        from adaptcli.config import resolve
+
+        overrides = list(set_ or [])
+        if model is not None:
+            overrides.insert(0, f"model.name={model}")
+        if checkpoint is not None:
+            if not checkpoint.exists():
+                raise AdaptError(f"--checkpoint {checkpoint} does not exist")
+            overrides.insert(0, f"model.checkpoint={checkpoint.resolve()}")
+        config = resolve(recipe, method=method, overrides=overrides)
+
+        from adaptcli.engine.finetune import finetune as run_finetune, summary_lines
+
+        summary = run_finetune(config, data, out, resume=resume, overwrite=overwrite)
+        from accelerate import PartialState
+
+        if PartialState().is_main_process:
+            for line in summary_lines(summary):
+                typer.echo(line)
+            typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out})")

@@ -1,0 +1,293 @@
+"""The training loop: one engine for every method, image and video, on Hugging Face Accelerate."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptcli.config import RunConfig
+from adaptcli.engine.run_dir import RunDir
+from adaptcli.errors import AdaptError
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint records besides tensors (kept in ``state.json``)."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimiser steps completed
+    best_epoch: int | None = None
+    best_top1: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Trainer:
+    """``setup`` -> ``train`` -> ``cleanup``; checkpoints at epoch ends, exact resume from them."""
+
+    def __init__(self, config: RunConfig, data_dir: Path, run: RunDir, *, resume: bool = False):
+        self.config = config
+        self.data_dir = Path(data_dir)
+        self.run = run
+        self.resume = resume
+        self.state = TrainState()
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        from adaptcli.data.loader import StreamSpec
+        from adaptcli.data.manifest import read_manifest
+        from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
+        from adaptcli.engine.setup import build_adapted_model, check_modality, normalisation
+
+        train = self.config.train
+        self.accelerator = Accelerator(
+            mixed_precision=train.precision,
+            gradient_accumulation_steps=train.accum_steps,
+        )
+        self.is_main = self.accelerator.is_main_process
+        set_seed(train.seed)
+        self.manifest = read_manifest(self.data_dir)
+        if self.config.data.train_split not in self.manifest.splits:
+            raise AdaptError(
+                f"split '{self.config.data.train_split}' is not in {self.data_dir} "
+                f"(has {', '.join(self.manifest.splits)}); set --set data.train_split=NAME"
+            )
+        self.val_split = self.config.data.val_split if self.config.data.val_split in self.manifest.splits else None
+
+        model = build_adapted_model(self.config, self.manifest.num_classes, quiet=not self.is_main)
+        check_modality(model, self.manifest.modality, self.config.model.name)
+        self.video = self.manifest.modality == "video"
+        norm = normalisation(model)
+        self.spec = StreamSpec.from_config(
+            self.config.data, self.config.model.img_size, self.config.model.num_frames, norm.mean, norm.std
+        )
+        self.world = self.accelerator.num_processes
+        self.rank = self.accelerator.process_index
+        self.lr = effective_lr(train, self.world)
+
+        self.use_feature_cache = self._feature_cache_applies()
+        steps = self._steps_per_epoch()
+        self.steps_per_epoch = steps
+        self.opt_steps_per_epoch = max(1, steps // train.accum_steps)
+        self.model = model
+        trained = self._head_only(model) if self.use_feature_cache else model
+        optimizer = build_optimizer(trained, train, self.lr)
+        self.scheduler = build_scheduler(optimizer, train, self.opt_steps_per_epoch, self.lr)
+        self.trained, self.optimizer = self.accelerator.prepare(trained, optimizer)
+        self.accelerator.register_for_checkpointing(self.scheduler)
+        self.accelerator.register_save_state_pre_hook(self._keep_trainable_only)
+        if self.resume:
+            self._load_last_checkpoint()
+
+    def _feature_cache_applies(self) -> bool:
+        """Linear probing with no spatial augmentation: the frozen features never change."""
+        data = self.config.data
+        return (
+            self.config.method == "linear"
+            and self.config.train.feature_cache
+            and data.augment == "resize"
+            and not data.flip
+        )
+
+    def _steps_per_epoch(self) -> int:
+        samples = self.manifest.splits[self.config.data.train_split].samples
+        steps = max(1, samples // (self.config.train.batch_size * self.world))
+        if self.config.train.max_steps_per_epoch:
+            steps = min(steps, self.config.train.max_steps_per_epoch)
+        return steps
+
+    @staticmethod
+    def _head_only(model: nn.Module) -> nn.Module:
+        from adaptcli.engine.features import HeadOnly
+
+        return HeadOnly(model)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _keep_trainable_only(self, models: list[nn.Module], weights: list[dict], output_dir: str) -> None:
+        """Checkpoints hold the trainable tensors only; the frozen backbone comes from its file."""
+        from adaptcli.methods import trainable_state_dict
+
+        keep = set(trainable_state_dict(self.model))
+        for index, state in enumerate(weights):
+            weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}
+
+    def save_checkpoint(self) -> None:
+        from adaptcli.engine.weights import save_tensors
+        from adaptcli.io import atomic_path, write_json
+        from adaptcli.methods import trainable_state_dict
+
+        acc = self.accelerator
+        final = self.run.checkpoint_dir(self.state.epoch)
+        tmp = final.with_name(f".tmp-{final.name}")
+        acc.wait_for_everyone()
+        acc.save_state(str(tmp))
+        acc.wait_for_everyone()
+        if self.is_main:
+            write_json(tmp / "state.json", self.state.__dict__)
+            with atomic_path(final) as staging:
+                tmp.rename(staging)
+            save_tensors(self.run.trainable_file, trainable_state_dict(self.model), self._metadata())
+            self.run.prune_checkpoints(self.config.train.keep_checkpoints)
+        acc.wait_for_everyone()
+
+    def _load_last_checkpoint(self) -> None:
+        import json
+
+        checkpoints = self.run.checkpoint_dirs()
+        if not checkpoints:
+            raise AdaptError(f"--resume: {self.run.checkpoints} has no checkpoint yet; start the run again without --resume")
+        last = checkpoints[-1]
+        self.accelerator.load_state(str(last), strict=False)
+        saved = json.loads((last / "state.json").read_text())
+        self.state = TrainState(**saved)
+        if self.is_main:
+            print(f"resumed from {last} (epoch {self.state.epoch}, step {self.state.step})")
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format": "adaptcli.trainable/1",
+            "method": self.config.method,
+            "backbone": self.config.model.name,
+            "epoch": self.state.epoch,
+            "classes": self.manifest.classes,
+            "modality": self.manifest.modality,
+            "config": self.config.to_dict(),
+        }
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> dict[str, Any]:
+        from accelerate.utils import set_seed
+        from tqdm.auto import tqdm
+
+        from adaptcli.engine.evaluate import evaluate_model
+
+        train = self.config.train
+        start = time.time()
+        features = None
+        if self.use_feature_cache:
+            from adaptcli.engine.features import compute_features
+
+            features = compute_features(self, show=self.is_main)
+        samples_seen = 0
+        last_loss = float("nan")
+        for epoch in range(self.state.epoch, train.epochs):
+            set_seed(train.seed + 1000 * (epoch + 1))  # the epoch's randomness depends on (seed, epoch) only
+            self.trained.train()
+            if features is not None:
+                batches = features.epoch_batches(epoch)
+            else:
+                batches = self._train_batches(epoch)
+            bar = tqdm(total=self.steps_per_epoch, disable=not self.is_main, desc=f"epoch {epoch + 1}/{train.epochs}",
+                       unit="step", dynamic_ncols=True)
+            epoch_start, loss_sum, count = time.time(), 0.0, 0
+            for index, batch in enumerate(batches):
+                if index >= self.steps_per_epoch:
+                    break
+                loss = self._step(batch)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise AdaptError(
+                        f"loss became {loss_value} at step {self.state.step} (epoch {epoch + 1}); training "
+                        f"stopped, the last good checkpoint is kept in {self.run.checkpoints}; lower train.lr"
+                    )
+                loss_sum += loss_value
+                count += 1
+                samples_seen += batch["labels"].shape[0] * self.world
+                elapsed = time.time() - epoch_start
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                                sps=f"{(count * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
+                bar.update(1)
+            bar.close()
+            self.state.epoch = epoch + 1
+            last_loss = loss_sum / max(count, 1)
+            record = {"event": "train", "epoch": epoch + 1, "step": self.state.step, "loss": last_loss,
+                      "lr": self.scheduler.get_last_lr()[0], "seconds": time.time() - epoch_start}
+            if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
+                metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
+                                         self.config, self.manifest, views=(1, 1), show=False)
+                record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
+                self._track_best(metrics["top1"])
+            self.state.history.append(record)
+            if self.is_main:
+                self.run.log(record)
+                val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
+                print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
+            self.save_checkpoint()
+        return self._summary(time.time() - start, samples_seen, last_loss)
+
+    def _train_batches(self, epoch: int):
+        from adaptcli.data.loader import train_loader
+
+        loader, _ = train_loader(
+            self.data_dir, self.config.data.train_split, self.spec, self.config.train.batch_size,
+            rank=self.rank, world_size=self.world, workers=self.config.data.workers,
+            seed=self.config.train.seed, epoch=epoch,
+        )
+        return loader
+
+    def _step(self, batch: dict[str, Any]) -> torch.Tensor:
+        acc = self.accelerator
+        inputs = batch["inputs"].to(acc.device, non_blocking=True)
+        labels = batch["labels"].to(acc.device, non_blocking=True)
+        with acc.accumulate(self.trained):
+            with acc.autocast():
+                logits = self.trained(inputs)
+                loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=self.config.train.label_smoothing)
+            acc.backward(loss)
+            if acc.sync_gradients and self.config.train.clip_grad:
+                acc.clip_grad_norm_(self.trained.parameters(), self.config.train.clip_grad)
+            self.optimizer.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            if acc.sync_gradients:
+                self.scheduler.step()
+                self.state.step += 1
+        return loss.detach()
+
+    def _track_best(self, top1: float) -> None:
+        from adaptcli.engine.weights import save_tensors
+        from adaptcli.methods import trainable_state_dict
+
+        if self.state.best_top1 is None or top1 > self.state.best_top1:
+            self.state.best_top1 = top1
+            self.state.best_epoch = self.state.epoch
+            if self.is_main:
+                save_tensors(self.run.best_file, trainable_state_dict(self.model), self._metadata())
+
+    def _summary(self, seconds: float, samples: int, loss: float) -> dict[str, Any]:
+        from adaptcli.report import parameter_report
+
+        report = parameter_report(self.model)
+        return {
+            "method": self.config.method,
+            "backbone": self.config.model.name,
+            "data": str(self.data_dir),
+            "epochs": self.state.epoch,
+            "steps": self.state.step,
+            "final_loss": loss,
+            "best_epoch": self.state.best_epoch,
+            "best_val_top1": self.state.best_top1,
+            "selected": "best on validation" if self.state.best_epoch else "last epoch (no validation split)",
+            "train_seconds": round(seconds, 2),
+            "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
+            "feature_cache": self.use_feature_cache,
+            "processes": self.world,
+            "effective_lr": self.lr,
+            **{k: report[k] for k in ("backbone_params", "method_params", "head_params", "trainable_params",
+                                      "trainable_percent", "mergeable")},
+        }
+
+    def cleanup(self) -> None:
+        self.accelerator.wait_for_everyone()
+        self.accelerator.end_training()
+
+
+def _strip_prefix(key: str) -> str:
+    return key[len("module."):] if key.startswith("module.") else key
