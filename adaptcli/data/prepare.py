@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item  # noqa: F401
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -29,7 +29,7 @@ from adaptcli.data.manifest import (
     atomic_write_text,
     write_manifest,
 )
-from adaptcli.data.shard_writer import TMP_SUFFIX, shard_name, write_shard
+from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
 from adaptcli.data.sources.base import Item, Listing
 from adaptcli.errors import AdaptError
 
@@ -182,23 +182,25 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     stream = _encoded_stream([item for _, _, chunk in todo for item in chunk], encode_opts, options.workers)
     try:
         for split, name, chunk in todo:
-            samples: list[Encoded] = []
             skipped: list[dict[str, Any]] = []
-            for _ in chunk:
-                result = next(stream)
-                if isinstance(result, Skipped):
-                    skipped.append({"split": split, "key": result.key, "path": result.path,
-                                    "reason": result.reason})
-                    skipped_count += 1
-                else:
-                    samples.append(result)
-                bar.update(1)
-                bar.set_postfix(skipped=skipped_count, refresh=False)
-            size = write_shard(out / name, samples) if samples else 0
-            frames = [s.frames for s in samples if s.frames is not None]
+            frames: list[int] = []
+            with ShardWriter(out / name) as writer:
+                for _ in chunk:
+                    result = next(stream)
+                    if isinstance(result, Skipped):
+                        skipped.append({"split": split, "key": result.key, "path": result.path,
+                                        "reason": result.reason})
+                        skipped_count += 1
+                    else:
+                        writer.add(result)
+                        if result.frames is not None:
+                            frames.append(result.frames)
+                    bar.update(1)
+                    bar.set_postfix(skipped=skipped_count, refresh=False)
+            samples, size = writer.count, writer.size
             stats = {"count": len(frames), "total": sum(frames), "min": min(frames, default=0),
                      "max": max(frames, default=0)}
-            state["shards"][name] = {"split": split, "samples": len(samples), "bytes": size,
+            state["shards"][name] = {"split": split, "samples": samples, "bytes": size,
                                      "frames": stats, "skipped": skipped}
             atomic_write_text(out / STATE_NAME, json.dumps(state))
     finally:

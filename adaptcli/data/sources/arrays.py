@@ -12,8 +12,11 @@ import numpy as np
 from adaptcli.data.sources.base import Item, Listing, select_splits
 from adaptcli.errors import AdaptError
 
-# The only globals a CIFAR pickle may name: numpy's array reconstruction (numpy 1 and 2 paths).
+# The only globals a CIFAR pickle may name: numpy's array reconstruction (numpy 1 and 2 paths),
+# and ``_codecs.encode``, which a protocol-2 pickle written by Python 3 uses for bytes (a pure
+# string -> bytes conversion; the original Python 2 files do not even need it).
 _ALLOWED_GLOBALS = {
+    ("_codecs", "encode"),
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy", "ndarray"),
