@@ -1,0 +1,312 @@
+"""Training and evaluation streams from a prepared shard folder, for images and videos alike.
+
+Train: ``resampled`` shards, drawn independently by every (rank, worker) from seeds derived
+from ``(seed, epoch, rank, worker)``, a shuffle buffer of raw samples, decode + augment, fixed-size
+batches; ``WebLoader(...).with_epoch(steps)`` cuts the infinite stream so every rank runs the same
+number of steps. Never pass these loaders to ``accelerator.prepare`` (that would split again).
+
+Eval: every sample exactly once over all ranks x workers. With at least ``world_size * workers``
+shards, shards are dealt round-robin to the (rank, worker) slots; with fewer, every slot reads
+every shard and keeps the samples whose index in the split is its slot modulo the slot count.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch.utils.data import IterableDataset
+
+from adaptcli.config import DataConfig
+from adaptcli.data.manifest import Manifest, read_manifest
+from adaptcli.data.sampling import clip_indices
+from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
+
+IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
+
+
+@dataclass
+class StreamSpec:
+    """What the model wants from the stream (size, frames, normalisation) and how to augment."""
+
+    img_size: int
+    num_frames: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    sampling: str = "segment"
+    stride: int = 4
+    augment: str = "random_resized_crop"
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    flip: bool = True
+    crop_pct: float = 0.875
+    shuffle_buffer: int = 500
+
+    @classmethod
+    def from_config(cls, data: DataConfig, img_size: int, num_frames: int, mean: Iterable[float],
+                    std: Iterable[float]) -> "StreamSpec":
+        """Take the sampling and augmentation settings from a :class:`DataConfig`."""
+        return cls(img_size=img_size, num_frames=num_frames, mean=tuple(mean), std=tuple(std),  # type: ignore[arg-type]
+                   sampling=data.sampling, stride=data.stride, augment=data.augment,
+                   crop_scale=(float(data.crop_scale[0]), float(data.crop_scale[1])), flip=data.flip,
+                   crop_pct=data.crop_pct, shuffle_buffer=data.shuffle_buffer)
+
+
+# --------------------------------------------------------------------------- sample decoding
+
+
+def seed_of(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes, unlike ``hash`` of strings)."""
+    value = 0x9E3779B97F4A7C15
+    for part in parts:
+        value = (value * 6364136223846793005 + int(part) + 1442695040888963407) % (1 << 64)
+    return value >> 1
+
+
+def frame_fields(sample: dict[str, Any]) -> list[bytes]:
+    """The ``NNN.jpg`` fields of a video sample, in frame order."""
+    names = [k for k in sample if k.endswith(".jpg") and k[:-4].isdigit()]
+    return [sample[k] for k in sorted(names, key=lambda k: int(k[:-4]))]
+
+
+def image_field(sample: dict[str, Any]) -> bytes:
+    for name in IMAGE_FIELDS:
+        if name in sample:
+            return sample[name]
+    raise ValueError(f"sample {sample.get('__key__')} has no image field")
+
+
+def label_of(sample: dict[str, Any]) -> int:
+    raw = sample.get("cls")
+    return -1 if raw is None else int(raw.decode() if isinstance(raw, bytes) else raw)
+
+
+class SampleDecoder:
+    """Raw sample -> ``(inputs, label, key)`` with the spec's sampling and spatial transform."""
+
+    def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
+                 views: tuple[int, int] = (1, 1)) -> None:
+        self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
+        self.clips, self.crops = views if modality == "video" else (1, 1)
+
+    def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
+        frames = frame_fields(sample)
+        n, s = len(frames), self.spec
+        if n == 0:
+            raise ValueError(f"sample {sample.get('__key__')} has no frames")
+        if self.train:
+            return [clip_indices(s.sampling, n, s.num_frames, True, rng, s.stride)]  # type: ignore[arg-type]
+        return [clip_indices(s.sampling, n, s.num_frames, False, None, s.stride, c, self.clips)  # type: ignore[arg-type]
+                for c in range(self.clips)]
+
+    def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
+        s = self.spec
+        key, label = sample["__key__"], label_of(sample)
+        if self.modality == "video":
+            raw = frame_fields(sample)
+            clips = self._frames(sample, rng)
+        else:
+            raw, clips = [image_field(sample)], [[0]]
+        first = open_image(raw[clips[0][0]])
+        width, height = first.size
+        if self.train:
+            assert rng is not None
+            boxes = [train_box(s.augment, width, height, s.img_size, s.crop_scale, s.crop_pct, rng)]  # type: ignore[arg-type]
+            flip = self.flip and rng.random() < 0.5
+        else:
+            boxes = eval_boxes(s.augment, width, height, self.crops, s.crop_pct)  # type: ignore[arg-type]
+            flip = False
+        views = []
+        cache: dict[tuple[int, int], np.ndarray] = {}
+        for indices in clips:
+            for b, box in enumerate(boxes):
+                frames = []
+                for i in indices:
+                    if (i, b) not in cache:
+                        cache[(i, b)] = render(open_image(raw[i]), box, s.img_size, flip)
+                    frames.append(cache[(i, b)])
+                views.append(np.stack(frames))
+        if self.modality == "image":
+            return normalise(views[0][0], s.mean, s.std), label, key
+        clips_t = [normalise(v, s.mean, s.std) for v in views]  # each 3 x T x H x W
+        if self.train:
+            return clips_t[0], label, key
+        import torch
+
+        return torch.stack(clips_t), label, key  # V x 3 x T x H x W
+
+
+def collate(samples: list[tuple[Any, int, str]]) -> dict[str, Any]:
+    import torch
+
+    inputs, labels, keys = zip(*samples)
+    return {"inputs": torch.stack(inputs), "labels": torch.tensor(labels, dtype=torch.long),
+            "keys": list(keys)}
+
+
+# --------------------------------------------------------------------------- pipeline stages
+
+
+def _worker() -> tuple[int, int]:
+    import torch.utils.data
+
+    info = torch.utils.data.get_worker_info()
+    return (0, 1) if info is None else (info.id, info.num_workers)
+
+
+class _WorkerSeed:
+    """``worker_seed`` for ResampledShards: depends only on (rank, worker), never on the pid."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+
+    def __call__(self) -> int:
+        return self.rank * 1000 + _worker()[0]
+
+
+class _TrainStage:
+    """Shuffle raw samples and decode them, with an RNG seeded by (seed, epoch, rank, worker)."""
+
+    def __init__(self, decoder: SampleDecoder, seed: int, epoch: int, rank: int, buffer: int) -> None:
+        self.decoder, self.seed, self.epoch, self.rank, self.buffer = decoder, seed, epoch, rank, buffer
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[Any]:
+        from webdataset.filters import _shuffle
+
+        rng = random.Random(seed_of(self.seed, self.epoch, self.rank, _worker()[0], 1))
+        if self.buffer > 1:
+            src = _shuffle(src, bufsize=self.buffer, initial=max(1, self.buffer // 2), rng=rng)
+        for sample in src:
+            try:
+                yield self.decoder(sample, rng)
+            except Exception as exc:  # a damaged sample must not stop training
+                import warnings
+
+                warnings.warn(f"skipping sample {sample.get('__key__')}: {exc}")
+
+
+class _EvalSource(IterableDataset):
+    """Samples of this (rank, worker) slot: round-robin shards, or every N-th sample when few shards."""
+
+    def __init__(self, urls: list[str], rank: int, world_size: int) -> None:
+        super().__init__()
+        self.urls, self.rank, self.world_size = urls, rank, world_size
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        from webdataset.tariterators import tarfile_samples
+
+        worker, workers = _worker()
+        slots, slot = self.world_size * workers, self.rank * workers + worker
+        if len(self.urls) >= slots:
+            yield from tarfile_samples({"url": u} for u in self.urls[slot::slots])
+            return
+        for index, sample in enumerate(tarfile_samples({"url": u} for u in self.urls)):
+            if index % slots == slot:
+                yield sample
+
+
+class _EvalStage:
+    def __init__(self, decoder: SampleDecoder) -> None:
+        self.decoder = decoder
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[Any]:
+        for sample in src:
+            yield self.decoder(sample)
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def _urls(shards_dir: str | Path, manifest: Manifest, split: str) -> list[str]:
+    info = manifest.split(split)
+    if not info.shards:
+        from adaptcli.errors import AdaptError
+
+        raise AdaptError(f"split '{split}' of {shards_dir} has no samples")
+    return [str(Path(shards_dir) / name) for name in info.shards]
+
+
+class TrainStream:
+    """``steps`` batches of exactly ``batch_size`` per iteration; iteration k uses epoch ``epoch + k``.
+
+    Building it again with the same arguments yields identical batches.
+    """
+
+    def __init__(self, urls: list[str], decoder: SampleDecoder, batch_size: int, steps: int, *,
+                 rank: int, workers: int, seed: int, epoch: int, buffer: int) -> None:
+        self.urls, self.decoder, self.batch_size, self.steps = urls, decoder, batch_size, steps
+        self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def loader(self, epoch: int):  # -> wds.WebLoader
+        """The WebLoader of one epoch."""
+        import webdataset as wds
+
+        pipeline = wds.DataPipeline(
+            wds.ResampledShards(self.urls, seed=seed_of(self.seed, epoch) % (1 << 31),
+                                worker_seed=_WorkerSeed(self.rank), deterministic=True),
+            wds.tarfile_to_samples(handler=wds.warn_and_continue),
+            _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer),
+            wds.batched(self.batch_size, collation_fn=collate, partial=False),
+        )
+        loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
+                               persistent_workers=False)
+        return loader.with_epoch(self.steps)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        epoch = self.epoch
+        self.epoch += 1
+        yield from self.loader(epoch)
+
+
+def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *, rank: int = 0,
+                 world_size: int = 1, workers: int = 0, seed: int = 0,
+                 epoch: int = 0) -> tuple[TrainStream, int]:
+    """The shuffled, resampled, augmented training stream and its steps per epoch.
+
+    ``steps_per_epoch = max(1, samples // (batch_size * world_size))``; every rank yields exactly
+    that many batches of exactly ``batch_size``. Horizontal flip is always off for SSv2.
+    """
+    manifest = read_manifest(shards_dir)
+    urls = _urls(shards_dir, manifest, split)
+    steps = max(1, manifest.split(split).samples // (batch_size * world_size))
+    flip = spec.flip and manifest.dataset != "ssv2"
+    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=flip)
+    stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
+                         epoch=epoch, buffer=spec.shuffle_buffer)
+    return stream, steps
+
+
+def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *,
+                views: tuple[int, int] = (1, 1), rank: int = 0, world_size: int = 1,
+                workers: int = 0):  # -> wds.WebLoader
+    """Every sample of ``split`` exactly once over all ranks x workers, in a fixed order.
+
+    Video inputs are ``B x V x 3 x T x H x W`` with ``V = clips * crops`` (clip-major); images
+    ``B x 3 x H x W``. The last batch of each worker may be smaller.
+    """
+    import webdataset as wds
+
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
+    manifest = read_manifest(shards_dir)
+    urls = _urls(shards_dir, manifest, split)
+    decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views)
+    pipeline = wds.DataPipeline(
+        _EvalSource(urls, rank, world_size),
+        _EvalStage(decoder),
+        wds.batched(batch_size, collation_fn=collate, partial=True),
+    )
+    return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
+
+
+__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "collate",
+           "frame_fields", "seed_of"]

@@ -1,0 +1,138 @@
+"""``dataset.json``: what a shard folder holds (written last by ``prepare``, read by the loaders)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from adaptcli.errors import AdaptError
+
+MANIFEST_NAME = "dataset.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class SplitInfo:
+    """One split: its shard files (relative to the folder), sample count and frame-count stats."""
+
+    shards: list[str]
+    samples: int
+    frames: dict[str, float] | None = None
+
+
+@dataclass
+class Manifest:
+    """The description of a prepared shard folder."""
+
+    dataset: str
+    modality: Literal["image", "video"]
+    classes: list[str]
+    splits: dict[str, SplitInfo]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    settings: dict[str, Any] = field(default_factory=dict)
+    version: int = FORMAT_VERSION
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["classes"] = {str(i): name for i, name in enumerate(self.classes)}
+        return {"version": data.pop("version"), **data}
+
+    def split(self, name: str) -> SplitInfo:
+        """The split ``name``, or a one-line error listing the splits there are."""
+        if name not in self.splits:
+            have = ", ".join(self.splits) or "none"
+            raise AdaptError(f"split '{name}' is not in this shard folder (it has: {have})")
+        return self.splits[name]
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def write_manifest(shards_dir: str | Path, manifest: Manifest) -> Path:
+    """Write ``dataset.json`` atomically."""
+    path = Path(shards_dir) / MANIFEST_NAME
+    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=1) + "\n")
+    return path
+
+
+def _parse_classes(raw: Any) -> list[str]:
+    if isinstance(raw, list):
+        return [str(c) for c in raw]
+    if isinstance(raw, dict):
+        indices = sorted(int(k) for k in raw)
+        if indices != list(range(len(indices))):
+            raise ValueError("class indices are not 0..N-1")
+        return [str(raw[str(i)]) for i in indices]
+    raise ValueError("classes must be a mapping index -> name")
+
+
+def manifest_from_dict(data: Any) -> Manifest:
+    """Build a :class:`Manifest` from parsed JSON (ValueError/KeyError/TypeError when invalid)."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    modality = data["modality"]
+    if modality not in ("image", "video"):
+        raise ValueError(f"modality {modality!r}")
+    splits = {}
+    for name, info in data["splits"].items():
+        shards = info["shards"]
+        if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
+            raise ValueError(f"split {name}: shards must be a list of file names")
+        splits[name] = SplitInfo(shards=shards, samples=int(info["samples"]), frames=info.get("frames"))
+    return Manifest(
+        dataset=str(data["dataset"]),
+        modality=modality,
+        classes=_parse_classes(data["classes"]),
+        splits=splits,
+        skipped=list(data.get("skipped", [])),
+        settings=dict(data.get("settings", {})),
+        version=int(data["version"]),
+    )
+
+
+def read_manifest(shards_dir: str | Path) -> Manifest:
+    """Read ``<shards_dir>/dataset.json``; a one-line :class:`AdaptError` when missing or invalid."""
+    path = Path(shards_dir) / MANIFEST_NAME
+    if not path.is_file():
+        raise AdaptError(
+            f"{path} not found: prepare the data first (adaptcli prepare ... --shards {shards_dir}); "
+            "a folder without it is incomplete"
+        )
+    try:
+        manifest = manifest_from_dict(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AdaptError(f"{path} is not a valid adaptcli manifest ({exc}); prepare the data again") from None
+    if manifest.version > FORMAT_VERSION:
+        raise AdaptError(f"{path} has format version {manifest.version}; this adaptcli reads up to "
+                         f"{FORMAT_VERSION}: upgrade adaptcli")
+    return manifest
+
+
+def frame_stats(counts: list[int]) -> dict[str, float] | None:
+    """min / max / mean / median of per-clip frame counts (None when there are none)."""
+    if not counts:
+        return None
+    ordered = sorted(counts)
+    mid = len(ordered) // 2
+    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+    return {"min": ordered[0], "max": ordered[-1], "mean": round(sum(ordered) / len(ordered), 3),
+            "median": median, "total": sum(ordered)}
+
+
+__all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "SplitInfo", "Manifest", "read_manifest",
+           "write_manifest", "manifest_from_dict", "atomic_write_text", "frame_stats"]

@@ -1,0 +1,227 @@
+"""Encode a :class:`Listing` into shards: parallel, deterministic, resumable.
+
+Shard ``i`` of a split always holds the items ``i*N .. (i+1)*N-1`` of that split in key order
+(N = samples per shard), whatever the worker count, and the main process writes every shard in
+that order. A shard is written as ``name.tar.tmp`` and renamed when complete; the progress file
+is updated atomically after each rename, and ``dataset.json`` is written last. A rerun after a
+kill keeps the shards the progress file vouches for and redoes the others.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item  # noqa: F401
+from adaptcli.data.manifest import (
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    Manifest,
+    SplitInfo,
+    atomic_write_text,
+    write_manifest,
+)
+from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
+from adaptcli.data.sources.base import Item, Listing
+from adaptcli.errors import AdaptError
+
+STATE_NAME = ".prepare-state.json"
+DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
+
+
+@dataclass
+class PrepareOptions:
+    """Knobs of one ``prepare`` run (``workers`` does not change the output)."""
+
+    short_side: int | None = 256
+    quality: int = 90
+    samples_per_shard: int | None = None
+    workers: int = 0
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class PrepareResult:
+    """What a run produced."""
+
+    out: Path
+    manifest: Manifest
+    written: int
+    skipped: int
+    seconds: float
+    bytes: int
+    reused_shards: int
+
+
+def run_settings(listing: Listing, options: PrepareOptions) -> dict[str, Any]:
+    """The settings recorded in the manifest and compared on a rerun."""
+    per_shard = options.samples_per_shard or DEFAULT_SAMPLES_PER_SHARD[listing.modality]
+    settings: dict[str, Any] = {"dataset": listing.dataset, **listing.settings,
+                                "splits": list(listing.splits), "samples_per_shard": per_shard,
+                                "format_version": FORMAT_VERSION}
+    if listing.modality == "video":
+        settings.update(short_side=options.short_side, quality=options.quality)
+    return settings
+
+
+def _our_file(name: str) -> bool:
+    return name in (MANIFEST_NAME, STATE_NAME) or name.endswith((".tar", ".tar" + TMP_SUFFIX)) \
+        or name.endswith(TMP_SUFFIX)
+
+
+def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """Refuse a folder holding something else; return the progress record to resume from."""
+    if out.exists() and not out.is_dir():
+        raise AdaptError(f"--shards {out} is a file, not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if overwrite:
+        for entry in out.iterdir():
+            if entry.is_file() and _our_file(entry.name):
+                entry.unlink()
+        return {"settings": settings, "shards": {}}
+    state_path, manifest_path = out / STATE_NAME, out / MANIFEST_NAME
+    previous: dict[str, Any] | None = None
+    for path in (state_path, manifest_path):
+        if path.is_file():
+            try:
+                previous = json.loads(path.read_text())
+            except ValueError:
+                previous = None
+            break
+    if previous is None:
+        if any(out.iterdir()):
+            raise AdaptError(f"--shards {out} is not empty and holds no prepare run: choose an empty "
+                             "folder or pass --overwrite")
+        return {"settings": settings, "shards": {}}
+    old = previous.get("settings")
+    if old != settings:
+        what = "another dataset" if (old or {}).get("dataset") != settings["dataset"] else "other settings"
+        changed = sorted(k for k in set(old or {}) | set(settings) if (old or {}).get(k) != settings.get(k))
+        raise AdaptError(f"--shards {out} holds {what} ({', '.join(changed)} differ): pass --overwrite "
+                         "to replace it, or choose another folder")
+    if "shards" not in previous:  # finished run whose progress file is gone: redo, same result
+        previous = {"settings": settings, "shards": {}}
+    return previous
+
+
+def _chunks(items: list[Item], size: int) -> list[list[Item]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def _encoded_stream(items: list[Item], options: EncodeOptions, workers: int) -> Iterator[Encoded | Skipped]:
+    """Encode in order, in a process pool when ``workers > 1``."""
+    func = partial(encode_item, options=options)
+    if workers <= 1 or len(items) <= 1:
+        for item in items:
+            yield func(item)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    with context.Pool(processes=workers) as pool:
+        yield from pool.imap(func, items, chunksize=1)
+
+
+def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, float] | None:
+    parts = [p for p in parts if p and p.get("count")]
+    if not parts:
+        return None
+    count = sum(p["count"] for p in parts)
+    total = sum(p["total"] for p in parts)
+    return {"min": min(p["min"] for p in parts), "max": max(p["max"] for p in parts),
+            "mean": round(total / count, 3), "total": total}
+
+
+def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> PrepareResult:
+    """Write ``listing`` as shards plus ``dataset.json`` into ``out`` (resuming a killed run)."""
+    from tqdm import tqdm
+
+    start = time.time()
+    out = Path(out)
+    settings = run_settings(listing, options)
+    state = _check_out(out, settings, options.overwrite)
+    per_shard = settings["samples_per_shard"]
+    encode_opts = EncodeOptions(listing.modality, options.short_side, options.quality)
+
+    plan: list[tuple[str, str, list[Item]]] = []  # (split, shard file, items)
+    for split, items in listing.splits.items():
+        items = sorted(items, key=lambda item: item.key)
+        for index, chunk in enumerate(_chunks(items, per_shard)):
+            plan.append((split, shard_name(split, index), chunk))
+
+    done: dict[str, Any] = {}
+    for _, name, _ in plan:
+        record = state["shards"].get(name)
+        if record is None:
+            continue
+        if record["samples"] == 0 or ((out / name).is_file() and (out / name).stat().st_size == record["bytes"]):
+            done[name] = record
+    reused = len(done)
+    state = {"settings": settings, "shards": dict(done)}
+    for entry in out.iterdir():  # leftovers of a killed run
+        if entry.name.endswith(TMP_SUFFIX) or (entry.name.endswith(".tar") and entry.name not in done):
+            entry.unlink()
+    atomic_write_text(out / STATE_NAME, json.dumps(state))
+
+    todo = [(split, name, chunk) for split, name, chunk in plan if name not in done]
+    total = sum(len(chunk) for _, _, chunk in plan)
+    unit = "clip" if listing.modality == "video" else "img"
+    bar = tqdm(total=total, unit=unit, file=sys.stderr, disable=not options.progress,
+               desc=f"{listing.dataset}", dynamic_ncols=True)
+    bar.update(total - sum(len(chunk) for _, _, chunk in todo))
+    skipped_count = len(listing.skipped) + sum(len(r["skipped"]) for r in done.values())
+    bar.set_postfix(skipped=skipped_count)
+    stream = _encoded_stream([item for _, _, chunk in todo for item in chunk], encode_opts, options.workers)
+    try:
+        for split, name, chunk in todo:
+            skipped: list[dict[str, Any]] = []
+            frames: list[int] = []
+            with ShardWriter(out / name) as writer:
+                for _ in chunk:
+                    result = next(stream)
+                    if isinstance(result, Skipped):
+                        skipped.append({"split": split, "key": result.key, "path": result.path,
+                                        "reason": result.reason})
+                        skipped_count += 1
+                    else:
+                        writer.add(result)
+                        if result.frames is not None:
+                            frames.append(result.frames)
+                    bar.update(1)
+                    bar.set_postfix(skipped=skipped_count, refresh=False)
+            samples, size = writer.count, writer.size
+            stats = {"count": len(frames), "total": sum(frames), "min": min(frames, default=0),
+                     "max": max(frames, default=0)}
+            state["shards"][name] = {"split": split, "samples": samples, "bytes": size,
+                                     "frames": stats, "skipped": skipped}
+            atomic_write_text(out / STATE_NAME, json.dumps(state))
+    finally:
+        stream.close()
+        bar.close()
+
+    splits: dict[str, SplitInfo] = {}
+    skipped_all = [s for s in listing.skipped if s["split"] in listing.splits]
+    for split in listing.splits:
+        records = [(name, state["shards"][name]) for s, name, _ in plan if s == split]
+        stats = _merge_stats([r["frames"] for _, r in records]) if listing.modality == "video" else None
+        splits[split] = SplitInfo(shards=[n for n, r in records if r["samples"]],
+                                  samples=sum(r["samples"] for _, r in records), frames=stats)
+        skipped_all += [s for _, r in records for s in r["skipped"]]
+    manifest = Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
+                        splits=splits, skipped=skipped_all, settings=settings)
+    write_manifest(out, manifest)
+    size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
+    return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
+                         skipped=len(skipped_all), seconds=time.time() - start, bytes=size,
+                         reused_shards=reused)
+
+
+__all__ = ["PrepareOptions", "PrepareResult", "prepare", "run_settings", "STATE_NAME"]

@@ -1,0 +1,56 @@
+"""HMDB51: ``<root>/<class>/<clip>.avi`` plus the official ``<class>_test_split<k>.txt`` files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaptcli.data.sources.base import Item, Listing, missing, require_dir, sanitise_key, select_splits
+from adaptcli.errors import AdaptError
+
+SPLITS = ["train", "test"]
+TAGS = {"1": "train", "2": "test"}
+
+
+def _split_files(split_dir: Path, split_id: int) -> dict[str, Path]:
+    for folder in (split_dir, split_dir / "testTrainMulti_7030_splits"):
+        found = {p.name[: -len(f"_test_split{split_id}.txt")]: p
+                 for p in sorted(folder.glob(f"*_test_split{split_id}.txt"))}
+        if found:
+            return found
+    raise AdaptError(f"no HMDB51 split files *_test_split{split_id}.txt in {split_dir} "
+                     "(or its testTrainMulti_7030_splits/)")
+
+
+def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1,
+                splits: list[str] | None = None) -> Listing:
+    """Clips of one official split; tag 1 is train, 2 is test, 0 unused."""
+    src = require_dir(Path(src), "HMDB51 root")
+    if split_id not in (1, 2, 3):
+        raise AdaptError(f"--split-id must be 1, 2 or 3, got {split_id}")
+    if split_dir is None:
+        raise AdaptError("HMDB51 needs --split-dir DIR (the folder of <class>_test_split<k>.txt files)")
+    files = _split_files(require_dir(Path(split_dir), "HMDB51 split folder"), split_id)
+    class_dirs = sorted(p.name for p in src.iterdir() if p.is_dir())
+    classes = sorted(set(class_dirs) | set(files))
+    chosen = select_splits(SPLITS, splits, "hmdb51")
+    listing = Listing("hmdb51", "video", classes, {s: [] for s in chosen},
+                      settings={"split_id": split_id})
+    for name, path in files.items():
+        label = classes.index(name)
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise AdaptError(f"{path}:{number}: expected '<clip>.avi <0|1|2>', got {line.strip()!r}")
+            split = TAGS.get(parts[1])
+            if split not in listing.splits:
+                continue
+            clip = src / name / parts[0]
+            key = sanitise_key(f"{name}/{Path(parts[0]).stem}")
+            if not clip.is_file():
+                listing.skipped.append(missing(split, key, clip))
+                continue
+            listing.splits[split].append(Item(key=key, label=label, path=str(clip),
+                                              meta={"class": name, "file": parts[0]}))
+    return listing

@@ -1,0 +1,87 @@
+"""Stand-ins of the real dataset layouts, built once per session in a temporary folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import standins  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ssv2(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("ssv2")
+    info = standins.build_ssv2(root)
+    info["root"] = root
+    return info
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    from typer.testing import CliRunner
+
+    from adaptcli.cli.app import app
+
+    def run(*args: str):
+        runner = CliRunner()
+        return runner.invoke(app, [str(a) for a in args])
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def ssv2_shards(ssv2, tmp_path_factory, run_cli) -> Path:
+    out = tmp_path_factory.mktemp("ssv2_shards")
+    result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--samples-per-shard", "5",
+                     "--workers", "2", "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="session")
+def image_shards(tmp_path_factory, run_cli) -> Path:
+    src = standins.build_imagefolder(tmp_path_factory.mktemp("imgs"), corrupt=False)
+    out = tmp_path_factory.mktemp("img_shards")
+    result = run_cli("prepare", "imagefolder", src, "--shards", out, "--samples-per-shard", "3",
+                     "--workers", "0", "--no-progress")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def read_tar_samples(path: Path) -> dict[str, dict[str, bytes]]:
+    """key -> {field: bytes} from one shard, like WebDataset groups them."""
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar.getmembers():
+            base = member.name.rsplit("/", 1)
+            stem = base[-1]
+            key_tail, field = stem.split(".", 1)
+            key = (base[0] + "/" + key_tail) if len(base) == 2 else key_tail
+            samples.setdefault(key, {})[field] = tar.extractfile(member).read()
+    return samples
+
+
+def read_split(out: Path, split: str) -> dict[str, dict[str, bytes]]:
+    manifest = json.loads((out / "dataset.json").read_text())
+    samples: dict[str, dict[str, bytes]] = {}
+    for name in manifest["splits"][split]["shards"]:
+        part = read_tar_samples(out / name)
+        assert not set(part) & set(samples), "duplicate keys across shards"
+        samples.update(part)
+    return samples
+
+
+def decode_image(data: bytes):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
