@@ -191,6 +191,8 @@ class Trainer:
             for index, batch in enumerate(batches):
                 if index >= self.steps_per_epoch:
                     break
+                if index == 0:
+                    self._log_first_keys(epoch, batch.get("keys", []))
                 loss = self._step(batch)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -221,6 +223,7 @@ class Trainer:
                 val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
             self.save_checkpoint()
+            _simulate_kill_for_tests(self.state.epoch)
         return self._summary(time.time() - start, samples_seen, last_loss)
 
     def _train_batches(self, epoch: int):
@@ -232,6 +235,14 @@ class Trainer:
             seed=self.config.train.seed, epoch=epoch,
         )
         return loader
+
+    def _log_first_keys(self, epoch: int, keys: list[str]) -> None:
+        """Which samples each rank started the epoch with (shows that ranks read different data)."""
+        from accelerate.utils import gather_object
+
+        per_rank = gather_object([list(keys)]) if self.world > 1 else [list(keys)]
+        if self.is_main:
+            self.run.log({"event": "data", "epoch": epoch + 1, "first_batch_keys": per_rank})
 
     def _step(self, batch: dict[str, Any]) -> torch.Tensor:
         acc = self.accelerator
@@ -287,6 +298,15 @@ class Trainer:
     def cleanup(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+
+def _simulate_kill_for_tests(epoch: int) -> None:
+    """``ADAPTCLI_KILL_AFTER_EPOCH=N`` kills the process (SIGKILL) right after epoch N's checkpoint."""
+    import os
+    import signal
+
+    if os.environ.get("ADAPTCLI_KILL_AFTER_EPOCH") == str(epoch):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _strip_prefix(key: str) -> str:

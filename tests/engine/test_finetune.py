@@ -1,0 +1,172 @@
+"""finetune / eval end to end through the CLI on tiny models and small prepared shards."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from adaptcli.cli import app
+from tests.engine.conftest import TINY
+
+runner = CliRunner()
+
+
+def finetune(data: Path, out: Path, method: str, *extra: str) -> dict:
+    result = runner.invoke(app, ["finetune", "--method", method, "--recipe", "quick", "--data", str(data),
+                                 "--out", str(out), *TINY, *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text())
+
+
+def metrics(run: Path) -> list[dict]:
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
+    run = tmp_path / "run"
+    summary = finetune(image_shards, run, "adaptformer", "--set", "train.epochs=4", "--set", "train.lr=0.003")
+    losses = [m["loss"] for m in metrics(run) if m["event"] == "train"]
+    assert losses[-1] < losses[0]
+    assert summary["best_val_top1"] > 60.0  # 3 classes: chance is 33%
+    for name in ("config.yaml", "run.json", "trainable.safetensors", "best.safetensors", "backbone.safetensors"):
+        assert (run / name).exists(), name
+
+    result = runner.invoke(app, ["eval", "--run", str(run), "--split", "test", "--json"])
+    assert result.exit_code == 0, result.output
+    reported = json.loads(result.output[result.output.index("{"):])
+    assert reported == json.loads((run / "eval.json").read_text())
+
+    # Hand count on the same predictions.
+    from adaptcli.data.loader import StreamSpec, eval_loader
+    from adaptcli.engine.finetune import load_run_model
+    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.engine.setup import normalisation
+
+    model, config, info = load_run_model(RunDir(run))
+    norm = normalisation(model)
+    spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
+    correct, total, per_class = 0, 0, {}
+    with torch.no_grad():
+        for batch in eval_loader(image_shards, "test", spec, 5):
+            predictions = model(batch["inputs"]).argmax(1)
+            for p, y in zip(predictions.tolist(), batch["labels"].tolist()):
+                correct += p == y
+                total += 1
+                hits, seen = per_class.get(y, (0, 0))
+                per_class[y] = (hits + (p == y), seen + 1)
+    assert reported["samples"] == total == 18
+    assert reported["top1"] == pytest.approx(100.0 * correct / total)
+    assert reported["top5"] == 100.0  # 3 classes
+    class_acc = [100.0 * h / s for h, s in per_class.values()]
+    assert reported["mean_class_acc"] == pytest.approx(sum(class_acc) / len(class_acc))
+    assert reported["per_class"][info["classes"][0]] == pytest.approx(class_acc[0] if 0 in per_class else None)
+
+
+def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "adaptcli", *args], capture_output=True, text=True, env=env)
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(image_shards, tmp_path):
+    from adaptcli.engine.weights import load_tensors
+
+    common = ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards), *TINY,
+              "--set", "train.epochs=3", "--set", "method.dim=4"]
+    straight = _run_cli([*common, "--out", str(tmp_path / "a")])
+    assert straight.returncode == 0, straight.stderr[-2000:]
+
+    killed = _run_cli([*common, "--out", str(tmp_path / "b")], {"ADAPTCLI_KILL_AFTER_EPOCH": "1"})
+    assert killed.returncode == -9
+    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
+    resumed = _run_cli([*common, "--out", str(tmp_path / "b"), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout
+
+    a, _ = load_tensors(tmp_path / "a" / "trainable.safetensors")
+    b, _ = load_tensors(tmp_path / "b" / "trainable.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
+    # The frozen/trainable split survives the resume (the reference code un-freezes everything).
+    state = json.loads((tmp_path / "b" / "summary.json").read_text())
+    assert state["trainable_params"] == json.loads((tmp_path / "a" / "summary.json").read_text())["trainable_params"]
+
+
+def test_linear_probe_uses_the_feature_cache(image_shards, tmp_path):
+    summary = finetune(image_shards, tmp_path / "lin", "linear", "--set", "train.epochs=3", "--set", "train.lr=0.01")
+    assert summary["feature_cache"] is True
+    assert summary["trainable_params"] == 64 * 3 + 3
+    assert summary["best_val_top1"] > 60.0
+    off = finetune(image_shards, tmp_path / "lin2", "linear", "--set", "train.epochs=1",
+                   "--set", "train.feature_cache=false")
+    assert off["feature_cache"] is False
+
+
+def test_video_run_with_multi_view_eval(video_shards, tmp_path):
+    run = tmp_path / "video"
+    summary = finetune(video_shards, run, "adaptformer", "--model", "video_vit_test", "--set", "model.num_frames=4",
+                       "--set", "train.epochs=2")
+    assert summary["epochs"] == 2
+    result = runner.invoke(app, ["eval", "--run", str(run), "--split", "validation", "--views", "2x3", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{"):])
+    assert report["samples"] == 8 and report["views"] == "2x3"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "arc", "--set", "train.epohcs=3"], "did you mean 'train.epochs'"),
+        (["--method", "arc", "--model", "video_vit_test"], "the shards hold images but 'video_vit_test' is a video model"),
+    ],
+)
+def test_bad_input_is_a_one_line_error(image_shards, tmp_path, args, message):
+    result = runner.invoke(app, ["finetune", "--recipe", "quick", "--data", str(image_shards),
+                                 "--out", str(tmp_path / "x"), *TINY, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_video_shards_with_an_image_model_are_refused(video_shards, tmp_path):
+    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", "--data", str(video_shards),
+                                 "--out", str(tmp_path / "x"), *TINY])
+    assert result.exit_code == 2
+    assert "the shards hold videos but 'test_vit' is an image model" in result.output
+
+
+def test_out_with_a_different_run_is_refused_and_resume_checks_config(image_shards, tmp_path):
+    run = tmp_path / "run"
+    finetune(image_shards, run, "linear", "--set", "train.epochs=1")
+    again = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
+                                "--out", str(run), *TINY])
+    assert again.exit_code == 2 and "already holds a run" in again.output
+    other = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
+                                "--out", str(run), "--resume", *TINY])
+    assert other.exit_code == 2 and "configuration differs" in other.output
+
+
+def test_checkpoint_that_does_not_fit_is_refused(image_shards, tmp_path):
+    from safetensors.torch import save_file
+
+    bad = tmp_path / "bad.safetensors"
+    save_file({"patch_embed.proj.weight": torch.zeros(8, 3, 4, 4)}, str(bad))
+    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", "--data", str(image_shards),
+                                 "--out", str(tmp_path / "x"), "--checkpoint", str(bad), *TINY])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+
+
+def test_nan_loss_stops_with_the_step_named(image_shards, tmp_path):
+    result = runner.invoke(app, ["finetune", "--method", "full", "--recipe", "quick", "--data", str(image_shards),
+                                 "--out", str(tmp_path / "nan"), *TINY, "--set", "train.lr=1e30",
+                                 "--set", "train.clip_grad=null", "--set", "train.optimizer=sgd",
+                                 "--set", "train.epochs=2"])
+    assert result.exit_code == 2, result.output
+    assert "loss became" in result.output and "at step" in result.output
