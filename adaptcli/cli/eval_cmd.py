@@ -29,9 +29,9 @@ def register(app: typer.Typer) -> None:
         from adaptcli.engine.finetune import evaluate_run, json_dump
 
         metrics = evaluate_run(run, data=data, split=split, views=views)
-        from accelerate import PartialState
+        from adaptcli.engine.distributed import partial_state
 
-        if not PartialState().is_main_process:
+        if not partial_state().is_main_process:
             return
         if as_json:
             typer.echo(json_dump(metrics))

@@ -45,9 +45,9 @@ def register(app: typer.Typer) -> None:
         from adaptcli.engine.finetune import finetune as run_finetune, summary_lines
 
         summary = run_finetune(config, data, out, resume=resume, overwrite=overwrite)
-        from accelerate import PartialState
+        from adaptcli.engine.distributed import partial_state
 
-        if PartialState().is_main_process:
+        if partial_state().is_main_process:
             for line in summary_lines(summary):
                 typer.echo(line)
             typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out})")

@@ -13,13 +13,12 @@ from adaptcli.errors import AdaptError
 
 def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Train ``config`` on the shards in ``data_dir`` into the run folder ``out``; returns the summary."""
-    from accelerate import PartialState
-
     from adaptcli.data.manifest import read_manifest
+    from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.trainer import Trainer
     from adaptcli.io import write_json
 
-    state = PartialState()
+    state = partial_state()
     run = RunDir(Path(out))
     manifest = read_manifest(data_dir)  # fail early, before touching --out
     if state.is_main_process:
@@ -91,7 +90,9 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
             f"{data_dir} has {manifest.num_classes} classes but the run was trained on {info['num_classes']}; "
             "pass shards of the same dataset"
         )
-    accelerator = Accelerator(mixed_precision=config.train.precision)
+    from adaptcli.engine.distributed import force_cpu
+
+    accelerator = Accelerator(cpu=force_cpu(), mixed_precision=config.train.precision)
     model = model.to(accelerator.device)
     view_pair = parse_views(views or config.eval.views)
     if manifest.modality == "image":

@@ -48,7 +48,10 @@ class Trainer:
         from adaptcli.engine.setup import build_adapted_model, check_modality, normalisation
 
         train = self.config.train
+        from adaptcli.engine.distributed import force_cpu
+
         self.accelerator = Accelerator(
+            cpu=force_cpu(),
             mixed_precision=train.precision,
             gradient_accumulation_steps=train.accum_steps,
         )

@@ -170,3 +170,25 @@ def test_nan_loss_stops_with_the_step_named(image_shards, tmp_path):
                                  "--set", "train.epochs=2"])
     assert result.exit_code == 2, result.output
     assert "loss became" in result.output and "at step" in result.output
+
+
+def test_two_processes_run_the_same_steps_on_different_data(image_shards, tmp_path):
+    """``accelerate launch`` with 2 CPU processes (torchrun under the hood, gloo process group)."""
+    run = tmp_path / "mp"
+    accelerate = Path(sys.executable).with_name("accelerate")
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+           "-m", "adaptcli", "finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
+           "--out", str(run), *TINY, "--set", "train.epochs=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2
+    # 48 training images, batch 8, 2 ranks -> 3 steps per epoch on every rank
+    assert summary["steps"] == 2 * (48 // (8 * 2))
+    first = [m for m in metrics(run) if m["event"] == "data"][0]["first_batch_keys"]
+    assert len(first) == 2 and first[0] != first[1]
+    # Validation counted every sample exactly once across the two processes.
+    result = runner.invoke(app, ["eval", "--run", str(run), "--split", "validation", "--json"])
+    assert json.loads(result.output[result.output.index("{"):])["samples"] == 18
