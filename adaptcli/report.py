@@ -64,9 +64,12 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
 
     model = create_backbone(config.model, num_classes)
     if config.model.checkpoint:
+        import sys
+
         from adaptcli.models.checkpoints import load_checkpoint
 
-        load_checkpoint(model, config.model.checkpoint)
+        loaded = load_checkpoint(model, config.model.checkpoint)
+        print(loaded.summary(), file=sys.stderr)  # stdout stays the table or the JSON
     apply_method(model, config.method, config.method_options)
     report = parameter_report(model)
     report.update(backbone=config.model.name, num_classes=num_classes)

@@ -58,6 +58,9 @@ def read_torch(path: str | Path) -> Any:
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise _refusal(path, _global_named_in(str(exc))) from None
+    except (RuntimeError, EOFError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AdaptError(f"could not read {path} as a torch checkpoint: {first}") from None
 
 
 def _unsafe_globals(path: str) -> list[str]:
