@@ -207,3 +207,22 @@ def vit_jax_arrays(vit: nn.Module) -> dict[str, np.ndarray]:
     out["pre_logits/kernel"] = np.zeros((dim, dim), np.float32)  # original 21k files carry one
     out["pre_logits/bias"] = np.zeros((dim,), np.float32)
     return out
+
+
+# --------------------------------------------------------------------------- Swin (microsoft/Swin-Transformer)
+
+
+def swin_original_state(swin: nn.Module) -> dict[str, torch.Tensor]:
+    """A timm Swin in the original repository's layout: patch merging at the END of a stage
+    (``layers.i.downsample`` for timm's ``layers.i+1.downsample``), ``head.*`` for ``head.fc.*``,
+    and the index and mask buffers the original saves."""
+    import re
+
+    out: dict[str, torch.Tensor] = {}
+    for key, value in swin.state_dict().items():
+        key = re.sub(r"layers\.(\d+)\.downsample", lambda m: f"layers.{int(m.group(1)) - 1}.downsample", key)
+        out[key.replace("head.fc.", "head.")] = value.clone()
+    for name, buffer in swin.named_buffers():
+        if name.endswith(("relative_position_index", "attn_mask")):
+            out[name] = buffer.clone()
+    return out

@@ -297,3 +297,17 @@ def test_plain_pickle_is_not_a_checkpoint(tmp_path: Path) -> None:
         pickle.dump({"a": 1}, handle, protocol=2)
     with pytest.raises(AdaptError, match="could not read .* as a torch checkpoint"):
         load_checkpoint(build("image_vit"), path)
+
+
+def test_swin_original_repository_checkpoint(tmp_path: Path) -> None:
+    from original_layouts import swin_original_state
+
+    source = build("swin", num_classes=4, seed=1)
+    path = tmp_path / "swin_base_patch4_window7_224_22k.pth"
+    torch.save({"model": swin_original_state(source)}, path)
+    target = build("swin", num_classes=4, seed=2)
+    report = load_checkpoint(target, path)
+    assert not report.missing
+    x = batch_for(source)
+    with torch.no_grad():
+        assert _same(target(x), source(x))

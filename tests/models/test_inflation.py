@@ -42,3 +42,20 @@ def test_static_clip_gives_the_image_patch_embedding(tmp_path: Path) -> None:
     # every other backbone weight carried over by name
     for name, value in image.blocks.state_dict().items():
         assert torch.equal(video.blocks.state_dict()[name], value)
+
+
+def test_imagenet21k_npz_drives_the_video_model(tmp_path: Path) -> None:
+    """AdaptFormer Table 4: an ImageNet-21k JAX checkpoint into the video ViT."""
+    import numpy as np
+
+    from original_layouts import vit_jax_arrays
+
+    image = build("image_vit", seed=1)
+    path = tmp_path / "ViT-B_16.npz"
+    np.savez(path, **vit_jax_arrays(image))
+    video = build("video_vit", num_classes=3, seed=2)  # 21k head: another size
+    report = load_checkpoint(video, path)
+    assert report.format == "jax-npz, image weights inflated to video"
+    assert set(report.missing) == {"head.weight", "head.bias", "fc_norm.weight", "fc_norm.bias"}
+    expected = inflate_patch_kernel(image.patch_embed.proj.weight.detach(), 2)
+    assert torch.equal(video.patch_embed.proj.weight, expected)
