@@ -65,10 +65,13 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     from adaptcli.models.build import create_backbone
 
     if config.model.checkpoint:
+        import sys
+
         from adaptcli.models.checkpoints import load_checkpoint
 
         model = create_backbone(config.model, num_classes)
-        load_checkpoint(model, config.model.checkpoint)
+        loaded = load_checkpoint(model, config.model.checkpoint)
+        print(loaded.summary(), file=sys.stderr)  # stdout stays the table or the JSON
     else:
         # Counting needs shapes only: build on the meta device (instant, no memory).
         with torch.device("meta"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -41,8 +42,8 @@ def build_backbone(config: RunConfig, num_classes: int, *, load_checkpoint: bool
         from adaptcli.models.checkpoints import load_checkpoint as load
 
         report = load(model, config.model.checkpoint)
-        if not quiet and hasattr(report, "summary"):
-            print(report.summary())
+        if not quiet:
+            print(report.summary(), file=sys.stderr)
     return model
 
 

@@ -44,6 +44,10 @@ def model_size_kwargs(config: ModelConfig) -> dict[str, int]:
 def _create_pretrained(name: str, kwargs: dict) -> nn.Module:
     import timm
 
+    cfg = timm.get_pretrained_cfg(name)
+    if cfg is not None and not cfg.has_weights:
+        # timm would warn and carry on with random weights; that is never what the user meant.
+        raise AdaptError(f"'{name}' has no published weights to fetch; pass --checkpoint FILE")
     try:
         return timm.create_model(name, pretrained=True, **kwargs)
     except Exception as exc:  # network, hub or file errors: one line with the fix

@@ -1,0 +1,45 @@
+"""Load local checkpoints in the layouts the papers' backbones ship in, recognised by their keys.
+
+Call :func:`load_checkpoint` on the freshly built backbone, BEFORE ``apply_method``: adapter, prompt
+and probe-head parameters are never in a backbone checkpoint, and VPT changes ``num_prefix_tokens``
+which position-table resampling reads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from adaptcli.errors import AdaptError
+from adaptcli.models.checkpoints.files import HARMLESS_GLOBALS, container_kind, read_safetensors, read_torch
+from adaptcli.models.checkpoints.fit import fit_state_dict
+from adaptcli.models.checkpoints.formats import detect_format, to_timm_keys, unwrap
+from adaptcli.models.checkpoints.npz import read_jax_npz
+from adaptcli.models.checkpoints.report import LoadReport
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, strict_backbone: bool = True) -> LoadReport:
+    """Load ``path`` into ``model`` in place; the caller prints ``report.summary()``.
+
+    Raises :class:`~adaptcli.errors.AdaptError` (one line) for an unreadable or unsafe file, or,
+    with ``strict_backbone``, when any backbone weight is missing or does not fit.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AdaptError(f"checkpoint not found: {path}")
+    kind = container_kind(path)
+    if kind == "npz":
+        state, unread = read_jax_npz(path)
+        report = LoadReport(str(path), "jax-npz", unused=list(unread))
+    else:
+        raw = read_safetensors(path) if kind == "safetensors" else read_torch(path)
+        state = unwrap(raw, str(path))
+        fmt = detect_format(state)
+        state, dropped, notes = to_timm_keys(state, fmt)
+        report = LoadReport(str(path), fmt, unused=dropped, notes=notes)
+    fit_state_dict(model, state, report, strict_backbone=strict_backbone)
+    return report
+
+
+__all__ = ["HARMLESS_GLOBALS", "LoadReport", "load_checkpoint", "detect_format", "unwrap"]

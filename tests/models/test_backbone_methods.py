@@ -1,0 +1,133 @@
+"""Every method on the video ViT and on a tiny Swin: training step, trainable names, ARC merge."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from torch import nn
+
+from adaptcli.config import METHOD_OPTIONS
+from adaptcli.errors import UnsupportedModelError
+from adaptcli.methods import apply_method, merge_method
+from adaptcli.methods.arc import SHARED_NAME
+from backbone_zoo import batch_for, build, randomise
+
+NUM_CLASSES = 5
+VIDEO_METHODS = ["adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full"]
+SWIN_METHODS = ["adaptformer", "arc", "arc_att", "linear", "full"]
+CASES = [("video_vit", m) for m in VIDEO_METHODS] + [("swin", m) for m in SWIN_METHODS]
+
+#: Parameters each method trains besides the classifier (and fc_norm).
+METHOD_PARAMS = {
+    "adaptformer": r"\.adaptmlp\.",
+    "arc": rf"^{SHARED_NAME}\.|\.norm[12]\.(scale|bias)$",
+    "arc_att": rf"^{SHARED_NAME}\.|\.norm1\.(scale|bias)$",
+    "vpt_shallow": r"^vpt\.embeddings$",
+    "vpt_deep": r"^vpt\.embeddings$",
+    "linear": r"$^",
+}
+HEADS = r"^(head|fc_norm)\."
+
+
+def adapted(kind: str, method: str, **options) -> nn.Module:
+    model = build(kind, num_classes=NUM_CLASSES)
+    apply_method(model, method, METHOD_OPTIONS[method](**options))
+    return model
+
+
+@pytest.mark.parametrize("kind,method", CASES)
+def test_train_step_reaches_exactly_the_trainable_parameters(kind: str, method: str) -> None:
+    model = adapted(kind, method)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    if method == "full":
+        assert trainable == {n for n, _ in model.named_parameters()}
+    else:
+        pattern = re.compile(f"{METHOD_PARAMS[method]}|{HEADS}")
+        assert trainable == {n for n, _ in model.named_parameters() if pattern.search(n)}
+        assert any(re.search(HEADS, n) for n in trainable)
+    model.train()
+    x = batch_for(model, batch=4)
+    labels = torch.arange(4) % NUM_CLASSES
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    loss = nn.functional.cross_entropy(model(x), labels)
+    loss.backward()
+    for name, param in model.named_parameters():
+        assert (param.grad is not None) == (name in trainable), name
+    optimizer.step()
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed <= trainable and changed
+
+
+def test_adaptformer_reaches_every_block_and_matches_the_paper_per_block() -> None:
+    model = adapted("video_vit", "adaptformer", mid_dim=8)
+    assert all(hasattr(block, "adaptmlp") for block in model.blocks)
+    swin = adapted("swin", "adaptformer", mid_dim=8)
+    blocks = [b for stage in swin.layers for b in stage.blocks]
+    assert len(blocks) == 4 and all(hasattr(b, "adaptmlp") for b in blocks)
+    # 2*D*d + d + D per block, with D the stage width (32, then 64)
+    count = sum(p.numel() for n, p in swin.named_parameters() if ".adaptmlp." in n)
+    assert count == 2 * (2 * 32 * 8 + 8 + 32) + 2 * (2 * 64 * 8 + 8 + 64)
+
+
+def test_arc_shares_one_projection_per_swin_stage() -> None:
+    model = adapted("swin", "arc", dim=4)
+    shared = getattr(model, SHARED_NAME)
+    assert sorted(shared.keys()) == ["g0_att", "g0_mlp", "g1_att", "g1_mlp"]
+    assert shared["g0_att"].weight.shape == (32, 4) and shared["g1_att"].weight.shape == (64, 4)
+    for stage, group in zip(model.layers, ("g0", "g1")):
+        for block in stage.blocks:
+            assert block.norm1.projection is shared[f"{group}_att"]
+            assert block.norm2.projection is shared[f"{group}_mlp"]
+
+
+def test_arc_shares_one_projection_across_the_video_vit() -> None:
+    model = adapted("video_vit", "arc", dim=4)
+    assert sorted(getattr(model, SHARED_NAME).keys()) == ["g0_att", "g0_mlp"]
+
+
+@pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin") for m in ("arc", "arc_att", "linear")])
+def test_merge_is_exact_and_gives_the_plain_architecture(kind: str, method: str) -> None:
+    model = adapted(kind, method)
+    x = batch_for(model)
+    if method == "linear":
+        model.train()
+        with torch.no_grad():
+            for seed in range(3):  # non-trivial running statistics
+                model(batch_for(model, batch=4, seed=10 + seed) * (seed + 1))
+    randomise(model, model.adaptcli_info.method_param_names)
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+        merge_method(model)
+        after = model(x)
+    assert (before - after).abs().max() <= 1e-5
+    fresh = build(kind, num_classes=NUM_CLASSES, seed=9)
+    fresh.load_state_dict(model.state_dict(), strict=True)
+    with torch.no_grad():
+        assert torch.equal(fresh(x), after)
+
+
+@pytest.mark.parametrize("method", ["vpt_shallow", "vpt_deep"])
+def test_vpt_refused_on_swin_in_one_line(method: str) -> None:
+    with pytest.raises(UnsupportedModelError, match="Swin") as info:
+        adapted("swin", method)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("method", ["vpt_shallow", "vpt_deep"])
+def test_vpt_prompts_among_space_time_tokens_are_not_pooled(method: str) -> None:
+    model = adapted("video_vit", method, tokens=3).eval()
+    assert model.num_prefix_tokens == 3
+    x = batch_for(model)
+    with torch.no_grad():
+        tokens = model.forward_features(x)
+        assert tokens.shape == (2, 3 + 8, 64)  # prompts + 2 x 2 x 2 tubelets
+        logits = model.forward_head(tokens)
+        expected = model.head(model.fc_norm(tokens[:, 3:].mean(1)))
+        assert torch.allclose(logits, expected, atol=1e-6)
+        assert torch.allclose(model(x), logits, atol=1e-6)
+        model.vpt.embeddings.add_(torch.randn_like(model.vpt.embeddings))  # not a constant: LN removes it
+        assert not torch.allclose(model(x), logits, atol=1e-4)
