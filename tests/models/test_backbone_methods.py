@@ -120,13 +120,15 @@ def test_vpt_refused_on_swin_in_one_line(method: str) -> None:
 @pytest.mark.parametrize("method", ["vpt_shallow", "vpt_deep"])
 def test_vpt_prompts_among_space_time_tokens_are_not_pooled(method: str) -> None:
     model = adapted("video_vit", method, tokens=3).eval()
-    assert model.num_prefix_tokens == 3
+    lengths: list[int] = []
+    model.blocks[-1].register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
     x = batch_for(model)
     with torch.no_grad():
         tokens = model.forward_features(x)
-        assert tokens.shape == (2, 3 + 8, 64)  # prompts + 2 x 2 x 2 tubelets
+        assert lengths == [3 + 8]  # the blocks see prompts + 2 x 2 x 2 tubelets
+        assert tokens.shape == (2, 8, 64)  # removed after the last block: pooling never sees them
         logits = model.forward_head(tokens)
-        expected = model.head(model.fc_norm(tokens[:, 3:].mean(1)))
+        expected = model.head(model.fc_norm(tokens.mean(1)))
         assert torch.allclose(logits, expected, atol=1e-6)
         assert torch.allclose(model(x), logits, atol=1e-6)
         model.vpt.embeddings.add_(torch.randn_like(model.vpt.embeddings))  # not a constant: LN removes it
