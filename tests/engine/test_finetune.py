@@ -192,3 +192,12 @@ def test_two_processes_run_the_same_steps_on_different_data(image_shards, tmp_pa
     # Validation counted every sample exactly once across the two processes.
     result = runner.invoke(app, ["eval", "--run", str(run), "--split", "validation", "--json"])
     assert json.loads(result.output[result.output.index("{"):])["samples"] == 18
+
+
+def test_swin_runs_end_to_end_with_arc(image_shards, tmp_path):
+    run = tmp_path / "swin"
+    summary = finetune(image_shards, run, "arc", "--model", "swin_tiny_patch4_window7_224", "--set", "method.dim=8",
+                       "--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=2")
+    assert summary["steps"] == 2
+    assert summary["method_params"] == 2 * 8 * (96 + 192 + 384 + 768) + 2 * sum(
+        n * (8 + d) for n, d in ((2, 96), (2, 192), (6, 384), (2, 768)))
