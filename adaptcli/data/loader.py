@@ -24,6 +24,7 @@ from torch.utils.data import IterableDataset
 from adaptcli.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
+from adaptcli.data.tar_reader import BadShard, iter_samples
 from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
@@ -130,21 +131,24 @@ class SampleDecoder:
                     frames.append(cache[(i, b)])
                 views.append(np.stack(frames))
         if self.modality == "image":
-            return normalise(views[0][0], s.mean, s.std), label, key
-        clips_t = [normalise(v, s.mean, s.std) for v in views]  # each 3 x T x H x W
+            return views[0][0], label, key  # H x W x 3 uint8
         if self.train:
-            return clips_t[0], label, key
+            return views[0], label, key  # T x H x W x 3 uint8
+        return np.stack(views), label, key  # V x T x H x W x 3 uint8
+
+
+class Collate:
+    """Stack uint8 samples and normalise the whole batch at once (one float copy, in the worker)."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], video: bool) -> None:
+        self.mean, self.std, self.video = mean, std, video
+
+    def __call__(self, samples: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
         import torch
 
-        return torch.stack(clips_t), label, key  # V x 3 x T x H x W
-
-
-def collate(samples: list[tuple[Any, int, str]]) -> dict[str, Any]:
-    import torch
-
-    inputs, labels, keys = zip(*samples)
-    return {"inputs": torch.stack(inputs), "labels": torch.tensor(labels, dtype=torch.long),
-            "keys": list(keys)}
+        arrays, labels, keys = zip(*samples)
+        return {"inputs": normalise(np.stack(arrays), self.mean, self.std, self.video),
+                "labels": torch.tensor(labels, dtype=torch.long), "keys": list(keys)}
 
 
 # --------------------------------------------------------------------------- pipeline stages
@@ -188,6 +192,17 @@ class _TrainStage:
                 warnings.warn(f"skipping sample {sample.get('__key__')}: {exc}")
 
 
+def _read_shards(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``{"url": ...}`` -> the samples of that shard; a damaged shard is reported and skipped."""
+    import warnings
+
+    for shard in src:
+        try:
+            yield from iter_samples(shard["url"])
+        except (OSError, BadShard, UnicodeDecodeError) as exc:
+            warnings.warn(f"skipping the rest of shard {shard['url']}: {exc}")
+
+
 class _EvalSource(IterableDataset):
     """Samples of this (rank, worker) slot: round-robin shards, or every N-th sample when few shards."""
 
@@ -196,16 +211,18 @@ class _EvalSource(IterableDataset):
         self.urls, self.rank, self.world_size = urls, rank, world_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from webdataset.tariterators import tarfile_samples
-
         worker, workers = _worker()
         slots, slot = self.world_size * workers, self.rank * workers + worker
         if len(self.urls) >= slots:
-            yield from tarfile_samples({"url": u} for u in self.urls[slot::slots])
+            for url in self.urls[slot::slots]:
+                yield from iter_samples(url)
             return
-        for index, sample in enumerate(tarfile_samples({"url": u} for u in self.urls)):
-            if index % slots == slot:
-                yield sample
+        index = 0
+        for url in self.urls:
+            for sample in iter_samples(url):
+                if index % slots == slot:
+                    yield sample
+                index += 1
 
 
 class _EvalStage:
@@ -239,6 +256,7 @@ class TrainStream:
                  rank: int, workers: int, seed: int, epoch: int, buffer: int) -> None:
         self.urls, self.decoder, self.batch_size, self.steps = urls, decoder, batch_size, steps
         self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
+        self.collate = Collate(decoder.spec.mean, decoder.spec.std, decoder.modality == "video")
 
     def __len__(self) -> int:
         return self.steps
@@ -253,9 +271,9 @@ class TrainStream:
         pipeline = wds.DataPipeline(
             wds.ResampledShards(self.urls, seed=seed_of(self.seed, epoch) % (1 << 31),
                                 worker_seed=_WorkerSeed(self.rank), deterministic=True),
-            wds.tarfile_to_samples(handler=wds.warn_and_continue),
+            _read_shards,
             _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer),
-            wds.batched(self.batch_size, collation_fn=collate, partial=False),
+            wds.batched(self.batch_size, collation_fn=self.collate, partial=False),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
                                persistent_workers=False)
@@ -303,10 +321,11 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
     pipeline = wds.DataPipeline(
         _EvalSource(urls, rank, world_size),
         _EvalStage(decoder),
-        wds.batched(batch_size, collation_fn=collate, partial=True),
+        wds.batched(batch_size, collation_fn=Collate(spec.mean, spec.std, manifest.modality == "video"),
+                    partial=True),
     )
     return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
 
 
-__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "collate",
+__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "Collate",
            "frame_fields", "seed_of"]
