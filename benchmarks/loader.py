@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader  # noqa: E402
 from adaptcli.data.sampling import segment_indices  # noqa: E402
 from adaptcli.data.synthetic import moving_square, write_ssv2_layout  # noqa: E402
-from adaptcli.data.transforms import render_frames, train_box  # noqa: E402
+from adaptcli.data.transforms import render, train_box  # noqa: E402
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -58,7 +58,7 @@ class WebmClips:
 
     def __getitem__(self, index: int):
         import av
-        import torch
+        from PIL import Image
 
         rng = random.Random(self.seed * 100003 + index)
         with av.open(self.paths[index]) as container:
@@ -70,8 +70,7 @@ class WebmClips:
         h, w = pick[0].shape[:2]
         s = self.spec
         box = train_box("random_resized_crop", w, h, s.img_size, s.crop_scale, s.crop_pct, rng)
-        stack = torch.from_numpy(np.stack(pick)).permute(0, 3, 1, 2)  # T x 3 x H x W, as from JPEG
-        return render_frames(stack, box, s.img_size), 0, str(index)
+        return np.stack([render(Image.fromarray(a), box, s.img_size) for a in pick]), 0, str(index)
 
 
 class JpegCeiling:

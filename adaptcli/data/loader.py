@@ -25,15 +25,7 @@ from adaptcli.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
 from adaptcli.data.tar_reader import BadShard, iter_samples
-from adaptcli.data.transforms import (
-    decode_jpegs,
-    eval_boxes,
-    normalise,
-    open_image,
-    render,
-    render_frames,
-    train_box,
-)
+from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
 
@@ -128,17 +120,14 @@ class SampleDecoder:
         else:
             boxes = eval_boxes(s.augment, width, height, self.crops, s.crop_pct)  # type: ignore[arg-type]
             flip = False
-        if self.modality == "image":
-            views = [render(first, boxes[0], s.img_size, flip)[None]]
-        else:
-            import torch
-
-            needed = sorted({i for indices in clips for i in indices})
-            decoded = dict(zip(needed, decode_jpegs([raw[i] for i in needed])))
-            views = []
-            for indices in clips:
-                stack = torch.stack([decoded[i] for i in indices])
-                views += [render_frames(stack, box, s.img_size, flip) for box in boxes]
+        views = []
+        cache: dict[tuple[int, int], np.ndarray] = {}  # (frame, box) -> rendered frame
+        for indices in clips:
+            for b, box in enumerate(boxes):
+                for i in indices:
+                    if (i, b) not in cache:
+                        cache[(i, b)] = render(open_image(raw[i]), box, s.img_size, flip)
+                views.append(np.stack([cache[(i, b)] for i in indices]))
         if self.modality == "image":
             return views[0][0], label, key  # H x W x 3 uint8
         if self.train:
