@@ -133,7 +133,6 @@ def main() -> None:
     import torch
     from adaptcli.data.tar_reader import iter_samples
 
-    from adaptcli.data.encode import Encoded  # noqa: F401
     from adaptcli.data.manifest import read_manifest
     from adaptcli.data.prepare import PrepareOptions, prepare
     from adaptcli.data.sources.ssv2 import list_ssv2
