@@ -24,6 +24,7 @@ from torch.utils.data import IterableDataset
 from adaptcli.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
+from adaptcli.data.tar_reader import BadShard, iter_samples
 from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
@@ -120,31 +121,33 @@ class SampleDecoder:
             boxes = eval_boxes(s.augment, width, height, self.crops, s.crop_pct)  # type: ignore[arg-type]
             flip = False
         views = []
-        cache: dict[tuple[int, int], np.ndarray] = {}
+        cache: dict[tuple[int, int], np.ndarray] = {}  # (frame, box) -> rendered frame
         for indices in clips:
             for b, box in enumerate(boxes):
-                frames = []
                 for i in indices:
                     if (i, b) not in cache:
                         cache[(i, b)] = render(open_image(raw[i]), box, s.img_size, flip)
-                    frames.append(cache[(i, b)])
-                views.append(np.stack(frames))
+                views.append(np.stack([cache[(i, b)] for i in indices]))
         if self.modality == "image":
-            return normalise(views[0][0], s.mean, s.std), label, key
-        clips_t = [normalise(v, s.mean, s.std) for v in views]  # each 3 x T x H x W
+            return views[0][0], label, key  # H x W x 3 uint8
         if self.train:
-            return clips_t[0], label, key
-        import torch
-
-        return torch.stack(clips_t), label, key  # V x 3 x T x H x W
+            return views[0], label, key  # T x H x W x 3 uint8
+        return np.stack(views), label, key  # V x T x H x W x 3 uint8
 
 
-def collate(samples: list[tuple[Any, int, str]]) -> dict[str, Any]:
-    import torch
+class Collate:
+    """Stack uint8 samples and normalise the whole batch at once (one float copy, in the worker)."""
 
-    inputs, labels, keys = zip(*samples)
-    return {"inputs": torch.stack(inputs), "labels": torch.tensor(labels, dtype=torch.long),
-            "keys": list(keys)}
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], video: bool) -> None:
+        self.mean, self.std, self.video = mean, std, video
+
+    def __call__(self, samples: list[tuple[np.ndarray, int, str]]) -> dict[str, Any]:
+        import torch.utils.data
+
+        arrays, labels, keys = zip(*samples)
+        shared = torch.utils.data.get_worker_info() is not None
+        return {"inputs": normalise(np.stack(arrays), self.mean, self.std, self.video, shared=shared),
+                "labels": torch.tensor(labels, dtype=torch.long), "keys": list(keys)}
 
 
 # --------------------------------------------------------------------------- pipeline stages
@@ -188,6 +191,17 @@ class _TrainStage:
                 warnings.warn(f"skipping sample {sample.get('__key__')}: {exc}")
 
 
+def _read_shards(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """``{"url": ...}`` -> the samples of that shard; a damaged shard is reported and skipped."""
+    import warnings
+
+    for shard in src:
+        try:
+            yield from iter_samples(shard["url"])
+        except (OSError, BadShard, UnicodeDecodeError) as exc:
+            warnings.warn(f"skipping the rest of shard {shard['url']}: {exc}")
+
+
 class _EvalSource(IterableDataset):
     """Samples of this (rank, worker) slot: round-robin shards, or every N-th sample when few shards."""
 
@@ -196,16 +210,18 @@ class _EvalSource(IterableDataset):
         self.urls, self.rank, self.world_size = urls, rank, world_size
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        from webdataset.tariterators import tarfile_samples
-
         worker, workers = _worker()
         slots, slot = self.world_size * workers, self.rank * workers + worker
         if len(self.urls) >= slots:
-            yield from tarfile_samples({"url": u} for u in self.urls[slot::slots])
+            for url in self.urls[slot::slots]:
+                yield from iter_samples(url)
             return
-        for index, sample in enumerate(tarfile_samples({"url": u} for u in self.urls)):
-            if index % slots == slot:
-                yield sample
+        index = 0
+        for url in self.urls:
+            for sample in iter_samples(url):
+                if index % slots == slot:
+                    yield sample
+                index += 1
 
 
 class _EvalStage:
@@ -239,6 +255,7 @@ class TrainStream:
                  rank: int, workers: int, seed: int, epoch: int, buffer: int) -> None:
         self.urls, self.decoder, self.batch_size, self.steps = urls, decoder, batch_size, steps
         self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
+        self.collate = Collate(decoder.spec.mean, decoder.spec.std, decoder.modality == "video")
 
     def __len__(self) -> int:
         return self.steps
@@ -253,9 +270,9 @@ class TrainStream:
         pipeline = wds.DataPipeline(
             wds.ResampledShards(self.urls, seed=seed_of(self.seed, epoch) % (1 << 31),
                                 worker_seed=_WorkerSeed(self.rank), deterministic=True),
-            wds.tarfile_to_samples(handler=wds.warn_and_continue),
+            _read_shards,
             _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer),
-            wds.batched(self.batch_size, collation_fn=collate, partial=False),
+            wds.batched(self.batch_size, collation_fn=self.collate, partial=False),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
                                persistent_workers=False)
@@ -303,10 +320,11 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
     pipeline = wds.DataPipeline(
         _EvalSource(urls, rank, world_size),
         _EvalStage(decoder),
-        wds.batched(batch_size, collation_fn=collate, partial=True),
+        wds.batched(batch_size, collation_fn=Collate(spec.mean, spec.std, manifest.modality == "video"),
+                    partial=True),
     )
     return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
 
 
-__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "collate",
+__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "Collate",
            "frame_fields", "seed_of"]

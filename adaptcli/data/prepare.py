@@ -20,7 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item  # noqa: F401
+from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,

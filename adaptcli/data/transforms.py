@@ -2,7 +2,7 @@
 
 Every frame of a clip gets the same box and flip. A box is ``(x0, y0, x1, y1)`` in source pixels;
 ``render`` crops and resizes in one step (``Image.resize(box=...)``, antialiased bilinear), and
-``open_jpeg`` lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the box is shrunk that much anyway.
+``render`` lets libjpeg decode at 1/2, 1/4 or 1/8 scale when the box is shrunk that much anyway.
 """
 
 from __future__ import annotations
@@ -106,19 +106,28 @@ def render(image, box: Box, size: int, flip: bool = False) -> np.ndarray:
     return np.asarray(out)
 
 
-def normalise(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]):  # -> torch.Tensor
-    """``... x H x W x 3`` uint8 -> float tensor ``... x 3 x H x W`` (or ``3 x T x H x W`` for a clip).
+def normalise(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], video: bool,
+              shared: bool = False):  # -> torch.Tensor
+    """Uint8 frames, channels last, to a normalised float tensor with channels moved forward.
 
-    A 4-D input (``T x H x W x 3``) becomes ``3 x T x H x W``; a 3-D image ``3 x H x W``.
+    Video ``... x T x H x W x 3`` becomes ``... x 3 x T x H x W``; images ``... x H x W x 3``
+    become ``... x 3 x H x W``. Done in numpy, in place: for tensors of this size torch's intra-op
+    threads only slow it down, and it runs in the loader workers anyway. ``shared`` allocates the
+    result in shared memory (for a DataLoader worker).
     """
     import torch
 
-    x = torch.from_numpy(np.ascontiguousarray(frames))
-    x = x.permute(3, 0, 1, 2) if x.ndim == 4 else x.permute(2, 0, 1)
-    shape = (3,) + (1,) * (x.ndim - 1)
-    m = torch.tensor(mean, dtype=torch.float32).view(shape) * 255
-    s = torch.tensor(std, dtype=torch.float32).view(shape) * 255
-    return (x.float() - m) / s
+    lead = frames.ndim - (4 if video else 3)
+    order = tuple(range(lead)) + (frames.ndim - 1,) + tuple(range(lead, frames.ndim - 1))
+    shape = (3,) + (1,) * (frames.ndim - lead - 1)
+    source = frames.transpose(order)
+    out = torch.empty(source.shape, dtype=torch.float32)
+    if shared:  # a worker's batch goes to the main process without another copy
+        out.share_memory_()
+    x = out.numpy()
+    np.subtract(source, (np.asarray(mean, np.float32) * 255).reshape(shape), out=x, dtype=np.float32)
+    x *= (1 / (np.asarray(std, np.float32) * 255)).reshape(shape)
+    return out
 
 
 __all__ = ["Box", "random_resized_box", "square_box", "train_box", "eval_boxes", "open_image", "render",

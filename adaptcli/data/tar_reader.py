@@ -1,0 +1,97 @@
+"""A lean reader of the shards' tar files, grouped into WebDataset samples.
+
+``tarfile`` builds a full ``TarInfo`` per member, which costs more than decoding a small JPEG
+when a clip has dozens of frame members. This reads only what a shard needs (name, size, type;
+GNU long names and pax ``path`` records included) and groups consecutive members by key the
+way WebDataset does: the key is the name up to the first dot of its last path component.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+BLOCK = 512
+
+
+class BadShard(Exception):
+    """A shard that is not a readable tar file."""
+
+
+def _octal(field: bytes) -> int:
+    field = field.rstrip(b"\0 ").strip()
+    if not field:
+        return 0
+    if field[0] & 0x80:  # GNU base-256
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    return int(field, 8)
+
+
+def iter_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
+    """(name, data) of every regular file in the tar at ``path``."""
+    with open(path, "rb") as handle:
+        long_name: str | None = None
+        while True:
+            header = handle.read(BLOCK)
+            if len(header) < BLOCK:
+                if header:
+                    raise BadShard(f"{path}: truncated tar header")
+                return
+            if header == b"\0" * BLOCK:
+                return
+            try:
+                size = _octal(header[124:136])
+            except ValueError:
+                raise BadShard(f"{path}: invalid tar header") from None
+            kind = header[156:157]
+            data = handle.read(size)
+            if len(data) < size:
+                raise BadShard(f"{path}: truncated member")
+            handle.seek((-size) % BLOCK, 1)
+            if kind == b"L":  # GNU long name for the next member
+                long_name = data.rstrip(b"\0").decode()
+                continue
+            if kind == b"x":  # pax extended header: only 'path' matters here
+                for record in data.decode().split("\n"):
+                    _, _, keyvalue = record.partition(" ")
+                    if keyvalue.startswith("path="):
+                        long_name = keyvalue[5:]
+                continue
+            if kind not in (b"0", b"\0"):
+                long_name = None
+                continue
+            name = long_name
+            if name is None:
+                name = header[0:100].rstrip(b"\0").decode()
+                prefix = header[345:500].rstrip(b"\0")
+                if header[257:263] == b"ustar\x00" and prefix:
+                    name = prefix.decode() + "/" + name
+            long_name = None
+            yield name, data
+
+
+def split_name(name: str) -> tuple[str, str]:
+    """``a/b/123.004.jpg`` -> (``a/b/123``, ``004.jpg``)."""
+    slash = name.rfind("/")
+    dot = name.find(".", slash + 1)
+    if dot < 0:
+        return name, ""
+    return name[:dot], name[dot + 1:]
+
+
+def iter_samples(path: str | Path) -> Iterator[dict[str, Any]]:
+    """WebDataset samples ``{"__key__": key, "__url__": path, field: bytes, ...}`` of one shard."""
+    current: dict[str, Any] | None = None
+    for name, data in iter_members(path):
+        key, field = split_name(name)
+        if current is None or current["__key__"] != key:
+            if current is not None:
+                yield current
+            current = {"__key__": key, "__url__": str(path)}
+        current[field] = data
+    if current is not None:
+        yield current
+
+
+__all__ = ["BadShard", "iter_members", "iter_samples", "split_name"]
