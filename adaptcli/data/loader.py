@@ -289,11 +289,16 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
                  epoch: int = 0) -> tuple[TrainStream, int]:
     """The shuffled, resampled, augmented training stream and its steps per epoch.
 
+    With at least ``world_size`` shards, rank r draws only from shards r, r + world_size, ...
+    (disjoint data per rank); with fewer, every rank draws from all of them.
+
     ``steps_per_epoch = max(1, samples // (batch_size * world_size))``; every rank yields exactly
     that many batches of exactly ``batch_size``. Horizontal flip is always off for SSv2.
     """
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
+    if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
+        urls = urls[rank::world_size]
     steps = max(1, manifest.split(split).samples // (batch_size * world_size))
     flip = spec.flip and manifest.dataset != "ssv2"
     decoder = SampleDecoder(spec, manifest.modality, train=True, flip=flip)

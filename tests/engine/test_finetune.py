@@ -188,7 +188,7 @@ def test_two_processes_run_the_same_steps_on_different_data(image_shards, tmp_pa
     # 48 training images, batch 8, 2 ranks -> 3 steps per epoch on every rank
     assert summary["steps"] == 2 * (48 // (8 * 2))
     first = [m for m in metrics(run) if m["event"] == "data"][0]["first_batch_keys"]
-    assert len(first) == 2 and first[0] != first[1]
+    assert len(first) == 2 and set(first[0]).isdisjoint(first[1])  # 5 shards: ranks read their own
     # Validation counted every sample exactly once across the two processes.
     result = runner.invoke(app, ["eval", "--run", str(run), "--split", "validation", "--json"])
     assert json.loads(result.output[result.output.index("{"):])["samples"] == 18
