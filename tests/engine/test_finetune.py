@@ -201,3 +201,10 @@ def test_swin_runs_end_to_end_with_arc(image_shards, tmp_path):
     assert summary["steps"] == 2
     assert summary["method_params"] == 2 * 8 * (96 + 192 + 384 + 768) + 2 * sum(
         n * (8 + d) for n, d in ((2, 96), (2, 192), (6, 384), (2, 768)))
+
+
+def test_video_vit_small_runs_end_to_end(video_shards, tmp_path):
+    summary = finetune(video_shards, tmp_path / "vits", "vpt_deep", "--model", "video_vit_small_patch16",
+                       "--set", "model.num_frames=4", "--set", "train.epochs=1")
+    assert summary["method_params"] == 12 * 1 * 384  # one prompt per block, D = 384
+    assert summary["steps"] == 16 // 8
