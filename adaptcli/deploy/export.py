@@ -88,7 +88,7 @@ def _merged(model: nn.Module, config: Any, info: dict, run: Any, out: Path) -> d
     diff = max_abs_difference(model, plain, _inputs(model, config))
     _check(diff, "merge")
     save_tensors(out, state, meta)
-    return {"max_abs_diff": diff, "tensors": len(state)}
+    return {"max_abs_diff": diff, "tensors": len(state), "create_kwargs": meta["create_kwargs"]}
 
 
 def _full(model: nn.Module, config: Any, info: dict, run: Any, out: Path) -> dict[str, Any]:
