@@ -59,6 +59,6 @@ def adapted_keys(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str
     """Rename plain backbone keys to the adapted model's (``norm1.weight`` -> ``norm1.base_layer.weight``)."""
     from adaptcli.methods import plain_key
 
-    state = model.state_dict()
-    by_plain = {plain_key(k): k for k in state}
-    return {k if k in state else by_plain.get(k, k): v for k, v in tensors.items()}
+    # A wrapped layer's backbone weights live in base_layer (ARC's own bias may share the plain name).
+    wrapped = {plain_key(k): k for k in model.state_dict() if ".base_layer." in k}
+    return {wrapped.get(k, k): v for k, v in tensors.items()}
