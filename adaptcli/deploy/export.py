@@ -30,7 +30,7 @@ def export_run(run_dir: Path, out: Path, mode: Mode) -> dict[str, Any]:
     out = Path(out)
     if out.suffix != ".safetensors":
         raise AdaptError(f"--out {out}: the file name must end in .safetensors")
-    run = RunDir(Path(run_dir))
+    run = RunDir(Path(getattr(run_dir, "path", run_dir)))  # a RunDir works too
     config = run.config()
     if mode == "merge":
         from adaptcli.methods import get_method
