@@ -5,8 +5,8 @@
     python benchmarks/inference.py --write-docs          # also (re)writes "## Inference" in docs/performance.md
 
 Weights are random (no download); adapters are set away from identity. The four models are timed
-interleaved (one forward of each per round, A B C D A B C D ...) so drift hits them alike, and the
-median over rounds is reported with its ratio to the plain backbone.
+interleaved (one forward of each per round, A B C D A B C D ...) so drift hits them alike; the
+median and the minimum over rounds are reported with their ratios to the plain backbone.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import copy
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
@@ -46,8 +47,11 @@ def build(name: str, arc_dim: int, mid_dim: int) -> dict[str, nn.Module]:
 
 
 @torch.inference_mode()
-def time_interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int, warmup: int) -> dict[str, list[float]]:
+def time_interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int, warmup: int,
+                     clock: str = "wall") -> dict[str, list[float]]:
+    """Seconds per forward for each model; ``clock="cpu"`` counts this process's CPU time only."""
     sync = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
+    now = time.process_time if clock == "cpu" else time.perf_counter
     for _ in range(warmup):
         for model in models.values():
             model(batch)
@@ -55,24 +59,41 @@ def time_interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: 
     times: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
         for name, model in models.items():
-            start = time.perf_counter()
+            start = now()
             model(batch)
             sync()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(now() - start)
     return times
 
 
+@torch.inference_mode()
+def flop_ratios(models: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, float]:
+    """Matmul/conv FLOPs of each model relative to the plain backbone (exact, noise-free)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    flops = {}
+    for name, model in models.items():
+        counter = FlopCounterMode(display=False)
+        with counter:
+            model(batch)
+        flops[name] = counter.get_total_flops()
+    return {name: value / flops["plain"] for name, value in flops.items()}
+
+
 def table(results: dict[int, dict[str, list[float]]]) -> list[str]:
-    lines = ["| batch | model | median ms | ratio to plain |", "| --- | --- | --- | --- |"]
+    """Median and minimum per model; the minimum is the better estimate on a busy machine."""
+    lines = ["| batch | model | median ms | ratio (median) | min ms | ratio (min) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for batch, times in results.items():
-        base = statistics.median(times["plain"])
+        base_median, base_min = statistics.median(times["plain"]), min(times["plain"])
         for name, samples in times.items():
-            median = statistics.median(samples)
-            lines.append(f"| {batch} | {name} | {median * 1e3:.1f} | {median / base:.3f}x |")
+            median, fastest = statistics.median(samples), min(samples)
+            lines.append(f"| {batch} | {name} | {median * 1e3:.1f} | {median / base_median:.3f}x "
+                         f"| {fastest * 1e3:.1f} | {fastest / base_min:.3f}x |")
     return lines
 
 
-def write_docs(command: str, machine: str, lines: list[str], check: float) -> None:
+def write_docs(command: str, machine: str, lines: list[str], check: float, flops: dict[str, float]) -> None:
     """Replace (or add) this benchmark's own section of docs/performance.md, leaving the others alone."""
     body = "\n".join([
         SECTION,
@@ -81,7 +102,8 @@ def write_docs(command: str, machine: str, lines: list[str], check: float) -> No
         "",
         *lines,
         "",
-        f"Merged vs unmerged ARC logits: max |difference| = {check:.2e}.",
+        f"Merged vs unmerged ARC logits: max |difference| = {check:.2e}. FLOPs relative to plain: "
+        + ", ".join(f"{name} {ratio:.4f}x" for name, ratio in flops.items()) + ".",
         "",
     ])
     text = DOCS.read_text() if DOCS.exists() else "# Performance\n"
@@ -105,6 +127,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--arc-dim", type=int, default=50)
     parser.add_argument("--mid-dim", type=int, default=64)
+    parser.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                        help="cpu: process CPU time, robust to other jobs on a shared machine (use with --threads 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
@@ -117,21 +141,23 @@ def main() -> None:
     with torch.inference_mode():
         probe = torch.randn(2, *size, generator=generator).to(device)
         check = float((models["arc merged"](probe) - models["arc unmerged"](probe)).abs().max())
-    print(f"{args.model}, {device}, {args.threads} threads; merged vs unmerged ARC: max |difference| = {check:.2e}")
+    print(f"{args.model}, {device}, {args.threads} threads, {args.clock} clock; merged vs unmerged ARC: max |difference| = {check:.2e}")
+    flops = flop_ratios(models, probe[:1])
+    print("FLOPs relative to plain: " + ", ".join(f"{name} {ratio:.4f}x" for name, ratio in flops.items()))
 
     results = {}
     for batch_size in (int(b) for b in args.batches.split(",")):
         rounds = args.rounds or (30 if batch_size == 1 else 7)
         batch = torch.randn(batch_size, *size, generator=generator).to(device)
-        results[batch_size] = time_interleaved(models, batch, rounds, args.warmup)
+        results[batch_size] = time_interleaved(models, batch, rounds, args.warmup, args.clock)
     lines = table(results)
     print("\n".join(lines))
     if args.write_docs:
         cpu = platform.processor() or platform.machine()
         machine = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"CPU ({cpu}), {args.threads} threads")
-        command = "python benchmarks/inference.py" + (f" --model {args.model}" if args.model != "vit_small_patch16_224" else "")
-        write_docs(command, machine, lines, check)
+                   else f"CPU ({cpu}), {args.threads} threads, {args.clock} clock")
+        command = " ".join(["python benchmarks/inference.py", *(a for a in sys.argv[1:] if a != "--write-docs")])
+        write_docs(command, machine, lines, check, flops)
         print(f"written: {DOCS}")
 
 
