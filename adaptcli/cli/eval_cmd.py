@@ -16,20 +16,40 @@ def register(app: typer.Typer) -> None:
     @app.command("eval", rich_help_panel=PANEL)
     @user_errors
     def evaluate(
-        run: Annotated[Path, typer.Option("--run", help="A run folder written by 'adaptcli finetune'.")],
+        run: Annotated[Optional[Path], typer.Option("--run", help="A run folder written by 'adaptcli finetune'.")] = None,
         data: Annotated[Optional[Path], typer.Option("--data", help="Shards to evaluate on (default: the run's).")] = None,
         split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
         views: Annotated[Optional[str], typer.Option("--views", help="Video multi-view testing CLIPSxCROPS, e.g. 2x3.")] = None,
+        adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
+        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter (any layout finetune accepts).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
     ) -> None:
-        """Top-1, top-5 and per-class accuracy of a run on a split.
+        """Top-1, top-5 and per-class accuracy of a run (or of an adapter file on a backbone) on a split.
 
         Example: adaptcli eval --run runs/ssv2-adaptformer --split validation --views 2x3
-        """
-        from adaptcli.engine.finetune import evaluate_run, json_dump
 
-        metrics = evaluate_run(run, data=data, split=split, views=views)
+        Example: adaptcli eval --adapter dtd.safetensors --checkpoint vit_b16.safetensors --data shards/dtd
+        """
+        from adaptcli.errors import AdaptError
+
+        if adapter is not None:
+            if run is not None:
+                raise AdaptError("pass either --run or --adapter, not both")
+            if checkpoint is None or data is None:
+                raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
+            from adaptcli.deploy.evaluate import evaluate_adapter
+
+            metrics = evaluate_adapter(adapter, checkpoint, data, split=split, views=views)
+        else:
+            if run is None:
+                raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
+            if checkpoint is not None:
+                raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
+            from adaptcli.engine.finetune import evaluate_run
+
+            metrics = evaluate_run(run, data=data, split=split, views=views)
         from adaptcli.engine.distributed import partial_state
+        from adaptcli.engine.finetune import json_dump
 
         if not partial_state().is_main_process:
             return
@@ -40,4 +60,5 @@ def register(app: typer.Typer) -> None:
             f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
             f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
         )
-        typer.echo(f"written: {run / 'eval.json'}")
+        if run is not None:
+            typer.echo(f"written: {run / 'eval.json'}")

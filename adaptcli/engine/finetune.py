@@ -45,26 +45,26 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 def _save_frozen_backbone(trainer: Any, run: RunDir) -> None:
     """Without a checkpoint file the frozen weights exist only in memory: keep them with the run."""
     from adaptcli.engine.weights import save_tensors
-    from adaptcli.methods import trainable_state_dict
+    from adaptcli.methods import frozen_backbone_state
 
     config = trainer.config
     if config.model.checkpoint or config.method == "full":
         return
-    owned = set(trainable_state_dict(trainer.model))
-    frozen = {k: v for k, v in trainer.model.state_dict().items() if k not in owned}
+    # Plain backbone key names: the file is also a valid --checkpoint for adapter-only files.
+    frozen = frozen_backbone_state(trainer.model)
     save_tensors(run.backbone_file, frozen, {"format": "adaptcli.backbone/1", "backbone": config.model.name})
 
 
 def load_run_model(run: RunDir, *, weights: Path | None = None, quiet: bool = True):
     """Rebuild a run's adapted model: backbone (checkpoint or saved frozen weights) + trained tensors."""
     from adaptcli.engine.setup import build_adapted_model
-    from adaptcli.engine.weights import load_into, load_tensors
+    from adaptcli.engine.weights import adapted_keys, load_into, load_tensors
 
     config, info = run.config(), run.info()
     model = build_adapted_model(config, info["num_classes"], quiet=quiet)
     if run.backbone_file.exists():
         frozen, _ = load_tensors(run.backbone_file)
-        load_into(model, frozen, f"{run.backbone_file}")
+        load_into(model, adapted_keys(model, frozen), f"{run.backbone_file}")
     trained, _ = load_tensors(weights or run.selected_weights())
     load_into(model, trained, "the run's weights")
     return model.eval(), config, info
@@ -72,26 +72,36 @@ def load_run_model(run: RunDir, *, weights: Path | None = None, quiet: bool = Tr
 
 def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None) -> dict[str, Any]:
     """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
-    from accelerate import Accelerator
-
-    from adaptcli.data.loader import StreamSpec
-    from adaptcli.data.manifest import read_manifest
-    from adaptcli.engine.evaluate import evaluate_model, parse_views
-    from adaptcli.engine.setup import check_modality, normalisation
+    from adaptcli.engine.distributed import partial_state
     from adaptcli.io import write_json
 
     run = RunDir(Path(run_path))
     model, config, info = load_run_model(run)
-    data_dir = Path(data or info["data"])
+    metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views)
+    metrics.update(run=str(run.path))
+    if partial_state().is_main_process:
+        write_json(run.eval_file, metrics)
+    return metrics
+
+
+def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",
+                    views: str | None = None) -> dict[str, Any]:
+    """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
+    from accelerate import Accelerator
+
+    from adaptcli.data.loader import StreamSpec
+    from adaptcli.data.manifest import read_manifest
+    from adaptcli.engine.distributed import force_cpu
+    from adaptcli.engine.evaluate import evaluate_model, parse_views
+    from adaptcli.engine.setup import check_modality, normalisation
+
     manifest = read_manifest(data_dir)
     check_modality(model, manifest.modality, config.model.name)
-    if manifest.num_classes != info["num_classes"]:
+    if manifest.num_classes != num_classes:
         raise AdaptError(
-            f"{data_dir} has {manifest.num_classes} classes but the run was trained on {info['num_classes']}; "
+            f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
             "pass shards of the same dataset"
         )
-    from adaptcli.engine.distributed import force_cpu
-
     accelerator = Accelerator(cpu=force_cpu(), mixed_precision=config.train.precision)
     model = model.to(accelerator.device)
     view_pair = parse_views(views or config.eval.views)
@@ -101,9 +111,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     metrics = evaluate_model(model, accelerator, data_dir, split, spec, config, manifest, views=view_pair,
                              show=accelerator.is_main_process)
-    metrics.update(run=str(run.path), data=str(data_dir), method=config.method, backbone=config.model.name)
-    if accelerator.is_main_process:
-        write_json(run.eval_file, metrics)
+    metrics.update(data=str(data_dir), method=config.method, backbone=config.model.name)
     return metrics
 
 

@@ -53,3 +53,12 @@ def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], what: str) -> 
     with torch.no_grad():
         for key, value in tensors.items():
             state[key].copy_(value)
+
+
+def adapted_keys(model: nn.Module, tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename plain backbone keys to the adapted model's (``norm1.weight`` -> ``norm1.base_layer.weight``)."""
+    from adaptcli.methods import plain_key
+
+    # A wrapped layer's backbone weights live in base_layer (ARC's own bias may share the plain name).
+    wrapped = {plain_key(k): k for k in model.state_dict() if ".base_layer." in k}
+    return {wrapped.get(k, k): v for k, v in tensors.items()}

@@ -81,6 +81,42 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a task adds to its backbone: :func:`trainable_state_dict` without frozen parameters.
+
+    ARC keeps the LayerNorm it wraps as ``base_layer`` inside its own module; those weights belong
+    to the backbone, so an adapter file leaves them out. Buffers (the probe's BatchNorm statistics)
+    stay in.
+    """
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in trainable_state_dict(model).items() if k not in frozen}
+
+
+def frozen_backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The backbone weights an adapted model does not train, in the plain backbone's key names.
+
+    Loadable into the un-adapted backbone (``load_checkpoint``) and, through
+    :func:`plain_key`, back into the adapted model.
+    """
+    info = adapt_info(model)
+    params = {n: p for n, p in model.named_parameters()}
+    state = {}
+    for key, value in model.state_dict().items():
+        param = params.get(key)
+        if param is not None:
+            keep = not param.requires_grad
+        else:  # a buffer: the backbone's unless it sits in a method or head module
+            keep = not _under(key, info.owned_prefixes)
+        if keep:
+            state[plain_key(key)] = value
+    return state
+
+
+def plain_key(key: str) -> str:
+    """The backbone's own name for a key of an adapted model (ARC wraps norms as ``base_layer``)."""
+    return key.replace(".base_layer.", ".")
+
+
 def merge_method(model: nn.Module) -> nn.Module:
     """Fold the method into the backbone in place; the model then has the plain architecture."""
     info = adapt_info(model)
@@ -94,7 +130,10 @@ __all__ = [
     "AdaptInfo",
     "apply_method",
     "adapt_info",
+    "adapter_state_dict",
+    "frozen_backbone_state",
     "get_method",
     "merge_method",
+    "plain_key",
     "trainable_state_dict",
 ]

@@ -1,0 +1,44 @@
+"""Rebuild models from an export's header, never fetching or reading the original checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptcli.config import RunConfig
+from adaptcli.deploy.header import header_config
+
+
+def plain_model(meta: dict[str, Any]) -> nn.Module:
+    """The backbone's own architecture with the task's classifier, random weights (for merged files)."""
+    import timm
+
+    import adaptcli.models.registry  # noqa: F401  (registers video_vit_* with timm)
+
+    with torch.random.fork_rng(devices=[]):
+        return timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
+
+
+def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
+    """Backbone + method of the exported run, random weights (the caller loads a state dict)."""
+    from adaptcli.engine.setup import build_adapted_model
+
+    config = header_config(meta)
+    with torch.random.fork_rng(devices=[]):
+        model = build_adapted_model(config, int(meta["num_classes"]), load_checkpoint=False, quiet=True)
+    return model, config
+
+
+def backbone_with_checkpoint(meta: dict[str, Any], checkpoint: str | Path) -> nn.Module:
+    """The plain backbone of an adapter file with ``checkpoint`` loaded (any supported layout)."""
+    from adaptcli.engine.setup import build_backbone
+    from adaptcli.models.checkpoints import load_checkpoint
+
+    config = header_config(meta)
+    with torch.random.fork_rng(devices=[]):
+        model = build_backbone(config, int(meta["num_classes"]), load_checkpoint=False, quiet=True)
+    load_checkpoint(model, checkpoint)
+    return model

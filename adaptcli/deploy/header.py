@@ -1,0 +1,85 @@
+"""The safetensors header of an exported file: what a deployer needs, as string values."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from adaptcli.config import RunConfig, resolve
+from adaptcli.errors import AdaptError
+
+MERGED = "adaptcli.merged/1"
+FULL = "adaptcli.full/1"
+ADAPTER = "adaptcli.adapter/1"
+FORMATS = {"merge": MERGED, "full": FULL, "adapter-only": ADAPTER}
+
+
+def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
+    """Keyword arguments of ``timm.create_model(config.model.name, **kwargs)`` for the plain model."""
+    from adaptcli.models.build import model_size_kwargs
+
+    return {"num_classes": num_classes, **model_size_kwargs(config.model)}
+
+
+def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
+    """Header fields of an export (``save_tensors`` JSON-encodes the non-strings)."""
+    from adaptcli import __version__
+    from adaptcli.engine.setup import is_video_model, normalisation
+
+    norm = normalisation(model)
+    video = is_video_model(model)
+    size = config.model.img_size
+    meta: dict[str, Any] = {
+        "format": fmt,
+        "backbone": config.model.name,
+        "method": config.method,
+        "modality": "video" if video else "image",
+        "classes": list(info["classes"]),
+        "num_classes": int(info["num_classes"]),
+        "input_size": [3, size, size],
+        "mean": list(norm.mean),
+        "std": list(norm.std),
+        "create_kwargs": create_kwargs(config, int(info["num_classes"])),
+        "config": config.to_dict(),
+        "adaptcli_version": __version__,
+    }
+    if video:
+        meta["num_frames"] = config.model.num_frames
+    return meta
+
+
+def read_header(path: str | Path) -> dict[str, Any]:
+    """The metadata of an exported file, JSON values decoded (only the header is read)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AdaptError(f"file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise AdaptError(f"{path} is not a readable safetensors file ({exc})") from exc
+    meta: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            meta[key] = json.loads(value)
+        except ValueError:
+            meta[key] = value
+    if meta.get("format") not in FORMATS.values():
+        found = meta.get("format", "no adaptcli format field")
+        raise AdaptError(
+            f"{path} is not an adaptcli export ({found}); write one with 'adaptcli export --run RUN ...'"
+        )
+    return meta
+
+
+def header_config(meta: dict[str, Any]) -> RunConfig:
+    """The run configuration stored in a header, detached from any checkpoint file or download."""
+    config = resolve(meta["config"])
+    config.model.checkpoint = None
+    config.model.pretrained = False
+    return config

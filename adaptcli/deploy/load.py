@@ -1,0 +1,48 @@
+"""``adaptcli.load``: one call from an exported file to a ready model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from adaptcli.deploy.header import ADAPTER, FULL, MERGED, read_header
+from adaptcli.errors import AdaptError
+
+
+def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
+    """The model of an ``adaptcli export`` file, in eval mode.
+
+    * merged: the plain backbone architecture (``timm.create_model``) with the folded weights;
+    * full: backbone + method rebuilt from the stored configuration, all weights from the file;
+    * adapter-only: needs ``backbone=FILE`` (any checkpoint layout ``--checkpoint`` accepts).
+
+    The header is kept as ``model.adaptcli_export`` (classes, input size, mean, std, ...).
+    """
+    from adaptcli.deploy.adapter import AdapterSwitcher
+    from adaptcli.deploy.build import adapted_architecture, plain_model
+    from adaptcli.engine.weights import load_tensors
+
+    meta = read_header(path)
+    fmt = meta["format"]
+    if fmt == ADAPTER:
+        if backbone is None:
+            raise AdaptError(
+                f"{path} holds only a task's adapter; pass the backbone weights: adaptcli.load(path, backbone=FILE)"
+            )
+        return AdapterSwitcher(backbone).load(path)
+    if backbone is not None:
+        raise AdaptError(f"{path} is a self-contained {fmt} file; drop backbone=")
+    tensors, _ = load_tensors(path)
+    if fmt == MERGED:
+        model = plain_model(meta)
+    elif fmt == FULL:
+        model, _ = adapted_architecture(meta)
+    else:  # pragma: no cover - read_header refuses other formats
+        raise AdaptError(f"{path}: unknown format {fmt}")
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise AdaptError(f"{path} does not fit {meta['backbone']}: {str(exc).splitlines()[0]}") from exc
+    model.adaptcli_export = meta
+    return model.eval()
