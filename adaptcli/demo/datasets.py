@@ -88,8 +88,8 @@ QUICK_SIZES = Sizes(images={"train": 96, "validation": 16, "test": 16},
 def background(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
     """A dim random texture: blocky noise, stripes or a checkerboard, in two random dark colours."""
     kind = int(rng.integers(0, 3))
-    a = rng.integers(0, 90, size=3).astype(np.float32)
-    b = rng.integers(0, 90, size=3).astype(np.float32)
+    a = rng.integers(0, 70, size=3).astype(np.float32)
+    b = rng.integers(0, 70, size=3).astype(np.float32)
     yy, xx = np.mgrid[0:size, 0:size]
     if kind == 0:
         cell = int(rng.integers(2, 6))
@@ -142,13 +142,13 @@ def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 def shape_image(shape: str, seed: int, size: int = SIZE) -> np.ndarray:
-    """One picture of ``shape``: random colour, fill, size, position, rotation and background."""
+    """One picture of ``shape``: random colour, fill, size, position, tilt (+-23 degrees) and background."""
     rng = np.random.default_rng(seed)
     colour = _jitter(rng, list(COLOURS.values())[int(rng.integers(len(COLOURS)))])
     fill = FILLS[int(rng.integers(len(FILLS)))]
     radius = rng.uniform(0.18, 0.34) * size
     cx, cy = rng.uniform(radius, size - radius, 2)
-    angle = rng.uniform(0, 2 * math.pi)
+    angle = rng.uniform(-0.4, 0.4)  # roughly upright: the features stay orientation-aware
     return compose(background(rng, size), shape_mask(shape, cx, cy, radius, angle, size), colour,
                    fill_pattern(fill, rng, size))
 
@@ -178,20 +178,20 @@ class ClipSpec:
 def forward_states(pair: str, rng: np.random.Generator, frames: int, size: int = SIZE) -> np.ndarray:
     """States of the FIRST class of ``pair`` (right, down, clockwise, approaching), T x 4."""
     t = np.linspace(0.0, 1.0, frames)
-    radius = rng.uniform(0.2, 0.28) * size
+    radius = rng.uniform(0.2, 0.26) * size
     angle = rng.uniform(0, 2 * math.pi)
     cx, cy = rng.uniform(radius, size - radius, 2)
     states = np.tile(np.array([cx, cy, radius, angle]), (frames, 1))
-    if pair in ("horizontal", "vertical"):
-        travel = rng.uniform(0.35, 0.5) * size
-        lo = rng.uniform(radius * 0.8, size - radius * 0.8 - travel)
+    if pair in ("horizontal", "vertical"):  # across most of the frame
+        travel = rng.uniform(0.45, 0.6) * size
+        lo = rng.uniform(radius * 0.7, size - radius * 0.7 - travel)
         states[:, 0 if pair == "horizontal" else 1] = lo + travel * t
-    elif pair == "rotation":
-        states[:, 3] = angle + rng.uniform(0.5, 0.8) * math.pi * t
-    elif pair == "depth":
-        small = rng.uniform(0.12, 0.17) * size
-        big = small * rng.uniform(2.0, 2.4)
-        cx, cy = rng.uniform(big * 0.8, size - big * 0.8, 2)
+    elif pair == "rotation":  # 135 to 180 degrees
+        states[:, 3] = angle + rng.uniform(0.75, 1.0) * math.pi * t
+    elif pair == "depth":  # 2.5 to 3 times bigger
+        small = rng.uniform(0.11, 0.14) * size
+        big = small * rng.uniform(2.5, 3.0)
+        cx, cy = rng.uniform(big * 0.7, size - big * 0.7, 2)
         states[:, 0], states[:, 1] = cx, cy
         states[:, 2] = small * (big / small) ** t  # geometric growth: constant apparent speed
     else:
@@ -235,7 +235,9 @@ def video_clips(sizes: Sizes, seed: int = 0) -> tuple[list, dict[str, list[str]]
     For every seed both classes of its pair are written: the clip and its time reversal.
     """
     clips, splits = [], {}
-    next_id = 100000
+    total = 2 * len(PAIRS) * sum(sizes.clips.values())
+    # Ids in a random order, as in SSv2: shards (written in id order) then mix the classes.
+    numbers = iter(100000 + np.random.default_rng(seed).permutation(total))
     for s, (split, count) in enumerate(sizes.clips.items()):
         ids: list[str] = []
         for p, (pair, (first, second)) in enumerate(PAIRS.items()):
@@ -245,9 +247,9 @@ def video_clips(sizes: Sizes, seed: int = 0) -> tuple[list, dict[str, list[str]]
                 for motion, states in ((first, spec.states), (second, spec.states[::-1])):
                     frames = render_clip(spec, states, clip_seed)
                     name = f"{spec.colour_name} {spec.fill} {spec.shape}"
-                    clips.append((str(next_id), TEMPLATES[motion], [name], frames))
-                    ids.append(str(next_id))
-                    next_id += 1
+                    clip_id = str(next(numbers))
+                    clips.append((clip_id, TEMPLATES[motion], [name], frames))
+                    ids.append(clip_id)
         splits[split] = ids
     return clips, splits
 
