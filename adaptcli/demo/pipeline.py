@@ -29,16 +29,19 @@ class DemoSettings:
     pretrain_epochs: int
     video_epochs: int
     seed: int = 0
-    batch_size: int = 32
+    batch_size: int = 16
     lr: dict[str, float] = field(default_factory=lambda: {
-        "linear": 1e-2, "vpt_deep": 1e-2, "adaptformer": 3e-3, "arc": 3e-3, "full": 5e-4,
+        "linear": 1e-2, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "full": 1e-3,
     })
+    #: One torch thread: the demo's matrices are tiny, and two threads fighting other processes
+    #: for 2 cores made a training step ~10x slower in our measurements.
+    threads: int = 1
     pretrain_lr: float = 2e-3
     methods: tuple[str, ...] = METHODS
 
     @classmethod
     def default(cls) -> "DemoSettings":
-        return cls(quick=False, sizes=DEFAULT_SIZES, pretrain_epochs=10, video_epochs=12)
+        return cls(quick=False, sizes=DEFAULT_SIZES, pretrain_epochs=10, video_epochs=14)
 
     @classmethod
     def quick_run(cls) -> "DemoSettings":
@@ -142,11 +145,21 @@ def _merge_check_fallback(run: Path, out: Path) -> dict[str, Any]:
 
 def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Run all six stages into ``out``; returns the results dict written as ``results.json``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return _run_stages(Path(out), settings, echo)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) -> dict[str, Any]:
     from adaptcli.demo.report import write_report
     from adaptcli.engine.finetune import evaluate_run
 
     start = time.time()
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
 
