@@ -65,10 +65,10 @@ def plot(records: list[dict[str, Any]], path: Path, chance: float, title: str) -
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
-    for r in records:
+    for i, r in enumerate(records):
         ax.scatter(r["trainable_params"], r["test_top1"], s=60, zorder=3)
         ax.annotate(NAMES.get(r["method"], r["method"]), (r["trainable_params"], r["test_top1"]),
-                    textcoords="offset points", xytext=(6, 6), fontsize=9)
+                    textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -14), fontsize=9)
     ax.axhline(chance, color="grey", linestyle=":", linewidth=1, label=f"chance ({chance:.1f}%)")
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (log scale)")
