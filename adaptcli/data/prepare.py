@@ -1,7 +1,8 @@
 """Encode a :class:`Listing` into shards: parallel, deterministic, resumable.
 
-Shard ``i`` of a split always holds the items ``i*N .. (i+1)*N-1`` of that split in key order
-(N = samples per shard), whatever the worker count, and the main process writes every shard in
+Shard ``i`` of a split always holds the items ``i*N .. (i+1)*N-1`` of that split in a fixed
+pseudo-random order (sorted by a hash of the key, so classes listed folder by folder are mixed
+across and within shards; N = samples per shard), whatever the worker count, and the main process writes every shard in
 that order. A shard is written as ``name.tar.tmp`` and renamed when complete; the progress file
 is updated atomically after each rename, and ``dataset.json`` is written last. A rerun after a
 kill keeps the shards the progress file vouches for and redoes the others.
@@ -9,6 +10,7 @@ kill keeps the shards the progress file vouches for and redoes the others.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
@@ -60,6 +62,15 @@ class PrepareResult:
     seconds: float
     bytes: int
     reused_shards: int
+
+
+def mixed_order_key(key: str) -> tuple[str, str]:
+    """Sort key that interleaves classes deterministically.
+
+    Datasets are often listed class by class; in key order a shard (and so the training stream's
+    shuffle buffer) would hold one or two classes only.
+    """
+    return hashlib.sha1(key.encode()).hexdigest(), key
 
 
 def run_settings(listing: Listing, options: PrepareOptions) -> dict[str, Any]:
@@ -153,7 +164,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
 
     plan: list[tuple[str, str, list[Item]]] = []  # (split, shard file, items)
     for split, items in listing.splits.items():
-        items = sorted(items, key=lambda item: item.key)
+        items = sorted(items, key=lambda item: mixed_order_key(item.key))
         for index, chunk in enumerate(_chunks(items, per_shard)):
             plan.append((split, shard_name(split, index), chunk))
 
