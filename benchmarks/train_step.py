@@ -50,6 +50,7 @@ class Case:
     time_goal: float | None = None  # max step time / full's
     mem_goal: float | None = None  # max memory / full's
     note: str = ""
+    grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
 
 
 def cases(depth: int) -> list[Case]:
@@ -64,6 +65,10 @@ def cases(depth: int) -> list[Case]:
         Case("adaptformer_top", "adaptformer", {"layers": top}, time_goal=0.55, mem_goal=0.6),
         Case("arc_top", "arc", {"layers": top}, time_goal=0.55, mem_goal=0.6),
         Case("linear", "linear", time_goal=0.40),
+        # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
+        # first top-half block) require grad, so backward does the input-gradient half and nothing else.
+        Case("floor_all", "adaptformer", {"layers": []}, grad_from=0),
+        Case("floor_top", "adaptformer", {"layers": []}, grad_from=depth // 2),
     ]
 
 
@@ -80,6 +85,11 @@ def build(args: argparse.Namespace, case: Case, device: str):
     model = create_backbone(config, args.classes)
     options = METHOD_OPTIONS[case.method](**case.options)
     apply_method(model, case.method, options)
+    if case.grad_from is not None:
+        from adaptcli.models.blocks import transformer_blocks
+
+        block = transformer_blocks(model)[case.grad_from][1]
+        block.register_forward_pre_hook(lambda module, args: (args[0].detach().requires_grad_(), *args[1:]))
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
@@ -89,11 +99,13 @@ def build(args: argparse.Namespace, case: Case, device: str):
 def batch(args: argparse.Namespace, device: str):
     import torch
 
-    generator = torch.Generator().manual_seed(1)
     if args.model.startswith("video_vit"):
         shape = (args.batch, 3, args.frames, args.img_size, args.img_size)
     else:
         shape = (args.batch, 3, args.img_size, args.img_size)
+    if device == "meta":
+        return torch.empty(shape, device="meta"), torch.zeros(args.batch, dtype=torch.long, device="meta")
+    generator = torch.Generator().manual_seed(1)
     inputs = torch.randn(shape, generator=generator).to(device)
     labels = torch.randint(0, args.classes, (args.batch,), generator=generator).to(device)
     return inputs, labels
@@ -120,12 +132,46 @@ def depth_of(args: argparse.Namespace) -> int:
     return len(transformer_blocks(model))
 
 
+# --------------------------------------------------------------------------- work (FLOPs, noise-free)
+
+
+def count_flops(args: argparse.Namespace, selected: list[Case]) -> dict[str, int]:
+    """FLOPs of forward + backward per case (torch's FlopCounterMode: matmuls, convolutions and
+    attention; element-wise ops are not counted), on the meta device, so it costs no compute."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out = {}
+    for case in selected:
+        with torch.device("meta"):
+            model, _ = build(args, case, "meta")
+            inputs, labels = batch(args, "meta")
+        counter = FlopCounterMode(display=False)
+        with counter:
+            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+        out[case.label] = counter.get_total_flops()
+    return out
+
+
 # --------------------------------------------------------------------------- memory (one subprocess each)
 
 
 def current_rss() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_live_bytes(prof) -> int:
+    """Peak of (bytes allocated - bytes freed) by torch's CPU allocator during the profiled step:
+    the CPU counterpart of ``torch.cuda.max_memory_allocated`` (tensors only, no allocator slack)."""
+    # Each op's own (self) allocations net of its own frees, in start order; "[memory]" events are
+    # frees outside any op. Temporaries allocated and freed inside one op are not seen (op granularity).
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for event in events:
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
 
 
 def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
@@ -151,11 +197,14 @@ def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
     rss_before = current_rss()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = torch.nn.functional.cross_entropy(model(inputs), labels)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device == "cpu":
+        result["live_peak_mb"] = peak_live_bytes(prof) / 2**20
     if device == "cuda":
         torch.cuda.synchronize()
         result["cuda_peak_mb"] = (torch.cuda.max_memory_allocated() - before) / 2**20
@@ -168,16 +217,22 @@ def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
 
 
 def run_memory_probes(args: argparse.Namespace, labels: list[str]) -> dict[str, dict[str, Any]]:
-    out = {}
-    for label in labels:
+    """One subprocess per case, ``--memory-jobs`` at a time (memory is not timed, so they may overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def probe(label: str) -> dict[str, Any]:
         cmd = [sys.executable, __file__, *forwarded(args), "--_probe", label]
         proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
         if proc.returncode != 0:
             raise SystemExit(f"memory probe {label} failed:\n{proc.stderr[-3000:]}")
-        out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(f"  memory {label:16s} saved {out[label]['saved_mb']:8.1f} MB   "
-              f"dRSS {out[label]['rss_delta_mb']:8.1f} MB", flush=True)
-    return out
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=max(1, args.memory_jobs)) as pool:
+        results = dict(zip(labels, pool.map(probe, labels)))
+    for label, m in results.items():
+        print(f"  memory {label:16s} saved {m['saved_mb']:8.1f} MB   dRSS {m['rss_delta_mb']:8.1f} MB   "
+              f"peak RSS {m['rss_peak_mb']:8.1f} MB", flush=True)
+    return results
 
 
 def forwarded(args: argparse.Namespace) -> list[str]:
@@ -297,19 +352,20 @@ def verdict(ratio: float | None, goal: float | None) -> str:
     return f"<= {goal:.2f} {'PASS' if ratio <= goal else 'MISS'}"
 
 
-def report(args, selected, timing, memory, probe) -> str:
-    """Markdown tables. Time goals are judged on the CPU-time ratio (see the module docstring)."""
+def report(args, selected, flops, timing, memory, probe) -> str:
+    """Markdown tables. Time goals are judged on the median CPU-time ratio, memory goals on the peak
+    of live tensor bytes (CUDA: max_memory_allocated); the other columns are there to cross-check."""
     wall, cpu = timing if timing else ({}, {})
     full_m = memory.get("full", {})
-    mem_key = "cuda_peak_mb" if "cuda_peak_mb" in full_m else "rss_delta_mb"
-    mem_name = "CUDA peak MB" if mem_key == "cuda_peak_mb" else "dRSS MB"
+    peak_key = "cuda_peak_mb" if "cuda_peak_mb" in full_m else "live_peak_mb"
+    peak_name = "CUDA peak MB" if peak_key == "cuda_peak_mb" else "live peak MB"
     lines = [
-        f"| method | wall ms | x full | CPU ms | x full | time goal (CPU) | saved MB | x full | {mem_name} "
-        f"| x full | memory goal (saved / {mem_name}) |",
-        "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | --- |",
+        f"| method | GFLOP | x full | wall ms | x full | CPU ms | x full | time goal (CPU) "
+        f"| saved MB | x full | {peak_name} | x full | dRSS MB | x full | memory goal ({peak_name}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for case in selected:
-        row = [case.label]
+        row = [case.label, f"{flops[case.label] / 1e9:.0f}", f"{flops[case.label] / flops['full']:.2f}"]
         if wall:
             w, c = statistics.median(wall[case.label]), statistics.median(cpu[case.label])
             rw, rc = w / statistics.median(wall["full"]), c / statistics.median(cpu["full"])
@@ -318,14 +374,11 @@ def report(args, selected, timing, memory, probe) -> str:
             row += [""] * 5
         m = memory.get(case.label)
         if m:
-            rs = m["saved_mb"] / full_m["saved_mb"]
-            rm = m[mem_key] / full_m[mem_key]
-            goal = "-" if case.mem_goal is None else (
-                f"<= {case.mem_goal:.2f} {'PASS' if rs <= case.mem_goal else 'MISS'} / "
-                f"{'PASS' if rm <= case.mem_goal else 'MISS'}")
-            row += [f"{m['saved_mb']:.0f}", f"{rs:.2f}", f"{m[mem_key]:.0f}", f"{rm:.2f}", goal]
+            for key in ("saved_mb", peak_key, "rss_delta_mb"):
+                row += [f"{m[key]:.0f}", f"{m[key] / full_m[key]:.2f}"]
+            row.append(verdict(m[peak_key] / full_m[peak_key], case.mem_goal))
         else:
-            row += [""] * 5
+            row += [""] * 7
         lines.append("| " + " | ".join(row) + " |")
     if probe:
         u, c = probe["uncached"]["train_seconds"], probe["cached"]["train_seconds"]
@@ -350,6 +403,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=174)
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, --quick 5)")
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--memory-jobs", type=int, default=2, help="memory-probe subprocesses at a time")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: on a shared machine CPU time then measures work)")
     parser.add_argument("--methods", default=None, help="comma-separated case labels (default: all)")
@@ -383,16 +437,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, device {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     started = time.perf_counter()
-    memory = {} if "memory" in skip else run_memory_probes(args, labels)
+    flops = count_flops(args, selected)
+    memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected if c.grad_from is None])
     timing = () if "time" in skip else run_timing(args, selected)
     probe = {} if "probe" in skip else run_linear_probe(args)
-    table = report(args, selected, timing, memory, probe)
+    table = report(args, selected, flops, timing, memory, probe)
     print()
     print(table)
-    print(f"\n(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only; vpt_deep has no "
+    print("\n(floor_all / floor_top: no adapter, the head trains and the tokens entering block 0 / the first "
+          "top-half block require grad: forward plus the input-gradient half of backward, the least any "
+          "adapter in those blocks can cost.)")
+    print(f"(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only; vpt_deep has no "
           f"top-half form: its prompts enter at block 0. Total {time.perf_counter() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "timing": timing,
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "flops": flops, "timing": timing,
                                          "memory": memory, "probe": probe, "table": table}, indent=1))
 
 
