@@ -9,10 +9,14 @@ Three parts, all in one run:
    the adapted model and runs ONE training step. It reports
    - ``saved MB``: the bytes autograd keeps for the backward pass (``saved_tensors_hooks``, unique
      storages, parameters and buffers excluded): the activation memory the method costs;
+   - ``live peak MB``: peak of bytes allocated minus freed by torch's CPU allocator during the step
+     (profiler memory events): the CPU counterpart of ``max_memory_allocated``; memory goals use it;
    - ``dRSS MB``: peak RSS during the step minus RSS just before it: activations plus gradients,
      optimizer state and temporaries, as the OS sees them (noisier: allocator behaviour);
    - on a GPU, ``torch.cuda.max_memory_allocated`` during the step instead of RSS.
-2. Time. All models live in this process; after warm-up steps, one training step per method
+2. Time. FLOPs of forward + backward are counted on the meta device (noise-free). All models live in
+   this process; time runs on ``--threads`` intra-op threads (default 1) and is read as wall and process
+   CPU time (goals use CPU time: on a shared machine it measures work, not scheduling); after warm-up steps, one training step per method
    (forward, cross-entropy, backward, SGD step, zero_grad) is timed in interleaved rounds
    (A B C ... A B C ..., alternate rounds reversed), and the median is reported.
 3. Linear probe. The real ``adaptcli finetune --method linear`` on small prepared video shards, 20
