@@ -43,9 +43,11 @@ class AdaptMLP(nn.Module):
         self._stream = args[0]
 
     def add_branch(self, module: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
+        # Drop the reference first in both forms: a captured stream that outlives the forward keeps
+        # one B x N x D activation per block alive between steps (and through evaluation).
+        stream, self._stream = self._stream, None
         if self.form == "sequential":
             return output + self.branch(output)
-        stream, self._stream = self._stream, None
         return output + self.branch(stream.reshape(output.shape))
 
     def extra_repr(self) -> str:

@@ -60,7 +60,12 @@ class TubeletEmbed(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5:
             raise ValueError(f"video_vit expects B x C x T x H x W, got shape {tuple(x.shape)}")
-        return self.proj(x).flatten(2).transpose(1, 2)
+        # contiguous(): the transposed view has strides (N*D, 1, N), and element-wise ops keep the
+        # layout of their first input, so without this copy the whole residual stream stays
+        # "channels first" and every LayerNorm (and AdaptFormer's down projection) makes its own
+        # contiguous copy, in the forward and again in the backward (and AdaptFormer saves that copy
+        # for its weight gradient: one extra B x N x D activation per block). One copy here instead.
+        return self.proj(x).flatten(2).transpose(1, 2).contiguous()
 
 
 class VideoVisionTransformer(nn.Module):

@@ -1,0 +1,462 @@
+"""Training-step time and peak memory of every method against ``full``, and the linear-probe feature cache.
+
+    PYTHONPATH=. python benchmarks/train_step.py                 # ViT-S/16 video, 8 frames, 224 px, batch 4
+    PYTHONPATH=. python benchmarks/train_step.py --quick         # 112 px, fewer repeats (a couple of minutes)
+
+Three parts, all in one run:
+
+1. Memory. Every method gets a fresh subprocess (``ru_maxrss`` is a process-lifetime peak) that builds
+   the adapted model and runs ONE training step. It reports
+   - ``saved MB``: the bytes autograd keeps for the backward pass (``saved_tensors_hooks``, unique
+     storages, parameters and buffers excluded): the activation memory the method costs;
+   - ``live peak MB``: peak of bytes allocated minus freed by torch's CPU allocator during the step
+     (profiler memory events): the CPU counterpart of ``max_memory_allocated``; memory goals use it;
+   - ``dRSS MB``: peak RSS during the step minus RSS just before it: activations plus gradients,
+     optimizer state and temporaries, as the OS sees them (noisier: allocator behaviour);
+   - on a GPU, ``torch.cuda.max_memory_allocated`` during the step instead of RSS.
+2. Time. FLOPs of forward + backward are counted on the meta device (noise-free). All models live in
+   this process; time runs on ``--threads`` intra-op threads (default 1) and is read as wall and process
+   CPU time (goals use CPU time: on a shared machine it measures work, not scheduling); after warm-up steps, one training step per method
+   (forward, cross-entropy, backward, SGD step, zero_grad) is timed in interleaved rounds
+   (A B C ... A B C ..., alternate rounds reversed), and the median is reported.
+3. Linear probe. The real ``adaptcli finetune --method linear`` on small prepared video shards, 20
+   epochs, with ``train.feature_cache=false`` and ``=true``; ``train_seconds`` from ``summary.json``.
+
+Every model is built through adaptcli's own code: ``create_backbone`` + ``apply_method``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --------------------------------------------------------------------------- the cases
+
+
+@dataclass
+class Case:
+    label: str
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    time_goal: float | None = None  # max step time / full's
+    mem_goal: float | None = None  # max memory / full's
+    note: str = ""
+    grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
+
+
+def cases(depth: int) -> list[Case]:
+    top = list(range(depth // 2, depth))
+    return [
+        Case("full", "full"),
+        Case("adaptformer", "adaptformer", time_goal=0.72, mem_goal=0.6),
+        Case("arc", "arc", time_goal=0.72, mem_goal=0.6),
+        Case("arc_att", "arc_att", mem_goal=0.6, note="no time goal set; same floor as arc"),
+        Case("vpt_deep", "vpt_deep", time_goal=0.72, mem_goal=0.6),
+        Case("vpt_shallow", "vpt_shallow", mem_goal=0.6, note="no time goal set; prompts at the input"),
+        Case("adaptformer_top", "adaptformer", {"layers": top}, time_goal=0.55, mem_goal=0.6),
+        Case("arc_top", "arc", {"layers": top}, time_goal=0.55, mem_goal=0.6),
+        Case("linear", "linear", time_goal=0.40),
+        # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
+        # first top-half block) require grad, so backward does the input-gradient half and nothing else.
+        Case("floor_all", "adaptformer", {"layers": []}, grad_from=0),
+        Case("floor_top", "adaptformer", {"layers": []}, grad_from=depth // 2),
+    ]
+
+
+def build(args: argparse.Namespace, case: Case, device: str):
+    """Backbone + method through adaptcli's own code, and an SGD optimizer over the trainable set."""
+    import torch
+
+    from adaptcli.config import METHOD_OPTIONS, ModelConfig
+    from adaptcli.methods import apply_method
+    from adaptcli.models.build import create_backbone
+
+    torch.manual_seed(0)
+    config = ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames)
+    model = create_backbone(config, args.classes)
+    options = METHOD_OPTIONS[case.method](**case.options)
+    apply_method(model, case.method, options)
+    if case.grad_from is not None:
+        from adaptcli.models.blocks import transformer_blocks
+
+        block = transformer_blocks(model)[case.grad_from][1]
+        block.register_forward_pre_hook(lambda module, args: (args[0].detach().requires_grad_(), *args[1:]))
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    return model, optimizer
+
+
+def batch(args: argparse.Namespace, device: str):
+    import torch
+
+    if args.model.startswith("video_vit"):
+        shape = (args.batch, 3, args.frames, args.img_size, args.img_size)
+    else:
+        shape = (args.batch, 3, args.img_size, args.img_size)
+    if device == "meta":
+        return torch.empty(shape, device="meta"), torch.zeros(args.batch, dtype=torch.long, device="meta")
+    generator = torch.Generator().manual_seed(1)
+    inputs = torch.randn(shape, generator=generator).to(device)
+    labels = torch.randint(0, args.classes, (args.batch,), generator=generator).to(device)
+    return inputs, labels
+
+
+def train_step(model, optimizer, inputs, labels) -> None:
+    import torch
+
+    loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+    loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def depth_of(args: argparse.Namespace) -> int:
+    from adaptcli.config import ModelConfig
+    from adaptcli.models.blocks import transformer_blocks
+    from adaptcli.models.build import create_backbone
+
+    import torch
+
+    with torch.device("meta"):
+        model = create_backbone(ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames), 2)
+    return len(transformer_blocks(model))
+
+
+# --------------------------------------------------------------------------- work (FLOPs, noise-free)
+
+
+def count_flops(args: argparse.Namespace, selected: list[Case]) -> dict[str, int]:
+    """FLOPs of forward + backward per case (torch's FlopCounterMode: matmuls, convolutions and
+    attention; element-wise ops are not counted), on the meta device, so it costs no compute."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    out = {}
+    for case in selected:
+        with torch.device("meta"):
+            model, _ = build(args, case, "meta")
+            inputs, labels = batch(args, "meta")
+        counter = FlopCounterMode(display=False)
+        with counter:
+            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
+        out[case.label] = counter.get_total_flops()
+    return out
+
+
+# --------------------------------------------------------------------------- memory (one subprocess each)
+
+
+def current_rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_live_bytes(prof) -> int:
+    """Peak of (bytes allocated - bytes freed) by torch's CPU allocator during the profiled step:
+    the CPU counterpart of ``torch.cuda.max_memory_allocated`` (tensors only, no allocator slack)."""
+    # Each op's own (self) allocations net of its own frees, in start order; "[memory]" events are
+    # frees outside any op. Temporaries allocated and freed inside one op are not seen (op granularity).
+    events = sorted(prof.events(), key=lambda e: e.time_range.start)
+    live = peak = 0
+    for event in events:
+        live += event.self_cpu_memory_usage
+        peak = max(peak, live)
+    return peak
+
+
+def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
+    """Runs in its own process: one training step, saved-tensor bytes and the RSS / CUDA peak."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    case = next(c for c in cases(depth_of(args)) if c.label == label)
+    model, optimizer = build(args, case, device)
+    inputs, labels = batch(args, device)
+    frozen = {t.untyped_storage().data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    saved: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in frozen and storage.device.type != "meta":
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    result: dict[str, Any] = {"label": label, "device": device}
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    rss_before = current_rss()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if device == "cpu":
+        result["live_peak_mb"] = peak_live_bytes(prof) / 2**20
+    if device == "cuda":
+        torch.cuda.synchronize()
+        result["cuda_peak_mb"] = (torch.cuda.max_memory_allocated() - before) / 2**20
+    result["saved_mb"] = sum(saved.values()) / 2**20
+    result["rss_before_mb"] = rss_before / 2**20
+    result["rss_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**20
+    result["rss_delta_mb"] = result["rss_peak_mb"] - result["rss_before_mb"]
+    result["trainable"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return result
+
+
+def run_memory_probes(args: argparse.Namespace, labels: list[str]) -> dict[str, dict[str, Any]]:
+    """One subprocess per case, ``--memory-jobs`` at a time (memory is not timed, so they may overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def probe(label: str) -> dict[str, Any]:
+        cmd = [sys.executable, __file__, *forwarded(args), "--_probe", label]
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+        if proc.returncode != 0:
+            raise SystemExit(f"memory probe {label} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    with ThreadPoolExecutor(max_workers=max(1, args.memory_jobs)) as pool:
+        results = dict(zip(labels, pool.map(probe, labels)))
+    for label, m in results.items():
+        print(f"  memory {label:16s} saved {m['saved_mb']:8.1f} MB   dRSS {m['rss_delta_mb']:8.1f} MB   "
+              f"peak RSS {m['rss_peak_mb']:8.1f} MB", flush=True)
+    return results
+
+
+def forwarded(args: argparse.Namespace) -> list[str]:
+    return ["--model", args.model, "--frames", str(args.frames), "--img-size", str(args.img_size),
+            "--batch", str(args.batch), "--classes", str(args.classes), "--threads", str(args.threads)]
+
+
+def child_env(threads: int = 0) -> dict[str, str]:
+    env = dict(os.environ)
+    if threads > 0:
+        env["OMP_NUM_THREADS"] = str(threads)
+    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+# --------------------------------------------------------------------------- time (interleaved)
+
+
+def run_timing(args: argparse.Namespace, selected: list[Case]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall-clock and process-CPU seconds of one training step per case, interleaved rounds."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def sync() -> None:
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    inputs, labels = batch(args, device)
+    built = {case.label: build(args, case, device) for case in selected}
+    for label, (model, optimizer) in built.items():
+        for _ in range(args.warmup):
+            train_step(model, optimizer, inputs, labels)
+    times: dict[str, list[float]] = {label: [] for label in built}
+    cpu: dict[str, list[float]] = {label: [] for label in built}
+    order = list(built)
+    for round_index in range(args.repeats):
+        for label in order if round_index % 2 == 0 else order[::-1]:
+            model, optimizer = built[label]
+            sync()
+            start, start_cpu = time.perf_counter(), time.process_time()
+            train_step(model, optimizer, inputs, labels)
+            sync()
+            times[label].append(time.perf_counter() - start)
+            cpu[label].append(time.process_time() - start_cpu)
+        print(f"  round {round_index + 1}/{args.repeats} (wall ms / cpu ms): "
+              + "  ".join(f"{k} {times[k][-1] * 1000:.0f}/{cpu[k][-1] * 1000:.0f}" for k in times), flush=True)
+    return times, cpu
+
+
+# --------------------------------------------------------------------------- linear probe, real command
+
+
+def prepare_probe_shards(root: Path, clips: int, size: int) -> Path:
+    from adaptcli.data.synthetic import moving_square, write_ssv2_layout
+
+    templates = {"left": "Pushing [something] from right to left", "right": "Pushing [something] from left to right"}
+    records, train_ids, val_ids = [], [], []
+    for i in range(clips + 2):
+        direction = "left" if i % 2 else "right"
+        clip_id = str(1000 + i)
+        records.append((clip_id, templates[direction], ["box"], moving_square(direction, 16, size, size, seed=i)))
+        (train_ids if i < clips else val_ids).append(clip_id)
+    write_ssv2_layout(root / "src", records, {"train": train_ids, "validation": val_ids})
+    shards = root / "shards"
+    cmd = [sys.executable, "-m", "adaptcli", "prepare", "ssv2", str(root / "src"), "--shards", str(shards),
+           "--samples-per-shard", "4"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
+    if proc.returncode != 0:
+        raise SystemExit(f"prepare failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return shards
+
+
+def probe_command(args: argparse.Namespace, shards: Path, out: Path, cache: bool) -> list[str]:
+    sets = [
+        f"model.img_size={args.probe_img_size}", f"model.num_frames={args.frames}",
+        f"train.epochs={args.probe_epochs}", f"train.batch_size={args.batch}", "train.lr=0.001",
+        f"train.feature_cache={'true' if cache else 'false'}", "data.val_split=null", "data.workers=0",
+        "data.augment=resize", "data.flip=false", f"eval.batch_size={args.batch}",
+    ]
+    cmd = [sys.executable, "-m", "adaptcli", "finetune", "--method", "linear", "--recipe", "quick",
+           "--model", args.model, "--data", str(shards), "--out", str(out)]
+    for s in sets:
+        cmd += ["--set", s]
+    return cmd
+
+
+def run_linear_probe(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="adaptcli-bench-") as tmp:
+        root = Path(tmp)
+        shards = prepare_probe_shards(root, args.probe_clips, args.probe_img_size + 16)
+        result: dict[str, Any] = {"command": " ".join(probe_command(args, Path("SHARDS"), Path("OUT"), True))}
+        for cache in (False, True):
+            out = root / f"run-cache-{cache}"
+            wall = time.perf_counter()
+            proc = subprocess.run(probe_command(args, shards, out, cache), capture_output=True, text=True,
+                                  env=child_env(args.threads))
+            wall = time.perf_counter() - wall
+            if proc.returncode != 0:
+                raise SystemExit(f"finetune (cache={cache}) failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
+            summary = json.loads((out / "summary.json").read_text())
+            key = "cached" if cache else "uncached"
+            result[key] = {"train_seconds": summary["train_seconds"], "wall_seconds": round(wall, 2),
+                           "feature_cache": summary["feature_cache"], "steps": summary["steps"]}
+            print(f"  linear probe {key:9s} train_seconds {summary['train_seconds']:8.2f}  "
+                  f"(process wall {wall:.1f} s, feature_cache={summary['feature_cache']}, "
+                  f"steps {summary['steps']})", flush=True)
+        return result
+
+
+# --------------------------------------------------------------------------- report
+
+
+def verdict(ratio: float | None, goal: float | None) -> str:
+    if goal is None or ratio is None:
+        return "-"
+    return f"<= {goal:.2f} {'PASS' if ratio <= goal else 'MISS'}"
+
+
+def report(args, selected, flops, timing, memory, probe) -> str:
+    """Markdown tables. Time goals are judged on the median CPU-time ratio, memory goals on the peak
+    of live tensor bytes (CUDA: max_memory_allocated); the other columns are there to cross-check."""
+    wall, cpu = timing if timing else ({}, {})
+    full_m = memory.get("full", {})
+    peak_key = "cuda_peak_mb" if "cuda_peak_mb" in full_m else "live_peak_mb"
+    peak_name = "CUDA peak MB" if peak_key == "cuda_peak_mb" else "live peak MB"
+    lines = [
+        f"| method | GFLOP | x full | wall ms | x full | CPU ms | x full | time goal (CPU) "
+        f"| saved MB | x full | {peak_name} | x full | dRSS MB | x full | memory goal ({peak_name}) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for case in selected:
+        row = [case.label, f"{flops[case.label] / 1e9:.0f}", f"{flops[case.label] / flops['full']:.2f}"]
+        if wall:
+            w, c = statistics.median(wall[case.label]), statistics.median(cpu[case.label])
+            rw, rc = w / statistics.median(wall["full"]), c / statistics.median(cpu["full"])
+            row += [f"{w * 1000:.0f}", f"{rw:.2f}", f"{c * 1000:.0f}", f"{rc:.2f}", verdict(rc, case.time_goal)]
+        else:
+            row += [""] * 5
+        m = memory.get(case.label)
+        if m:
+            for key in ("saved_mb", peak_key, "rss_delta_mb"):
+                row += [f"{m[key]:.0f}", f"{m[key] / full_m[key]:.2f}"]
+            row.append(verdict(m[peak_key] / full_m[peak_key], case.mem_goal))
+        else:
+            row += [""] * 7
+        lines.append("| " + " | ".join(row) + " |")
+    if probe:
+        u, c = probe["uncached"]["train_seconds"], probe["cached"]["train_seconds"]
+        ratio = u / c
+        lines += [
+            "",
+            f"| linear probe, {args.probe_epochs} epochs ({args.probe_clips} clips, {args.probe_img_size} px) "
+            "| train_seconds | speed-up | goal |",
+            "| --- | ---: | ---: | --- |",
+            f"| without feature cache | {u:.2f} | 1.00 | |",
+            f"| with feature cache | {c:.2f} | {ratio:.1f}x | >= 10x {'PASS' if ratio >= 10 else 'MISS'} |",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="video_vit_small_patch16")
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--img-size", type=int, default=224)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--classes", type=int, default=174)
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, --quick 5)")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--memory-jobs", type=int, default=2, help="memory-probe subprocesses at a time")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (default 1: on a shared machine CPU time then measures work)")
+    parser.add_argument("--methods", default=None, help="comma-separated case labels (default: all)")
+    parser.add_argument("--probe-img-size", type=int, default=112, help="image size of the linear-probe runs")
+    parser.add_argument("--probe-clips", type=int, default=8, help="training clips of the linear-probe runs")
+    parser.add_argument("--probe-epochs", type=int, default=20)
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: memory,time,probe")
+    parser.add_argument("--json", type=Path, default=None, help="also write all raw numbers here")
+    parser.add_argument("--quick", action="store_true", help="112 px and 5 rounds: a couple of minutes")
+    parser.add_argument("--_probe", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.quick and args.img_size == 224:
+        args.img_size = 112
+    if args.repeats is None:
+        args.repeats = 5 if args.quick else 3
+    import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    if args._probe:
+        print(json.dumps(memory_probe(args, args._probe)))
+        return
+
+    skip = set(filter(None, args.skip.split(",")))
+    selected = cases(depth_of(args))
+    if args.methods:
+        wanted = set(args.methods.split(",")) | {"full"}
+        selected = [c for c in selected if c.label in wanted]
+    labels = [c.label for c in selected]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, device {device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
+    started = time.perf_counter()
+    flops = count_flops(args, selected)
+    memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected if c.grad_from is None])
+    timing = () if "time" in skip else run_timing(args, selected)
+    probe = {} if "probe" in skip else run_linear_probe(args)
+    table = report(args, selected, flops, timing, memory, probe)
+    print()
+    print(table)
+    print("\n(floor_all / floor_top: no adapter, the head trains and the tokens entering block 0 / the first "
+          "top-half block require grad: forward plus the input-gradient half of backward, the least any "
+          "adapter in those blocks can cost.)")
+    print(f"(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only; vpt_deep has no "
+          f"top-half form: its prompts enter at block 0. Total {time.perf_counter() - started:.0f} s)")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "flops": flops, "timing": timing,
+                                         "memory": memory, "probe": probe, "table": table}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
