@@ -15,31 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
 
-from adaptcli.models.video_vit import VideoVisionTransformer, sinusoid_table
+from adaptcli.models.video_vit import VideoVisionTransformer, local_weights_cfg, sinusoid_table
 
 #: Shared dimensions of the pair.
 DEMO_DIMS: dict[str, Any] = dict(patch_size=8, embed_dim=96, depth=4, num_heads=3)
 
 
 def _cfg(**kwargs: Any) -> dict[str, Any]:
-    return {
-        "url": "",
-        "num_classes": 10,
-        "input_size": (3, 32, 32),
-        "pool_size": None,
-        "crop_pct": 1.0,
-        "interpolation": "bilinear",
-        "fixed_input_size": False,
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        **kwargs,
-    }
+    return local_weights_cfg(num_classes=10, input_size=(3, 32, 32), crop_pct=1.0, interpolation="bilinear", **kwargs)
 
 
 default_cfgs = generate_default_cfgs({

@@ -179,7 +179,7 @@ class VideoVisionTransformer(nn.Module):
 # --------------------------------------------------------------------------- registration
 
 
-def _cfg(**kwargs: Any) -> dict[str, Any]:
+def local_weights_cfg(**kwargs: Any) -> dict[str, Any]:
     """No hub weights: these models load local checkpoints (``--checkpoint FILE``)."""
     return {
         "url": "",
@@ -198,10 +198,10 @@ def _cfg(**kwargs: Any) -> dict[str, Any]:
 
 
 default_cfgs = generate_default_cfgs({
-    "video_vit_small_patch16": _cfg(),
-    "video_vit_base_patch16": _cfg(),
-    "video_vit_large_patch16": _cfg(),
-    "video_vit_test": _cfg(input_size=(3, 32, 32)),
+    "video_vit_small_patch16": local_weights_cfg(),
+    "video_vit_base_patch16": local_weights_cfg(),
+    "video_vit_large_patch16": local_weights_cfg(),
+    "video_vit_test": local_weights_cfg(input_size=(3, 32, 32)),
 })
 
 
