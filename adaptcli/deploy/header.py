@@ -53,16 +53,10 @@ def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[st
 
 def read_header(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported file, JSON values decoded (only the header is read)."""
-    from safetensors import safe_open
+    from adaptcli.engine.weights import read_safetensors
 
     path = Path(path)
-    if not path.is_file():
-        raise AdaptError(f"file not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = handle.metadata() or {}
-    except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise AdaptError(f"{path} is not a readable safetensors file ({exc})") from exc
+    _, raw = read_safetensors(path, tensors=False)
     meta: dict[str, Any] = {}
     for key, value in raw.items():
         try:

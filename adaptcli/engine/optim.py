@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-
 import torch
 from torch import nn
 
@@ -64,7 +62,3 @@ def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig, steps_
     warmup = int(round(train.warmup_epochs * steps_per_epoch))
     min_ratio = train.min_lr / lr if lr > 0 else 0.0
     return torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total, warmup, min_ratio))
-
-
-def trainable_parameters(model: nn.Module) -> Iterable[nn.Parameter]:
-    return [p for p in model.parameters() if p.requires_grad]

@@ -81,7 +81,12 @@ class Trainer:
         self.steps_per_epoch = steps
         self.opt_steps_per_epoch = max(1, steps // train.accum_steps)
         self.model = model
-        trained = self._head_only(model) if self.use_feature_cache else model
+        if self.use_feature_cache:
+            from adaptcli.engine.features import HeadOnly
+
+            trained: nn.Module = HeadOnly(model)
+        else:
+            trained = model
         optimizer = build_optimizer(trained, train, self.lr)
         self.scheduler = build_scheduler(optimizer, train, self.opt_steps_per_epoch, self.lr)
         self.trained, self.optimizer = self.accelerator.prepare(trained, optimizer)
@@ -106,12 +111,6 @@ class Trainer:
         if self.config.train.max_steps_per_epoch:
             steps = min(steps, self.config.train.max_steps_per_epoch)
         return steps
-
-    @staticmethod
-    def _head_only(model: nn.Module) -> nn.Module:
-        from adaptcli.engine.features import HeadOnly
-
-        return HeadOnly(model)
 
     # ------------------------------------------------------------------ checkpoints
     def _keep_trainable_only(self, models: list[nn.Module], weights: list[dict], output_dir: str) -> None:

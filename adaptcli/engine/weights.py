@@ -23,20 +23,25 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
         save_file(clean, str(tmp), metadata=header)
 
 
-def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read tensors and the raw string metadata of a safetensors file."""
+def read_safetensors(path: str | Path, *, tensors: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors (unless ``tensors=False``: the header only) and raw string metadata of a file."""
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.exists():
-        raise AdaptError(f"weights file not found: {path}")
+    if not path.is_file():
+        raise AdaptError(f"file not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+            loaded = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}
     except Exception as exc:  # safetensors raises its own error types for bad headers
         raise AdaptError(f"{path} is not a readable safetensors file ({exc})") from exc
-    return tensors, metadata
+    return loaded, metadata
+
+
+def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read tensors and the raw string metadata of a safetensors file."""
+    return read_safetensors(path)
 
 
 def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], what: str) -> None:

@@ -49,10 +49,6 @@ def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:
     return [name for name, param in model.named_parameters() if id(param) not in before]
 
 
-def count(params: Any) -> int:
-    return sum(p.numel() for p in params)
-
-
 def freeze_all(model: nn.Module) -> None:
     for param in model.parameters():
         param.requires_grad_(False)

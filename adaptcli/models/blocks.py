@@ -39,16 +39,7 @@ def block_groups(model: nn.Module) -> list[list[int]]:
 
 def block_width(block: nn.Module) -> int:
     """The residual-stream width D of a block, read from its first norm."""
-    norm = block.norm1
-    shape = getattr(norm, "normalized_shape", None)
-    if shape is None and hasattr(norm, "weight"):
-        shape = tuple(norm.weight.shape)
-    if shape is None and hasattr(norm, "base_layer"):
-        return block_width_of_norm(norm.base_layer)
-    return int(shape[-1])
-
-
-def block_width_of_norm(norm: nn.Module) -> int:
+    norm = getattr(block.norm1, "base_layer", block.norm1)  # ARC wraps the norm
     shape = getattr(norm, "normalized_shape", None) or tuple(norm.weight.shape)
     return int(shape[-1])
 
