@@ -18,7 +18,9 @@ from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type
 
 import yaml
 
+from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
+from adaptcli.models.config import ModelConfig
 
 METHOD_NAMES = ("adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full")
 
@@ -83,33 +85,8 @@ METHOD_OPTIONS: dict[str, type] = {
 # --------------------------------------------------------------------------- sections
 
 
-@dataclass
-class ModelConfig:
-    """The backbone. ``name`` is a timm model name or one of adaptcli's registered video models."""
-
-    name: str = "vit_small_patch16_224"
-    checkpoint: Optional[str] = None
-    pretrained: bool = False
-    img_size: int = 224
-    num_frames: int = 8
-    drop_path: float = 0.0
 
 
-@dataclass
-class DataConfig:
-    """How samples are streamed from prepared shards."""
-
-    train_split: str = "train"
-    val_split: Optional[str] = "validation"
-    test_split: str = "test"
-    sampling: Literal["segment", "stride"] = "segment"
-    stride: int = 4
-    augment: Literal["random_resized_crop", "resize", "resize_crop"] = "random_resized_crop"
-    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
-    flip: bool = True
-    crop_pct: float = 0.875
-    workers: int = 2
-    shuffle_buffer: int = 500
 
 
 @dataclass

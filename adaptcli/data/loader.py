@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from adaptcli.config import DataConfig
+from adaptcli.data.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
 from adaptcli.data.tar_reader import BadShard, iter_samples

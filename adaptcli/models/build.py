@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from adaptcli.config import ModelConfig
+from adaptcli.models.config import ModelConfig
 from adaptcli.errors import AdaptError
 
 
