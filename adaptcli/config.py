@@ -20,73 +20,12 @@ import yaml
 
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
+from adaptcli.methods.registry import NoOptions, method_names, method_spec
 from adaptcli.models.config import ModelConfig
-
-METHOD_NAMES = ("adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full")
-
-
-# --------------------------------------------------------------------------- method options
-
-
-@dataclass
-class AdaptFormerOptions:
-    """AdaptMLP beside each block's MLP (AdaptFormer, NeurIPS 2022)."""
-
-    mid_dim: int = 64
-    scale: float = 0.1
-    form: Literal["parallel", "sequential"] = "parallel"
-    layernorm: Literal["none", "in"] = "none"
-    dropout: float = 0.1
-    layers: Optional[list[int]] = None
-
-
-@dataclass
-class ArcOptions:
-    """Adapter Re-Composing: shared symmetric projection, per-layer scale and bias."""
-
-    dim: int = 50
-    dropout: float = 0.1
-    scale_init: Literal["zero", "xavier"] = "zero"
-    layers: Optional[list[int]] = None
-
-
-@dataclass
-class VptShallowOptions:
-    """Visual prompt tuning, prompts at the input only."""
-
-    tokens: int = 5
-    dropout: float = 0.0
-
-
-@dataclass
-class VptDeepOptions:
-    """Visual prompt tuning, a fresh set of prompts before every block (AdaptFormer Table 1: 1 token)."""
-
-    tokens: int = 1
-    dropout: float = 0.1
-
-
-@dataclass
-class NoOptions:
-    """Methods without options (linear, full)."""
-
-
-METHOD_OPTIONS: dict[str, type] = {
-    "adaptformer": AdaptFormerOptions,
-    "arc": ArcOptions,
-    "arc_att": ArcOptions,
-    "vpt_shallow": VptShallowOptions,
-    "vpt_deep": VptDeepOptions,
-    "linear": NoOptions,
-    "full": NoOptions,
-}
-
 
 # --------------------------------------------------------------------------- sections
 
-
-
-
+DEFAULT_METHOD = "linear"
 
 
 @dataclass
@@ -126,7 +65,7 @@ class EvalConfig:
 class RunConfig:
     """A fully resolved run: model, method, data, training and evaluation settings."""
 
-    method: str = "linear"
+    method: str = DEFAULT_METHOD
     model: ModelConfig = field(default_factory=ModelConfig)
     method_options: Any = field(default_factory=NoOptions)
     data: DataConfig = field(default_factory=DataConfig)
@@ -255,7 +194,7 @@ def unknown_key_message(key: str, valid_keys: list[str]) -> str:
 def valid_keys(method: str) -> list[str]:
     """Every dotted key a recipe or ``--set`` may name for this method."""
     keys = [f"{section}.{name}" for section, cls in _SECTIONS.items() for name in _fields(cls)]
-    keys += [f"method.{name}" for name in _fields(METHOD_OPTIONS[method])]
+    keys += [f"method.{name}" for name in _fields(method_spec(method).options)]
     return keys
 
 
@@ -342,20 +281,17 @@ def resolve(
     if isinstance(recipe_method, dict):
         method_tree = dict(recipe_method)
         recipe_method = method_tree.pop("name", None)
-    name = method or recipe_method or "linear"
-    if name not in METHOD_OPTIONS:
-        close = difflib.get_close_matches(name, METHOD_NAMES, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"unknown method '{name}'{hint}: choose one of {', '.join(METHOD_NAMES)}")
+    name = method or recipe_method or DEFAULT_METHOD
+    spec = method_spec(name)
     if recipe_method and method and recipe_method != method:
         method_tree = {}  # options in the recipe belong to another method
 
     per_method = tree.pop("per_method", {}) or {}
     if not isinstance(per_method, dict):
         raise ConfigError("per_method must map method names to recipe sections")
-    unknown = [m for m in per_method if m not in METHOD_OPTIONS]
+    unknown = [m for m in per_method if m not in method_names()]
     if unknown:
-        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(METHOD_NAMES)}")
+        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
     tree.pop("method", None)
     tree["method"] = method_tree
     tree = _deep_merge(tree, per_method.get(name, {}) or {})
@@ -371,7 +307,7 @@ def resolve(
         section: build_section(cls, tree.get(section) or {}, section, keys)
         for section, cls in _SECTIONS.items()
     }
-    options = build_section(METHOD_OPTIONS[name], tree.get("method") or {}, "method", keys)
+    options = build_section(spec.options, tree.get("method") or {}, "method", keys)
     return RunConfig(method=name, method_options=options, **sections)
 
 
@@ -380,14 +316,20 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return resolve(data)
 
 
+def header_config(meta: dict[str, Any]) -> RunConfig:
+    """The configuration stored in an export's header, detached from any checkpoint file or download."""
+    config = from_dict(meta["config"])
+    config.model.checkpoint = None
+    config.model.pretrained = False
+    return config
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a resolved ``config.yaml`` back."""
     return from_dict(yaml.safe_load(Path(path).read_text()))
 
 
 __all__ = [
-    "METHOD_NAMES",
-    "METHOD_OPTIONS",
     "RunConfig",
     "ModelConfig",
     "DataConfig",

@@ -1,4 +1,5 @@
-"""Crash-safe file writing: write to a temporary name beside the target, then rename."""
+"""Files: crash-safe writing (a temporary name beside the target, then rename) and the one
+safetensors reader/writer every layer uses (weights, checkpoints, export headers)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from adaptcli.errors import AdaptError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
 
 @contextlib.contextmanager
@@ -45,3 +51,29 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     elif path.exists() or path.is_symlink():
         path.unlink()
+
+
+def save_tensors(path: str | Path, tensors: dict[str, "torch.Tensor"], metadata: dict[str, Any]) -> None:
+    """Write ``tensors`` (contiguous CPU copies) atomically with string metadata (non-strings JSON-encoded)."""
+    from safetensors.torch import save_file
+
+    clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    with atomic_path(path) as tmp:
+        save_file(clean, str(tmp), metadata=header)
+
+
+def read_safetensors(path: str | Path, *, tensors: bool = True) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:
+    """Tensors (unless ``tensors=False``: the header only) and raw string metadata of a file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise AdaptError(f"file not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            loaded = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        raise AdaptError(f"{path} is not a readable safetensors file ({exc})") from exc
+    return loaded, metadata

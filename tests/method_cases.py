@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-from adaptcli.config import METHOD_OPTIONS
+from adaptcli.methods.registry import method_spec
 from adaptcli.methods import apply_method
 
 MODELS = ["test_vit", "test_vit2", "vit_small_patch16_224"]
@@ -39,7 +39,7 @@ def plain_model(name: str, seed: int = 0) -> nn.Module:
 
 def adapted_model(name: str, method: str, options: dict, seed: int = 0) -> nn.Module:
     model = plain_model(name, seed)
-    apply_method(model, method, METHOD_OPTIONS[method](**options))
+    apply_method(model, method, method_spec(method).options(**options))
     return model.eval()
 
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from adaptcli.methods import apply_method, merge_method, trainable_state_dict
-from adaptcli.config import AdaptFormerOptions, ArcOptions
+from adaptcli.methods.adaptformer.config import AdaptFormerOptions
+from adaptcli.methods.arc.config import ArcOptions
 from tests.method_cases import (
     METHOD_CASES,
     MODELS,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Optional
 
 import typer
@@ -39,6 +38,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
+    ctx: typer.Context,
     version: Annotated[
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
@@ -47,8 +47,7 @@ def _global(
         bool, typer.Option("--debug", help="Show full tracebacks instead of one-line errors.")
     ] = False,
 ) -> None:
-    if debug:
-        os.environ["ADAPTCLI_DEBUG"] = "1"
+    ctx.ensure_object(dict)["debug"] = debug
 
 
 for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, inspect_cmd, demo_cmd):

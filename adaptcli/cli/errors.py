@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 
 from adaptcli.errors import AdaptError
@@ -17,7 +17,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def debug_enabled() -> bool:
-    return os.environ.get("ADAPTCLI_DEBUG", "") not in ("", "0")
+    """``adaptcli --debug``: read from the root Typer context (set by the app's callback)."""
+    ctx = click.get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    return bool(root is not None and isinstance(root.obj, dict) and root.obj.get("debug"))
 
 
 def fail(message: str) -> typer.Exit:
@@ -43,7 +46,3 @@ def user_errors(func: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
-def not_built(command: str, issue: str) -> typer.Exit:
-    """For commands whose implementation has not landed yet."""
-    return fail(f"'adaptcli {command}' is not built yet ({issue}); nothing was done")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -37,24 +38,25 @@ def register(app: typer.Typer) -> None:
                 raise AdaptError("pass either --run or --adapter, not both")
             if checkpoint is None or data is None:
                 raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
-            from adaptcli.deploy.evaluate import evaluate_adapter
+            from adaptcli.deploy.load import load
+            from adaptcli.engine.evaluate import evaluate_export
 
-            metrics = evaluate_adapter(adapter, checkpoint, data, split=split, views=views)
+            metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views)
+            metrics.update(adapter=str(adapter), checkpoint=str(checkpoint))
         else:
             if run is None:
                 raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
             if checkpoint is not None:
                 raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
-            from adaptcli.engine.finetune import evaluate_run
+            from adaptcli.engine.evaluate import evaluate_run
 
             metrics = evaluate_run(run, data=data, split=split, views=views)
         from adaptcli.engine.distributed import partial_state
-        from adaptcli.engine.finetune import json_dump
 
         if not partial_state().is_main_process:
             return
         if as_json:
-            typer.echo(json_dump(metrics))
+            typer.echo(json.dumps(metrics, indent=2))
             return
         typer.echo(
             f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "

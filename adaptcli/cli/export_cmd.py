@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from adaptcli.cli.choices import format_option_help, mergeable_methods
 from adaptcli.cli.errors import user_errors
 from adaptcli.errors import AdaptError
 
@@ -18,10 +19,11 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def export(
         run: Annotated[Path, typer.Option("--run", help="A run folder written by 'adaptcli finetune'.")],
-        out: Annotated[Path, typer.Option("--out", help="The .safetensors file to write.")],
-        merge: Annotated[bool, typer.Option("--merge", help="Fold the method into the backbone's own architecture (arc, arc_att, linear, full).")] = False,
+        out: Annotated[Path, typer.Option("--out", help="The file (or folder, for folder formats) to write.")],
+        merge: Annotated[bool, typer.Option("--merge", help=f"Fold the method into the backbone's own architecture ({mergeable_methods()}).")] = False,
         full: Annotated[bool, typer.Option("--full", help="The whole adapted model plus its configuration.")] = False,
         adapter_only: Annotated[bool, typer.Option("--adapter-only", help="Only the trained tensors plus configuration.")] = False,
+        file_format: Annotated[str, typer.Option("--format", help=f"How the export is laid out. {format_option_help()}")] = "safetensors",
     ) -> None:
         """Write a run's weights for deployment (one of --merge, --full, --adapter-only).
 
@@ -31,12 +33,9 @@ def register(app: typer.Typer) -> None:
         if len(chosen) != 1:
             what = "none" if not chosen else " and ".join(f"--{c}" for c in chosen)
             raise AdaptError(f"choose exactly one of --merge, --full, --adapter-only (got {what})")
-        if out.suffix != ".safetensors":
-            raise AdaptError(f"--out {out}: the file name must end in .safetensors")
-
         from adaptcli.deploy import export_run
 
-        result = export_run(run, out, chosen[0])  # type: ignore[arg-type]
+        result = export_run(run, out, chosen[0], file_format)  # type: ignore[arg-type]
         for line in summary_lines(result):
             typer.echo(line)
 

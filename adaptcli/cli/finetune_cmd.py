@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
 from adaptcli.errors import AdaptError
 
@@ -17,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def finetune(
-        method: Annotated[str, typer.Option("--method", help="adaptformer, arc, arc_att, vpt_shallow, vpt_deep, linear or full.")],
+        method: Annotated[str, typer.Option("--method", help=method_option_help())],
         recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.")],
         data: Annotated[Path, typer.Option("--data", help="A folder written by 'adaptcli prepare'.")],
         out: Annotated[Path, typer.Option("--out", help="The run folder to create.")],
@@ -42,7 +43,7 @@ def register(app: typer.Typer) -> None:
             overrides.insert(0, f"model.checkpoint={checkpoint.resolve()}")
         config = resolve(recipe, method=method, overrides=overrides)
 
-        from adaptcli.engine.finetune import finetune as run_finetune, summary_lines
+        from adaptcli.engine.finetune import finetune as run_finetune
 
         summary = run_finetune(config, data, out, resume=resume, overwrite=overwrite)
         from adaptcli.engine.distributed import partial_state
@@ -51,3 +52,15 @@ def register(app: typer.Typer) -> None:
             for line in summary_lines(summary):
                 typer.echo(line)
             typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out})")
+
+
+def summary_lines(summary: dict[str, Any]) -> list[str]:
+    best = summary.get("best_val_top1")
+    return [
+        f"method {summary['method']} on {summary['backbone']}: {summary['trainable_params']:,} trainable parameters "
+        f"({summary['trainable_percent']:.3f}% of the backbone)",
+        f"{summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.1f} s "
+        f"({summary['samples_per_second']} samples/s), final loss {summary['final_loss']:.4f}",
+        (f"best validation top-1 {best:.2f} at epoch {summary['best_epoch']}" if best is not None
+         else "no validation split: the last epoch is kept"),
+    ]

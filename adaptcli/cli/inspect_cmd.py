@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
+from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
 
 PANEL = "Getting started"
@@ -18,7 +19,7 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def inspect_params(
         model: Annotated[str, typer.Option("--model", help="Backbone name: a timm model or video_vit_*.")],
-        method: Annotated[str, typer.Option("--method", help="adaptformer, arc, arc_att, vpt_shallow, vpt_deep, linear or full.")],
+        method: Annotated[str, typer.Option("--method", help=method_option_help())],
         num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classes of the target task.")],
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Method or model option, e.g. --set method.mid_dim=16 (repeatable).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local weights to load (random weights otherwise).")] = None,
@@ -35,7 +36,31 @@ def register(app: typer.Typer) -> None:
             overrides.append(f"model.checkpoint={checkpoint}")
         config = resolve(None, method=method, overrides=overrides)
 
-        from adaptcli.report import inspect_report, render_table
+        from adaptcli.runs.params import inspect_report
 
         report = inspect_report(config, num_classes)
         typer.echo(json.dumps(report, indent=2) if as_json else render_table(report))
+
+
+def render_table(report: dict[str, Any]) -> str:
+    """The human-readable form of :func:`inspect_report`."""
+    rows = [
+        ("backbone", f"{report['backbone']} ({report['model']})"),
+        ("method", report["method"]),
+        ("classes", f"{report['num_classes']}"),
+        ("backbone parameters", f"{report['backbone_params']:,}"),
+        ("method parameters", f"{report['method_params']:,}"),
+        ("head parameters", f"{report['head_params']:,}"),
+        ("trainable total", f"{report['trainable_params']:,}"),
+        ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
+        ("mergeable", "yes" if report["mergeable"] else "no"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+    lines.append("")
+    lines.append("trainable tensors:")
+    locations = report["trainable_locations"]
+    loc_width = max((len(k) for k in locations), default=0)
+    for where, n in sorted(locations.items(), key=lambda kv: -kv[1]):
+        lines.append(f"  {where.ljust(loc_width)}  {n:>12,}")
+    return "\n".join(lines)

@@ -132,7 +132,7 @@ def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = pr
 
 def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) -> dict[str, Any]:
     from adaptcli.demo.report import write_report
-    from adaptcli.engine.finetune import evaluate_run
+    from adaptcli.engine.evaluate import evaluate_run
 
     start = time.time()
     out.mkdir(parents=True, exist_ok=True)

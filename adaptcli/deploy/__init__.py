@@ -4,11 +4,29 @@
     model = load("model.safetensors")                   # ready nn.Module in eval mode
     model = load("task.safetensors", backbone="vit.safetensors")
     switcher = AdapterSwitcher("vit.safetensors")       # one backbone, many adapter files
+
+Names are imported lazily, so the torch-free format registry (:mod:`.formats`) can be read
+without importing torch.
 """
 
-from adaptcli.deploy.adapter import AdapterSwitcher, attach_adapter
-from adaptcli.deploy.export import export_run
-from adaptcli.deploy.header import read_header
-from adaptcli.deploy.load import load
+from __future__ import annotations
 
-__all__ = ["AdapterSwitcher", "attach_adapter", "export_run", "load", "read_header"]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "AdapterSwitcher": "adaptcli.deploy.adapter",
+    "attach_adapter": "adaptcli.deploy.adapter",
+    "export_run": "adaptcli.deploy.export",
+    "load": "adaptcli.deploy.load",
+    "read_header": "adaptcli.deploy.header",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'adaptcli.deploy' has no attribute '{name}'")
+
+
+__all__ = list(_WHERE)

@@ -10,18 +10,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptcli.deploy.header import ADAPTER, header_config, read_header
+from adaptcli.config import header_config
+from adaptcli.deploy.header import ADAPTER, read_header
 from adaptcli.errors import AdaptError
 
 
 def read_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and decoded header of an adapter-only file (refuses other exports)."""
-    from adaptcli.engine.weights import load_tensors
+    from adaptcli.io import read_safetensors
 
     meta = read_header(path)
     if meta["format"] != ADAPTER:
         raise AdaptError(f"{path} is a {meta['format']} file, not an adapter file; load it with adaptcli.load(path)")
-    tensors, _ = load_tensors(path)
+    tensors, _ = read_safetensors(path)
     return tensors, meta
 
 
@@ -32,7 +33,7 @@ def attach_adapter(backbone: nn.Module, adapter: str | Path) -> nn.Module:
     own tensors and the classifier are new. ``backbone`` itself is left unchanged, so it can take
     any number of adapters. The task models are for inference (their parameters are frozen).
     """
-    from adaptcli.methods import adapter_state_dict, apply_method
+    from adaptcli.methods.apply import adapter_state_dict, apply_method
     from adaptcli.models.blocks import classifier, head_modules
 
     tensors, meta = read_adapter(adapter)

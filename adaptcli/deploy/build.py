@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.deploy.header import header_config
+from adaptcli.config import header_config
 
 
 def plain_model(meta: dict[str, Any]) -> nn.Module:
@@ -24,7 +24,7 @@ def plain_model(meta: dict[str, Any]) -> nn.Module:
 
 def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     """Backbone + method of the exported run, random weights (the caller loads a state dict)."""
-    from adaptcli.engine.setup import build_adapted_model
+    from adaptcli.runs.build import build_adapted_model
 
     config = header_config(meta)
     with torch.random.fork_rng(devices=[]):
@@ -34,7 +34,7 @@ def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
 
 def backbone_with_checkpoint(meta: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """The plain backbone of an adapter file with ``checkpoint`` loaded (any supported layout)."""
-    from adaptcli.engine.setup import build_backbone
+    from adaptcli.runs.build import build_backbone
     from adaptcli.models.checkpoints import load_checkpoint
 
     config = header_config(meta)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.errors import AdaptError
 
 #: Largest absolute logit difference an export may show against the run's model (float32).
 TOLERANCE = 1e-4
@@ -29,3 +30,12 @@ def max_abs_difference(reference: nn.Module, candidate: nn.Module, inputs: torch
         outputs.append(model(inputs.float()))
         model.train(was_training)
     return float((outputs[0] - outputs[1]).abs().max())
+
+
+def check_difference(diff: float, what: str) -> None:
+    """Refuse an export whose logits differ from the run's model by more than :data:`TOLERANCE`."""
+    if not diff <= TOLERANCE:  # also catches NaN
+        raise AdaptError(
+            f"{what} check failed: max |difference| = {diff:.3g} > {TOLERANCE:g} against the run's model; "
+            "nothing was written"
+        )

@@ -1,136 +1,122 @@
-"""``export_run``: a run folder to one deployable safetensors file (merged, full or adapter-only)."""
+"""``export_run``: a run folder to deployable weights.
+
+Two choices: the *mode* says what is exported (``merge``: the method folded into the backbone's
+own architecture; ``full``: the whole adapted model; ``adapter-only``: the task's own tensors), the
+*format* how it is laid out on disk (the registry in :mod:`adaptcli.deploy.formats`).
+"""
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
-from adaptcli.deploy.check import TOLERANCE, max_abs_difference, random_batch
-from adaptcli.deploy.header import ADAPTER, FORMATS, FULL, MERGED, export_metadata
+from adaptcli.config import RunConfig
+from adaptcli.deploy.check import random_batch
+from adaptcli.deploy.formats import export_format
+from adaptcli.deploy.header import ADAPTER, FULL, MERGED, export_metadata
 from adaptcli.errors import AdaptError, NotMergeableError
+from adaptcli.methods.registry import cannot_merge_message, method_spec
+from adaptcli.runs.folder import RunDir
 
 Mode = Literal["merge", "full", "adapter-only"]
+MODES: dict[str, str] = {"merge": MERGED, "full": FULL, "adapter-only": ADAPTER}
+CHECK_NAMES = {"merge": "merge", "full": "full export", "adapter-only": "adapter round-trip"}
 
 
-def export_run(run_dir: Path, out: Path, mode: Mode) -> dict[str, Any]:
+@dataclass
+class Export:
+    """What a format writes: tensors + header, and what its self-check compares against."""
+
+    mode: str
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    model: nn.Module  # the run's adapted model (the reference of every check)
+    config: RunConfig
+    inputs: torch.Tensor  # a seeded random batch in the run's input shape
+    backbone_file: Path | None = None  # adapter-only: the backbone the check attaches to
+    checkable: bool = True
+
+    @property
+    def check_name(self) -> str:
+        return CHECK_NAMES[self.mode]
+
+
+def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safetensors") -> dict[str, Any]:
     """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked.
 
     Keys: ``path``, ``bytes``, ``mode``, ``format``, ``method``, ``backbone``, ``max_abs_diff``
     (None where no check applies), ``tensors``, ``backbone_file`` (adapter-only: a file that fits).
     """
-    from adaptcli.engine.finetune import load_run_model
-    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.runs.load import load_run_model
 
-    if mode not in FORMATS:
-        raise AdaptError(f"unknown export mode '{mode}': choose one of {', '.join(FORMATS)}")
+    if mode not in MODES:
+        raise AdaptError(f"unknown export mode '{mode}': choose one of {', '.join(MODES)}")
+    writer = export_format(fmt)
+    if mode not in writer.modes:
+        raise AdaptError(f"the {fmt} format holds {', '.join(writer.modes)} exports, not {mode}")
     out = Path(out)
-    if out.suffix != ".safetensors":
-        raise AdaptError(f"--out {out}: the file name must end in .safetensors")
-    run = RunDir(Path(getattr(run_dir, "path", run_dir)))  # a RunDir works too
+    if writer.suffix and out.suffix != writer.suffix:
+        raise AdaptError(f"--out {out}: the file name must end in {writer.suffix}")
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     config = run.config()
-    if mode == "merge":
-        from adaptcli.methods import get_method
-
-        if not get_method(config.method).mergeable:
-            raise NotMergeableError(
-                f"{config.method} cannot be merged into the backbone (it adds a non-linear branch or extra "
-                "tokens); export with --full or --adapter-only instead"
-            )
+    if mode == "merge" and not method_spec(config.method).mergeable:
+        raise NotMergeableError(cannot_merge_message(config.method))
     if out.resolve().parent == run.path.resolve() and out.name in {
         run.trainable_file.name, run.best_file.name, run.backbone_file.name
     }:
         raise AdaptError(f"--out {out} would replace one of the run's own files; choose another name")
     model, config, info = load_run_model(run)
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = {"merge": _merged, "full": _full, "adapter-only": _adapter}[mode]
-    result = writer(model, config, info, run, out)
-    result.update(path=str(out), bytes=out.stat().st_size, mode=mode, format=FORMATS[mode],
+    export = _build_export(mode, model, config, info, run)
+    result = writer.write(export, out)
+    result.update(path=str(out), bytes=_size(out), mode=mode, format=MODES[mode], file_format=fmt,
                   method=config.method, backbone=config.model.name)
+    if mode == "merge":
+        result["create_kwargs"] = export.meta["create_kwargs"]
+    if mode == "adapter-only":
+        result["backbone_file"] = str(export.backbone_file) if export.backbone_file else None
     return result
 
 
-def _inputs(model: nn.Module, config: Any):
-    from adaptcli.engine.setup import is_video_model
+def _build_export(mode: str, model: nn.Module, config: RunConfig, info: dict, run: RunDir) -> Export:
+    from adaptcli.runs.build import is_video_model
 
-    return random_batch(config, is_video_model(model))
+    meta = export_metadata(MODES[mode], model, config, info)
+    inputs = random_batch(config, is_video_model(model))
+    if mode == "merge":
+        return Export(mode, _merged_state(model, config, meta), meta, model, config, inputs)
+    if mode == "full":
+        return Export(mode, model.state_dict(), meta, model, config, inputs)
+    from adaptcli.methods.apply import adapter_state_dict
+
+    backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
+    backbone_file = Path(backbone) if backbone and Path(backbone).is_file() else None
+    return Export(mode, adapter_state_dict(model), meta, model, config, inputs, backbone_file,
+                  checkable=backbone_file is not None)
 
 
-def _check(diff: float, what: str) -> None:
-    if not diff <= TOLERANCE:  # also catches NaN
-        raise AdaptError(
-            f"{what} check failed: max |difference| = {diff:.3g} > {TOLERANCE:g} against the run's model; "
-            "nothing was written"
-        )
-
-
-def _merged(model: nn.Module, config: Any, info: dict, run: Any, out: Path) -> dict[str, Any]:
-    """Fold the method in, load the result into a fresh plain model strictly, compare, write."""
+def _merged_state(model: nn.Module, config: RunConfig, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """Fold the method into a copy; its keys must be exactly the plain backbone's."""
     from adaptcli.deploy.build import plain_model
-    from adaptcli.engine.weights import save_tensors
-    from adaptcli.methods import merge_method
+    from adaptcli.methods.apply import merge_method
 
-    meta = export_metadata(MERGED, model, config, info)
-    merged = merge_method(copy.deepcopy(model))
-    state = merged.state_dict()
-    plain = plain_model(meta)
-    expected, found = set(plain.state_dict()), set(state)
+    state = merge_method(copy.deepcopy(model)).state_dict()
+    expected, found = set(plain_model(meta).state_dict()), set(state)
     if expected != found:
         extra = sorted(found - expected) or sorted(expected - found)
         raise NotMergeableError(
             f"the merged {config.method} model does not have {config.model.name}'s key names (first: {extra[0]}); "
             "export with --full instead"
         )
-    plain.load_state_dict(state, strict=True)
-    diff = max_abs_difference(model, plain, _inputs(model, config))
-    _check(diff, "merge")
-    save_tensors(out, state, meta)
-    return {"max_abs_diff": diff, "tensors": len(state), "create_kwargs": meta["create_kwargs"]}
+    return state
 
 
-def _full(model: nn.Module, config: Any, info: dict, run: Any, out: Path) -> dict[str, Any]:
-    """The adapted model's whole state dict; checked by loading the written file back."""
-    from adaptcli.deploy.load import load
-
-    state = model.state_dict()
-    inputs = _inputs(model, config)
-    diff = _write_checked(out, state, export_metadata(FULL, model, config, info),
-                          lambda tmp: max_abs_difference(model, load(tmp), inputs), "full export")
-    return {"max_abs_diff": diff, "tensors": len(state)}
-
-
-def _adapter(model: nn.Module, config: Any, info: dict, run: Any, out: Path) -> dict[str, Any]:
-    """The task's own tensors; checked on the run's backbone file when one is at hand."""
-    from adaptcli.deploy.load import load
-    from adaptcli.methods import adapter_state_dict
-
-    state = adapter_state_dict(model)
-    backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
-    check = None
-    if backbone and Path(backbone).is_file():
-        inputs = _inputs(model, config)
-        check = lambda tmp: max_abs_difference(model, load(tmp, backbone=backbone), inputs)  # noqa: E731
-    diff = _write_checked(out, state, export_metadata(ADAPTER, model, config, info), check, "adapter round-trip")
-    return {"max_abs_diff": diff, "tensors": len(state), "backbone_file": str(backbone) if backbone else None}
-
-
-def _write_checked(out: Path, state: dict, meta: dict, check: Callable[[Path], float] | None,
-                   what: str) -> float | None:
-    """Write to a temporary name, run ``check`` on that file, and only then rename it to ``out``."""
-    from adaptcli.engine.weights import save_tensors
-    from adaptcli.io import atomic_path
-
-    with atomic_path(out) as tmp:
-        staged = tmp.with_name(tmp.name + ".safetensors")  # the loaders want the suffix
-        try:
-            save_tensors(staged, state, meta)
-            diff = check(staged) if check is not None else None
-            if diff is not None:
-                _check(diff, what)
-            staged.rename(tmp)
-        finally:
-            staged.unlink(missing_ok=True)
-    return diff
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size

@@ -8,13 +8,12 @@ from typing import Any
 
 from torch import nn
 
-from adaptcli.config import RunConfig, resolve
+from adaptcli.config import RunConfig
 from adaptcli.errors import AdaptError
 
 MERGED = "adaptcli.merged/1"
 FULL = "adaptcli.full/1"
 ADAPTER = "adaptcli.adapter/1"
-FORMATS = {"merge": MERGED, "full": FULL, "adapter-only": ADAPTER}
 
 
 def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
@@ -27,7 +26,7 @@ def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
 def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Header fields of an export (``save_tensors`` JSON-encodes the non-strings)."""
     from adaptcli import __version__
-    from adaptcli.engine.setup import is_video_model, normalisation
+    from adaptcli.runs.build import is_video_model, normalisation
 
     norm = normalisation(model)
     video = is_video_model(model)
@@ -53,7 +52,7 @@ def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[st
 
 def read_header(path: str | Path) -> dict[str, Any]:
     """The metadata of an exported file, JSON values decoded (only the header is read)."""
-    from adaptcli.engine.weights import read_safetensors
+    from adaptcli.io import read_safetensors
 
     path = Path(path)
     _, raw = read_safetensors(path, tensors=False)
@@ -63,17 +62,9 @@ def read_header(path: str | Path) -> dict[str, Any]:
             meta[key] = json.loads(value)
         except ValueError:
             meta[key] = value
-    if meta.get("format") not in FORMATS.values():
+    if meta.get("format") not in (MERGED, FULL, ADAPTER):
         found = meta.get("format", "no adaptcli format field")
         raise AdaptError(
             f"{path} is not an adaptcli export ({found}); write one with 'adaptcli export --run RUN ...'"
         )
     return meta
-
-
-def header_config(meta: dict[str, Any]) -> RunConfig:
-    """The run configuration stored in a header, detached from any checkpoint file or download."""
-    config = resolve(meta["config"])
-    config.model.checkpoint = None
-    config.model.pretrained = False
-    return config

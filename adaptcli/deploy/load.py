@@ -21,7 +21,7 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
     """
     from adaptcli.deploy.adapter import AdapterSwitcher
     from adaptcli.deploy.build import adapted_architecture, plain_model
-    from adaptcli.engine.weights import load_tensors
+    from adaptcli.io import read_safetensors
 
     meta = read_header(path)
     fmt = meta["format"]
@@ -33,7 +33,7 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
         return AdapterSwitcher(backbone).load(path)
     if backbone is not None:
         raise AdaptError(f"{path} is a self-contained {fmt} file; drop backbone=")
-    tensors, _ = load_tensors(path)
+    tensors, _ = read_safetensors(path)
     if fmt == MERGED:
         model = plain_model(meta)
     elif fmt == FULL:

@@ -1,4 +1,4 @@
-"""Evaluation: every sample once across processes, multi-view averaging for video."""
+"""Evaluation: every sample once across processes, multi-view averaging for video; runs and loaded models."""
 
 from __future__ import annotations
 
@@ -77,3 +77,57 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
     metrics = classification_metrics(all_scores, all_labels, manifest.classes)
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
     return metrics
+
+
+def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None) -> dict[str, Any]:
+    """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.io import write_json
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.load import load_run_model
+
+    run = RunDir(Path(run_path))
+    model, config, info = load_run_model(run)
+    metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views)
+    metrics.update(run=str(run.path))
+    if partial_state().is_main_process:
+        write_json(run.eval_file, metrics)
+    return metrics
+
+
+def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",
+                    views: str | None = None) -> dict[str, Any]:
+    """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
+    from accelerate import Accelerator
+
+    from adaptcli.data.loader import StreamSpec
+    from adaptcli.data.manifest import read_manifest
+    from adaptcli.engine.distributed import force_cpu
+    from adaptcli.runs.build import check_modality, normalisation
+
+    manifest = read_manifest(data_dir)
+    check_modality(model, manifest.modality, config.model.name)
+    if manifest.num_classes != num_classes:
+        raise AdaptError(
+            f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
+            "pass shards of the same dataset"
+        )
+    accelerator = Accelerator(cpu=force_cpu(), mixed_precision=config.train.precision)
+    model = model.to(accelerator.device)
+    view_pair = parse_views(views or config.eval.views)
+    if manifest.modality == "image":
+        view_pair = (1, 1)
+    norm = normalisation(model)
+    spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
+    metrics = evaluate_model(model, accelerator, data_dir, split, spec, config, manifest, views=view_pair,
+                             show=accelerator.is_main_process)
+    metrics.update(data=str(data_dir), method=config.method, backbone=config.model.name)
+    return metrics
+
+
+def evaluate_export(model: nn.Module, data_dir: Path, *, split: str = "test", views: str | None = None) -> dict[str, Any]:
+    """Metrics of a model loaded from an export file (its header travels as ``model.adaptcli_export``)."""
+    from adaptcli.config import header_config
+
+    meta = model.adaptcli_export
+    return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
 
+from adaptcli.data.loader import seed_of
 from adaptcli.models.blocks import classifier
-
-if TYPE_CHECKING:
-    from adaptcli.engine.trainer import Trainer
 
 
 def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
@@ -47,7 +46,7 @@ class FeatureCache:
         self.batch_size, self.steps, self.seed, self.rank = batch_size, steps, seed, rank
 
     def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch * 1_009 + self.rank)
+        generator = torch.Generator().manual_seed(seed_of(self.seed, epoch, self.rank))
         needed = self.steps * self.batch_size
         order = torch.cat([torch.randperm(len(self.labels), generator=generator)
                            for _ in range(-(-needed // max(1, len(self.labels))))])
@@ -57,32 +56,29 @@ class FeatureCache:
 
 
 @torch.no_grad()
-def compute_features(trainer: "Trainer", show: bool = True) -> FeatureCache:
-    """One deterministic pass of the frozen backbone over this rank's share of the training split."""
+def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loader: Iterable[dict[str, Any]], *,
+                     batch_size: int, steps: int, seed: int, rank: int, show: bool = True) -> FeatureCache:
+    """One deterministic pass of the frozen ``model`` over ``loader``, keeping the inputs of ``entry``.
+
+    ``entry`` is the first trainable module of the head (:meth:`HeadOnly.entry`); its inputs are
+    the cached features.
+    """
     from tqdm.auto import tqdm
 
-    from adaptcli.data.loader import eval_loader
-
-    model, acc = trainer.model, trainer.accelerator
-    head = trainer.trained.module if hasattr(trainer.trained, "module") else trainer.trained
     captured: list[torch.Tensor] = []
-    handle = head.entry().register_forward_pre_hook(lambda m, args: captured.append(args[0].float().cpu()))
+    handle = entry.register_forward_pre_hook(lambda m, args: captured.append(args[0].float().cpu()))
     labels: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
-    loader = eval_loader(trainer.data_dir, trainer.config.data.train_split, trainer.spec,
-                         trainer.config.eval.batch_size, rank=trainer.rank, world_size=trainer.world,
-                         workers=trainer.config.data.workers)
     try:
         for batch in tqdm(loader, disable=not show, desc="caching features", unit="batch", dynamic_ncols=True):
             inputs = batch["inputs"]
             if inputs.ndim == 6:  # video eval batches are B x V x C x T x H x W
                 inputs = inputs.flatten(0, 1)
-            with acc.autocast():
-                model(inputs.to(acc.device))
+            with accelerator.autocast():
+                model(inputs.to(accelerator.device))
             labels.append(batch["labels"].repeat_interleave(inputs.shape[0] // batch["labels"].shape[0]))
     finally:
         handle.remove()
         model.train(was_training)
-    return FeatureCache(torch.cat(captured), torch.cat(labels), trainer.config.train.batch_size,
-                        trainer.steps_per_epoch, trainer.config.train.seed, trainer.rank)
+    return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)

@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.engine.run_dir import RunDir
+from adaptcli.methods.registry import method_spec
+from adaptcli.runs.folder import RunDir
 from adaptcli.errors import AdaptError
 
 
@@ -44,11 +45,11 @@ class Trainer:
 
         from adaptcli.data.loader import StreamSpec
         from adaptcli.data.manifest import read_manifest
+        from adaptcli.engine.distributed import force_cpu
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
-        from adaptcli.engine.setup import build_adapted_model, check_modality, normalisation
+        from adaptcli.runs.build import build_adapted_model, check_modality, normalisation
 
         train = self.config.train
-        from adaptcli.engine.distributed import force_cpu
 
         self.accelerator = Accelerator(
             cpu=force_cpu(),
@@ -96,35 +97,33 @@ class Trainer:
             self._load_last_checkpoint()
 
     def _feature_cache_applies(self) -> bool:
-        """Linear probing with no spatial augmentation: the frozen features never change."""
+        """A method whose features never change (linear probing) and no augmentation: cache them."""
         data = self.config.data
         return (
-            self.config.method == "linear"
+            method_spec(self.config.method).feature_cache
             and self.config.train.feature_cache
             and data.augment == "resize"
             and not data.flip
         )
 
     def _steps_per_epoch(self) -> int:
+        from adaptcli.data.loader import steps_per_epoch
+
         samples = self.manifest.splits[self.config.data.train_split].samples
-        steps = max(1, samples // (self.config.train.batch_size * self.world))
-        if self.config.train.max_steps_per_epoch:
-            steps = min(steps, self.config.train.max_steps_per_epoch)
-        return steps
+        return steps_per_epoch(samples, self.config.train.batch_size, self.world, self.config.train.max_steps_per_epoch)
 
     # ------------------------------------------------------------------ checkpoints
     def _keep_trainable_only(self, models: list[nn.Module], weights: list[dict], output_dir: str) -> None:
         """Checkpoints hold the trainable tensors only; the frozen backbone comes from its file."""
-        from adaptcli.methods import trainable_state_dict
+        from adaptcli.methods.apply import trainable_state_dict
 
         keep = set(trainable_state_dict(self.model))
         for index, state in enumerate(weights):
             weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}
 
     def save_checkpoint(self) -> None:
-        from adaptcli.engine.weights import save_tensors
-        from adaptcli.io import atomic_path, write_json
-        from adaptcli.methods import trainable_state_dict
+        from adaptcli.io import atomic_path, save_tensors, write_json
+        from adaptcli.methods.apply import trainable_state_dict
 
         acc = self.accelerator
         final = self.run.checkpoint_dir(self.state.epoch)
@@ -175,9 +174,7 @@ class Trainer:
         start = time.time()
         features = None
         if self.use_feature_cache:
-            from adaptcli.engine.features import compute_features
-
-            features = compute_features(self, show=self.is_main)
+            features = self._feature_cache()
         samples_seen = 0
         last_loss = float("nan")
         for epoch in range(self.state.epoch, train.epochs):
@@ -206,14 +203,14 @@ class Trainer:
                 count += 1
                 samples_seen += batch["labels"].shape[0] * self.world
                 elapsed = time.time() - epoch_start
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self._current_lr():.2e}",
                                 sps=f"{(count * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
                 bar.update(1)
             bar.close()
             self.state.epoch = epoch + 1
             last_loss = loss_sum / max(count, 1)
             record = {"event": "train", "epoch": epoch + 1, "step": self.state.step, "loss": last_loss,
-                      "lr": self.scheduler.get_last_lr()[0], "seconds": time.time() - epoch_start}
+                      "lr": self._current_lr(), "seconds": time.time() - epoch_start}
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
                 metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
                                          self.config, self.manifest, views=(1, 1), show=False)
@@ -225,8 +222,22 @@ class Trainer:
                 val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
             self.save_checkpoint()
-            _simulate_kill_for_tests(self.state.epoch)
         return self._summary(time.time() - start, samples_seen, last_loss)
+
+    def _current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _feature_cache(self):
+        """Run the frozen backbone once over this rank's training share (see :mod:`.features`)."""
+        from adaptcli.data.loader import eval_loader
+        from adaptcli.engine.features import compute_features
+
+        head = self.trained.module if hasattr(self.trained, "module") else self.trained
+        loader = eval_loader(self.data_dir, self.config.data.train_split, self.spec, self.config.eval.batch_size,
+                             rank=self.rank, world_size=self.world, workers=self.config.data.workers)
+        return compute_features(self.model, head.entry(), self.accelerator, loader,
+                                batch_size=self.config.train.batch_size, steps=self.steps_per_epoch,
+                                seed=self.config.train.seed, rank=self.rank, show=self.is_main)
 
     def _train_batches(self, epoch: int):
         from adaptcli.data.loader import train_loader
@@ -260,13 +271,13 @@ class Trainer:
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
             if acc.sync_gradients:
-                self.scheduler.step()
                 self.state.step += 1
+                self.scheduler.step_update(num_updates=self.state.step)
         return loss.detach()
 
     def _track_best(self, top1: float) -> None:
-        from adaptcli.engine.weights import save_tensors
-        from adaptcli.methods import trainable_state_dict
+        from adaptcli.io import save_tensors
+        from adaptcli.methods.apply import trainable_state_dict
 
         if self.state.best_top1 is None or top1 > self.state.best_top1:
             self.state.best_top1 = top1
@@ -275,7 +286,7 @@ class Trainer:
                 save_tensors(self.run.best_file, trainable_state_dict(self.model), self._metadata())
 
     def _summary(self, seconds: float, samples: int, loss: float) -> dict[str, Any]:
-        from adaptcli.report import parameter_report
+        from adaptcli.runs.params import parameter_report
 
         report = parameter_report(self.model)
         return {
@@ -300,15 +311,6 @@ class Trainer:
     def cleanup(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
-
-
-def _simulate_kill_for_tests(epoch: int) -> None:
-    """``ADAPTCLI_KILL_AFTER_EPOCH=N`` kills the process (SIGKILL) right after epoch N's checkpoint."""
-    import os
-    import signal
-
-    if os.environ.get("ADAPTCLI_KILL_AFTER_EPOCH") == str(epoch):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _strip_prefix(key: str) -> str:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
 
 from adaptcli.errors import NotMergeableError
+from adaptcli.methods.registry import MethodSpec, cannot_merge_message
 
 
 @dataclass
@@ -23,11 +24,17 @@ class AdaptInfo:
 
 
 class Method:
-    """Base class: subclasses set ``name``/``mergeable`` and implement :meth:`inject`."""
+    """Base class: subclasses implement :meth:`inject` (and :meth:`merge` when the spec says mergeable).
 
-    name: ClassVar[str]
-    mergeable: ClassVar[bool] = False
-    trains_backbone: ClassVar[bool] = False
+    Name and flags come from the method's :class:`~adaptcli.methods.registry.MethodSpec`.
+    """
+
+    def __init__(self, spec: MethodSpec):
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
 
     def check_model(self, model: nn.Module) -> None:
         """Raise :class:`~adaptcli.errors.UnsupportedModelError` when the method cannot apply."""
@@ -38,10 +45,7 @@ class Method:
 
     def merge(self, model: nn.Module) -> None:
         """Fold the method into the backbone in place, restoring the original architecture."""
-        raise NotMergeableError(
-            f"{self.name} cannot be merged into the backbone (it adds a non-linear branch or extra "
-            "tokens); export with --full or --adapter-only instead"
-        )
+        raise NotMergeableError(cannot_merge_message(self.name))
 
 
 def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:

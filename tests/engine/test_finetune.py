@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,9 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
 
     # Hand count on the same predictions.
     from adaptcli.data.loader import StreamSpec, eval_loader
-    from adaptcli.engine.finetune import load_run_model
-    from adaptcli.engine.run_dir import RunDir
-    from adaptcli.engine.setup import normalisation
+    from adaptcli.runs.load import load_run_model
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.build import normalisation
 
     model, config, info = load_run_model(RunDir(run))
     norm = normalisation(model)
@@ -74,17 +75,31 @@ def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.Compl
     return subprocess.run([sys.executable, "-m", "adaptcli", *args], capture_output=True, text=True, env=env)
 
 
+def _kill_when(args: list[str], ready: Path, timeout: float = 300.0) -> int:
+    """Start the CLI, SIGKILL it from outside as soon as ``ready`` exists; the exit code."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "adaptcli", *args], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while not ready.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.kill()
+    return process.wait()
+
+
 def test_resume_after_a_kill_equals_an_uninterrupted_run(image_shards, tmp_path):
-    from adaptcli.engine.weights import load_tensors
+    from adaptcli.io import read_safetensors as load_tensors
 
     common = ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards), *TINY,
               "--set", "train.epochs=3", "--set", "method.dim=4"]
     straight = _run_cli([*common, "--out", str(tmp_path / "a")])
     assert straight.returncode == 0, straight.stderr[-2000:]
 
-    killed = _run_cli([*common, "--out", str(tmp_path / "b")], {"ADAPTCLI_KILL_AFTER_EPOCH": "1"})
-    assert killed.returncode == -9
-    assert [p.name for p in (tmp_path / "b" / "checkpoints").iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
+    checkpoints = tmp_path / "b" / "checkpoints"
+    killed = _kill_when([*common, "--out", str(tmp_path / "b")], checkpoints / "epoch-0001")
+    assert killed == -9
+    names = [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")]
+    assert "epoch-0001" in names and "epoch-0003" not in names  # killed after epoch 1, before the end
     resumed = _run_cli([*common, "--out", str(tmp_path / "b"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout

@@ -42,7 +42,7 @@ def finetune(data: Path, out: Path, method: str, *extra: str) -> Path:
 @torch.no_grad()
 def move_away_from_identity(run: Path, seed: int = 0) -> None:
     """Add noise to every trained tensor (both weight files), so no merge can pass trivially."""
-    from adaptcli.engine.weights import load_tensors, save_tensors
+    from adaptcli.io import read_safetensors as load_tensors, save_tensors
 
     generator = torch.Generator().manual_seed(seed)
     for name in ("trainable.safetensors", "best.safetensors"):

@@ -19,8 +19,8 @@ def x(seed: int = 0) -> torch.Tensor:
 
 def test_one_backbone_switches_between_adapters_of_different_tasks(runs, tmp_path):
     from adaptcli.deploy import AdapterSwitcher
-    from adaptcli.engine.finetune import load_run_model
-    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.runs.load import load_run_model
+    from adaptcli.runs.folder import RunDir
 
     # Three tasks adapted from one backbone file (the first run's frozen weights, as a checkpoint):
     # 3 colours with AdaptFormer, 2 other colours with ARC, 3 colours with a linear probe.
@@ -65,7 +65,8 @@ def test_one_backbone_switches_between_adapters_of_different_tasks(runs, tmp_pat
 def test_run_backbone_file_is_a_plain_checkpoint_and_maps_back(runs):
     import timm
 
-    from adaptcli.engine.weights import adapted_keys, load_tensors
+    from adaptcli.io import read_safetensors as load_tensors
+    from adaptcli.runs.tensors import adapted_keys
     from adaptcli.methods import apply_method
     from adaptcli.models.checkpoints import load_checkpoint
 

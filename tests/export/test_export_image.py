@@ -18,8 +18,8 @@ ALL = MERGEABLE + UNMERGEABLE
 
 
 def run_model(run: Path):
-    from adaptcli.engine.finetune import load_run_model
-    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.runs.load import load_run_model
+    from adaptcli.runs.folder import RunDir
 
     model, config, info = load_run_model(RunDir(run))
     return model, config, info
@@ -122,7 +122,7 @@ def test_full_export_loads_with_one_call_without_the_run(runs, tmp_path, method)
 
 @pytest.mark.parametrize("method", ALL)
 def test_adapter_only_round_trip_and_eval(runs, tmp_path, method):
-    from adaptcli.engine.weights import load_tensors
+    from adaptcli.io import read_safetensors as load_tensors
 
     run = runs.get(method)
     out = tmp_path / "task.safetensors"
@@ -175,7 +175,7 @@ def test_adaptformer_64_on_vit_b_adapter_is_about_5_mb():
     """The issue's numbers, counted on the meta device (no 340 MB allocation)."""
     import timm
 
-    from adaptcli.config import AdaptFormerOptions
+    from adaptcli.methods.adaptformer.config import AdaptFormerOptions
     from adaptcli.methods import adapter_state_dict, apply_method
 
     with torch.device("meta"):

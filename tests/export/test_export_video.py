@@ -22,8 +22,9 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
 
     import adaptcli.models.registry  # noqa: F401
     from adaptcli.deploy.build import plain_model
-    from adaptcli.engine.finetune import evaluate_loaded, load_run_model
-    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.engine.evaluate import evaluate_loaded
+    from adaptcli.runs.load import load_run_model
+    from adaptcli.runs.folder import RunDir
 
     run = runs.get("arc", "motion", *VIDEO)
     out = tmp_path / "video.safetensors"
@@ -49,8 +50,8 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
 
 
 def test_video_adaptformer_full_and_adapter_only(runs, tmp_path):
-    from adaptcli.engine.finetune import load_run_model
-    from adaptcli.engine.run_dir import RunDir
+    from adaptcli.runs.load import load_run_model
+    from adaptcli.runs.folder import RunDir
 
     run = runs.get("adaptformer", "motion", *VIDEO)
     refused = invoke("export", "--run", run, "--merge", "--out", tmp_path / "m.safetensors")

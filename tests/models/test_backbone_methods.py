@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from adaptcli.config import METHOD_OPTIONS
+from adaptcli.methods.registry import method_spec
 from adaptcli.errors import UnsupportedModelError
 from adaptcli.methods import apply_method, merge_method
-from adaptcli.methods.arc import SHARED_NAME
+from adaptcli.methods.arc.method import SHARED_NAME
 from backbone_zoo import batch_for, build, randomise
 
 NUM_CLASSES = 5
@@ -33,7 +33,7 @@ HEADS = r"^(head|fc_norm)\."
 
 def adapted(kind: str, method: str, **options) -> nn.Module:
     model = build(kind, num_classes=NUM_CLASSES)
-    apply_method(model, method, METHOD_OPTIONS[method](**options))
+    apply_method(model, method, method_spec(method).options(**options))
     return model
 
 

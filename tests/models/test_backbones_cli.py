@@ -58,7 +58,7 @@ def test_unsafe_checkpoint_is_one_line_exit_2(tmp_path: Path) -> None:
 
 def test_pretrained_hub_name_offline_says_to_pass_a_checkpoint() -> None:
     code = (
-        "from adaptcli.config import ModelConfig\n"
+        "from adaptcli.models.config import ModelConfig\n"
         "from adaptcli.models.build import create_backbone\n"
         "from adaptcli.errors import AdaptError\n"
         "for name in ('vit_tiny_patch16_224', 'video_vit_test'):\n"

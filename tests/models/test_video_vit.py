@@ -5,7 +5,7 @@ from __future__ import annotations
 import timm
 import torch
 
-from adaptcli.config import ModelConfig
+from adaptcli.models.config import ModelConfig
 from adaptcli.models.build import create_backbone
 from adaptcli.models.video_vit import VideoVisionTransformer, sinusoid_table
 from backbone_zoo import batch_for, build

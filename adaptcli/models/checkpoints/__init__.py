@@ -12,7 +12,8 @@ from pathlib import Path
 from torch import nn
 
 from adaptcli.errors import AdaptError
-from adaptcli.models.checkpoints.files import HARMLESS_GLOBALS, container_kind, read_safetensors, read_torch
+from adaptcli.io import read_safetensors
+from adaptcli.models.checkpoints.files import HARMLESS_GLOBALS, container_kind, read_torch
 from adaptcli.models.checkpoints.fit import fit_state_dict
 from adaptcli.models.checkpoints.formats import detect_format, to_timm_keys, unwrap
 from adaptcli.models.checkpoints.npz import read_jax_npz
@@ -33,7 +34,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict_backbone: bool
         state, unread = read_jax_npz(path)
         report = LoadReport(str(path), "jax-npz", unused=list(unread))
     else:
-        raw = read_safetensors(path) if kind == "safetensors" else read_torch(path)
+        raw = read_safetensors(path)[0] if kind == "safetensors" else read_torch(path)
         state = unwrap(raw, str(path))
         fmt = detect_format(state)
         state, dropped, notes = to_timm_keys(state, fmt)

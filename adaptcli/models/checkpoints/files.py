@@ -40,12 +40,6 @@ def container_kind(path: str | Path) -> str:
     raise AdaptError(f"{path} is not a safetensors, torch or .npz checkpoint")
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path), device="cpu")
-
-
 def read_torch(path: str | Path) -> Any:
     """``torch.load(weights_only=True)``, allowing exactly :data:`HARMLESS_GLOBALS` on top."""
     path = str(path)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptcli.config import VptDeepOptions, VptShallowOptions
+from adaptcli.methods.vpt.config import VptDeepOptions, VptShallowOptions
 from adaptcli.errors import UnsupportedModelError
 from adaptcli.methods.base import Method
 from adaptcli.models.blocks import block_width, transformer_blocks
@@ -64,7 +64,6 @@ class PromptTokens(nn.Module):
 
 
 class VptShallow(Method):
-    name = "vpt_shallow"
     deep = False
 
     def check_model(self, model: nn.Module) -> None:
@@ -91,5 +90,4 @@ class VptShallow(Method):
 
 
 class VptDeep(VptShallow):
-    name = "vpt_deep"
     deep = True

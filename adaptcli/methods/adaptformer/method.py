@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptcli.config import AdaptFormerOptions
+from adaptcli.methods.adaptformer.config import AdaptFormerOptions
 from adaptcli.methods.base import Method
 from adaptcli.models.blocks import block_width, select_layers, transformer_blocks
 
@@ -55,7 +55,6 @@ class AdaptMLP(nn.Module):
 
 
 class AdaptFormer(Method):
-    name = "adaptformer"
 
     def inject(self, model: nn.Module, options: AdaptFormerOptions) -> list[str]:
         blocks = transformer_blocks(model)

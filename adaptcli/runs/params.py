@@ -1,4 +1,4 @@
-"""Parameter accounting for ``inspect-params`` (and the summaries of other commands)."""
+"""Parameter accounting for ``inspect-params`` and the run summaries."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def parameter_report(model: nn.Module) -> dict[str, Any]:
     backbone = every parameter that is neither the method's nor the classifier's;
     trainable_percent is relative to the backbone.
     """
-    from adaptcli.methods import adapt_info
+    from adaptcli.methods.apply import adapt_info
     from adaptcli.models.blocks import classifier, qualified_name
 
     info = adapt_info(model)
@@ -61,7 +61,7 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     """Build ``config.model`` with random weights (or its checkpoint), adapt it, count."""
     import torch
 
-    from adaptcli.methods import apply_method
+    from adaptcli.methods.apply import apply_method
     from adaptcli.models.build import create_backbone
 
     if config.model.checkpoint:
@@ -80,27 +80,3 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     report = parameter_report(model)
     report.update(backbone=config.model.name, num_classes=num_classes)
     return report
-
-
-def render_table(report: dict[str, Any]) -> str:
-    """The human-readable form of :func:`inspect_report`."""
-    rows = [
-        ("backbone", f"{report['backbone']} ({report['model']})"),
-        ("method", report["method"]),
-        ("classes", f"{report['num_classes']}"),
-        ("backbone parameters", f"{report['backbone_params']:,}"),
-        ("method parameters", f"{report['method_params']:,}"),
-        ("head parameters", f"{report['head_params']:,}"),
-        ("trainable total", f"{report['trainable_params']:,}"),
-        ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
-        ("mergeable", "yes" if report["mergeable"] else "no"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
-    lines.append("")
-    lines.append("trainable tensors:")
-    locations = report["trainable_locations"]
-    loc_width = max((len(k) for k in locations), default=0)
-    for where, n in sorted(locations.items(), key=lambda kv: -kv[1]):
-        lines.append(f"  {where.ljust(loc_width)}  {n:>12,}")
-    return "\n".join(lines)

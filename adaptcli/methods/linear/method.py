@@ -1,4 +1,4 @@
-"""Linear probing (MAE protocol) and full fine-tuning."""
+"""Linear probing (MAE protocol): the classifier becomes BatchNorm (no affine) + Linear."""
 
 from __future__ import annotations
 
@@ -35,8 +35,6 @@ class ProbeHead(nn.Sequential):
 
 
 class Linear(Method):
-    name = "linear"
-    mergeable = True
 
     def inject(self, model: nn.Module, options: Any) -> list[str]:
         head = classifier(model)
@@ -50,14 +48,3 @@ class Linear(Method):
             if isinstance(module, ProbeHead):
                 set_submodule(model, name, module.folded())
 
-
-class Full(Method):
-    name = "full"
-    mergeable = True
-    trains_backbone = True
-
-    def inject(self, model: nn.Module, options: Any) -> list[str]:
-        return []
-
-    def merge(self, model: nn.Module) -> None:
-        return None

@@ -25,11 +25,11 @@ class Normalisation:
 
 
 def normalisation(model: nn.Module) -> Normalisation:
-    """Mean and std the backbone was pre-trained with (timm's data config)."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
-    std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
-    return Normalisation(mean=mean, std=std)  # type: ignore[arg-type]
+    """Mean and std the backbone was pre-trained with (``timm.data.resolve_model_data_config``)."""
+    from timm.data import resolve_model_data_config
+
+    cfg = resolve_model_data_config(model)
+    return Normalisation(mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))  # type: ignore[arg-type]
 
 
 def build_backbone(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True, quiet: bool = False) -> nn.Module:
@@ -49,7 +49,7 @@ def build_backbone(config: RunConfig, num_classes: int, *, load_checkpoint: bool
 
 def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True, quiet: bool = False) -> nn.Module:
     """Backbone + checkpoint + method, trainable set marked."""
-    from adaptcli.methods import apply_method
+    from adaptcli.methods.apply import apply_method
 
     model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, quiet=quiet)
     apply_method(model, config.method, config.method_options)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from adaptcli.config import ArcOptions
+from adaptcli.methods.arc.config import ArcOptions
 from adaptcli.methods.base import Method, fold_into_linear
 from adaptcli.errors import NotMergeableError
 from adaptcli.models.blocks import (
@@ -64,8 +64,6 @@ class ArcAdapter(nn.Module):
 
 
 class Arc(Method):
-    name = "arc"
-    mergeable = True
     sides: tuple[str, ...] = ("att", "mlp")
 
     def inject(self, model: nn.Module, options: ArcOptions) -> list[str]:
@@ -112,5 +110,4 @@ class Arc(Method):
 class ArcAttention(Arc):
     """ARC on the attention side only (half the parameters)."""
 
-    name = "arc_att"
     sides = ("att",)

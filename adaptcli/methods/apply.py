@@ -1,0 +1,132 @@
+"""The one entry point that adapts a model (:func:`apply_method`), and what a run saves or merges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+import importlib
+
+from adaptcli.methods.base import AdaptInfo, Method, freeze_all, new_parameter_names
+from adaptcli.methods.registry import method_spec
+from adaptcli.models.blocks import head_modules
+
+
+def get_method(name: str) -> Method:
+    """The method's code, imported from its folder on first use."""
+    spec = method_spec(name)
+    module_name, class_name = spec.implementation.split(":")
+    return getattr(importlib.import_module(module_name), class_name)(spec)
+
+
+def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
+    """Inject method ``name`` into ``model`` in place and freeze everything it does not train.
+
+    Trainable afterwards: the method's own parameters, the classifier and ``fc_norm`` (when it has
+    weights); for ``full``, everything. The result is recorded as ``model.adaptcli_info``.
+    """
+    method = get_method(name)
+    if options is None:
+        options = method.spec.options()
+    method.check_model(model)
+    before = {id(p) for p in model.parameters()}
+    added = method.inject(model, options)
+    method_params = new_parameter_names(model, before)
+    heads = [n for n, _ in head_modules(model)]
+
+    freeze_all(model)
+    owned = [*added, *heads]
+    for param_name, param in model.named_parameters():
+        if method.spec.trains_backbone or param_name in method_params or _under(param_name, heads):
+            param.requires_grad_(True)
+    model.adaptcli_info = AdaptInfo(
+        method=name,
+        options=options,
+        mergeable=method.spec.mergeable,
+        owned_prefixes=owned,
+        method_param_names=method_params,
+    )
+    return model
+
+
+def _under(name: str, prefixes: list[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def adapt_info(model: nn.Module) -> AdaptInfo:
+    info = getattr(model, "adaptcli_info", None)
+    if info is None:
+        raise ValueError("model has not been adapted (call apply_method first)")
+    return info
+
+
+def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a run must save: trainable parameters plus the buffers of method and head modules."""
+    info = adapt_info(model)
+    trains_backbone = method_spec(info.method).trains_backbone
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    state = model.state_dict()
+    return {
+        key: value
+        for key, value in state.items()
+        if key in trainable or _under(key, info.owned_prefixes) or trains_backbone
+    }
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """What a task adds to its backbone: :func:`trainable_state_dict` without frozen parameters.
+
+    ARC keeps the LayerNorm it wraps as ``base_layer`` inside its own module; those weights belong
+    to the backbone, so an adapter file leaves them out. Buffers (the probe's BatchNorm statistics)
+    stay in.
+    """
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    return {k: v for k, v in trainable_state_dict(model).items() if k not in frozen}
+
+
+def frozen_backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The backbone weights an adapted model does not train, in the plain backbone's key names.
+
+    Loadable into the un-adapted backbone (``load_checkpoint``) and, through
+    :func:`plain_key`, back into the adapted model.
+    """
+    info = adapt_info(model)
+    params = {n: p for n, p in model.named_parameters()}
+    state = {}
+    for key, value in model.state_dict().items():
+        param = params.get(key)
+        if param is not None:
+            keep = not param.requires_grad
+        else:  # a buffer: the backbone's unless it sits in a method or head module
+            keep = not _under(key, info.owned_prefixes)
+        if keep:
+            state[plain_key(key)] = value
+    return state
+
+
+def plain_key(key: str) -> str:
+    """The backbone's own name for a key of an adapted model (ARC wraps norms as ``base_layer``)."""
+    return key.replace(".base_layer.", ".")
+
+
+def merge_method(model: nn.Module) -> nn.Module:
+    """Fold the method into the backbone in place; the model then has the plain architecture."""
+    info = adapt_info(model)
+    get_method(info.method).merge(model)
+    del model.adaptcli_info
+    return model
+
+
+__all__ = [
+    "AdaptInfo",
+    "apply_method",
+    "adapt_info",
+    "adapter_state_dict",
+    "frozen_backbone_state",
+    "get_method",
+    "merge_method",
+    "plain_key",
+    "trainable_state_dict",
+]

@@ -1,0 +1,36 @@
+"""ARC's options (Dong et al., Adapter Re-Composing) and the registration of arc and arc_att."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional
+
+from adaptcli.methods.registry import MethodSpec, register
+
+
+@dataclass
+class ArcOptions:
+    """Adapter Re-Composing: shared symmetric projection, per-layer scale and bias."""
+
+    dim: int = 50
+    dropout: float = 0.1
+    scale_init: Literal["zero", "xavier"] = "zero"
+    layers: Optional[list[int]] = None
+
+
+register(MethodSpec(
+    name="arc",
+    summary="shared low-rank re-composition after both LayerNorms (mergeable)",
+    options=ArcOptions,
+    implementation="adaptcli.methods.arc.method:Arc",
+    order=20,
+    mergeable=True,
+))
+register(MethodSpec(
+    name="arc_att",
+    summary="ARC on the attention side only (mergeable)",
+    options=ArcOptions,
+    implementation="adaptcli.methods.arc.method:ArcAttention",
+    order=21,
+    mergeable=True,
+))
