@@ -6,7 +6,6 @@ from typing import Annotated, Optional
 
 import typer
 
-from adaptcli import __version__
 from adaptcli.cli import (
     demo_cmd,
     eval_cmd,
@@ -32,7 +31,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"adaptcli {__version__}")
+        from importlib.metadata import version
+
+        typer.echo(f"adaptcli {version('adaptcli')}")
         raise typer.Exit()
 
 

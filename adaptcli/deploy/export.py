@@ -88,15 +88,24 @@ def _build_export(mode: str, model: nn.Module, config: RunConfig, info: dict, ru
 
     meta = export_metadata(MODES[mode], model, config, info)
     inputs = random_batch(config, is_video_model(model))
-    if mode == "merge":
-        return Export(mode, _merged_state(model, config, meta), meta, model, config, inputs)
-    if mode == "full":
-        return Export(mode, model.state_dict(), meta, model, config, inputs)
+    builders = {"merge": _merged_export, "full": _full_export, "adapter-only": _adapter_export}
+    return builders[mode](model, config, meta, inputs, run)
+
+
+def _merged_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
+    return Export("merge", _merged_state(model, config, meta), meta, model, config, inputs)
+
+
+def _full_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
+    return Export("full", model.state_dict(), meta, model, config, inputs)
+
+
+def _adapter_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
     from adaptcli.methods.apply import adapter_state_dict
 
     backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
     backbone_file = Path(backbone) if backbone and Path(backbone).is_file() else None
-    return Export(mode, adapter_state_dict(model), meta, model, config, inputs, backbone_file,
+    return Export("adapter-only", adapter_state_dict(model), meta, model, config, inputs, backbone_file,
                   checkable=backbone_file is not None)
 
 

@@ -25,7 +25,7 @@ def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
 
 def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Header fields of an export (``save_tensors`` JSON-encodes the non-strings)."""
-    from adaptcli import __version__
+    from importlib.metadata import version
     from adaptcli.runs.build import is_video_model, normalisation
 
     norm = normalisation(model)
@@ -43,7 +43,7 @@ def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[st
         "std": list(norm.std),
         "create_kwargs": create_kwargs(config, int(info["num_classes"])),
         "config": config.to_dict(),
-        "adaptcli_version": __version__,
+        "adaptcli_version": version("adaptcli"),
     }
     if video:
         meta["num_frames"] = config.model.num_frames

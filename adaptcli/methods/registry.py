@@ -12,6 +12,7 @@ import difflib
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from adaptcli.errors import ConfigError
@@ -52,9 +53,8 @@ def _discover() -> None:
     global _DISCOVERED
     if _DISCOVERED:
         return
-    import adaptcli.methods as package
-
-    for module in pkgutil.iter_modules(package.__path__):
+    # The folder itself, not the package object: importing adaptcli.methods here would make a cycle.
+    for module in pkgutil.iter_modules([str(Path(__file__).parent)]):
         if module.ispkg:
             importlib.import_module(f"adaptcli.methods.{module.name}.config")
     _DISCOVERED = True
