@@ -1,1 +1,2 @@
-"""Dataset readers: each turns a downloaded layout into a :class:`~adaptcli.data.sources.base.Listing`."""
+"""Dataset readers, one module per dataset, each turning a downloaded layout into
+:class:`~adaptcli.data.sources.base.Listing` s; ``registry`` lists the modules (see its docstring to add one)."""
