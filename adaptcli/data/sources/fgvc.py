@@ -5,16 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Listing,
-    SourceOptions,
-    list_item,
-    parse_int_label,
-    select_splits,
-    unique_keys,
-)
+from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, parse_int_label,
+    select_splits, unique_keys)
 from adaptcli.errors import AdaptError
 
 FGVC_DATASETS = ["CUB_200_2011", "nabirds", "OxfordFlower", "Stanford-dogs", "Stanford-cars"]

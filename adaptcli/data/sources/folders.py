@@ -5,17 +5,8 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Item,
-    Listing,
-    SourceOptions,
-    require_dir,
-    sanitise_key,
-    select_splits,
-    unique_keys,
-)
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, require_dir,
+    sanitise_key, select_splits, unique_keys)
 from adaptcli.errors import AdaptError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Listing,
-    SourceOptions,
-    list_item,
-    select_splits,
-    unique_keys,
-)
+from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, select_splits,
+    unique_keys)
 from adaptcli.errors import AdaptError
 
 

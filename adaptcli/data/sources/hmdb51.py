@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Item,
-    Listing,
-    SourceOptions,
-    missing,
-    require_dir,
-    sanitise_key,
-    select_splits,
-)
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
+    sanitise_key, select_splits)
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]

@@ -7,15 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Item,
-    Listing,
-    SourceOptions,
-    missing,
-    select_splits,
-)
+from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, missing, select_splits
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]

@@ -5,18 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (
-    DataSource,
-    Found,
-    Item,
-    Listing,
-    SourceOptions,
-    list_item,
-    parse_int_label,
-    require_dir,
-    select_splits,
-    unique_keys,
-)
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, list_item,
+    parse_int_label, require_dir, select_splits, unique_keys)
 from adaptcli.errors import AdaptError
 
 VTAB_TASKS = ["caltech101", "cifar", "dtd", "oxford_flowers102", "oxford_iiit_pet", "svhn", "sun397",
