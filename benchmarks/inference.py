@@ -16,10 +16,10 @@ import copy
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
+from measure import count_flops, cuda_sync, time_interleaved
 from torch import nn
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
@@ -47,36 +47,18 @@ def build(name: str, arc_dim: int, mid_dim: int) -> dict[str, nn.Module]:
 
 
 @torch.inference_mode()
-def time_interleaved(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int, warmup: int,
-                     clock: str = "wall") -> dict[str, list[float]]:
-    """Seconds per forward for each model; ``clock="cpu"`` counts this process's CPU time only."""
-    sync = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
-    now = time.process_time if clock == "cpu" else time.perf_counter
-    for _ in range(warmup):
-        for model in models.values():
-            model(batch)
-    sync()
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            start = now()
-            model(batch)
-            sync()
-            times[name].append(now() - start)
-    return times
+def time_models(models: dict[str, nn.Module], batch: torch.Tensor, rounds: int, warmup: int,
+                clock: str = "wall") -> dict[str, list[float]]:
+    """Seconds per forward for each model, interleaved; ``clock="cpu"`` counts this process's CPU time only."""
+    steps = {name: (lambda model=model: model(batch)) for name, model in models.items()}
+    wall, cpu = time_interleaved(steps, rounds, warmup, sync=cuda_sync(batch.device))
+    return cpu if clock == "cpu" else wall
 
 
 @torch.inference_mode()
 def flop_ratios(models: dict[str, nn.Module], batch: torch.Tensor) -> dict[str, float]:
     """Matmul/conv FLOPs of each model relative to the plain backbone (exact, noise-free)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    flops = {}
-    for name, model in models.items():
-        counter = FlopCounterMode(display=False)
-        with counter:
-            model(batch)
-        flops[name] = counter.get_total_flops()
+    flops = {name: count_flops(lambda model=model: model(batch)) for name, model in models.items()}
     return {name: value / flops["plain"] for name, value in flops.items()}
 
 
@@ -149,7 +131,7 @@ def main() -> None:
     for batch_size in (int(b) for b in args.batches.split(",")):
         rounds = args.rounds or (30 if batch_size == 1 else 7)
         batch = torch.randn(batch_size, *size, generator=generator).to(device)
-        results[batch_size] = time_interleaved(models, batch, rounds, args.warmup, args.clock)
+        results[batch_size] = time_models(models, batch, rounds, args.warmup, args.clock)
     lines = table(results)
     print("\n".join(lines))
     if args.write_docs:

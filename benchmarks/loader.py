@@ -20,19 +20,17 @@ import io
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from measure import throughput
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader  # noqa: E402
-from adaptcli.data.sampling import segment_indices  # noqa: E402
-from adaptcli.data.synthetic import moving_square, write_ssv2_layout  # noqa: E402
-from adaptcli.data.transforms import render, train_box  # noqa: E402
+from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader
+from adaptcli.data.sampling import segment_indices
+from adaptcli.data.synthetic import moving_square, write_ssv2_layout
+from adaptcli.data.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -86,17 +84,6 @@ class JpegCeiling:
         return self.decoder(self.samples[index], random.Random(index))
 
 
-def clips_per_second(iterable, batch: int, warmup: int = 1) -> tuple[float, float]:
-    """(clips per wall-clock second, clips per CPU second of this process) after ``warmup`` batches."""
-    it = iter(iterable)
-    for _ in range(warmup):
-        next(it)
-    count, start, cpu = 0, time.perf_counter(), time.process_time()
-    for b in it:
-        count += len(b["keys"])
-    return count / (time.perf_counter() - start), count / max(1e-9, time.process_time() - cpu)
-
-
 def map_loader(dataset, batch: int, workers: int, epochs: int):
     import torch.utils.data
 
@@ -131,11 +118,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from adaptcli.data.tar_reader import iter_samples
 
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.data.prepare import PrepareOptions, prepare
-    from adaptcli.data.sources.ssv2 import list_ssv2
+    from adaptcli.data.prepare import prepare_dataset
+    from adaptcli.data.tar_reader import iter_samples
 
     tmp = Path(tempfile.mkdtemp(prefix="adaptcli-bench-")) if args.root is None else args.root
     src, out = tmp / "ssv2", tmp / "shards"
@@ -144,8 +130,8 @@ def main() -> None:
         build(src, args.clips)
     built = time.perf_counter() - t
     t = time.perf_counter()
-    result = prepare(list_ssv2(src, ["train"]), out, PrepareOptions(workers=os.cpu_count() or 1,
-                                                                    samples_per_shard=16, progress=False))
+    (result,) = prepare_dataset("ssv2", src, out, splits="train", workers=os.cpu_count() or 1,
+                                samples_per_shard=16, progress=False)
     prepared = time.perf_counter() - t
     manifest = read_manifest(out)
     webm_bytes = sum(p.stat().st_size for p in (src / "20bn-something-something-v2").iterdir())
@@ -162,7 +148,7 @@ def main() -> None:
     steps = args.clips * args.epochs // args.batch
 
     # warm-up: page cache, lazy imports and allocator growth would otherwise bias the first path
-    clips_per_second(map_loader(JpegCeiling(samples, spec), args.batch, 0, 1), args.batch)
+    throughput(map_loader(JpegCeiling(samples, spec), args.batch, 0, 1))
     print(f"\nsegment sampling T={args.frames}, random resized crop {args.size}, batch {args.batch}, "
           f"~{steps * args.batch} clips per measurement, best of {args.rounds} (clips/s, higher is better)")
     print(f"{'workers':>8} {'shards':>9} {'webm':>9} {'webm*':>9} {'ceiling':>9} "
@@ -181,7 +167,7 @@ def main() -> None:
                 "ceiling": map_loader(JpegCeiling(samples, spec), args.batch, workers, args.epochs),
             }
             for name, iterable in runs.items():
-                wall, cpu = clips_per_second(iterable, args.batch)
+                wall, cpu = throughput(iterable)
                 best[name], best_cpu[name] = max(best[name], wall), max(best_cpu[name], cpu)
         _row(f"{workers}", best)
         if workers == 0:

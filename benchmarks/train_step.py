@@ -1,7 +1,7 @@
 """Training-step time and peak memory of every method against ``full``, and the linear-probe feature cache.
 
-    PYTHONPATH=. python benchmarks/train_step.py                 # ViT-S/16 video, 8 frames, 224 px, batch 4
-    PYTHONPATH=. python benchmarks/train_step.py --quick         # 112 px, fewer repeats (a couple of minutes)
+    python benchmarks/train_step.py                 # ViT-S/16 video, 8 frames, 224 px, batch 4
+    python benchmarks/train_step.py --quick         # 112 px, fewer repeats (a couple of minutes)
 
 Three parts, all in one run:
 
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+from measure import count_flops, cuda_sync, time_interleaved
 
 
 # --------------------------------------------------------------------------- the cases
@@ -139,21 +139,16 @@ def depth_of(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- work (FLOPs, noise-free)
 
 
-def count_flops(args: argparse.Namespace, selected: list[Case]) -> dict[str, int]:
-    """FLOPs of forward + backward per case (torch's FlopCounterMode: matmuls, convolutions and
-    attention; element-wise ops are not counted), on the meta device, so it costs no compute."""
+def flops_per_case(args: argparse.Namespace, selected: list[Case]) -> dict[str, int]:
+    """FLOPs of forward + backward per case, on the meta device, so it costs no compute."""
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     out = {}
     for case in selected:
         with torch.device("meta"):
             model, _ = build(args, case, "meta")
             inputs, labels = batch(args, "meta")
-        counter = FlopCounterMode(display=False)
-        with counter:
-            torch.nn.functional.cross_entropy(model(inputs), labels).backward()
-        out[case.label] = counter.get_total_flops()
+        out[case.label] = count_flops(lambda: torch.nn.functional.cross_entropy(model(inputs), labels).backward())
     return out
 
 
@@ -248,7 +243,6 @@ def child_env(threads: int = 0) -> dict[str, str]:
     env = dict(os.environ)
     if threads > 0:
         env["OMP_NUM_THREADS"] = str(threads)
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
@@ -260,31 +254,17 @@ def run_timing(args: argparse.Namespace, selected: list[Case]) -> tuple[dict[str
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
-
     inputs, labels = batch(args, device)
     built = {case.label: build(args, case, device) for case in selected}
-    for label, (model, optimizer) in built.items():
-        for _ in range(args.warmup):
-            train_step(model, optimizer, inputs, labels)
-    times: dict[str, list[float]] = {label: [] for label in built}
-    cpu: dict[str, list[float]] = {label: [] for label in built}
-    order = list(built)
-    for round_index in range(args.repeats):
-        for label in order if round_index % 2 == 0 else order[::-1]:
-            model, optimizer = built[label]
-            sync()
-            start, start_cpu = time.perf_counter(), time.process_time()
-            train_step(model, optimizer, inputs, labels)
-            sync()
-            times[label].append(time.perf_counter() - start)
-            cpu[label].append(time.process_time() - start_cpu)
-        print(f"  round {round_index + 1}/{args.repeats} (wall ms / cpu ms): "
-              + "  ".join(f"{k} {times[k][-1] * 1000:.0f}/{cpu[k][-1] * 1000:.0f}" for k in times), flush=True)
-    return times, cpu
+    steps = {label: (lambda m=model, o=optimizer: train_step(m, o, inputs, labels))
+             for label, (model, optimizer) in built.items()}
+
+    def show(index: int, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
+        print(f"  round {index + 1}/{args.repeats} (wall ms / cpu ms): "
+              + "  ".join(f"{k} {wall[k][-1] * 1000:.0f}/{cpu[k][-1] * 1000:.0f}" for k in wall), flush=True)
+
+    return time_interleaved(steps, args.repeats, args.warmup, sync=cuda_sync(device), alternate=True,
+                            on_round=show)
 
 
 # --------------------------------------------------------------------------- linear probe, real command
@@ -441,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, device {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     started = time.perf_counter()
-    flops = count_flops(args, selected)
+    flops = flops_per_case(args, selected)
     memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected if c.grad_from is None])
     timing = () if "time" in skip else run_timing(args, selected)
     probe = {} if "probe" in skip else run_linear_probe(args)

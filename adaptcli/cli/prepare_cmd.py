@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from adaptcli.cli.errors import user_errors
+from adaptcli.data.sources.registry import dataset_help
 
 PANEL = "Data"
 
 
-def _size(num: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if num < 1024 or unit == "GB":
-            return f"{num:.1f} {unit}" if unit != "B" else f"{int(num)} B"
-        num /= 1024
-    return f"{num:.1f} TB"  # pragma: no cover
+def _stderr(line: str) -> None:
+    typer.echo(line, err=True)
 
 
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def prepare(
-        dataset: Annotated[str, typer.Argument(help="ssv2, hmdb51, vtab, cifar100, svhn, food101, fgvc, imagefolder or videofolder.")],
+        dataset: Annotated[str, typer.Argument(help=dataset_help())],
         src: Annotated[Path, typer.Argument(help="The dataset's root folder, as downloaded.")],
         shards: Annotated[Path, typer.Option("--shards", help="Output folder for the shards and dataset.json.")],
         splits: Annotated[Optional[str], typer.Option("--splits", help="Comma-separated splits (default: all the dataset has).")] = None,
@@ -46,58 +42,9 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli prepare ssv2 ~/data/ssv2 --shards ~/shards/ssv2
         """
+        from adaptcli.data.prepare import prepare_dataset
+
         prepare_dataset(dataset, src, shards, splits=splits, short_side=short_side, workers=workers,
                         samples_per_shard=samples_per_shard, quality=quality, overwrite=overwrite,
                         labels=labels, videos=videos, split_dir=split_dir, split_id=split_id, task=task,
-                        fgvc_dataset=fgvc_dataset, progress=progress)
-
-
-def prepare_dataset(
-    dataset: str,
-    src: Path,
-    shards: Path,
-    *,
-    splits: Optional[str] = None,
-    short_side: int = 256,
-    workers: Optional[int] = None,
-    samples_per_shard: Optional[int] = None,
-    quality: int = 90,
-    overwrite: bool = False,
-    labels: Optional[Path] = None,
-    videos: Optional[Path] = None,
-    split_dir: Optional[Path] = None,
-    split_id: int = 1,
-    task: Optional[str] = None,
-    fgvc_dataset: Optional[str] = None,
-    progress: bool = True,
-) -> list:
-    """What ``adaptcli prepare`` does (the command and the demo call this); returns the results."""
-    from adaptcli.data.prepare import PrepareOptions, prepare as run_prepare
-    from adaptcli.data.sources.registry import SourceOptions, list_dataset
-
-    split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
-    opts = SourceOptions(splits=split_list, labels=labels, videos=videos, split_dir=split_dir,
-                         split_id=split_id, task=task, fgvc_dataset=fgvc_dataset)
-    listings = list_dataset(dataset, src, opts)
-    if dataset == "vtab" and task is None:
-        from adaptcli.data.sources.lists import VTAB_TASKS
-
-        absent = [t for t in VTAB_TASKS if t not in {name for name, _ in listings}]
-        if absent:
-            typer.echo(f"note: {len(absent)} of the 19 VTAB tasks are not under {src}: {', '.join(absent)}", err=True)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
-    results = []
-    for sub, listing in listings:
-        out = shards / sub if sub else shards
-        result = run_prepare(listing, out, PrepareOptions(
-            short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
-            workers=n_workers, overwrite=overwrite, progress=progress))
-        shard_count = sum(len(info.shards) for info in result.manifest.splits.values())
-        reused = f", {result.reused_shards} reused from an earlier run" if result.reused_shards else ""
-        typer.echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}: wrote {result.written} samples "
-                   f"in {shard_count} shards to {out}, skipped {result.skipped}, "
-                   f"{result.seconds:.1f} s, {_size(result.bytes)} on disk{reused}")
-        if result.skipped:
-            typer.echo(f"warning: skipped {result.skipped} samples (see {out / 'dataset.json'} \"skipped\")", err=True)
-        results.append(result)
-    return results
+                        fgvc_dataset=fgvc_dataset, progress=progress, echo=typer.echo, warn=_stderr)

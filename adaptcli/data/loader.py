@@ -183,11 +183,11 @@ class _TrainStage:
         self.decoder, self.seed, self.epoch, self.rank, self.buffer = decoder, seed, epoch, rank, buffer
 
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[Any]:
-        from webdataset.filters import _shuffle
+        import webdataset as wds
 
         rng = random.Random(seed_of(self.seed, self.epoch, self.rank, _worker()[0], 1))
         if self.buffer > 1:
-            src = _shuffle(src, bufsize=self.buffer, initial=max(1, self.buffer // 2), rng=rng)
+            src = wds.shuffle(bufsize=self.buffer, initial=max(1, self.buffer // 2), rng=rng)(src)
         for sample in src:
             try:
                 yield self.decoder(sample, rng)
@@ -290,24 +290,29 @@ class TrainStream:
         yield from self.loader(epoch)
 
 
+def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: int | None = None) -> int:
+    """``max(1, samples // (batch_size * world_size))``, capped at ``max_steps`` when given."""
+    steps = max(1, samples // (batch_size * world_size))
+    return steps if max_steps is None else min(steps, max_steps)
+
+
 def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *, rank: int = 0,
-                 world_size: int = 1, workers: int = 0, seed: int = 0,
-                 epoch: int = 0) -> tuple[TrainStream, int]:
+                 world_size: int = 1, workers: int = 0, seed: int = 0, epoch: int = 0,
+                 max_steps: int | None = None) -> tuple[TrainStream, int]:
     """The shuffled, resampled, augmented training stream and its steps per epoch.
 
     With at least ``world_size`` shards, rank r draws only from shards r, r + world_size, ...
     (disjoint data per rank); with fewer, every rank draws from all of them.
 
-    ``steps_per_epoch = max(1, samples // (batch_size * world_size))``; every rank yields exactly
-    that many batches of exactly ``batch_size``. Horizontal flip is always off for SSv2.
+    Every rank yields exactly :func:`steps_per_epoch` batches of exactly ``batch_size``. Horizontal
+    flip needs both ``spec.flip`` and the manifest's ``hflip`` (False where left/right is a label).
     """
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
     if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
         urls = urls[rank::world_size]
-    steps = max(1, manifest.split(split).samples // (batch_size * world_size))
-    flip = spec.flip and manifest.dataset != "ssv2"
-    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=flip)
+    steps = steps_per_epoch(manifest.split(split).samples, batch_size, world_size, max_steps)
+    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip)
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
                          epoch=epoch, buffer=spec.shuffle_buffer)
     return stream, steps
@@ -337,5 +342,5 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
     return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
 
 
-__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "SampleDecoder", "Collate",
-           "frame_fields", "seed_of"]
+__all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "steps_per_epoch", "SampleDecoder",
+           "Collate", "frame_fields", "seed_of"]

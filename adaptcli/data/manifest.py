@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from adaptcli.errors import AdaptError
+from adaptcli.io import write_text
 
 MANIFEST_NAME = "dataset.json"
 FORMAT_VERSION = 1
@@ -31,6 +31,7 @@ class Manifest:
     modality: Literal["image", "video"]
     classes: list[str]
     splits: dict[str, SplitInfo]
+    hflip: bool = True  # whether training may flip samples horizontally (False: left/right is a label)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     version: int = FORMAT_VERSION
@@ -52,22 +53,15 @@ class Manifest:
         return self.splits[name]
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename (never half-written)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
 def write_manifest(shards_dir: str | Path, manifest: Manifest) -> Path:
     """Write ``dataset.json`` atomically."""
     path = Path(shards_dir) / MANIFEST_NAME
-    atomic_write_text(path, json.dumps(manifest.to_dict(), indent=1) + "\n")
+    write_text(path, json.dumps(manifest.to_dict(), indent=1) + "\n")
     return path
+
+
+# Manifests written before ``hflip`` was recorded: the datasets that were never flipped.
+_LEGACY_NO_FLIP = {"ssv2": False}
 
 
 def _parse_classes(raw: Any) -> list[str]:
@@ -99,6 +93,7 @@ def manifest_from_dict(data: Any) -> Manifest:
         modality=modality,
         classes=_parse_classes(data["classes"]),
         splits=splits,
+        hflip=bool(data.get("hflip", _LEGACY_NO_FLIP.get(str(data["dataset"]), True))),
         skipped=list(data.get("skipped", [])),
         settings=dict(data.get("settings", {})),
         version=int(data["version"]),
@@ -135,4 +130,4 @@ def frame_stats(counts: list[int]) -> dict[str, float] | None:
 
 
 __all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "SplitInfo", "Manifest", "read_manifest",
-           "write_manifest", "manifest_from_dict", "atomic_write_text", "frame_stats"]
+           "write_manifest", "manifest_from_dict", "frame_stats"]

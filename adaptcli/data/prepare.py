@@ -13,9 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
+import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -27,12 +28,13 @@ from adaptcli.data.manifest import (
     MANIFEST_NAME,
     Manifest,
     SplitInfo,
-    atomic_write_text,
     write_manifest,
 )
 from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.sources.base import Item, Listing
+from adaptcli.data.sources.base import Item, Listing, SourceOptions
+from adaptcli.data.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
+from adaptcli.io import write_text
 
 STATE_NAME = ".prepare-state.json"
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
@@ -85,7 +87,12 @@ def run_settings(listing: Listing, options: PrepareOptions) -> dict[str, Any]:
 
 def _our_file(name: str) -> bool:
     return name in (MANIFEST_NAME, STATE_NAME) or name.endswith((".tar", ".tar" + TMP_SUFFIX)) \
-        or name.endswith(TMP_SUFFIX)
+        or name.endswith(TMP_SUFFIX) or _io_leftover(name)
+
+
+def _io_leftover(name: str) -> bool:
+    """A temporary file of :func:`adaptcli.io.atomic_path` left by a killed run."""
+    return name.startswith(".tmp-") and name.endswith((MANIFEST_NAME, STATE_NAME))
 
 
 def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
@@ -177,9 +184,10 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     reused = len(done)
     state = {"settings": settings, "shards": dict(done)}
     for entry in out.iterdir():  # leftovers of a killed run
-        if entry.name.endswith(TMP_SUFFIX) or (entry.name.endswith(".tar") and entry.name not in done):
+        if entry.name.endswith(TMP_SUFFIX) or _io_leftover(entry.name) \
+                or (entry.name.endswith(".tar") and entry.name not in done):
             entry.unlink()
-    atomic_write_text(out / STATE_NAME, json.dumps(state))
+    write_text(out / STATE_NAME, json.dumps(state))
 
     todo = [(split, name, chunk) for split, name, chunk in plan if name not in done]
     total = sum(len(chunk) for _, _, chunk in plan)
@@ -212,7 +220,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                      "max": max(frames, default=0)}
             state["shards"][name] = {"split": split, "samples": samples, "bytes": size,
                                      "frames": stats, "skipped": skipped}
-            atomic_write_text(out / STATE_NAME, json.dumps(state))
+            write_text(out / STATE_NAME, json.dumps(state))
     finally:
         stream.close()
         bar.close()
@@ -226,7 +234,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                                   samples=sum(r["samples"] for _, r in records), frames=stats)
         skipped_all += [s for _, r in records for s in r["skipped"]]
     manifest = Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
-                        splits=splits, skipped=skipped_all, settings=settings)
+                        splits=splits, hflip=listing.hflip, skipped=skipped_all, settings=settings)
     write_manifest(out, manifest)
     size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
     return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
@@ -234,4 +242,60 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                          reused_shards=reused)
 
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare", "run_settings", "STATE_NAME"]
+def _silent(line: str) -> None:
+    """The default ``echo``/``warn`` of :func:`prepare_dataset`: print nothing."""
+
+
+def prepare_dataset(
+    dataset: str,
+    src: Path,
+    shards: Path,
+    *,
+    splits: str | None = None,
+    short_side: int = 256,
+    workers: int | None = None,
+    samples_per_shard: int | None = None,
+    quality: int = 90,
+    overwrite: bool = False,
+    labels: Path | None = None,
+    videos: Path | None = None,
+    split_dir: Path | None = None,
+    split_id: int = 1,
+    task: str | None = None,
+    fgvc_dataset: str | None = None,
+    progress: bool = True,
+    echo: Callable[[str], None] = _silent,
+    warn: Callable[[str], None] = _silent,
+) -> list[PrepareResult]:
+    """What ``adaptcli prepare`` does: read ``src`` as ``dataset``, write shards under ``shards``.
+
+    ``echo`` gets one summary line per shard folder written, ``warn`` the source's notes and the
+    skipped-sample warnings (the CLI prints them on stdout and stderr).
+    """
+    from tqdm import tqdm
+
+    split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
+    opts = SourceOptions(splits=split_list, labels=labels, videos=videos, split_dir=split_dir,
+                         split_id=split_id, task=task, fgvc_dataset=fgvc_dataset)
+    found = list_dataset(dataset, src, opts)
+    for note in found.notes:
+        warn(note)
+    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
+    results = []
+    for sub, listing in found.listings:
+        out = shards / sub if sub else shards
+        result = prepare(listing, out, PrepareOptions(
+            short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
+            workers=n_workers, overwrite=overwrite, progress=progress))
+        shard_count = sum(len(info.shards) for info in result.manifest.splits.values())
+        reused = f", {result.reused_shards} reused from an earlier run" if result.reused_shards else ""
+        echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}: wrote {result.written} samples "
+             f"in {shard_count} shards to {out}, skipped {result.skipped}, {result.seconds:.1f} s, "
+             f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
+        if result.skipped:
+            warn(f"warning: skipped {result.skipped} samples (see {out / MANIFEST_NAME} \"skipped\")")
+        results.append(result)
+    return results
+
+
+__all__ = ["PrepareOptions", "PrepareResult", "prepare", "prepare_dataset", "run_settings", "STATE_NAME"]

@@ -61,7 +61,7 @@ def stride_indices(n: int, num_frames: int, stride: int, train: bool, rng: rando
 def clip_indices(kind: Literal["segment", "stride"], n: int, num_frames: int, train: bool,
                  rng: random.Random | None = None, stride: int = 4, clip_index: int = 0,
                  num_clips: int = 1) -> list[int]:
-    """Dispatch on the sampling ``kind`` of :class:`~adaptcli.config.DataConfig`."""
+    """Dispatch on the sampling ``kind`` of :class:`~adaptcli.data.config.DataConfig`."""
     if kind == "segment":
         return segment_indices(n, num_frames, train, rng, clip_index, num_clips)
     if kind == "stride":

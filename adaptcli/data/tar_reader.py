@@ -4,6 +4,12 @@
 when a clip has dozens of frame members. This reads only what a shard needs (name, size, type;
 GNU long names and pax ``path`` records included) and groups consecutive members by key the
 way WebDataset does: the key is the name up to the first dot of its last path component.
+
+Why not webdataset's own reader (``tarfile_samples``, which the loaders could use directly): it is
+measurably slower on clip shards, and the training stream reads every frame member of every clip.
+An earlier measurement gave 19 ms -> 1.2 ms; re-measured with ``python benchmarks/tar_reader.py``
+(one shard, 32 clips of 32 frames x 6 kB + cls + json, 2 shared CPU cores, webdataset 1.0.2):
+0.20 ms per clip here against 0.88 ms with webdataset (about 4x).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ Every stage goes through the same functions the CLI commands call (``prepare_dat
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,14 +96,20 @@ def write_data(out: Path, settings: DemoSettings) -> tuple[Path, Path]:
     return write_datasets(out / "data", settings.sizes, settings.seed)
 
 
-def prepare_data(image_root: Path, video_root: Path, out: Path) -> tuple[Path, Path]:
-    from adaptcli.cli.prepare_cmd import prepare_dataset
+def prepare_data(image_root: Path, video_root: Path, out: Path,
+                 echo: Callable[[str], None] = print) -> tuple[Path, Path]:
+    from adaptcli.data.prepare import prepare_dataset
 
     image_shards, video_shards = out / "shards" / "images", out / "shards" / "ssv2"
     # Small shards: the image folder is listed class by class, and training draws shards at random.
-    prepare_dataset("imagefolder", image_root, image_shards, workers=0, samples_per_shard=32, overwrite=True)
-    prepare_dataset("ssv2", video_root, video_shards, workers=0, samples_per_shard=32, overwrite=True)
+    for dataset, root, shards in (("imagefolder", image_root, image_shards), ("ssv2", video_root, video_shards)):
+        prepare_dataset(dataset, root, shards, workers=0, samples_per_shard=32, overwrite=True,
+                        echo=echo, warn=_stderr)
     return image_shards, video_shards
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def train_run(config: Any, data: Path, run: Path) -> dict[str, Any]:
@@ -146,7 +153,7 @@ def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) 
 
     stage(2, "prepare: both datasets into shards (the code 'adaptcli prepare' runs)", echo)
     t = time.time()
-    image_shards, video_shards = prepare_data(image_root, video_root, out)
+    image_shards, video_shards = prepare_data(image_root, video_root, out, echo)
     timings["prepare"] = time.time() - t
 
     stage(3, f"pre-training {IMAGE_MODEL} on the image set with 'full' (stands in for ImageNet)", echo)

@@ -7,7 +7,7 @@ import standins
 import torch
 
 from adaptcli.config import DataConfig
-from adaptcli.data.loader import StreamSpec, eval_loader, train_loader
+from adaptcli.data.loader import StreamSpec, eval_loader, steps_per_epoch, train_loader
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -130,3 +130,47 @@ def test_missing_split_is_one_line_error(image_shards):
 
     with pytest.raises(AdaptError, match="split 'validation' is not in this shard folder"):
         eval_loader(image_shards, "validation", spec(), 4)
+
+
+def test_flip_comes_from_the_manifest(ssv2_shards, image_shards, monkeypatch):
+    """SSv2 shards record ``hflip: false`` (left/right is the label) and its train stream never flips."""
+    import adaptcli.data.loader as loader_module
+
+    assert json.loads((ssv2_shards / "dataset.json").read_text())["hflip"] is False
+    assert json.loads((image_shards / "dataset.json").read_text())["hflip"] is True
+    flips: list[bool] = []
+    real = loader_module.render
+
+    def recording_render(image, box, size, flip=False):
+        flips.append(flip)
+        return real(image, box, size, flip)
+
+    monkeypatch.setattr(loader_module, "render", recording_render)
+    for _ in range(2):
+        list(train_loader(ssv2_shards, "train", spec(flip=True), 4, workers=0, seed=5)[0])
+    assert flips and not any(flips)
+    flips.clear()
+    list(train_loader(image_shards, "train", spec(img_size=24, flip=True), 4, workers=0, seed=5)[0])
+    assert any(flips) and not all(flips)
+
+
+def test_manifest_without_hflip_field(ssv2_shards, tmp_path):
+    """Manifests written before the field existed: SSv2 is still never flipped, others may be."""
+    from adaptcli.data.manifest import manifest_from_dict
+
+    data = json.loads((ssv2_shards / "dataset.json").read_text())
+    del data["hflip"]
+    assert manifest_from_dict(data).hflip is False
+    assert manifest_from_dict({**data, "dataset": "imagefolder"}).hflip is True
+
+
+@pytest.mark.parametrize("samples,batch,world,max_steps,expected", [
+    (22, 4, 1, None, 5), (22, 4, 2, None, 2), (3, 4, 8, None, 1), (100, 4, 1, 7, 7), (100, 4, 1, 50, 25),
+])
+def test_steps_per_epoch(samples, batch, world, max_steps, expected):
+    assert steps_per_epoch(samples, batch, world, max_steps) == expected
+
+
+def test_train_loader_max_steps(image_shards):
+    loader, steps = train_loader(image_shards, "train", spec(img_size=24), 4, workers=0, max_steps=2)
+    assert steps == len(loader) == len(list(loader)) == 2

@@ -1,1 +1,0 @@
-"""Dataset readers: each turns a downloaded layout into a :class:`~adaptcli.data.sources.base.Listing`."""

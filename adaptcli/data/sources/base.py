@@ -1,15 +1,21 @@
-"""What every dataset reader returns: the classes and, per split, the items to encode."""
+"""The contract of a dataset source: what it returns (:class:`Found`, :class:`Listing`, :class:`Item`)
+and how it registers (:class:`DataSource`), plus helpers shared by the readers.
+
+Imports nothing heavy (numpy only for type checking): the CLI reads the registry for its help text.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Literal
 
 from adaptcli.errors import AdaptError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
 
@@ -35,6 +41,37 @@ class Listing:
     splits: dict[str, list[Item]]
     skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
+    hflip: bool = True  # False where left/right is part of the label; recorded in dataset.json
+
+
+@dataclass
+class SourceOptions:
+    """Dataset-specific options from the command line."""
+
+    splits: list[str] | None = None
+    labels: Path | None = None
+    videos: Path | None = None
+    split_dir: Path | None = None
+    split_id: int = 1
+    task: str | None = None
+    fgvc_dataset: str | None = None
+
+
+@dataclass
+class Found:
+    """What a source found: one listing per output subfolder (``None``: the shard folder itself)."""
+
+    listings: list[tuple[str | None, Listing]]
+    notes: list[str] = field(default_factory=list)  # shown to the user before encoding
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One dataset layout ``prepare`` reads: its name (the CLI argument), one line of help, its reader."""
+
+    name: str
+    help: str
+    find: Callable[[Path, SourceOptions], Found]
 
 
 def sanitise_key(text: str) -> str:
@@ -62,6 +99,19 @@ def unique_keys(items: list[Item]) -> list[Item]:
 def missing(split: str, key: str, path: str | Path, reason: str = "file not found") -> dict[str, Any]:
     """A skipped-sample record."""
     return {"split": split, "key": key, "path": str(path), "reason": reason}
+
+
+def list_item(split: str, base: Path, rel: str, label: int, listing: Listing) -> Item | None:
+    """The item for a list file's ``rel`` path (tried from ``base`` and ``base/images``), or None after
+    recording it as skipped when the file is missing."""
+    key = sanitise_key(str(Path(rel).with_suffix("")))
+    path = base / rel
+    if not path.exists() and (base / "images" / rel).exists():
+        path = base / "images" / rel
+    if not path.is_file():
+        listing.skipped.append(missing(split, key, path))
+        return None
+    return Item(key=key, label=label, path=str(path), meta={"file": rel})
 
 
 def require_dir(path: Path, what: str) -> Path:

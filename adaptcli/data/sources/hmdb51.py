@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import Item, Listing, missing, require_dir, sanitise_key, select_splits
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
+    sanitise_key, select_splits)
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]
@@ -54,3 +55,10 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
             listing.splits[split].append(Item(key=key, label=label, path=str(clip),
                                               meta={"class": name, "file": parts[0]}))
     return listing
+
+
+def find(src: Path, opts: SourceOptions) -> Found:
+    return Found([(None, list_hmdb51(src, opts.split_dir, opts.split_id, opts.splits))])
+
+
+SOURCES = (DataSource("hmdb51", "HMDB51 clips of one official split (--split-dir, --split-id)", find),)

@@ -1,52 +1,58 @@
-"""Dataset name -> reader, with the options each one takes."""
+"""The dataset sources ``prepare`` knows: each module in :data:`MODULES` declares ``SOURCES``.
+
+Adding a dataset: write ``sources/<name>.py`` with a reader and
+``SOURCES = (DataSource("<name>", "<one line of help>", find),)``, then add the module to
+:data:`MODULES`. Source modules import nothing heavy at module level, so ``adaptcli prepare --help``
+(which lists the names) stays instant.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from functools import cache
 from pathlib import Path
 
-from adaptcli.data.sources.base import Listing
+from adaptcli.data.sources.base import DataSource, Found, SourceOptions
 from adaptcli.errors import AdaptError
 
-DATASETS = ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc", "imagefolder", "videofolder")
+MODULES = ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc", "folders")
 
 
-@dataclass
-class SourceOptions:
-    """Dataset-specific options from the command line."""
+@cache
+def sources() -> dict[str, DataSource]:
+    """Name -> source, in the order of :data:`MODULES`."""
+    found: dict[str, DataSource] = {}
+    for module in MODULES:
+        for source in importlib.import_module(f"adaptcli.data.sources.{module}").SOURCES:
+            if source.name in found:
+                raise RuntimeError(f"dataset source '{source.name}' is registered twice")
+            found[source.name] = source
+    return found
 
-    splits: list[str] | None = None
-    labels: Path | None = None
-    videos: Path | None = None
-    split_dir: Path | None = None
-    split_id: int = 1
-    task: str | None = None
-    fgvc_dataset: str | None = None
+
+def dataset_names() -> list[str]:
+    """The names ``adaptcli prepare`` accepts."""
+    return list(sources())
 
 
-def list_dataset(name: str, src: Path, opts: SourceOptions) -> list[tuple[str | None, Listing]]:
-    """Read ``src`` as dataset ``name``; VTAB gives one listing per task (with its subfolder name)."""
-    from adaptcli.data.sources import arrays, hmdb51, lists, ssv2
+def dataset_help() -> str:
+    """Help text of the CLI's DATASET argument: every name with its one line."""
+    return "; ".join(f"{s.name}: {s.help}" for s in sources().values()) + "."
 
+
+def get_source(name: str) -> DataSource:
+    """The source called ``name``, or a one-line error listing the names there are."""
+    if name not in sources():
+        raise AdaptError(f"unknown dataset '{name}': choose one of {', '.join(dataset_names())}")
+    return sources()[name]
+
+
+def list_dataset(name: str, src: Path, opts: SourceOptions) -> Found:
+    """Read ``src`` as dataset ``name`` (VTAB gives one listing per task, in its subfolder)."""
     if not src.exists():
         raise AdaptError(f"dataset folder {src} does not exist")
-    if name == "ssv2":
-        return [(None, ssv2.list_ssv2(src, opts.splits, opts.labels, opts.videos))]
-    if name == "hmdb51":
-        return [(None, hmdb51.list_hmdb51(src, opts.split_dir, opts.split_id, opts.splits))]
-    if name == "vtab":
-        tasks = [opts.task] if opts.task else lists.vtab_tasks(src)
-        if not tasks:
-            raise AdaptError(f"no VTAB-1k task folders under {src} (expected e.g. {src}/cifar/train800.txt)")
-        return [(task, lists.list_vtab(src, task, opts.splits)) for task in tasks]
-    if name == "cifar100":
-        return [(None, arrays.list_cifar100(src, opts.splits))]
-    if name == "svhn":
-        return [(None, arrays.list_svhn(src, opts.splits))]
-    if name == "food101":
-        return [(None, lists.list_food101(src, opts.splits))]
-    if name == "fgvc":
-        return [(None, lists.list_fgvc(src, opts.fgvc_dataset, opts.splits))]
-    if name in ("imagefolder", "videofolder"):
-        return [(None, lists.list_folder(src, name[: -len("folder")], opts.splits))]
-    raise AdaptError(f"unknown dataset '{name}': choose one of {', '.join(DATASETS)}")
+    return get_source(name).find(src, opts)
+
+
+__all__ = ["MODULES", "sources", "dataset_names", "dataset_help", "get_source", "list_dataset",
+           "DataSource", "Found", "SourceOptions"]

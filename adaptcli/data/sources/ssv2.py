@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.sources.base import Item, Listing, missing, select_splits
+from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, missing, select_splits
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]
@@ -72,7 +72,8 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
     if not chosen:
         raise AdaptError(f"no SSv2 split files (train.json, validation.json, test.json) under {roots[0]}")
     files = {entry.name for entry in os.scandir(videos) if entry.is_file()}
-    listing = Listing("ssv2", "video", classes, {}, settings={})
+    # "moving something from left to right" and its mirror are different classes: never flip
+    listing = Listing("ssv2", "video", classes, {}, settings={}, hflip=False)
     for split in chosen:
         path = find_label_file(roots, split)
         assert path is not None
@@ -104,3 +105,10 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
             items.append(Item(key=clip_id, label=label, path=str(videos / name), meta=meta))
         listing.splits[split] = items
     return listing
+
+
+def find(src: Path, opts: SourceOptions) -> Found:
+    return Found([(None, list_ssv2(src, opts.splits, opts.labels, opts.videos))])
+
+
+SOURCES = (DataSource("ssv2", "Something-Something v2 (webm clips, JSON labels; --labels, --videos)", find),)

@@ -1,16 +1,17 @@
-"""Image datasets stored as arrays: CIFAR-100 (checked pickles) and SVHN (MATLAB .mat)."""
+"""CIFAR-100 from the python pickles (fine labels), read with an unpickler that runs nothing."""
 
 from __future__ import annotations
 
 import io
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from adaptcli.data.sources.base import Item, Listing, select_splits
+from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
 from adaptcli.errors import AdaptError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The only globals a CIFAR pickle may name: numpy's array reconstruction (numpy 1 and 2 paths),
 # and ``_codecs.encode``, which a protocol-2 pickle written by Python 3 uses for bytes (a pure
@@ -28,6 +29,8 @@ class _CheckedUnpickler(pickle.Unpickler):
     """Refuses every global except numpy's ndarray reconstruction; nothing else can run."""
 
     def find_class(self, module: str, name: str) -> Any:
+        import numpy as np
+
         if (module, name) in _ALLOWED_GLOBALS:
             if module.startswith("numpy.core") and hasattr(np, "_core"):
                 module = "numpy._core.multiarray"  # numpy 2 moved it; avoid the deprecated alias
@@ -55,6 +58,8 @@ def _get(record: dict, name: str) -> Any:
 
 
 def _cifar_split(path: Path) -> tuple[np.ndarray, list[int]]:
+    import numpy as np
+
     record = load_checked_pickle(path)
     try:
         if not isinstance(record, dict):
@@ -96,29 +101,8 @@ def list_cifar100(src: str | Path, splits: list[str] | None = None) -> Listing:
     return listing
 
 
-def list_svhn(src: str | Path, splits: list[str] | None = None) -> Listing:
-    """SVHN cropped digits from ``{split}_32x32.mat`` (label 10 means the digit 0)."""
-    import scipy.io
+def find(src: Path, opts: SourceOptions) -> Found:
+    return Found([(None, list_cifar100(src, opts.splits))])
 
-    src = Path(src)
-    available = [s for s in ("train", "test", "extra") if (src / f"{s}_32x32.mat").is_file()]
-    chosen = select_splits([s for s in available if s != "extra"] if not splits else available, splits, "svhn")
-    if not chosen:
-        raise AdaptError(f"no SVHN train_32x32.mat / test_32x32.mat in {src}")
-    listing = Listing("svhn", "image", [str(i) for i in range(10)], {})
-    for split in chosen:
-        path = src / f"{split}_32x32.mat"
-        try:
-            mat = scipy.io.loadmat(str(path))
-            x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)
-            if x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
-                raise ValueError(f"X must be uint8 32 x 32 x 3 x N matching y, got {x.dtype} {x.shape}")
-            labels = [int(v) % 10 for v in y]
-            if len(y) and not (1 <= y.min() and y.max() <= 10):
-                raise ValueError("labels outside 1..10")
-        except (KeyError, ValueError, TypeError, NotImplementedError, OSError) as exc:
-            raise AdaptError(f"{path} is not an SVHN .mat file ({exc})") from None
-        images = np.ascontiguousarray(x.transpose(3, 0, 1, 2))
-        listing.splits[split] = [Item(key=f"{split}_{i:06d}", label=label, array=images[i])
-                                 for i, label in enumerate(labels)]
-    return listing
+
+SOURCES = (DataSource("cifar100", "CIFAR-100 python pickles (cifar-100-python/)", find),)

@@ -1,0 +1,25 @@
+"""The dataset registry: names, help and the CLI's choices come from the source modules."""
+
+import pytest
+
+from adaptcli.data.sources.registry import dataset_help, dataset_names, get_source
+from adaptcli.errors import AdaptError
+
+
+def test_names_in_order_with_help():
+    assert dataset_names() == ["ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc",
+                               "imagefolder", "videofolder"]
+    text = dataset_help()
+    assert all(f"{name}: " in text for name in dataset_names())
+    assert all(get_source(name).help and "\n" not in get_source(name).help for name in dataset_names())
+
+
+def test_unknown_name_lists_the_choices():
+    with pytest.raises(AdaptError, match="unknown dataset 'nosuch': choose one of ssv2, hmdb51, vtab"):
+        get_source("nosuch")
+
+
+def test_cli_help_lists_every_source(run_cli):
+    result = run_cli("prepare", "--help")
+    assert result.exit_code == 0
+    assert all(name in result.output for name in dataset_names())
