@@ -30,8 +30,9 @@ def build(name: str, arc_dim: int, mid_dim: int) -> dict[str, nn.Module]:
     """The four models, in eval mode, adapters randomised (a zero adapter would be trivially cheap to merge)."""
     import timm
 
-    from adaptcli.config import AdaptFormerOptions, ArcOptions
-    from adaptcli.methods import apply_method, merge_method
+    from adaptcli.methods.adaptformer.config import AdaptFormerOptions
+    from adaptcli.methods.apply import apply_method, merge_method
+    from adaptcli.methods.arc.config import ArcOptions
 
     torch.manual_seed(0)
     plain = timm.create_model(name, num_classes=100).eval()

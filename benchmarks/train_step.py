@@ -80,14 +80,15 @@ def build(args: argparse.Namespace, case: Case, device: str):
     """Backbone + method through adaptcli's own code, and an SGD optimizer over the trainable set."""
     import torch
 
-    from adaptcli.config import METHOD_OPTIONS, ModelConfig
-    from adaptcli.methods import apply_method
+    from adaptcli.methods.apply import apply_method
+    from adaptcli.methods.registry import method_spec
+    from adaptcli.models.config import ModelConfig
     from adaptcli.models.build import create_backbone
 
     torch.manual_seed(0)
     config = ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames)
     model = create_backbone(config, args.classes)
-    options = METHOD_OPTIONS[case.method](**case.options)
+    options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
     if case.grad_from is not None:
         from adaptcli.models.blocks import transformer_blocks
@@ -125,7 +126,7 @@ def train_step(model, optimizer, inputs, labels) -> None:
 
 
 def depth_of(args: argparse.Namespace) -> int:
-    from adaptcli.config import ModelConfig
+    from adaptcli.models.config import ModelConfig
     from adaptcli.models.blocks import transformer_blocks
     from adaptcli.models.build import create_backbone
 

@@ -67,12 +67,6 @@ def seed_of(*parts: int) -> int:
     return value >> 1
 
 
-def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: int | None = None) -> int:
-    """Batches every rank yields per epoch: ``max(1, samples // (batch_size * world_size))``, capped."""
-    steps = max(1, samples // (batch_size * world_size))
-    return min(steps, max_steps) if max_steps else steps
-
-
 def frame_fields(sample: dict[str, Any]) -> list[bytes]:
     """The ``NNN.jpg`` fields of a video sample, in frame order."""
     names = [k for k in sample if k.endswith(".jpg") and k[:-4].isdigit()]
