@@ -21,11 +21,13 @@ def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
     return _load(path, backbone=backbone)
 
 
-def export_run(run_dir: str | Path, out: str | Path, mode: str) -> dict[str, Any]:
-    """Export a run folder: ``mode`` is ``merge``, ``full`` or ``adapter-only`` (see :mod:`adaptcli.deploy`)."""
+def export_run(run_dir: str | Path, out: str | Path, mode: str, *, overwrite: bool = False) -> dict[str, Any]:
+    """Export a run folder: ``mode`` is ``merge``, ``full`` or ``adapter-only`` (see :mod:`adaptcli.deploy`).
+
+    An existing ``out`` is replaced only with ``overwrite=True``, and never a file the run reads."""
     from adaptcli.deploy.export import export_run as _export
 
-    return _export(Path(run_dir), Path(out), mode)  # type: ignore[arg-type]
+    return _export(Path(run_dir), Path(out), mode, overwrite=overwrite)  # type: ignore[arg-type]
 
 
 __all__ = ["__version__", "export_run", "load"]

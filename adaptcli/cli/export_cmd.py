@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         full: Annotated[bool, typer.Option("--full", help="The whole adapted model plus its configuration.")] = False,
         adapter_only: Annotated[bool, typer.Option("--adapter-only", help="Only the trained tensors plus configuration.")] = False,
         file_format: Annotated[str, typer.Option("--format", help=f"How the export is laid out. {format_option_help()}")] = "safetensors",
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (never one the run reads).")] = False,
     ) -> None:
         """Write a run's weights for deployment (one of --merge, --full, --adapter-only).
 
@@ -35,7 +36,7 @@ def register(app: typer.Typer) -> None:
             raise AdaptError(f"choose exactly one of --merge, --full, --adapter-only (got {what})")
         from adaptcli.deploy import export_run
 
-        result = export_run(run, out, chosen[0], file_format)  # type: ignore[arg-type]
+        result = export_run(run, out, chosen[0], file_format, overwrite=overwrite)  # type: ignore[arg-type]
         for line in summary_lines(result):
             typer.echo(line)
 

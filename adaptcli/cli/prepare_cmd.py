@@ -36,6 +36,7 @@ def register(app: typer.Typer) -> None:
         split_id: Annotated[int, typer.Option("--split-id", min=1, max=3, help="hmdb51: official split 1, 2 or 3.")] = 1,
         task: Annotated[Optional[str], typer.Option("--task", help="vtab: one task (default: every task found, one subfolder each).")] = None,
         fgvc_dataset: Annotated[Optional[str], typer.Option("--dataset", help="fgvc: CUB_200_2011, nabirds, OxfordFlower, Stanford-dogs or Stanford-cars.")] = None,
+        allow_empty_classes: Annotated[bool, typer.Option("--allow-empty-classes", help="Keep a class whose folder holds no usable file (refused by default).")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
     ) -> None:
         """Decode a dataset once into WebDataset shards that training streams.
@@ -47,4 +48,4 @@ def register(app: typer.Typer) -> None:
         prepare_dataset(dataset, src, shards, splits=splits, short_side=short_side, workers=workers,
                         samples_per_shard=samples_per_shard, quality=quality, overwrite=overwrite,
                         labels=labels, videos=videos, split_dir=split_dir, split_id=split_id, task=task,
-                        fgvc_dataset=fgvc_dataset, progress=progress, echo=typer.echo, warn=_stderr)
+                        fgvc_dataset=fgvc_dataset, allow_empty_classes=allow_empty_classes, progress=progress, echo=typer.echo, warn=_stderr)

@@ -96,10 +96,21 @@ def _io_leftover(name: str) -> bool:
 
 
 def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
-    """Refuse a folder holding something else; return the progress record to resume from."""
+    """Refuse a folder holding something else; return the progress record to resume from.
+
+    Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
+    """
     if out.exists() and not out.is_dir():
-        raise AdaptError(f"--shards {out} is a file, not a folder")
+        raise AdaptError(f"--shards {out} is a file, not a folder; choose a folder path for the shards")
     out.mkdir(parents=True, exist_ok=True)
+    ours = (out / STATE_NAME).is_file() or (out / MANIFEST_NAME).is_file()
+    if not ours:
+        others = sorted(p.name for p in out.iterdir())
+        if others:
+            found = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise AdaptError(f"--shards {out} holds files that are not adaptcli shards (found: {found}; "
+                             f"no {MANIFEST_NAME}); choose a new or empty folder")
+        return {"settings": settings, "shards": {}}
     if overwrite:
         for entry in out.iterdir():
             if entry.is_file() and _our_file(entry.name):
@@ -114,10 +125,7 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
             except ValueError:
                 previous = None
             break
-    if previous is None:
-        if any(out.iterdir()):
-            raise AdaptError(f"--shards {out} is not empty and holds no prepare run: choose an empty "
-                             "folder or pass --overwrite")
+    if previous is None:  # an unreadable progress file of ours: start again in place
         return {"settings": settings, "shards": {}}
     old = previous.get("settings")
     if old != settings:
@@ -263,6 +271,7 @@ def prepare_dataset(
     split_id: int = 1,
     task: str | None = None,
     fgvc_dataset: str | None = None,
+    allow_empty_classes: bool = False,
     progress: bool = True,
     echo: Callable[[str], None] = _silent,
     warn: Callable[[str], None] = _silent,
@@ -276,7 +285,8 @@ def prepare_dataset(
 
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     opts = SourceOptions(splits=split_list, labels=labels, videos=videos, split_dir=split_dir,
-                         split_id=split_id, task=task, fgvc_dataset=fgvc_dataset)
+                         split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
+                         allow_empty_classes=allow_empty_classes)
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)

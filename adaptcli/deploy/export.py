@@ -46,7 +46,8 @@ class Export:
         return CHECK_NAMES[self.mode]
 
 
-def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safetensors") -> dict[str, Any]:
+def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safetensors", *,
+               overwrite: bool = False) -> dict[str, Any]:
     """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked.
 
     Keys: ``path``, ``bytes``, ``mode``, ``format``, ``method``, ``backbone``, ``max_abs_diff``
@@ -66,10 +67,7 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safete
     config = run.config()
     if mode == "merge" and not method_spec(config.method).mergeable:
         raise NotMergeableError(cannot_merge_message(config.method))
-    if out.resolve().parent == run.path.resolve() and out.name in {
-        run.trainable_file.name, run.best_file.name, run.backbone_file.name
-    }:
-        raise AdaptError(f"--out {out} would replace one of the run's own files; choose another name")
+    check_export_out(out, run, config, overwrite)
     model, config, info = load_run_model(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     export = _build_export(mode, model, config, info, run)
@@ -81,6 +79,18 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safete
     if mode == "adapter-only":
         result["backbone_file"] = str(export.backbone_file) if export.backbone_file else None
     return result
+
+
+def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool) -> None:
+    """Refuse an existing ``out`` without ``overwrite``, and always a file the run depends on."""
+    target = out.resolve()
+    depends = run.dependencies(config)
+    if target in depends or any(folder in target.parents for folder in depends if folder.is_dir()):
+        raise AdaptError(f"--out {out} is a file the run reads or keeps ({run.path}); choose another name")
+    if out.is_dir() and not out.is_symlink():
+        raise AdaptError(f"--out {out} is a folder; name the file to write, such as {out / 'model.safetensors'}")
+    if out.exists() and not overwrite:
+        raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 
 
 def _build_export(mode: str, model: nn.Module, config: RunConfig, info: dict, run: RunDir) -> Export:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.config import RunConfig
+from adaptcli.errors import AdaptError
 from adaptcli.methods.registry import method_spec
 from adaptcli.runs.folder import RunDir
 
@@ -20,8 +21,11 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     state = partial_state()
     run = RunDir(Path(out))
     manifest = read_manifest(data_dir)  # fail early, before touching --out
+    if manifest.num_classes < 2:
+        raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
+                         "(check the class folders given to adaptcli prepare)")
     if state.is_main_process:
-        run.prepare(config, resume=resume, overwrite=overwrite)
+        run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
     state.wait_for_everyone()
     trainer = Trainer(config, Path(data_dir), run, resume=resume)
     trainer.setup()

@@ -22,6 +22,25 @@ from adaptcli.errors import AdaptError
 from adaptcli.io import write_json, write_text
 
 CHECKPOINT_PREFIX = "epoch-"
+LOCK_NAME = "run.lock"
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """``path`` equals ``folder`` or lies inside it (both resolved, symlinks followed)."""
+    return path == folder or folder in path.parents
+
+
+def check_out_paths(out: Path, data: Path | None, checkpoint: str | None) -> None:
+    """``--out`` never equals, contains or lies inside ``--data``, nor holds the run's checkpoint file."""
+    target = Path(out).resolve()
+    if data is not None:
+        source = Path(data).resolve()
+        if _inside(target, source) or _inside(source, target):
+            relation = "is" if target == source else ("lies inside" if _inside(target, source) else "contains")
+            raise AdaptError(f"--out {out} {relation} --data {data}; write the run to a folder outside the data")
+    if checkpoint and _inside(Path(checkpoint).resolve(), target):
+        raise AdaptError(f"--out {out} holds the backbone checkpoint {checkpoint} the run reads; "
+                         "move the checkpoint or choose another --out")
 
 
 @dataclass
@@ -68,11 +87,20 @@ class RunDir:
         return self.config_file.exists() and self.info_file.exists()
 
     # ------------------------------------------------------------------ creation
-    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool) -> None:
-        """Create the folder, or check that it is the same run when resuming."""
+    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> None:
+        """Create the folder, or check that it is the same run when resuming.
+
+        Only a folder adaptcli created (it has ``run.json``) is ever replaced; ``--out`` may not
+        equal, contain or lie inside ``data``, nor hold the backbone checkpoint it would delete.
+        """
+        check_out_paths(self.path, data, config.model.checkpoint)
         if resume:
             if not self.is_run():
-                raise AdaptError(f"--resume: {self.path} holds no run to resume; drop --resume to start one")
+                if self.path.is_dir() and not self.info_file.exists() and any(self.visible_entries()):
+                    raise AdaptError(f"--resume: {self.path} is not an adaptcli run folder (no run.json); "
+                                     "pass the --out of a finetune run")
+                self.path.mkdir(parents=True, exist_ok=True)
+                return  # nothing was written yet: the run starts from step 0 (the trainer says so)
             stored = load_run_config(self.config_file)
             if stored != config:
                 key = first_difference(stored.to_dict(), config.to_dict())
@@ -81,15 +109,35 @@ class RunDir:
                     "resume with the same recipe and --set values, or start a new --out"
                 )
             return
-        if self.path.exists() and any(self.path.iterdir()):
-            if not overwrite:
-                what = "a run" if self.is_run() else "other files"
+        if self.path.exists() and not self.path.is_dir():
+            raise AdaptError(f"--out {self.path} is a file, not a folder; choose a folder path for the run")
+        entries = self.visible_entries() if self.path.exists() else []
+        if entries:
+            if not self.info_file.exists():
+                found = ", ".join(sorted(p.name for p in entries)[:3]) + (", ..." if len(entries) > 3 else "")
                 raise AdaptError(
-                    f"--out {self.path} already holds {what}; pass --resume to continue it or "
+                    f"--out {self.path} holds files that are not an adaptcli run (found: {found}; no run.json); "
+                    "choose a new or empty folder"
+                )
+            if not overwrite:
+                raise AdaptError(
+                    f"--out {self.path} already holds a run; pass --resume to continue it or "
                     "--overwrite to replace it"
                 )
-            shutil.rmtree(self.path)
+            self.clear()
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def visible_entries(self) -> list[Path]:
+        """What the folder holds, without the run lock (which belongs to the process holding it)."""
+        return [p for p in self.path.iterdir() if p.name != LOCK_NAME]
+
+    def clear(self) -> None:
+        """Delete the run's contents (the folder holds run.json: adaptcli created it), keeping the lock."""
+        for entry in self.visible_entries():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
     def write_config(self, config: RunConfig, info: dict[str, Any]) -> None:
         write_text(self.config_file, config.to_yaml())
@@ -110,6 +158,19 @@ class RunDir:
             if path.exists():
                 return path
         raise AdaptError(f"{self.path} has no trained weights yet; finish or resume the finetune run")
+
+    def dependencies(self, config: RunConfig) -> set[Path]:
+        """Resolved paths nothing may be written over: the run's own files, its data, its checkpoint."""
+        own = {self.config_file, self.info_file, self.trainable_file, self.best_file, self.backbone_file,
+               self.checkpoints, self.metrics_file, self.summary_file, self.eval_file, self.path / LOCK_NAME}
+        found = {p.resolve() for p in own}
+        if config.model.checkpoint:
+            found.add(Path(config.model.checkpoint).resolve())
+        if self.info_file.is_file():
+            data = json.loads(self.info_file.read_text()).get("data")
+            if data:
+                found.add(Path(data).resolve())
+        return found
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_dirs(self) -> list[Path]:

@@ -95,14 +95,32 @@ def test_other_settings_refused_unless_overwrite(ssv2, tmp_path, run_cli):
 
 
 def test_foreign_folder_refused(ssv2, tmp_path, run_cli):
+    """A folder adaptcli did not write is never replaced, and the message never suggests --overwrite."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--splits", "test", "--no-progress")
-    assert result.exit_code == 2 and "--overwrite" in result.output
-    result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--splits", "test", "--no-progress",
-                     "--overwrite")
-    assert result.exit_code == 0 and (out / "notes.txt").read_text() == "mine"
+    (out / "backup.tar").write_bytes(b"also mine")
+    for extra in ([], ["--overwrite"]):
+        result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--splits", "test", "--no-progress",
+                         *extra)
+        assert result.exit_code == 2, result.output
+        assert "not adaptcli shards" in result.output and "--overwrite" not in result.output
+    assert (out / "notes.txt").read_text() == "mine" and (out / "backup.tar").read_bytes() == b"also mine"
+    assert sorted(p.name for p in out.iterdir()) == ["backup.tar", "notes.txt"]
+
+
+def test_shards_inside_the_source_are_not_scanned(tmp_path, run_cli):
+    """prepare SRC --shards SRC/shards twice: the second run reuses, never reads its own output."""
+    from adaptcli.data.synthetic import write_image_folder
+    from tests.engine.conftest import colour_images
+
+    src = tmp_path / "src"
+    write_image_folder(src, {"train": {"a": colour_images(2, (200, 0, 0), 1), "b": colour_images(2, (0, 0, 200), 2)}})
+    for _ in range(2):
+        result = run_cli("prepare", "imagefolder", src, "--shards", src / "shards", "--no-progress")
+        assert result.exit_code == 0, result.output
+    manifest = json.loads((src / "shards" / "dataset.json").read_text())
+    assert list(manifest["splits"]) == ["train"] and manifest["splits"]["train"]["samples"] == 4
 
 
 def test_help_does_not_import_heavy_modules():

@@ -223,3 +223,38 @@ def test_video_vit_small_runs_end_to_end(video_shards, tmp_path):
                        "--set", "model.num_frames=4", "--set", "train.epochs=1")
     assert summary["method_params"] == 12 * 1 * 384  # one prompt per block, D = 384
     assert summary["steps"] == 16 // 8
+
+
+def test_overwrite_replaces_only_a_run_folder(image_shards, tmp_path):
+    """--overwrite on a folder without run.json is refused (and never suggested); data is never --out."""
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("years of work")
+    base = ["finetune", "--method", "linear", "--recipe", "quick", "--data", str(image_shards), *TINY]
+    for extra in ([], ["--overwrite"]):
+        result = runner.invoke(app, [*base, "--out", str(foreign), *extra])
+        assert result.exit_code == 2 and "not an adaptcli run" in result.output, result.output
+        assert "--overwrite" not in result.output
+    assert (foreign / "thesis.tex").read_text() == "years of work"
+    for out, relation in ((image_shards, "is --data"), (image_shards / "run", "lies inside --data"),
+                          (image_shards.parent, "contains --data")):
+        result = runner.invoke(app, [*base, "--out", str(out), "--overwrite"])
+        assert result.exit_code == 2 and relation in result.output, result.output
+    assert (image_shards / "dataset.json").is_file() and not (image_shards / "run").exists()
+
+
+def test_export_never_replaces_without_overwrite_nor_the_runs_own_files(image_shards, tmp_path):
+    run = tmp_path / "run"
+    finetune(image_shards, run, "linear", "--set", "train.epochs=1")
+    out = tmp_path / "m.safetensors"
+    out.write_bytes(b"someone's file")
+    refused = runner.invoke(app, ["export", "--run", str(run), "--merge", "--out", str(out)])
+    assert refused.exit_code == 2 and "already exists" in refused.output
+    assert out.read_bytes() == b"someone's file"
+    done = runner.invoke(app, ["export", "--run", str(run), "--merge", "--out", str(out), "--overwrite"])
+    assert done.exit_code == 0, done.output
+    before = (run / "backbone.safetensors").read_bytes()
+    for own in ("backbone.safetensors", "trainable.safetensors"):
+        result = runner.invoke(app, ["export", "--run", str(run), "--merge", "--out", str(run / own), "--overwrite"])
+        assert result.exit_code == 2 and "the run reads or keeps" in result.output, result.output
+    assert (run / "backbone.safetensors").read_bytes() == before

@@ -55,6 +55,7 @@ class SourceOptions:
     split_id: int = 1
     task: str | None = None
     fgvc_dataset: str | None = None
+    allow_empty_classes: bool = False
 
 
 @dataclass
@@ -112,6 +113,43 @@ def list_item(split: str, base: Path, rel: str, label: int, listing: Listing) ->
         listing.skipped.append(missing(split, key, path))
         return None
     return Item(key=key, label=label, path=str(path), meta={"file": rel})
+
+
+#: Files that mark a folder as adaptcli's own output (``dataset.json``, the prepare progress file).
+SHARD_MARKERS = ("dataset.json", ".prepare-state.json")
+
+
+def hidden(name: str) -> bool:
+    """Names starting with ``.`` (``.ipynb_checkpoints``, ``.DS_Store``) are never classes or samples."""
+    return name.startswith(".")
+
+
+def subfolders(folder: Path) -> list[Path]:
+    """Visible subfolders, sorted; adaptcli shard folders (an earlier ``prepare``'s output) are not data."""
+    found = []
+    for path in sorted(folder.iterdir()):
+        if hidden(path.name) or not path.is_dir():
+            continue
+        if any((path / marker).exists() for marker in SHARD_MARKERS):
+            continue
+        found.append(path)
+    return found
+
+
+def visible_files(folder: Path, split: str, listing: "Listing") -> list[Path]:
+    """Files under ``folder`` (recursively, sorted), skipping hidden names; an unreadable folder is
+    recorded under ``listing.skipped`` instead of disappearing."""
+    import os
+
+    def unreadable(error: OSError) -> None:
+        listing.skipped.append(missing(split, sanitise_key(str(Path(error.filename or folder).name)),
+                                       error.filename or folder, f"unreadable folder: {error.strerror}"))
+
+    found = []
+    for root, dirs, files in os.walk(folder, onerror=unreadable):
+        dirs[:] = sorted(d for d in dirs if not hidden(d))
+        found += [Path(root) / f for f in files if not hidden(f)]
+    return sorted(found)
 
 
 def require_dir(path: Path, what: str) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
-    sanitise_key, select_splits)
+    sanitise_key, select_splits, subfolders)
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]
@@ -31,7 +31,7 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
     if split_dir is None:
         raise AdaptError("HMDB51 needs --split-dir DIR (the folder of <class>_test_split<k>.txt files)")
     files = _split_files(require_dir(Path(split_dir), "HMDB51 split folder"), split_id)
-    class_dirs = sorted(p.name for p in src.iterdir() if p.is_dir())
+    class_dirs = [p.name for p in subfolders(src)]
     classes = sorted(set(class_dirs) | set(files))
     chosen = select_splits(SPLITS, splits, "hmdb51")
     listing = Listing("hmdb51", "video", classes, {s: [] for s in chosen},
