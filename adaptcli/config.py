@@ -14,9 +14,11 @@ import difflib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin, get_type_hints
 
+import annotated_types
 import yaml
+from annotated_types import Ge, Gt, Interval
 
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
@@ -28,29 +30,38 @@ from adaptcli.models.config import ModelConfig
 DEFAULT_METHOD = "linear"
 
 
+Count = Annotated[int, Ge(1)]
+Rate = Annotated[float, Interval(ge=0, lt=1)]
+
+
 @dataclass
 class TrainConfig:
-    """Optimisation. ``lr`` is multiplied by effective batch / ``lr_base_batch`` when that is set."""
+    """Optimisation. ``lr`` is multiplied by effective batch / ``lr_base_batch`` when that is set.
 
-    epochs: int = 10
-    batch_size: int = 32
-    accum_steps: int = 1
+    ``save_every_steps``: also checkpoint every N optimiser steps inside an epoch (``--resume``
+    continues from the exact batch); ``None`` checkpoints at epoch ends only.
+    """
+
+    epochs: Count = 10
+    batch_size: Count = 32
+    accum_steps: Count = 1
     optimizer: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.1
-    lr_base_batch: Optional[int] = 256
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    warmup_epochs: float = 1.0
-    min_lr: float = 0.0
-    clip_grad: Optional[float] = None
-    label_smoothing: float = 0.0
+    lr: Annotated[float, Gt(0)] = 0.1
+    lr_base_batch: Optional[Count] = 256
+    momentum: Rate = 0.9
+    weight_decay: Annotated[float, Ge(0)] = 0.0
+    warmup_epochs: Annotated[float, Ge(0)] = 1.0
+    min_lr: Annotated[float, Ge(0)] = 0.0
+    clip_grad: Optional[Annotated[float, Gt(0)]] = None
+    label_smoothing: Rate = 0.0
     precision: Literal["no", "bf16", "fp16"] = "no"
     grad_checkpointing: bool = False
     feature_cache: bool = True
-    seed: int = 0
-    eval_every: int = 1
-    keep_checkpoints: int = 2
-    max_steps_per_epoch: Optional[int] = None
+    seed: Annotated[int, Ge(0)] = 0
+    eval_every: Count = 1
+    keep_checkpoints: Count = 2
+    max_steps_per_epoch: Optional[Count] = None
+    save_every_steps: Optional[Count] = None
 
 
 @dataclass
@@ -58,7 +69,7 @@ class EvalConfig:
     """Testing: ``views`` is CLIPSxCROPS for video (softmax averaged per video)."""
 
     views: str = "1x1"
-    batch_size: int = 32
+    batch_size: Count = 32
 
 
 @dataclass
@@ -172,17 +183,104 @@ def _fields(cls: type) -> dict[str, Any]:
 
 
 def build_section(cls: type, values: dict[str, Any], prefix: str, valid_keys: list[str]) -> Any:
-    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys with a suggestion."""
+    """Instantiate dataclass ``cls`` from ``values``, rejecting unknown keys with a suggestion and
+    values outside the ranges the fields declare (``Annotated[int, Ge(1)]``) with the range."""
     if not isinstance(values, dict):
         raise ConfigError(f"{prefix}: expected a mapping of keys, got {values!r}")
     schema = _fields(cls)
+    ranges = get_type_hints(cls, include_extras=True)
     kwargs = {}
     for key, value in values.items():
         dotted = f"{prefix}.{key}"
         if key not in schema:
             raise ConfigError(unknown_key_message(dotted, valid_keys))
         kwargs[key] = coerce(value, schema[key], dotted)
+        check_range(kwargs[key], ranges[key], dotted)
     return cls(**kwargs)
+
+
+# --------------------------------------------------------------------------- ranges
+
+
+def _constraints(metadata: tuple[Any, ...]) -> list[Any]:
+    """The annotated-types constraints in ``Annotated`` metadata (``Interval``/``Len`` unpacked)."""
+    found: list[Any] = []
+    for item in metadata:
+        if isinstance(item, annotated_types.GroupedMetadata):
+            found.extend(item)
+        elif isinstance(item, annotated_types.BaseMetadata):
+            found.append(item)
+    return found
+
+
+def _holds(value: Any, constraint: Any) -> bool:
+    checks = {
+        annotated_types.Ge: lambda c: value >= c.ge, annotated_types.Gt: lambda c: value > c.gt,
+        annotated_types.Le: lambda c: value <= c.le, annotated_types.Lt: lambda c: value < c.lt,
+        annotated_types.MinLen: lambda c: len(value) >= c.min_length,
+        annotated_types.MaxLen: lambda c: len(value) <= c.max_length,
+        annotated_types.Predicate: lambda c: bool(c.func(value)),
+    }
+    return checks[type(constraint)](constraint)
+
+
+def _describe(constraints: list[Any]) -> str:
+    """``>= 1``, ``in [0, 1)``, ``2 values``, a predicate's docstring."""
+    low = next((("[", c.ge) for c in constraints if isinstance(c, annotated_types.Ge)), None) or \
+        next((("(", c.gt) for c in constraints if isinstance(c, annotated_types.Gt)), None)
+    high = next(((c.le, "]") for c in constraints if isinstance(c, annotated_types.Le)), None) or \
+        next(((c.lt, ")") for c in constraints if isinstance(c, annotated_types.Lt)), None)
+    parts = []
+    if low and high:
+        parts.append(f"in {low[0]}{low[1]}, {high[0]}{high[1]}")
+    elif low:
+        parts.append(f"{'>=' if low[0] == '[' else '>'} {low[1]}")
+    elif high:
+        parts.append(f"{'<=' if high[1] == ']' else '<'} {high[0]}")
+    sizes = [c.min_length for c in constraints if isinstance(c, annotated_types.MinLen)]
+    if sizes:
+        parts.append(f"{sizes[0]} values")
+    parts += [(c.func.__doc__ or c.func.__name__).strip() for c in constraints if isinstance(c, annotated_types.Predicate)]
+    return ", ".join(parts)
+
+
+def _unwrap_optional(hint: Any) -> Any:
+    if get_origin(hint) in (Union, types.UnionType):
+        fitting = [arg for arg in get_args(hint) if arg is not type(None)]
+        return fitting[0] if len(fitting) == 1 else Any
+    return hint
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` (already of the right type) lies in the range ``hint`` declares."""
+    hint = _unwrap_optional(hint)
+    if value is None:
+        return True
+    if get_origin(hint) is Annotated:
+        base, *metadata = get_args(hint)
+        return all(_holds(value, c) for c in _constraints(tuple(metadata))) and _fits(value, base)
+    if get_origin(hint) is list and isinstance(value, list):
+        (inner,) = get_args(hint)
+        return all(_fits(v, inner) for v in value)
+    return True
+
+
+def range_text(hint: Any) -> str:
+    """The declared range of a field in words (empty when it declares none)."""
+    hint = _unwrap_optional(hint)
+    if get_origin(hint) is Annotated:
+        base, *metadata = get_args(hint)
+        return ", ".join(p for p in (_describe(_constraints(tuple(metadata))), range_text(base)) if p)
+    if get_origin(hint) is list:
+        inner = range_text(get_args(hint)[0])
+        return f"each {inner}" if inner else ""
+    return ""
+
+
+def check_range(value: Any, hint: Any, key: str) -> None:
+    """A one-line :class:`ConfigError` naming key, value and range when ``value`` is outside it."""
+    if not _fits(value, hint):
+        raise ConfigError(f"{key}={value!r} is out of range (expected {range_text(hint)})")
 
 
 def unknown_key_message(key: str, valid_keys: list[str]) -> str:

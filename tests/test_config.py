@@ -110,3 +110,48 @@ def test_every_shipped_recipe_validates_for_every_method(name, method):
     text = shipped_recipes()[name].read_text()
     assert text.startswith("#") and "adaptcli finetune" in text.splitlines()[1] + text.splitlines()[0] + text
     assert config.method == method
+
+
+@pytest.mark.parametrize(
+    "method, override, message",
+    [
+        ("arc", "train.batch_size=0", "train.batch_size=0 is out of range (expected >= 1)"),
+        ("arc", "train.accum_steps=0", "train.accum_steps=0 is out of range (expected >= 1)"),
+        ("arc", "train.epochs=0", "train.epochs=0 is out of range (expected >= 1)"),
+        ("arc", "train.epochs=-1", "train.epochs=-1 is out of range (expected >= 1)"),
+        ("arc", "data.workers=-1", "data.workers=-1 is out of range (expected >= 0)"),
+        ("arc", "data.crop_scale=[0.5]", "data.crop_scale=[0.5] is out of range (expected 2 values, increasing, each in (0, 1])"),
+        ("arc", "data.crop_scale=[0.9,0.2]", "expected 2 values, increasing"),
+        ("arc", "data.crop_scale=[0,1]", "each in (0, 1]"),
+        ("arc", "train.label_smoothing=1", "train.label_smoothing=1.0 is out of range (expected in [0, 1))"),
+        ("arc", "train.lr=0", "train.lr=0.0 is out of range (expected > 0)"),
+        ("arc", "train.save_every_steps=0", "train.save_every_steps=0 is out of range (expected >= 1)"),
+        ("arc", "model.drop_path=1.5", "model.drop_path=1.5 is out of range (expected in [0, 1))"),
+        ("arc", "method.dim=0", "method.dim=0 is out of range (expected >= 1)"),
+        ("adaptformer", "method.mid_dim=-4", "method.mid_dim=-4 is out of range (expected >= 1)"),
+        ("adaptformer", "method.layers=[0,-1]", "method.layers=[0, -1] is out of range (expected each >= 0)"),
+        ("vpt_deep", "method.tokens=-2", "method.tokens=-2 is out of range (expected >= 1)"),
+        ("vpt_shallow", "method.dropout=1", "method.dropout=1.0 is out of range (expected in [0, 1))"),
+    ],
+)
+def test_numbers_outside_their_range_are_named_with_the_range(method, override, message):
+    with pytest.raises(ConfigError) as info:
+        resolve("quick", method=method, overrides=[override])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_ranges_keep_valid_edges_and_null():
+    config = resolve("quick", method="arc", overrides=["data.workers=0", "data.crop_scale=[1,1]", "train.clip_grad=null",
+                                                       "train.save_every_steps=5", "train.label_smoothing=0"])
+    assert config.data.crop_scale == [1.0, 1.0] and config.train.save_every_steps == 5
+
+
+def test_image_size_must_fit_the_patch_size():
+    from adaptcli.errors import AdaptError
+    from adaptcli.models.build import create_backbone
+
+    with pytest.raises(AdaptError, match=r"model.img_size=30 is not a multiple of test_vit's patch size 16"):
+        create_backbone(resolve("quick", overrides=["model.name=test_vit", "model.img_size=30"]).model, 3)
+    with pytest.raises(AdaptError, match=r"model.num_frames=5.*tubelet_size 2"):
+        create_backbone(resolve("quick", overrides=["model.name=video_vit_test", "model.img_size=32",
+                                                    "model.num_frames=5"]).model, 3)

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
+
+from annotated_types import Ge, Interval, Len, Predicate
+
+
+def increasing(values: list[float]) -> bool:
+    """increasing"""
+    return len(values) == 2 and values[0] <= values[1]
 
 
 @dataclass
@@ -14,10 +21,11 @@ class DataConfig:
     val_split: Optional[str] = "validation"
     test_split: str = "test"
     sampling: Literal["segment", "stride"] = "segment"
-    stride: int = 4
+    stride: Annotated[int, Ge(1)] = 4
     augment: Literal["random_resized_crop", "resize", "resize_crop"] = "random_resized_crop"
-    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    crop_scale: Annotated[list[Annotated[float, Interval(gt=0, le=1)]], Len(2, 2), Predicate(increasing)] = field(
+        default_factory=lambda: [0.08, 1.0])
     flip: bool = True
-    crop_pct: float = 0.875
-    workers: int = 2
-    shuffle_buffer: int = 500
+    crop_pct: Annotated[float, Interval(gt=0, le=1)] = 0.875
+    workers: Annotated[int, Ge(0)] = 2
+    shuffle_buffer: Annotated[int, Ge(0)] = 500

@@ -20,9 +20,26 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
         raise AdaptError(f"unknown model '{config.name}'{hint}; see timm.list_models() or video_vit_*")
     kwargs = {"num_classes": num_classes, "drop_path_rate": config.drop_path}
     kwargs.update(model_size_kwargs(config))
-    if config.pretrained and config.checkpoint is None:
-        return _create_pretrained(config.name, kwargs)
-    return timm.create_model(config.name, pretrained=False, **kwargs)
+    try:
+        if config.pretrained and config.checkpoint is None:
+            model = _create_pretrained(config.name, kwargs)
+        else:
+            model = timm.create_model(config.name, pretrained=False, **kwargs)
+    except ValueError as exc:  # e.g. frames not a multiple of the tubelet size
+        raise AdaptError(f"'{config.name}' cannot be built with model.img_size={config.img_size}, "
+                         f"model.num_frames={config.num_frames}: {exc}") from None
+    check_input_size(model, config)
+    return model
+
+
+def check_input_size(model: nn.Module, config: ModelConfig) -> None:
+    """``model.img_size`` must be a multiple of the patch size (and frames of the tubelet size)."""
+    patch = getattr(getattr(model, "patch_embed", None), "patch_size", None)
+    side = patch[-1] if isinstance(patch, (tuple, list)) else patch
+    if isinstance(side, int) and side > 1 and config.img_size % side:
+        fit = max(side, round(config.img_size / side) * side)
+        raise AdaptError(f"model.img_size={config.img_size} is not a multiple of {config.name}'s patch size {side} "
+                         f"(expected a multiple of {side}, such as {fit})")
 
 
 def model_size_kwargs(config: ModelConfig) -> dict[str, int]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
+
+from annotated_types import Ge, Interval
 
 
 @dataclass
@@ -13,6 +15,6 @@ class ModelConfig:
     name: str = "vit_small_patch16_224"
     checkpoint: Optional[str] = None
     pretrained: bool = False
-    img_size: int = 224
-    num_frames: int = 8
-    drop_path: float = 0.0
+    img_size: Annotated[int, Ge(1)] = 224
+    num_frames: Annotated[int, Ge(1)] = 8
+    drop_path: Annotated[float, Interval(ge=0, lt=1)] = 0.0

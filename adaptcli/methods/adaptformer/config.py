@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
+
+from annotated_types import Ge, Interval
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -12,12 +14,12 @@ from adaptcli.methods.registry import MethodSpec, register
 class AdaptFormerOptions:
     """AdaptMLP beside each block's MLP (AdaptFormer, NeurIPS 2022)."""
 
-    mid_dim: int = 64
+    mid_dim: Annotated[int, Ge(1)] = 64
     scale: float = 0.1
     form: Literal["parallel", "sequential"] = "parallel"
     layernorm: Literal["none", "in"] = "none"
-    dropout: float = 0.1
-    layers: Optional[list[int]] = None
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
+    layers: Optional[list[Annotated[int, Ge(0)]]] = None
 
 
 register(MethodSpec(

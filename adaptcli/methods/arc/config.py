@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
+
+from annotated_types import Ge, Interval
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -12,10 +14,10 @@ from adaptcli.methods.registry import MethodSpec, register
 class ArcOptions:
     """Adapter Re-Composing: shared symmetric projection, per-layer scale and bias."""
 
-    dim: int = 50
-    dropout: float = 0.1
+    dim: Annotated[int, Ge(1)] = 50
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
     scale_init: Literal["zero", "xavier"] = "zero"
-    layers: Optional[list[int]] = None
+    layers: Optional[list[Annotated[int, Ge(0)]]] = None
 
 
 register(MethodSpec(

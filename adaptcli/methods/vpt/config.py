@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Interval
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -11,16 +14,16 @@ from adaptcli.methods.registry import MethodSpec, register
 class VptShallowOptions:
     """Visual prompt tuning, prompts at the input only."""
 
-    tokens: int = 5
-    dropout: float = 0.0
+    tokens: Annotated[int, Ge(1)] = 5
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
 
 
 @dataclass
 class VptDeepOptions:
     """Visual prompt tuning, a fresh set of prompts before every block (AdaptFormer Table 1: 1 token)."""
 
-    tokens: int = 1
-    dropout: float = 0.1
+    tokens: Annotated[int, Ge(1)] = 1
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
 
 
 register(MethodSpec(
