@@ -17,3 +17,9 @@ class NotMergeableError(AdaptError):
 
 class UnsupportedModelError(AdaptError):
     """The method cannot be applied to this backbone (for example VPT on Swin)."""
+
+
+class Interrupted(Exception):
+    """Training stopped on SIGTERM/SIGUSR1 after saving a checkpoint; the CLI exits with 128 + 15."""
+
+    exit_code = 143

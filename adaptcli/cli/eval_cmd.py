@@ -24,6 +24,7 @@ def register(app: typer.Typer) -> None:
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter (any layout finetune accepts).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
+        skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Evaluate around damaged shards or samples; eval.json records how many samples were missing.")] = False,
     ) -> None:
         """Top-1, top-5 and per-class accuracy of a run (or of an adapter file on a backbone) on a split.
 
@@ -41,7 +42,8 @@ def register(app: typer.Typer) -> None:
             from adaptcli.deploy.load import load
             from adaptcli.engine.evaluate import evaluate_export
 
-            metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views)
+            metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views,
+                                      skip_damaged=skip_damaged)
             metrics.update(adapter=str(adapter), checkpoint=str(checkpoint))
         else:
             if run is None:
@@ -50,7 +52,7 @@ def register(app: typer.Typer) -> None:
                 raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
             from adaptcli.engine.evaluate import evaluate_run
 
-            metrics = evaluate_run(run, data=data, split=split, views=views)
+            metrics = evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged)
         from adaptcli.engine.distributed import partial_state
 
         if not partial_state().is_main_process:
@@ -62,5 +64,8 @@ def register(app: typer.Typer) -> None:
             f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
             f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
         )
+        if metrics.get("missing_samples"):
+            shards = ", ".join(metrics["damaged_shards"])
+            typer.echo(f"warning: {metrics['missing_samples']} samples missing (damaged: {shards})", err=True)
         if run is not None:
             typer.echo(f"written: {run / 'eval.json'}")

@@ -26,6 +26,7 @@ from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
 from adaptcli.data.tar_reader import BadShard, iter_samples
 from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
+from adaptcli.errors import AdaptError
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
 
@@ -89,9 +90,10 @@ class SampleDecoder:
     """Raw sample -> ``(inputs, label, key)`` with the spec's sampling and spatial transform."""
 
     def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
-                 views: tuple[int, int] = (1, 1)) -> None:
+                 views: tuple[int, int] = (1, 1), num_classes: int | None = None) -> None:
         self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
         self.clips, self.crops = views if modality == "video" else (1, 1)
+        self.num_classes = num_classes
 
     def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
         frames = frame_fields(sample)
@@ -106,6 +108,9 @@ class SampleDecoder:
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
         s = self.spec
         key, label = sample["__key__"], label_of(sample)
+        if self.num_classes is not None and label >= self.num_classes:
+            raise ValueError(f"label {label} of sample {key} is outside the {self.num_classes} classes of "
+                             "dataset.json (the manifest and the shards disagree; prepare the data again)")
         if self.modality == "video":
             raw = frame_fields(sample)
             clips = self._frames(sample, rng)
@@ -170,11 +175,62 @@ class _WorkerSeed:
         return self.rank * 1000 + _worker()[0]
 
 
+class StreamHealth:
+    """What went wrong in one worker's stream: damaged shards, skipped samples, and the bound.
+
+    A training pass (every shard of this worker tried once) that reads no sample, or a run of
+    failing samples as long as the whole split, is an :class:`~adaptcli.errors.AdaptError` naming
+    the shards and the first reason, never an endless resampling loop.
+    """
+
+    def __init__(self, urls: list[str], max_failures: int) -> None:
+        self.urls, self.max_failures = list(urls), max(1, max_failures)
+        self.damaged: dict[str, str] = {}  # shard -> first reason (reported with every batch)
+        self.skipped = 0  # samples skipped since the last batch
+        self.tried: dict[str, str] = {}  # shards tried since the last sample was read -> reason
+        self.failures: list[str] = []  # consecutive undecodable samples
+
+    def shard_failed(self, url: str, reason: str) -> None:
+        import warnings
+
+        if url not in self.damaged:
+            warnings.warn(f"skipping the rest of shard {url}: {reason}")
+        self.damaged.setdefault(url, reason)
+        self.tried.setdefault(url, reason)
+        if set(self.urls) <= set(self.tried):
+            names = ", ".join(Path(u).name for u in self.urls[:3]) + (", ..." if len(self.urls) > 3 else "")
+            raise AdaptError(f"no training sample could be read from {len(self.urls)} shard(s) ({names}) of "
+                             f"{Path(self.urls[0]).parent}: {self.tried[self.urls[0]]}; prepare the data again")
+
+    def shard_read(self) -> None:
+        self.tried.clear()
+
+    def sample_failed(self, key: str, reason: str) -> None:
+        import warnings
+
+        warnings.warn(f"skipping sample {key}: {reason}")
+        self.skipped += 1
+        self.failures.append(f"sample {key}: {reason}")
+        if len(self.failures) >= self.max_failures:
+            raise AdaptError(f"{len(self.failures)} training samples in a row could not be decoded (first: "
+                             f"{self.failures[0]}); check the shards in {Path(self.urls[0]).parent}")
+
+    def sample_ok(self) -> None:
+        self.failures.clear()
+
+    def drain(self) -> tuple[dict[str, str], int]:
+        """Damaged shards so far and samples skipped since the last call."""
+        skipped, self.skipped = self.skipped, 0
+        return dict(self.damaged), skipped
+
+
 class _TrainStage:
     """Shuffle raw samples and decode them, with an RNG seeded by (seed, epoch, rank, worker)."""
 
-    def __init__(self, decoder: SampleDecoder, seed: int, epoch: int, rank: int, buffer: int) -> None:
+    def __init__(self, decoder: SampleDecoder, seed: int, epoch: int, rank: int, buffer: int,
+                 health: StreamHealth) -> None:
         self.decoder, self.seed, self.epoch, self.rank, self.buffer = decoder, seed, epoch, rank, buffer
+        self.health = health
 
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[Any]:
         import webdataset as wds
@@ -184,53 +240,116 @@ class _TrainStage:
             src = wds.shuffle(bufsize=self.buffer, initial=max(1, self.buffer // 2), rng=rng)(src)
         for sample in src:
             try:
-                yield self.decoder(sample, rng)
-            except Exception as exc:  # a damaged sample must not stop training
-                import warnings
+                decoded = self.decoder(sample, rng)
+            except Exception as exc:  # a damaged sample must not stop training; a stream of them does
+                self.health.sample_failed(str(sample.get("__key__")), f"{type(exc).__name__}: {exc}")
+                continue
+            self.health.sample_ok()
+            yield decoded
 
-                warnings.warn(f"skipping sample {sample.get('__key__')}: {exc}")
 
-
-def _read_shards(src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+class _ReadShards:
     """``{"url": ...}`` -> the samples of that shard; a damaged shard is reported and skipped."""
-    import warnings
 
-    for shard in src:
-        try:
-            yield from iter_samples(shard["url"])
-        except (OSError, BadShard, UnicodeDecodeError) as exc:
-            warnings.warn(f"skipping the rest of shard {shard['url']}: {exc}")
+    def __init__(self, health: StreamHealth) -> None:
+        self.health = health
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for shard in src:
+            url = shard["url"]
+            try:
+                for sample in iter_samples(url):
+                    self.health.shard_read()
+                    yield sample
+            except (OSError, BadShard, UnicodeDecodeError) as exc:
+                self.health.shard_failed(url, _reason(exc))
+
+
+class _Report:
+    """Attach this worker's damaged shards and skipped-sample count to each batch."""
+
+    def __init__(self, health: StreamHealth) -> None:
+        self.health = health
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for batch in src:
+            batch["damaged"], batch["skipped"] = self.health.drain()
+            yield batch
+
+
+def _reason(exc: BaseException) -> str:
+    """``No such file or directory``, ``truncated member``: the cause without the path again."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    return text.split(": ", 1)[1] if isinstance(exc, BadShard) and ": " in text else text
 
 
 class _EvalSource(IterableDataset):
-    """Samples of this (rank, worker) slot: round-robin shards, or every N-th sample when few shards."""
+    """Samples of this (rank, worker) slot: round-robin shards, or every N-th sample when few shards.
 
-    def __init__(self, urls: list[str], rank: int, world_size: int) -> None:
+    A damaged shard is an :class:`~adaptcli.errors.AdaptError` naming it, or with ``skip_damaged``
+    is skipped and listed in :attr:`damaged`.
+    """
+
+    def __init__(self, urls: list[str], rank: int, world_size: int, skip_damaged: bool = False) -> None:
         super().__init__()
-        self.urls, self.rank, self.world_size = urls, rank, world_size
+        self.urls, self.rank, self.world_size, self.skip_damaged = urls, rank, world_size, skip_damaged
+        self.damaged: dict[str, str] = {}
+
+    def _samples(self, url: str) -> Iterator[dict[str, Any]]:
+        try:
+            yield from iter_samples(url)
+        except (OSError, BadShard, UnicodeDecodeError) as exc:
+            if not self.skip_damaged:
+                raise AdaptError(f"shard {url} is damaged ({_reason(exc)}); prepare the data again, or pass "
+                                 "--skip-damaged to evaluate the other samples") from None
+            self.damaged.setdefault(url, _reason(exc))
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         worker, workers = _worker()
         slots, slot = self.world_size * workers, self.rank * workers + worker
         if len(self.urls) >= slots:
             for url in self.urls[slot::slots]:
-                yield from iter_samples(url)
+                yield from self._samples(url)
             return
         index = 0
         for url in self.urls:
-            for sample in iter_samples(url):
+            for sample in self._samples(url):
                 if index % slots == slot:
                     yield sample
                 index += 1
 
 
 class _EvalStage:
-    def __init__(self, decoder: SampleDecoder) -> None:
-        self.decoder = decoder
+    def __init__(self, decoder: SampleDecoder, source: _EvalSource) -> None:
+        self.decoder, self.source = decoder, source
 
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[Any]:
         for sample in src:
-            yield self.decoder(sample)
+            try:
+                yield self.decoder(sample)
+            except Exception as exc:
+                where = f"sample {sample.get('__key__')} of shard {sample.get('__url__')}"
+                if not self.source.skip_damaged:
+                    raise AdaptError(f"{where} is damaged ({type(exc).__name__}: {exc}); prepare the data "
+                                     "again, or pass --skip-damaged to evaluate the other samples") from None
+                self.source.damaged.setdefault(str(sample.get("__url__")), f"{type(exc).__name__}: {exc}")
+
+
+class _EvalReport:
+    """Attach the damaged shards seen so far to each batch; one last item when damage came after it."""
+
+    def __init__(self, source: _EvalSource) -> None:
+        self.source = source
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        reported: dict[str, str] = {}
+        for batch in src:
+            batch["damaged"] = reported = dict(self.source.damaged)
+            yield batch
+        if self.source.damaged != reported:
+            yield {"damaged": dict(self.source.damaged)}
 
 
 # --------------------------------------------------------------------------- loaders
@@ -239,8 +358,6 @@ class _EvalStage:
 def _urls(shards_dir: str | Path, manifest: Manifest, split: str) -> list[str]:
     info = manifest.split(split)
     if not info.shards:
-        from adaptcli.errors import AdaptError
-
         raise AdaptError(f"split '{split}' of {shards_dir} has no samples")
     return [str(Path(shards_dir) / name) for name in info.shards]
 
@@ -252,8 +369,9 @@ class TrainStream:
     """
 
     def __init__(self, urls: list[str], decoder: SampleDecoder, batch_size: int, steps: int, *,
-                 rank: int, workers: int, seed: int, epoch: int, buffer: int) -> None:
+                 rank: int, workers: int, seed: int, epoch: int, buffer: int, max_failures: int = 1000) -> None:
         self.urls, self.decoder, self.batch_size, self.steps = urls, decoder, batch_size, steps
+        self.max_failures = max_failures
         self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
         self.collate = Collate(decoder.spec.mean, decoder.spec.std, decoder.modality == "video")
 
@@ -267,12 +385,14 @@ class TrainStream:
         """The WebLoader of one epoch."""
         import webdataset as wds
 
+        health = StreamHealth(self.urls, self.max_failures)
         pipeline = wds.DataPipeline(
             wds.ResampledShards(self.urls, seed=seed_of(self.seed, epoch) % (1 << 31),
                                 worker_seed=_WorkerSeed(self.rank), deterministic=True),
-            _read_shards,
-            _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer),
+            _ReadShards(health),
+            _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer, health),
             wds.batched(self.batch_size, collation_fn=self.collate, partial=False),
+            _Report(health),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
                                persistent_workers=False)
@@ -305,20 +425,29 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     urls = _urls(shards_dir, manifest, split)
     if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
         urls = urls[rank::world_size]
-    steps = steps_per_epoch(manifest.split(split).samples, batch_size, world_size, max_steps)
-    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip)
+    missing = [url for url in urls if not Path(url).is_file()]
+    if missing and len(missing) == len(urls):
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise AdaptError(f"the training shards of {shards_dir} are missing ({Path(missing[0]).name}{more}); "
+                         "prepare the data again")
+    samples = manifest.split(split).samples
+    steps = steps_per_epoch(samples, batch_size, world_size, max_steps)
+    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
+                            num_classes=manifest.num_classes)
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
-                         epoch=epoch, buffer=spec.shuffle_buffer)
+                         epoch=epoch, buffer=spec.shuffle_buffer, max_failures=max(100, samples))
     return stream, steps
 
 
 def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *,
                 views: tuple[int, int] = (1, 1), rank: int = 0, world_size: int = 1,
-                workers: int = 0):  # -> wds.WebLoader
+                workers: int = 0, skip_damaged: bool = False):  # -> wds.WebLoader
     """Every sample of ``split`` exactly once over all ranks x workers, in a fixed order.
 
     Video inputs are ``B x V x 3 x T x H x W`` with ``V = clips * crops`` (clip-major); images
-    ``B x 3 x H x W``. The last batch of each worker may be smaller.
+    ``B x 3 x H x W``. The last batch of each worker may be smaller. A damaged shard or sample is
+    an error naming it; with ``skip_damaged`` it is left out and listed in ``batch["damaged"]``
+    (a last ``{"damaged": ...}`` item without inputs carries what came after the last batch).
     """
     import webdataset as wds
 
@@ -326,12 +455,15 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
         raise ValueError(f"rank {rank} outside world size {world_size}")
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
-    decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views)
+    decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views,
+                            num_classes=manifest.num_classes)
+    source = _EvalSource(urls, rank, world_size, skip_damaged)
     pipeline = wds.DataPipeline(
-        _EvalSource(urls, rank, world_size),
-        _EvalStage(decoder),
+        source,
+        _EvalStage(decoder, source),
         wds.batched(batch_size, collation_fn=Collate(spec.mean, spec.std, manifest.modality == "video"),
                     partial=True),
+        _EvalReport(source),
     )
     return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
 

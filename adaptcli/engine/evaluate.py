@@ -25,13 +25,19 @@ def parse_views(text: str) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, accelerator: Any, loader, show: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Softmax scores (averaged over views), labels and keys of this process's share."""
+def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
+            damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Softmax scores (averaged over views), labels and keys of this process's share; the shards the
+    loader skipped as damaged are added to ``damaged``."""
     from tqdm.auto import tqdm
 
     scores, labels, keys = [], [], []
     model.eval()
     for batch in tqdm(loader, disable=not show, desc="evaluating", unit="batch", dynamic_ncols=True):
+        if damaged is not None:
+            damaged.update(batch.get("damaged") or {})
+        if "inputs" not in batch:
+            continue
         inputs = batch["inputs"].to(accelerator.device)
         views = 1
         if inputs.ndim == 6:  # B x V x C x T x H x W
@@ -48,8 +54,13 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False) -> t
 
 
 def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: str, spec: Any, config: RunConfig,
-                   manifest: Any, views: tuple[int, int], show: bool = False) -> dict[str, Any]:
-    """Metrics of ``model`` on ``split``, identical on every process."""
+                   manifest: Any, views: tuple[int, int], show: bool = False,
+                   skip_damaged: bool = False) -> dict[str, Any]:
+    """Metrics of ``model`` on ``split``, identical on every process.
+
+    A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
+    ``missing_samples`` / ``damaged_shards`` say what was left out.
+    """
     from accelerate.utils import gather_object
 
     from adaptcli.data.loader import eval_loader
@@ -58,12 +69,15 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     loader = eval_loader(data_dir, split, spec, config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
-                         workers=config.data.workers)
+                         workers=config.data.workers, skip_damaged=skip_damaged)
     was_training = model.training
-    scores, labels, keys = predict(model, accelerator, loader, show=show)
+    damaged: dict[str, str] = {}
+    scores, labels, keys = predict(model, accelerator, loader, show=show, damaged=damaged)
     model.train(was_training)
     rows = [(k, s, int(l)) for k, s, l in zip(keys, scores, labels)]
     rows = gather_object(rows) if accelerator.num_processes > 1 else rows
+    if accelerator.num_processes > 1:
+        damaged = {k: v for part in gather_object([damaged]) for k, v in part.items()}
     seen: dict[str, tuple[torch.Tensor, int]] = {key: (score, label) for key, score, label in rows}
     if len(seen) != len(rows):  # the loader promises every sample exactly once
         raise RuntimeError(f"evaluation saw {len(rows) - len(seen)} samples more than once")
@@ -76,10 +90,15 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
     all_scores = torch.stack([score for score, _ in ordered])
     metrics = classification_metrics(all_scores, all_labels, manifest.classes)
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
+    if skip_damaged:
+        expected = manifest.split(split).samples
+        metrics.update(missing_samples=max(0, expected - len(seen)),
+                       damaged_shards={Path(url).name: reason for url, reason in sorted(damaged.items())})
     return metrics
 
 
-def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None) -> dict[str, Any]:
+def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None,
+                 skip_damaged: bool = False) -> dict[str, Any]:
     """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.io import write_json
@@ -88,7 +107,8 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
 
     run = RunDir(Path(run_path))
     model, config, info = load_run_model(run)
-    metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views)
+    metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views,
+                              skip_damaged=skip_damaged)
     metrics.update(run=str(run.path))
     if partial_state().is_main_process:
         write_json(run.eval_file, metrics)
@@ -96,7 +116,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
 
 
 def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",
-                    views: str | None = None) -> dict[str, Any]:
+                    views: str | None = None, *, skip_damaged: bool = False) -> dict[str, Any]:
     """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
     from accelerate import Accelerator
 
@@ -120,14 +140,16 @@ def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: P
     norm = normalisation(model)
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     metrics = evaluate_model(model, accelerator, data_dir, split, spec, config, manifest, views=view_pair,
-                             show=accelerator.is_main_process)
+                             show=accelerator.is_main_process, skip_damaged=skip_damaged)
     metrics.update(data=str(data_dir), method=config.method, backbone=config.model.name)
     return metrics
 
 
-def evaluate_export(model: nn.Module, data_dir: Path, *, split: str = "test", views: str | None = None) -> dict[str, Any]:
+def evaluate_export(model: nn.Module, data_dir: Path, *, split: str = "test", views: str | None = None,
+                    skip_damaged: bool = False) -> dict[str, Any]:
     """Metrics of a model loaded from an export file (its header travels as ``model.adaptcli_export``)."""
     from adaptcli.config import header_config
 
     meta = model.adaptcli_export
-    return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views)
+    return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views,
+                           skip_damaged=skip_damaged)

@@ -37,6 +37,8 @@ class Trainer:
         self.run = run
         self.resume = resume
         self.state = TrainState()
+        self.damaged: dict[str, str] = {}  # training shards the stream skipped -> first reason
+        self.skipped_samples = 0
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -192,6 +194,8 @@ class Trainer:
                     break
                 if index == 0:
                     self._log_first_keys(epoch, batch.get("keys", []))
+                self.damaged.update(batch.get("damaged") or {})
+                self.skipped_samples += int(batch.get("skipped") or 0)
                 loss = self._step(batch)
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
@@ -213,7 +217,7 @@ class Trainer:
                       "lr": self._current_lr(), "seconds": time.time() - epoch_start}
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
                 metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
-                                         self.config, self.manifest, views=(1, 1), show=False)
+                                         self.config, self.manifest, views=(1, 1), show=False, skip_damaged=True)
                 record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
                 self._track_best(metrics["top1"])
             self.state.history.append(record)
@@ -302,6 +306,8 @@ class Trainer:
             "train_seconds": round(seconds, 2),
             "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
             "feature_cache": self.use_feature_cache,
+            "damaged_shards": {Path(url).name: reason for url, reason in sorted(self.damaged.items())},
+            "skipped_samples": self.skipped_samples,
             "processes": self.world,
             "effective_lr": self.lr,
             **{k: report[k] for k in ("backbone_params", "method_params", "head_params", "trainable_params",

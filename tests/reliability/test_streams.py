@@ -1,0 +1,70 @@
+"""Bounded streams: training over shards that yield nothing is an error, never a loop; eval names a
+damaged shard or, with --skip-damaged, evaluates the rest and records what is missing."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adaptcli.cli import app
+from tests.reliability.conftest import TINY, copy_tree, message_lines, train_shards, truncate_in_first_sample
+
+runner = CliRunner()
+
+
+def _finetune(data: Path, out: Path, *extra: str):
+    return runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", "--data", str(data),
+                               "--out", str(out), *TINY, "--set", "train.epochs=1", "--set", "train.feature_cache=false",
+                               *extra])
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated", "truncated-workers"])
+def test_training_on_unreadable_shards_stops_within_a_minute(tiny_shards, tmp_path, damage):
+    data = copy_tree(tiny_shards, tmp_path / "data")
+    for shard in train_shards(data):
+        if damage == "missing":
+            shard.unlink()
+        else:
+            truncate_in_first_sample(shard)
+    extra = ["--set", "data.workers=2"] if damage == "truncated-workers" else []
+    start = time.monotonic()
+    result = _finetune(data, tmp_path / "run", *extra)
+    assert time.monotonic() - start < 60
+    assert result.exit_code == 2, result.output
+    lines = message_lines(result.stderr)
+    assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
+    if damage == "missing":
+        assert "training shards" in lines[0] and "are missing" in lines[0] and "train-000000.tar" in lines[0]
+    else:
+        assert "no training sample could be read" in lines[0] and "truncated member" in lines[0]
+
+
+def test_one_damaged_training_shard_is_counted_in_the_summary(tiny_shards, tmp_path):
+    data = copy_tree(tiny_shards, tmp_path / "data")
+    truncate_in_first_sample(train_shards(data)[0])
+    result = _finetune(data, tmp_path / "run", "--set", "train.epochs=2")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert list(summary["damaged_shards"]) == ["train-000000.tar"]
+
+
+def test_eval_names_a_damaged_shard_or_skips_it(tiny_shards, tmp_path):
+    run = tmp_path / "run"
+    assert _finetune(tiny_shards, run).exit_code == 0
+    data = copy_tree(tiny_shards, tmp_path / "data")
+    shard = sorted(data.glob("test-*.tar"))[0]
+    truncate_in_first_sample(shard)
+    base = ["eval", "--run", str(run), "--data", str(data), "--split", "test"]
+    refused = runner.invoke(app, base)
+    assert refused.exit_code == 2 and len(message_lines(refused.stderr)) == 1, refused.output
+    assert f"shard {shard} is damaged (truncated member)" in refused.stderr and "--skip-damaged" in refused.stderr
+    skipped = runner.invoke(app, [*base, "--skip-damaged", "--json"])
+    assert skipped.exit_code == 0, skipped.output
+    report = json.loads((run / "eval.json").read_text())
+    manifest = json.loads((data / "dataset.json").read_text())
+    assert report["missing_samples"] == 6 and report["samples"] == manifest["splits"]["test"]["samples"] - 6
+    assert report["damaged_shards"] == {shard.name: "truncated member"}
