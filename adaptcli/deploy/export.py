@@ -86,7 +86,8 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool)
     target = out.resolve()
     depends = run.dependencies(config)
     if target in depends or any(folder in target.parents for folder in depends if folder.is_dir()):
-        raise AdaptError(f"--out {out} is a file the run reads or keeps ({run.path}); choose another name")
+        raise AdaptError(f"--out {out} would replace one of the run's own files or a file it reads "
+                         f"(its data or backbone checkpoint); choose another name")
     if out.is_dir() and not out.is_symlink():
         raise AdaptError(f"--out {out} is a folder; name the file to write, such as {out / 'model.safetensors'}")
     if out.exists() and not overwrite:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.config import RunConfig
-from adaptcli.errors import AdaptError
+from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.methods.registry import method_spec
 from adaptcli.runs.folder import RunDir
 
@@ -24,25 +24,40 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     if manifest.num_classes < 2:
         raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
                          "(check the class folders given to adaptcli prepare)")
-    if state.is_main_process:
-        run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
-    state.wait_for_everyone()
-    trainer = Trainer(config, Path(data_dir), run, resume=resume)
-    trainer.setup()
-    if state.is_main_process and not resume:
-        run.write_config(config, {
-            "data": str(Path(data_dir).resolve()),
-            "dataset": manifest.dataset,
-            "modality": manifest.modality,
-            "classes": manifest.classes,
-            "num_classes": manifest.num_classes,
-        })
-        _save_frozen_backbone(trainer, run)
-    summary = trainer.train()
-    if state.is_main_process:
-        write_json(run.summary_file, summary)
-    trainer.cleanup()
-    return summary
+    lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir)) if state.is_main_process else None
+    try:
+        fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
+        state.wait_for_everyone()
+        trainer = Trainer(config, Path(data_dir), run, resume=resume)
+        trainer.setup()
+        if state.is_main_process and fresh:
+            run.write_config(config, {
+                "data": str(Path(data_dir).resolve()),
+                "dataset": manifest.dataset,
+                "modality": manifest.modality,
+                "classes": manifest.classes,
+                "num_classes": manifest.num_classes,
+                "state": "running", "epoch": 0, "step": 0,
+            })
+            _save_frozen_backbone(trainer, run)
+        elif state.is_main_process:
+            run.set_state("running", epoch=trainer.state.epoch, step=trainer.state.step)
+        summary = trainer.train()
+        if state.is_main_process:
+            write_json(run.summary_file, summary)
+            run.set_state("finished", epoch=trainer.state.epoch, step=trainer.state.step)
+        trainer.cleanup()
+        return summary
+    except Interrupted:
+        raise  # the trainer recorded the state and the checkpoint
+    except BaseException as exc:
+        if state.is_main_process and run.info_file.is_file():
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+            run.set_state("interrupted", reason=f"{type(exc).__name__}: {reason}")
+        raise
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _save_frozen_backbone(trainer: Any, run: RunDir) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import pickle
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +17,7 @@ from torch import nn
 from adaptcli.config import RunConfig
 from adaptcli.methods.registry import method_spec
 from adaptcli.runs.folder import RunDir
-from adaptcli.errors import AdaptError
+from adaptcli.errors import AdaptError, Interrupted
 
 
 @dataclass
@@ -26,10 +29,24 @@ class TrainState:
     best_epoch: int | None = None
     best_top1: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    batch: int = 0  # batches of epoch ``epoch`` already trained (a mid-epoch checkpoint; 0 at epoch ends)
+    loss_sum: float = 0.0  # running loss of those batches, so the epoch's record is the same after a resume
+    loss_count: int = 0
+
+
+#: Signals that ask a run to stop: schedulers send them before preemption.
+STOP_SIGNALS = ("SIGTERM", "SIGUSR1")
 
 
 class Trainer:
-    """``setup`` -> ``train`` -> ``cleanup``; checkpoints at epoch ends, exact resume from them."""
+    """``setup`` -> ``train`` -> ``cleanup``.
+
+    Checkpoints at epoch ends and, with ``train.save_every_steps``, every N optimiser steps; a
+    resume continues with the very tensors an uninterrupted run would have: the data stream of an
+    epoch is a pure function of (seed, epoch, rank, worker), so it is rebuilt and fast-forwarded
+    past the batches already trained, then the random state saved with the checkpoint is restored.
+    SIGTERM / SIGUSR1 finish the current step, save, and raise :class:`~adaptcli.errors.Interrupted`.
+    """
 
     def __init__(self, config: RunConfig, data_dir: Path, run: RunDir, *, resume: bool = False):
         self.config = config
@@ -39,6 +56,8 @@ class Trainer:
         self.state = TrainState()
         self.damaged: dict[str, str] = {}  # training shards the stream skipped -> first reason
         self.skipped_samples = 0
+        self.stop_signal: str | None = None
+        self._resume_rng: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -123,12 +142,13 @@ class Trainer:
         for index, state in enumerate(weights):
             weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}
 
-    def save_checkpoint(self) -> None:
+    def save_checkpoint(self, mid_epoch: bool = False) -> Path:
+        """Accelerate ``save_state`` into a temporary folder renamed when complete; prune old ones."""
         from adaptcli.io import atomic_path, save_tensors, write_json
         from adaptcli.methods.apply import trainable_state_dict
 
         acc = self.accelerator
-        final = self.run.checkpoint_dir(self.state.epoch)
+        final = self.run.checkpoint_dir(self.state.epoch, self.state.step if mid_epoch else None)
         tmp = final.with_name(f".tmp-{final.name}")
         acc.wait_for_everyone()
         acc.save_state(str(tmp))
@@ -139,20 +159,32 @@ class Trainer:
                 tmp.rename(staging)
             save_tensors(self.run.trainable_file, trainable_state_dict(self.model), self._metadata())
             self.run.prune_checkpoints(self.config.train.keep_checkpoints)
+            self.run.set_state("running", epoch=self.state.epoch, step=self.state.step, checkpoint=final.name)
         acc.wait_for_everyone()
+        return final
 
     def _load_last_checkpoint(self) -> None:
         import json
 
         checkpoints = self.run.checkpoint_dirs()
         if not checkpoints:
-            raise AdaptError(f"--resume: {self.run.checkpoints} has no checkpoint yet; start the run again without --resume")
+            if self.is_main:
+                print(f"note: --resume: {self.run.path} has no checkpoint yet; training starts from step 0",
+                      file=sys.stderr)
+            return
         last = checkpoints[-1]
-        self.accelerator.load_state(str(last), strict=False)
-        saved = json.loads((last / "state.json").read_text())
-        self.state = TrainState(**saved)
+        try:
+            self.accelerator.load_state(str(last), strict=False)
+            saved = json.loads((last / "state.json").read_text())
+            self.state = TrainState(**saved)
+        except (OSError, ValueError, RuntimeError, EOFError, TypeError, KeyError, pickle.UnpicklingError) as exc:
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise AdaptError(f"checkpoint {last} is unreadable ({type(exc).__name__}: {first}); delete that folder "
+                             "to resume from the one before, or start again with --overwrite") from None
+        self._resume_rng = _rng_state()  # the random state of the step after the checkpoint
         if self.is_main:
-            print(f"resumed from {last} (epoch {self.state.epoch}, step {self.state.step})")
+            where = f", batch {self.state.batch} of epoch {self.state.epoch + 1}" if self.state.batch else ""
+            print(f"resumed from {last} (epoch {self.state.epoch}, step {self.state.step}{where})")
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -160,6 +192,7 @@ class Trainer:
             "method": self.config.method,
             "backbone": self.config.model.name,
             "epoch": self.state.epoch,
+            "step": self.state.step,
             "classes": self.manifest.classes,
             "modality": self.manifest.modality,
             "config": self.config.to_dict(),
@@ -167,6 +200,23 @@ class Trainer:
 
     # ------------------------------------------------------------------ training
     def train(self) -> dict[str, Any]:
+        """Train the remaining epochs; :class:`Interrupted` after a stop signal (a checkpoint is saved)."""
+        import signal
+
+        handlers: dict[int, Any] = {}
+
+        def ask_to_stop(signum: int, frame: Any) -> None:
+            self.stop_signal = signal.Signals(signum).name
+
+        if threading.current_thread() is threading.main_thread():
+            handlers = {getattr(signal, name): signal.signal(getattr(signal, name), ask_to_stop) for name in STOP_SIGNALS}
+        try:
+            return self._train()
+        finally:
+            for signum, previous in handlers.items():
+                signal.signal(signum, previous)
+
+    def _train(self) -> dict[str, Any]:
         from accelerate.utils import set_seed
         from tqdm.auto import tqdm
 
@@ -180,38 +230,50 @@ class Trainer:
         samples_seen = 0
         last_loss = float("nan")
         for epoch in range(self.state.epoch, train.epochs):
+            done = self.state.batch  # > 0 only when resuming from a mid-epoch checkpoint
             set_seed(train.seed + 1000 * (epoch + 1))  # the epoch's randomness depends on (seed, epoch) only
             self.trained.train()
-            if features is not None:
-                batches = features.epoch_batches(epoch)
-            else:
-                batches = self._train_batches(epoch)
-            bar = tqdm(total=self.steps_per_epoch, disable=not self.is_main, desc=f"epoch {epoch + 1}/{train.epochs}",
-                       unit="step", dynamic_ncols=True)
-            epoch_start, loss_sum, count = time.time(), 0.0, 0
-            for index, batch in enumerate(batches):
-                if index >= self.steps_per_epoch:
-                    break
-                if index == 0:
-                    self._log_first_keys(epoch, batch.get("keys", []))
-                self.damaged.update(batch.get("damaged") or {})
-                self.skipped_samples += int(batch.get("skipped") or 0)
-                loss = self._step(batch)
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise AdaptError(
-                        f"loss became {loss_value} at step {self.state.step} (epoch {epoch + 1}); training "
-                        f"stopped, the last good checkpoint is kept in {self.run.checkpoints}; lower train.lr"
-                    )
-                loss_sum += loss_value
-                count += 1
-                samples_seen += batch["labels"].shape[0] * self.world
-                elapsed = time.time() - epoch_start
-                bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self._current_lr():.2e}",
-                                sps=f"{(count * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
-                bar.update(1)
-            bar.close()
-            self.state.epoch = epoch + 1
+            batches = iter(features.epoch_batches(epoch) if features is not None else self._train_batches(epoch))
+            if done:
+                for _ in range(done):  # the same batches the interrupted run trained on: not again
+                    next(batches)
+                _set_rng_state(self._resume_rng)
+            loss_sum, count = (self.state.loss_sum, self.state.loss_count) if done else (0.0, 0)
+            epoch_start = time.time()
+            with tqdm(total=self.steps_per_epoch, initial=done, disable=not self.is_main,
+                      desc=f"epoch {epoch + 1}/{train.epochs}", unit="step", dynamic_ncols=True) as bar:
+                for index in range(done, self.steps_per_epoch):
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
+                    if index == 0:
+                        self._log_first_keys(epoch, batch.get("keys", []))
+                    self.damaged.update(batch.get("damaged") or {})
+                    self.skipped_samples += int(batch.get("skipped") or 0)
+                    loss, synced = self._step(batch)
+                    loss_value = loss.item()
+                    if not math.isfinite(loss_value):
+                        raise AdaptError(
+                            f"loss became {loss_value} at step {self.state.step} (epoch {epoch + 1}); training "
+                            f"stopped, the last good checkpoint is kept in {self.run.checkpoints}; lower train.lr"
+                        )
+                    loss_sum += loss_value
+                    count += 1
+                    samples_seen += batch["labels"].shape[0] * self.world
+                    elapsed = time.time() - epoch_start
+                    bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self._current_lr():.2e}",
+                                    sps=f"{((index + 1 - done) * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
+                    bar.update(1)
+                    last_batch = index + 1 == self.steps_per_epoch
+                    if synced and not last_batch:
+                        self.state.batch, self.state.loss_sum, self.state.loss_count = index + 1, loss_sum, count
+                        stop = self._stop_requested()
+                        every = train.save_every_steps
+                        if stop or (every and self.state.step % every == 0):
+                            saved = self.save_checkpoint(mid_epoch=True)
+                            if stop:
+                                self._interrupt(saved)
+            self.state.epoch, self.state.batch, self.state.loss_sum, self.state.loss_count = epoch + 1, 0, 0.0, 0
             last_loss = loss_sum / max(count, 1)
             record = {"event": "train", "epoch": epoch + 1, "step": self.state.step, "loss": last_loss,
                       "lr": self._current_lr(), "seconds": time.time() - epoch_start}
@@ -225,8 +287,25 @@ class Trainer:
                 self.run.log(record)
                 val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
-            self.save_checkpoint()
+            saved = self.save_checkpoint()
+            if epoch + 1 < train.epochs and self._stop_requested():
+                self._interrupt(saved)
         return self._summary(time.time() - start, samples_seen, last_loss)
+
+    def _stop_requested(self) -> bool:
+        """A stop signal reached any process (all processes agree, so they stop at the same step)."""
+        flag = self.stop_signal is not None
+        if self.world > 1:
+            tensor = torch.tensor([1.0 if flag else 0.0], device=self.accelerator.device)
+            flag = bool(self.accelerator.reduce(tensor, reduction="sum").item() > 0)
+        return flag
+
+    def _interrupt(self, checkpoint: Path) -> None:
+        if self.is_main:
+            self.run.set_state("interrupted", epoch=self.state.epoch, step=self.state.step, checkpoint=checkpoint.name,
+                               reason=self.stop_signal or "a stop signal on another process")
+        raise Interrupted(f"{self.stop_signal or 'stop signal'} at epoch {self.state.epoch + 1}, step {self.state.step}: "
+                          f"checkpoint saved in {checkpoint}; continue with the same command and --resume")
 
     def _current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -261,7 +340,8 @@ class Trainer:
         if self.is_main:
             self.run.log({"event": "data", "epoch": epoch + 1, "first_batch_keys": per_rank})
 
-    def _step(self, batch: dict[str, Any]) -> torch.Tensor:
+    def _step(self, batch: dict[str, Any]) -> tuple[torch.Tensor, bool]:
+        """One forward/backward; the loss and whether an optimiser step happened (end of accumulation)."""
         acc = self.accelerator
         inputs = batch["inputs"].to(acc.device, non_blocking=True)
         labels = batch["labels"].to(acc.device, non_blocking=True)
@@ -274,10 +354,11 @@ class Trainer:
                 acc.clip_grad_norm_(self.trained.parameters(), self.config.train.clip_grad)
             self.optimizer.step()
             self.optimizer.zero_grad(set_to_none=True)
-            if acc.sync_gradients:
+            synced = acc.sync_gradients
+            if synced:
                 self.state.step += 1
                 self.scheduler.step_update(num_updates=self.state.step)
-        return loss.detach()
+        return loss.detach(), synced
 
     def _track_best(self, top1: float) -> None:
         from adaptcli.io import save_tensors
@@ -317,6 +398,32 @@ class Trainer:
     def cleanup(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+
+def _rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) random states, as Accelerate's ``load_state`` left them."""
+    import random
+
+    import numpy as np
+
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any] | None) -> None:
+    import random
+
+    import numpy as np
+
+    if state is None:
+        return
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _strip_prefix(key: str) -> str:

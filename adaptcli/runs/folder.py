@@ -1,18 +1,26 @@
 """The run folder: everything later commands (eval, export) need, and nothing else.
 
-    RUN/config.yaml          the resolved configuration (+ run.json: data folder, classes, modality)
-    RUN/trainable.safetensors  trainable tensors of the last epoch (method + head), with metadata
+    RUN/config.yaml          the resolved configuration
+    RUN/run.json             data folder, classes, modality, and the state: running / interrupted /
+                             finished with the epoch and step of the last checkpoint
+    RUN/run.lock             pid, host and start time of the process training the run (while it runs)
+    RUN/trainable.safetensors  trainable tensors of the last checkpoint (method + head), with metadata
     RUN/best.safetensors       the same for the epoch that was best on validation (when there is one)
     RUN/backbone.safetensors   frozen backbone weights, only when no --checkpoint file was given
-    RUN/checkpoints/epoch-NNNN Accelerate save_state (model, optimiser, scheduler, RNG), last K kept
+    RUN/checkpoints/epoch-NNNN Accelerate save_state (model, optimiser, scheduler, RNG) at an epoch end;
+    RUN/checkpoints/epoch-NNNN-step-SSSSSSSS  the same mid-epoch (train.save_every_steps, SIGTERM);
+                             names sort in training order, the last K are kept
     RUN/metrics.jsonl          one JSON object per logged event
     RUN/summary.json, RUN/eval.json
+
+A folder is recognised as a run by its ``run.json``: adaptcli replaces nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +28,9 @@ from typing import Any
 from adaptcli.config import RunConfig, load_run_config
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_json, write_text
+from adaptcli.runs.lock import LOCK_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
-LOCK_NAME = "run.lock"
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -87,32 +95,33 @@ class RunDir:
         return self.config_file.exists() and self.info_file.exists()
 
     # ------------------------------------------------------------------ creation
-    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> None:
-        """Create the folder, or check that it is the same run when resuming.
+    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> RunLock:
+        """Create the folder (or check that it is the same run when resuming) and take its lock.
 
         Only a folder adaptcli created (it has ``run.json``) is ever replaced; ``--out`` may not
-        equal, contain or lie inside ``data``, nor hold the backbone checkpoint it would delete.
+        equal, contain or lie inside ``data``, nor hold the backbone checkpoint it would delete. A
+        folder another live process trains is refused, naming it. Returns the held lock.
         """
         check_out_paths(self.path, data, config.model.checkpoint)
-        if resume:
-            if not self.is_run():
-                if self.path.is_dir() and not self.info_file.exists() and any(self.visible_entries()):
-                    raise AdaptError(f"--resume: {self.path} is not an adaptcli run folder (no run.json); "
-                                     "pass the --out of a finetune run")
-                self.path.mkdir(parents=True, exist_ok=True)
-                return  # nothing was written yet: the run starts from step 0 (the trainer says so)
-            stored = load_run_config(self.config_file)
-            if stored != config:
-                key = first_difference(stored.to_dict(), config.to_dict())
-                raise AdaptError(
-                    f"--resume: the configuration differs from {self.config_file} at '{key}'; "
-                    "resume with the same recipe and --set values, or start a new --out"
-                )
-            return
+        lock = RunLock(self.path)
+        if self.path.is_dir():
+            lock.refuse_if_held()
         if self.path.exists() and not self.path.is_dir():
             raise AdaptError(f"--out {self.path} is a file, not a folder; choose a folder path for the run")
         entries = self.visible_entries() if self.path.exists() else []
-        if entries:
+        if resume:
+            if entries and not self.info_file.exists():
+                raise AdaptError(f"--resume: {self.path} is not an adaptcli run folder (no run.json); "
+                                 "pass the --out of a finetune run")
+            if self.is_run():
+                stored = load_run_config(self.config_file)
+                if stored != config:
+                    key = first_difference(stored.to_dict(), config.to_dict())
+                    raise AdaptError(
+                        f"--resume: the configuration differs from {self.config_file} at '{key}'; "
+                        "resume with the same recipe and --set values, or start a new --out"
+                    )
+        elif entries:
             if not self.info_file.exists():
                 found = ", ".join(sorted(p.name for p in entries)[:3]) + (", ..." if len(entries) > 3 else "")
                 raise AdaptError(
@@ -124,8 +133,16 @@ class RunDir:
                     f"--out {self.path} already holds a run; pass --resume to continue it or "
                     "--overwrite to replace it"
                 )
-            self.clear()
-        self.path.mkdir(parents=True, exist_ok=True)
+        note = lock.acquire()
+        if note:
+            print(note, file=sys.stderr)
+        if entries and overwrite and not resume:
+            try:
+                self.clear()
+            except BaseException:
+                lock.release()
+                raise
+        return lock
 
     def visible_entries(self) -> list[Path]:
         """What the folder holds, without the run lock (which belongs to the process holding it)."""
@@ -179,12 +196,39 @@ class RunDir:
         found = [p for p in self.checkpoints.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)]
         return sorted(found)
 
-    def checkpoint_dir(self, epoch: int) -> Path:
-        return self.checkpoints / f"{CHECKPOINT_PREFIX}{epoch:04d}"
+    def checkpoint_dir(self, epoch: int, step: int | None = None) -> Path:
+        """``epoch-NNNN`` after ``epoch`` complete epochs; ``epoch-NNNN-step-SSSSSSSS`` inside the next one."""
+        name = f"{CHECKPOINT_PREFIX}{epoch:04d}" + (f"-step-{step:08d}" if step is not None else "")
+        return self.checkpoints / name
 
     def prune_checkpoints(self, keep: int) -> None:
         for old in self.checkpoint_dirs()[:-keep] if keep > 0 else self.checkpoint_dirs():
             shutil.rmtree(old, ignore_errors=True)
+
+    # ------------------------------------------------------------------ state
+    def set_state(self, state: str, **fields: Any) -> None:
+        """Record ``running`` / ``interrupted`` / ``finished`` (with epoch, step, ...) in run.json."""
+        info = json.loads(self.info_file.read_text()) if self.info_file.is_file() else {}
+        info.update(state=state, **fields)
+        write_json(self.info_file, info)
+
+    def unfinished_note(self, weights: Path) -> str | None:
+        """One warning line when the run did not finish, naming the epoch/step of ``weights``."""
+        info = self.info()
+        state = info.get("state", "finished")  # runs written before states were recorded finished
+        if state == "finished":
+            return None
+        if state == "running" and RunLock(self.path).live_holder() is not None:
+            how = "is still training"
+        elif state == "running":
+            how = "was stopped without a word (killed)"
+        else:
+            how = f"was {state}"
+        from adaptcli.io import read_safetensors
+
+        _, meta = read_safetensors(weights, tensors=False)
+        return (f"warning: the run {self.path} {how} and is unfinished: using {weights.name} from epoch "
+                f"{meta.get('epoch', '?')}, step {meta.get('step', '?')} (finish it with finetune --resume)")
 
     def log(self, record: dict[str, Any]) -> None:
         with self.metrics_file.open("a") as handle:

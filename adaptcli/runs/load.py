@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ def load_run_model(run: RunDir, *, weights: Path | None = None,
     if run.backbone_file.exists():
         frozen, _ = read_safetensors(run.backbone_file)
         load_into(model, adapted_keys(model, frozen), f"{run.backbone_file}")
-    trained, _ = read_safetensors(weights or run.selected_weights())
+    selected = weights or run.selected_weights()
+    note = run.unfinished_note(selected)
+    if note:
+        print(note, file=sys.stderr)
+    trained, _ = read_safetensors(selected)
     load_into(model, trained, "the run's weights")
     return model.eval(), config, info

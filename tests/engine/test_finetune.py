@@ -256,5 +256,5 @@ def test_export_never_replaces_without_overwrite_nor_the_runs_own_files(image_sh
     before = (run / "backbone.safetensors").read_bytes()
     for own in ("backbone.safetensors", "trainable.safetensors"):
         result = runner.invoke(app, ["export", "--run", str(run), "--merge", "--out", str(run / own), "--overwrite"])
-        assert result.exit_code == 2 and "the run reads or keeps" in result.output, result.output
+        assert result.exit_code == 2 and "one of the run's own files" in result.output, result.output
     assert (run / "backbone.safetensors").read_bytes() == before

@@ -1,0 +1,104 @@
+"""The run lock: ``RUN/run.lock`` names the process training the run (pid, host, start time).
+
+Taken with ``os.link`` of a complete file (atomic, fails when the lock exists), so two processes
+never both hold it and nobody reads a half-written one. A lock whose process is gone on this host
+is stale: it is taken over with a note. A lock from another host is never taken over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adaptcli.errors import AdaptError
+
+LOCK_NAME = "run.lock"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` exists on this host."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, owned by someone else
+        return True
+    return True
+
+
+def holder_text(holder: dict[str, Any]) -> str:
+    started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(holder.get("started", 0)))
+    return f"pid {holder.get('pid')} on {holder.get('host')} (since {started})"
+
+
+@dataclass
+class RunLock:
+    """The lock of one run folder; :meth:`acquire` it, :meth:`release` it when done."""
+
+    folder: Path
+
+    @property
+    def path(self) -> Path:
+        return self.folder / LOCK_NAME
+
+    def holder(self) -> dict[str, Any] | None:
+        """The record of the process holding the lock (None when there is none)."""
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return None
+        except ValueError:
+            return {"pid": -1, "host": "?", "started": 0}
+
+    def live_holder(self) -> dict[str, Any] | None:
+        """The holder when it may still be running (another host counts as running)."""
+        holder = self.holder()
+        if holder is None:
+            return None
+        if holder.get("host") != socket.gethostname():
+            return holder
+        pid = int(holder.get("pid", -1))
+        return holder if pid > 0 and pid != os.getpid() and process_alive(pid) else None
+
+    def refuse_if_held(self) -> None:
+        holder = self.live_holder()
+        if holder is not None:
+            raise AdaptError(f"{self.folder} is in use by {holder_text(holder)}; wait for that run to end, "
+                             "or stop it, or choose another --out")
+
+    def acquire(self) -> str | None:
+        """Take the lock; returns a note when a stale lock was taken over. Refuses a live holder."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        staged = self.folder / f".{LOCK_NAME}.{os.getpid()}"
+        staged.write_text(json.dumps(record))
+        note = None
+        try:
+            for _ in range(5):
+                try:
+                    os.link(staged, self.path)
+                    return note
+                except FileExistsError:
+                    pass
+                self.refuse_if_held()
+                stale = self.holder()
+                try:  # only one process can move the stale lock aside
+                    os.replace(self.path, self.folder / f".{LOCK_NAME}.stale.{os.getpid()}")
+                except FileNotFoundError:
+                    continue
+                (self.folder / f".{LOCK_NAME}.stale.{os.getpid()}").unlink(missing_ok=True)
+                if stale and stale.get("pid") != os.getpid():
+                    note = f"note: took over the stale lock of {holder_text(stale)}: that process is gone"
+            raise AdaptError(f"could not take the lock {self.path}; check who else writes {self.folder}")
+        finally:
+            staged.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        holder = self.holder()
+        if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+            self.path.unlink(missing_ok=True)

@@ -1,0 +1,140 @@
+"""Resume at any step (SIGKILL from outside, SIGTERM from a scheduler) and the run lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.reliability.conftest import TINY
+
+#: 24 training images, batch 4: 6 optimiser steps per epoch, a checkpoint every 2 steps.
+COMMON = ["finetune", "--method", "arc", "--recipe", "quick", *TINY, "--set", "train.epochs=2",
+          "--set", "train.batch_size=4", "--set", "method.dim=4", "--set", "train.save_every_steps=2",
+          "--set", "train.keep_checkpoints=3"]
+
+
+def _cli(args: list[str]) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "adaptcli", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path: Path, process: subprocess.Popen, timeout: float = 300.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert path.exists(), f"{path} never appeared (exit {process.poll()})"
+
+
+def _tensors(run: Path) -> dict[str, torch.Tensor]:
+    from adaptcli.io import read_safetensors
+
+    return read_safetensors(run / "trainable.safetensors")[0]
+
+
+def _assert_same(a: Path, b: Path) -> None:
+    ta, tb = _tensors(a), _tensors(b)
+    assert ta.keys() == tb.keys()
+    for key in ta:
+        assert (ta[key] - tb[key]).abs().max().item() <= 1e-6, key
+
+
+@pytest.fixture(scope="module")
+def straight(tiny_shards, tmp_path_factory) -> Path:
+    """The uninterrupted run every resumed one must equal."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    process = _cli([*COMMON, "--data", str(tiny_shards), "--out", str(out)])
+    _, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-2000:]
+    return out
+
+
+def test_sigkill_mid_epoch_then_resume_equals_an_uninterrupted_run(tiny_shards, straight, tmp_path):
+    out = tmp_path / "run"
+    args = [*COMMON, "--data", str(tiny_shards), "--out", str(out)]
+    process = _cli(args)
+    _wait_for(out / "checkpoints" / "epoch-0001-step-00000008", process)  # inside the second epoch
+    process.kill()
+    assert process.wait() == -signal.SIGKILL
+    names = sorted(p.name for p in (out / "checkpoints").iterdir() if not p.name.startswith("."))
+    assert "epoch-0002" not in names and names[-1].startswith("epoch-0001-step-"), names
+    assert json.loads((out / "run.json").read_text())["state"] == "running"  # killed: no word from it
+
+    resumed = _cli([*args, "--resume"])
+    stdout, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    assert "resumed from" in stdout and "batch " in stdout and "took over the stale lock" in stderr
+    _assert_same(straight, out)
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+    assert not (out / "run.lock").exists()
+
+
+def test_sigterm_saves_marks_interrupted_exits_143_and_resumes_exactly(tiny_shards, straight, tmp_path):
+    out = tmp_path / "run"
+    args = [*COMMON, "--data", str(tiny_shards), "--out", str(out)]
+    process = _cli(args)
+    _wait_for(out / "checkpoints" / "epoch-0000-step-00000002", process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-2000:]
+    assert "SIGTERM" in stderr and "--resume" in stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["state"] == "interrupted" and info["step"] >= 2 and info["reason"] == "SIGTERM"
+    assert (out / "checkpoints" / info["checkpoint"]).is_dir() and not (out / "run.lock").exists()
+
+    from typer.testing import CliRunner
+
+    from adaptcli.cli import app
+
+    early = CliRunner().invoke(app, ["eval", "--run", str(out), "--split", "test"])
+    assert early.exit_code == 0, early.output
+    warning = [line for line in early.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warning) == 1 and "was interrupted" in warning[0] and f"step {info['step']}" in warning[0]
+
+    resumed = _cli([*args, "--resume"])
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    _assert_same(straight, out)
+
+
+def test_resume_with_no_checkpoint_starts_from_step_0(tiny_shards, tmp_path):
+    from typer.testing import CliRunner
+
+    from adaptcli.cli import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", *TINY,
+                                      "--set", "train.epochs=1", "--data", str(tiny_shards), "--out", str(out), "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "has no checkpoint yet; training starts from step 0" in result.stderr
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
+
+
+def test_two_finetunes_on_one_out_only_one_trains(tiny_shards, straight, tmp_path):
+    out = tmp_path / "run"
+    first = _cli([*COMMON, "--data", str(tiny_shards), "--out", str(out)])
+    _wait_for(out / "run.lock", first)
+    first.send_signal(signal.SIGSTOP)  # hold it mid-run, whatever the machine's speed
+    try:
+        second = subprocess.run([sys.executable, "-m", "adaptcli", "finetune", "--method", "adaptformer", "--recipe",
+                                 "quick", *TINY, "--data", str(tiny_shards), "--out", str(out)],
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
+    assert second.returncode == 2, second.stderr[-2000:]
+    errors = [line for line in second.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"is in use by pid {first.pid} on " in errors[0]
+    _, stderr = first.communicate(timeout=600)
+    assert first.returncode == 0, stderr[-2000:]
+    config = (out / "config.yaml").read_text()
+    assert "name: arc" in config and "adaptformer" not in config
+    assert _tensors(out).keys() == _tensors(straight).keys()  # arc's tensors only, none of adaptformer's
+    assert json.loads((out / "run.json").read_text())["state"] == "finished" and not (out / "run.lock").exists()
