@@ -60,7 +60,23 @@ def save_tensors(path: str | Path, tensors: dict[str, "torch.Tensor"], metadata:
     clean = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     with atomic_path(path) as tmp:
-        save_file(clean, str(tmp), metadata=header)
+        try:
+            save_file(clean, str(tmp), metadata=header)
+        except Exception as exc:  # safetensors reports I/O failures as its own error: give the OS error back
+            raise os_error(exc, path) from None
+
+
+def os_error(exc: BaseException, path: str | Path) -> BaseException:
+    """An ``OSError`` for ``path`` when ``exc``'s message carries an ``os error N`` (safetensors' Rust I/O
+    errors), else ``exc`` itself: the CLI names the file and the fix for OS errors."""
+    import errno as errnos
+    import re
+
+    found = re.search(r"os error (\d+)", str(exc))
+    if not found:
+        return exc
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code) if code in errnos.errorcode else str(exc), str(path))
 
 
 def read_safetensors(path: str | Path, *, tensors: bool = True) -> tuple[dict[str, "torch.Tensor"], dict[str, str]]:
@@ -70,10 +86,14 @@ def read_safetensors(path: str | Path, *, tensors: bool = True) -> tuple[dict[st
     path = Path(path)
     if not path.is_file():
         raise AdaptError(f"file not found: {path}")
+    with path.open("rb"):  # permission problems as the OS names them
+        pass
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             loaded = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}
     except Exception as exc:  # safetensors raises its own error types for bad headers
-        raise AdaptError(f"{path} is not a readable safetensors file ({exc})") from exc
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AdaptError(f"{path} is not a readable safetensors file ({first}); it is damaged or truncated: "
+                         "write or copy it again") from None
     return loaded, metadata

@@ -13,7 +13,12 @@ class BadImage(Exception):
 
 
 def encode_image_file(path: str | Path, quality: int = 95) -> tuple[str, bytes, tuple[int, int]]:
-    """Return (extension, bytes, (width, height)) after decoding the whole image to check it."""
+    """Return (extension, bytes, (width, height)) after decoding the whole image to check it.
+
+    8-bit JPEG/PNG bytes are kept as they are; anything else is re-encoded: 16-bit and float
+    images are scaled to 8 bits over their type's full range (never clipped), others become JPEG.
+    Pillow's decompression-bomb guard makes an oversized image a :class:`BadImage` like any other.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -22,14 +27,44 @@ def encode_image_file(path: str | Path, quality: int = 95) -> tuple[str, bytes, 
             fmt = image.format
             image.load()
             size = image.size
+            if image.mode in WIDE_MODES:
+                return "png", _png(_to_8bit(image)), size
             if fmt in ("JPEG", "PNG"):
                 return ("jpg" if fmt == "JPEG" else "png"), data, size
             rgb = image.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise BadImage(f"image too large (decompression bomb guard): {exc}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadImage(f"unreadable image: {type(exc).__name__}: {exc}") from None
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=quality)
     return "jpg", buffer.getvalue(), size
+
+
+#: Pillow modes with more than 8 bits per channel (``I;16`` and its byte orders, 32-bit int and float).
+WIDE_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}
+
+
+def _to_8bit(image) -> "Image.Image":
+    """A grey 8-bit image: 16-bit values divided by 257 (65535 -> 255), 32-bit int and float scaled
+    from the type's range; a float image in [0, 1] is taken as such."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if image.mode.startswith("I;16"):
+        scaled = array.astype(np.float64) / 257.0
+    elif image.mode == "F":
+        top = 1.0 if float(array.max(initial=0.0)) <= 1.0 else 65535.0
+        scaled = array.astype(np.float64) / top * 255.0
+    else:  # "I": 32-bit ints, in practice 16-bit values widened by Pillow
+        scaled = array.astype(np.float64) / (65535.0 if array.max(initial=0) <= 65535 else 2**32 - 1) * 255.0
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L").convert("RGB")
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
 
 
 def encode_array(array: np.ndarray) -> tuple[str, bytes, tuple[int, int]]:

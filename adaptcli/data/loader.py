@@ -109,8 +109,9 @@ class SampleDecoder:
         s = self.spec
         key, label = sample["__key__"], label_of(sample)
         if self.num_classes is not None and label >= self.num_classes:
-            raise ValueError(f"label {label} of sample {key} is outside the {self.num_classes} classes of "
-                             "dataset.json (the manifest and the shards disagree; prepare the data again)")
+            raise AdaptError(f"label {label} of sample {key} in {sample.get('__url__')} is outside the "
+                             f"{self.num_classes} classes of dataset.json: the manifest and the shards disagree; "
+                             "prepare the data again")
         if self.modality == "video":
             raw = frame_fields(sample)
             clips = self._frames(sample, rng)
@@ -241,6 +242,8 @@ class _TrainStage:
         for sample in src:
             try:
                 decoded = self.decoder(sample, rng)
+            except AdaptError:  # the data contradicts its manifest: no sample can be trusted
+                raise
             except Exception as exc:  # a damaged sample must not stop training; a stream of them does
                 self.health.sample_failed(str(sample.get("__key__")), f"{type(exc).__name__}: {exc}")
                 continue
@@ -329,6 +332,8 @@ class _EvalStage:
         for sample in src:
             try:
                 yield self.decoder(sample)
+            except AdaptError:
+                raise
             except Exception as exc:
                 where = f"sample {sample.get('__key__')} of shard {sample.get('__url__')}"
                 if not self.source.skip_damaged:
@@ -360,6 +365,20 @@ def _urls(shards_dir: str | Path, manifest: Manifest, split: str) -> list[str]:
     if not info.shards:
         raise AdaptError(f"split '{split}' of {shards_dir} has no samples")
     return [str(Path(shards_dir) / name) for name in info.shards]
+
+
+def require_shards(shards_dir: str | Path, urls: list[str]) -> None:
+    """A one-line error when every shard of ``urls`` is missing (some missing: the stream skips them)."""
+    missing = [url for url in urls if not Path(url).is_file()]
+    if missing and len(missing) == len(urls):
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise AdaptError(f"the training shards of {shards_dir} are missing ({Path(missing[0]).name}{more}); "
+                         "prepare the data again")
+
+
+def split_urls(shards_dir: str | Path, split: str) -> list[str]:
+    """The shard files of ``split`` (paths), as listed in ``dataset.json``."""
+    return _urls(shards_dir, read_manifest(shards_dir), split)
 
 
 class TrainStream:
@@ -425,11 +444,7 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     urls = _urls(shards_dir, manifest, split)
     if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
         urls = urls[rank::world_size]
-    missing = [url for url in urls if not Path(url).is_file()]
-    if missing and len(missing) == len(urls):
-        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise AdaptError(f"the training shards of {shards_dir} are missing ({Path(missing[0]).name}{more}); "
-                         "prepare the data again")
+    require_shards(shards_dir, urls)
     samples = manifest.split(split).samples
     steps = steps_per_epoch(samples, batch_size, world_size, max_steps)
     decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
@@ -469,4 +484,5 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
 
 
 __all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "steps_per_epoch", "SampleDecoder",
+           "StreamHealth", "require_shards", "split_urls",
            "Collate", "frame_fields", "seed_of"]

@@ -57,11 +57,12 @@ class FeatureCache:
 
 @torch.no_grad()
 def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loader: Iterable[dict[str, Any]], *,
-                     batch_size: int, steps: int, seed: int, rank: int, show: bool = True) -> FeatureCache:
+                     batch_size: int, steps: int, seed: int, rank: int, show: bool = True,
+                     damaged: dict[str, str] | None = None) -> FeatureCache:
     """One deterministic pass of the frozen ``model`` over ``loader``, keeping the inputs of ``entry``.
 
     ``entry`` is the first trainable module of the head (:meth:`HeadOnly.entry`); its inputs are
-    the cached features.
+    the cached features. Shards the loader skipped as damaged are added to ``damaged``.
     """
     from tqdm.auto import tqdm
 
@@ -72,6 +73,10 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     model.eval()
     try:
         for batch in tqdm(loader, disable=not show, desc="caching features", unit="batch", dynamic_ncols=True):
+            if damaged is not None:
+                damaged.update(batch.get("damaged") or {})
+            if "inputs" not in batch:
+                continue
             inputs = batch["inputs"]
             if inputs.ndim == 6:  # video eval batches are B x V x C x T x H x W
                 inputs = inputs.flatten(0, 1)
@@ -81,4 +86,6 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     finally:
         handle.remove()
         model.train(was_training)
+    if not captured:
+        return FeatureCache(torch.empty(0), torch.empty(0, dtype=torch.long), batch_size, steps, seed, rank)
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)

@@ -312,15 +312,23 @@ class Trainer:
 
     def _feature_cache(self):
         """Run the frozen backbone once over this rank's training share (see :mod:`.features`)."""
-        from adaptcli.data.loader import eval_loader
+        from adaptcli.data.loader import eval_loader, require_shards, split_urls
         from adaptcli.engine.features import compute_features
 
+        split = self.config.data.train_split
+        urls = split_urls(self.data_dir, split)
+        require_shards(self.data_dir, urls)
         head = self.trained.module if hasattr(self.trained, "module") else self.trained
-        loader = eval_loader(self.data_dir, self.config.data.train_split, self.spec, self.config.eval.batch_size,
-                             rank=self.rank, world_size=self.world, workers=self.config.data.workers)
-        return compute_features(self.model, head.entry(), self.accelerator, loader,
-                                batch_size=self.config.train.batch_size, steps=self.steps_per_epoch,
-                                seed=self.config.train.seed, rank=self.rank, show=self.is_main)
+        loader = eval_loader(self.data_dir, split, self.spec, self.config.eval.batch_size,
+                             rank=self.rank, world_size=self.world, workers=self.config.data.workers, skip_damaged=True)
+        cache = compute_features(self.model, head.entry(), self.accelerator, loader,
+                                 batch_size=self.config.train.batch_size, steps=self.steps_per_epoch,
+                                 seed=self.config.train.seed, rank=self.rank, show=self.is_main, damaged=self.damaged)
+        if not len(cache.labels):
+            first = next(iter(self.damaged.items()), (urls[0], "no samples"))
+            raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {self.data_dir} "
+                             f"({Path(first[0]).name}: {first[1]}); prepare the data again")
+        return cache
 
     def _train_batches(self, epoch: int):
         from adaptcli.data.loader import train_loader

@@ -124,13 +124,20 @@ def hidden(name: str) -> bool:
     return name.startswith(".")
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # an unreadable folder: not ours, reported when its files are listed
+        return False
+
+
 def subfolders(folder: Path) -> list[Path]:
     """Visible subfolders, sorted; adaptcli shard folders (an earlier ``prepare``'s output) are not data."""
     found = []
     for path in sorted(folder.iterdir()):
         if hidden(path.name) or not path.is_dir():
             continue
-        if any((path / marker).exists() for marker in SHARD_MARKERS):
+        if any(_exists(path / marker) for marker in SHARD_MARKERS):
             continue
         found.append(path)
     return found

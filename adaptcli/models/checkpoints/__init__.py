@@ -7,6 +7,8 @@ which position-table resampling reads.
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 
 from torch import nn
@@ -29,12 +31,18 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict_backbone: bool
     path = Path(path)
     if not path.is_file():
         raise AdaptError(f"checkpoint not found: {path}")
-    kind = container_kind(path)
-    if kind == "npz":
-        state, unread = read_jax_npz(path)
-        report = LoadReport(str(path), "jax-npz", unused=list(unread))
-    else:
-        raw = read_safetensors(path)[0] if kind == "safetensors" else read_torch(path)
+    try:
+        kind = container_kind(path)
+        if kind == "npz":
+            state, unread = read_jax_npz(path)
+            report = LoadReport(str(path), "jax-npz", unused=list(unread))
+        else:
+            raw = read_safetensors(path)[0] if kind == "safetensors" else read_torch(path)
+    except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, pickle.UnpicklingError, KeyError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise AdaptError(f"checkpoint {path} is unreadable, probably truncated ({type(exc).__name__}: {first}); "
+                         "download or copy it again") from None
+    if kind != "npz":
         state = unwrap(raw, str(path))
         fmt = detect_format(state)
         state, dropped, notes = to_timm_keys(state, fmt)

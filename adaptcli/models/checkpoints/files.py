@@ -27,7 +27,9 @@ def container_kind(path: str | Path) -> str:
     path = Path(path)
     with path.open("rb") as handle:
         head = handle.read(16)
-    if len(head) >= 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < path.stat().st_size:
+    if len(head) >= 9 and head[8:9] == b"{":
+        if int.from_bytes(head[:8], "little") + 8 > path.stat().st_size:
+            raise AdaptError(f"{path} is a truncated safetensors file (its header is cut off); download or copy it again")
         return "safetensors"
     if head[:4] == b"PK\x03\x04":
         with zipfile.ZipFile(path) as archive:
