@@ -219,16 +219,16 @@ class RunDir:
         if state == "finished":
             return None
         if state == "running" and RunLock(self.path).live_holder() is not None:
-            how = "is still training"
+            how = "still training"
         elif state == "running":
-            how = "was stopped without a word (killed)"
+            how = "killed"
         else:
-            how = f"was {state}"
+            how = state
         from adaptcli.io import read_safetensors
 
         _, meta = read_safetensors(weights, tensors=False)
-        return (f"warning: the run {self.path} {how} and is unfinished: using {weights.name} from epoch "
-                f"{meta.get('epoch', '?')}, step {meta.get('step', '?')} (finish it with finetune --resume)")
+        return (f"warning: unfinished run {self.path} ({how}): using {weights.name} from epoch "
+                f"{meta.get('epoch', '?')}, step {meta.get('step', '?')}; finish it with finetune --resume")
 
     def log(self, record: dict[str, Any]) -> None:
         with self.metrics_file.open("a") as handle:

@@ -97,7 +97,7 @@ def test_sigterm_saves_marks_interrupted_exits_143_and_resumes_exactly(tiny_shar
     early = CliRunner().invoke(app, ["eval", "--run", str(out), "--split", "test"])
     assert early.exit_code == 0, early.output
     warning = [line for line in early.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warning) == 1 and "was interrupted" in warning[0] and f"step {info['step']}" in warning[0]
+    assert len(warning) == 1 and "(interrupted)" in warning[0] and f"step {info['step']}" in warning[0]
 
     resumed = _cli([*args, "--resume"])
     _, stderr = resumed.communicate(timeout=600)
