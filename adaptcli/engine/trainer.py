@@ -138,6 +138,8 @@ class Trainer:
         """Checkpoints hold the trainable tensors only; the frozen backbone comes from its file."""
         from adaptcli.methods.apply import trainable_state_dict
 
+        if self.use_feature_cache:  # the prepared module is the head alone (HeadOnly): all of it trains
+            return
         keep = set(trainable_state_dict(self.model))
         for index, state in enumerate(weights):
             weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}

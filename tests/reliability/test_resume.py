@@ -138,3 +138,25 @@ def test_two_finetunes_on_one_out_only_one_trains(tiny_shards, straight, tmp_pat
     assert "name: arc" in config and "adaptformer" not in config
     assert _tensors(out).keys() == _tensors(straight).keys()  # arc's tensors only, none of adaptformer's
     assert json.loads((out / "run.json").read_text())["state"] == "finished" and not (out / "run.lock").exists()
+
+
+def test_feature_cache_run_resumes_exactly_mid_epoch(tiny_shards, tmp_path):
+    """Linear probing replays cached features: the resumed replay must skip the same batches."""
+    args = ["finetune", "--method", "linear", "--recipe", "quick", *TINY, "--set", "train.epochs=30",
+            "--set", "train.batch_size=4", "--set", "train.save_every_steps=2", "--set", "data.augment=resize",
+            "--set", "data.flip=false", "--set", "train.eval_every=100", "--data", str(tiny_shards)]
+    straight = _cli([*args, "--out", str(tmp_path / "a")])
+    _, err = straight.communicate(timeout=600)
+    assert straight.returncode == 0, err[-2000:]
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["feature_cache"] is True
+
+    out = tmp_path / "b"
+    process = _cli([*args, "--out", str(out)])
+    _wait_for(out / "checkpoints" / "epoch-0001-step-00000010", process)
+    process.kill()
+    process.wait()
+    assert not (out / "checkpoints" / "epoch-0030").exists()
+    resumed = _cli([*args, "--out", str(out), "--resume"])
+    stdout, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    _assert_same(tmp_path / "a", out)
