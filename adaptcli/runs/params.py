@@ -63,15 +63,10 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
 
     from adaptcli.methods.apply import apply_method
     from adaptcli.models.build import create_backbone
+    from adaptcli.runs.build import build_backbone
 
     if config.model.checkpoint:
-        import sys
-
-        from adaptcli.models.checkpoints import load_checkpoint
-
-        model = create_backbone(config.model, num_classes)
-        loaded = load_checkpoint(model, config.model.checkpoint)
-        print(loaded.summary(), file=sys.stderr)  # stdout stays the table or the JSON
+        model = build_backbone(config, num_classes)  # its load summary goes to stderr
     else:
         # Counting needs shapes only: build on the meta device (instant, no memory).
         with torch.device("meta"):
