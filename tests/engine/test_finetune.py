@@ -98,8 +98,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(image_shards, tmp_path)
     checkpoints = tmp_path / "b" / "checkpoints"
     killed = _kill_when([*common, "--out", str(tmp_path / "b")], checkpoints / "epoch-0001")
     assert killed == -9
-    names = [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")]
-    assert "epoch-0001" in names and "epoch-0003" not in names  # killed after epoch 1, before the end
+    assert [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
     resumed = _run_cli([*common, "--out", str(tmp_path / "b"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout
