@@ -55,12 +55,13 @@ def register(app: typer.Typer) -> None:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    best = summary.get("best_val_top1")
+    metric = summary.get("metric", "top1")
+    best = summary.get(f"best_val_{metric}")
     return [
         f"method {summary['method']} on {summary['backbone']}: {summary['trainable_params']:,} trainable parameters "
         f"({summary['trainable_percent']:.3f}% of the backbone)",
         f"{summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.1f} s "
         f"({summary['samples_per_second']} samples/s), final loss {summary['final_loss']:.4f}",
-        (f"best validation top-1 {best:.2f} at epoch {summary['best_epoch']}" if best is not None
+        (f"best validation {'mAP' if metric == 'mAP' else 'top-1'} {best:.2f} at epoch {summary['best_epoch']}" if best is not None
          else "no validation split: the last epoch is kept"),
     ]
