@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.")],
         data: Annotated[Path, typer.Option("--data", help="A folder written by 'adaptcli prepare'.")],
         out: Annotated[Path, typer.Option("--out", help="The run folder to create.")],
-        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name (timm or video_vit_*); overrides the recipe.")] = None,
+        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name (timm, video_vit_* or swin3d_t|s|b); overrides the recipe.")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights (safetensors, .pth, .npz).")] = None,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
