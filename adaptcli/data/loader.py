@@ -12,6 +12,7 @@ every shard and keeps the samples whose index in the split is its slot modulo th
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -85,12 +86,23 @@ def label_of(sample: dict[str, Any]) -> int:
     return -1 if raw is None else int(raw.decode() if isinstance(raw, bytes) else raw)
 
 
+def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
+    """A multi-label sample's ``labels`` (JSON list of class indices) as a float32 multi-hot vector."""
+    raw = sample.get("labels")
+    if raw is None:
+        raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
+    target = np.zeros(num_classes, dtype=np.float32)
+    target[json.loads(raw.decode() if isinstance(raw, bytes) else raw)] = 1.0
+    return target
+
+
 class SampleDecoder:
     """Raw sample -> ``(inputs, label, key)`` with the spec's sampling and spatial transform."""
 
     def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
-                 views: tuple[int, int] = (1, 1)) -> None:
+                 views: tuple[int, int] = (1, 1), multi_label_classes: int | None = None) -> None:
         self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
+        self.multi_label_classes = multi_label_classes  # set: labels are multi-hot vectors
         self.clips, self.crops = views if modality == "video" else (1, 1)
 
     def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
@@ -105,7 +117,11 @@ class SampleDecoder:
 
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
         s = self.spec
-        key, label = sample["__key__"], label_of(sample)
+        key = sample["__key__"]
+        if self.multi_label_classes is None:
+            label: int | np.ndarray = label_of(sample)
+        else:
+            label = multi_hot_of(sample, self.multi_label_classes)
         if self.modality == "video":
             raw = frame_fields(sample)
             clips = self._frames(sample, rng)
@@ -146,8 +162,12 @@ class Collate:
 
         arrays, labels, keys = zip(*samples)
         shared = torch.utils.data.get_worker_info() is not None
+        if isinstance(labels[0], np.ndarray):  # multi-label: B x C multi-hot float32
+            targets = torch.from_numpy(np.stack(labels))
+        else:
+            targets = torch.tensor(labels, dtype=torch.long)
         return {"inputs": normalise(np.stack(arrays), self.mean, self.std, self.video, shared=shared),
-                "labels": torch.tensor(labels, dtype=torch.long), "keys": list(keys)}
+                "labels": targets, "keys": list(keys)}
 
 
 # --------------------------------------------------------------------------- pipeline stages
@@ -284,6 +304,10 @@ class TrainStream:
         yield from self.loader(epoch)
 
 
+def _multi_label_classes(manifest: Manifest) -> int | None:
+    return manifest.num_classes if manifest.multi_label else None
+
+
 def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: int | None = None) -> int:
     """``max(1, samples // (batch_size * world_size))``, capped at ``max_steps`` when given."""
     steps = max(1, samples // (batch_size * world_size))
@@ -306,7 +330,8 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
         urls = urls[rank::world_size]
     steps = steps_per_epoch(manifest.split(split).samples, batch_size, world_size, max_steps)
-    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip)
+    decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
+                            multi_label_classes=_multi_label_classes(manifest))
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
                          epoch=epoch, buffer=spec.shuffle_buffer)
     return stream, steps
@@ -326,7 +351,8 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
         raise ValueError(f"rank {rank} outside world size {world_size}")
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
-    decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views)
+    decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views,
+                            multi_label_classes=_multi_label_classes(manifest))
     pipeline = wds.DataPipeline(
         _EvalSource(urls, rank, world_size),
         _EvalStage(decoder),

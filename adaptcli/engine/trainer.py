@@ -24,7 +24,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimiser steps completed
     best_epoch: int | None = None
-    best_top1: float | None = None
+    best_top1: float | None = None  # the best validation value of the run's metric (mAP for multi-label)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -65,6 +65,13 @@ class Trainer:
                 f"(has {', '.join(self.manifest.splits)}); set --set data.train_split=NAME"
             )
         self.val_split = self.config.data.val_split if self.config.data.val_split in self.manifest.splits else None
+        self.multi_label = self.manifest.multi_label
+        self.metric = "mAP" if self.multi_label else "top1"
+        if self.multi_label and train.label_smoothing:
+            raise AdaptError(
+                f"train.label_smoothing={train.label_smoothing} does not apply to multi-label data "
+                "(binary cross-entropy per class); set --set train.label_smoothing=0"
+            )
 
         model = build_adapted_model(self.config, self.manifest.num_classes, quiet=not self.is_main)
         check_modality(model, self.manifest.modality, self.config.model.name)
@@ -214,12 +221,16 @@ class Trainer:
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
                 metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
                                          self.config, self.manifest, views=(1, 1), show=False)
-                record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
-                self._track_best(metrics["top1"])
+                if self.multi_label:
+                    record.update(val_mAP=metrics["mAP"])
+                else:
+                    record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
+                self._track_best(metrics[self.metric])
             self.state.history.append(record)
             if self.is_main:
                 self.run.log(record)
-                val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
+                name = {"top1": "top-1", "mAP": "mAP"}[self.metric]
+                val = f", val {name} {record['val_' + self.metric]:.2f}" if f"val_{self.metric}" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
             self.save_checkpoint()
         return self._summary(time.time() - start, samples_seen, last_loss)
@@ -264,7 +275,11 @@ class Trainer:
         with acc.accumulate(self.trained):
             with acc.autocast():
                 logits = self.trained(inputs)
-                loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=self.config.train.label_smoothing)
+                if self.multi_label:  # labels: B x C multi-hot
+                    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+                else:
+                    loss = nn.functional.cross_entropy(logits.float(), labels,
+                                                       label_smoothing=self.config.train.label_smoothing)
             acc.backward(loss)
             if acc.sync_gradients and self.config.train.clip_grad:
                 acc.clip_grad_norm_(self.trained.parameters(), self.config.train.clip_grad)
@@ -275,12 +290,13 @@ class Trainer:
                 self.scheduler.step_update(num_updates=self.state.step)
         return loss.detach()
 
-    def _track_best(self, top1: float) -> None:
+    def _track_best(self, value: float) -> None:
+        """Keep the epoch with the best validation ``self.metric`` (top-1, or mAP for multi-label)."""
         from adaptcli.io import save_tensors
         from adaptcli.methods.apply import trainable_state_dict
 
-        if self.state.best_top1 is None or top1 > self.state.best_top1:
-            self.state.best_top1 = top1
+        if self.state.best_top1 is None or value > self.state.best_top1:
+            self.state.best_top1 = value
             self.state.best_epoch = self.state.epoch
             if self.is_main:
                 save_tensors(self.run.best_file, trainable_state_dict(self.model), self._metadata())
@@ -296,8 +312,10 @@ class Trainer:
             "epochs": self.state.epoch,
             "steps": self.state.step,
             "final_loss": loss,
+            "task": self.manifest.task,
+            "metric": self.metric,
             "best_epoch": self.state.best_epoch,
-            "best_val_top1": self.state.best_top1,
+            f"best_val_{self.metric}": self.state.best_top1,
             "selected": "best on validation" if self.state.best_epoch else "last epoch (no validation split)",
             "train_seconds": round(seconds, 2),
             "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
