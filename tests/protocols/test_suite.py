@@ -130,3 +130,13 @@ def test_unknown_task_and_bad_sweep_are_one_line_errors(vtab_suite, tmp_path):
     bad_key = runner.invoke(app, ["suite", "vtab", "--method", "arc", "--data", str(vtab_suite.shards), "--out",
                                   str(tmp_path / "y"), "--sweep", "train.lrr=1,2"])
     assert bad_key.exit_code == 2 and "did you mean 'train.lr'" in bad_key.output
+
+
+@pytest.mark.parametrize("method, points", [("arc", "lr-0.003; lr-0.01; lr-0.03"), ("vpt_deep", "lr-0.25; lr-0.5; lr-1")])
+def test_the_default_grid_comes_from_the_recipe(vtab_suite, tmp_path, method, points):
+    result = CliRunner().invoke(app, ["suite", "vtab", "--method", method, "--data", str(vtab_suite.shards),
+                                      "--out", str(tmp_path / "s"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    named = result.output.split("points: ")[1].splitlines()[0]
+    assert "; ".join(part.split(" (")[0] for part in named.split("; ")) == points
+    assert "12 run(s) to train or evaluate" in result.output and not (tmp_path / "s").exists()
