@@ -62,6 +62,14 @@ class EvalConfig:
 
 
 @dataclass
+class HeadConfig:
+    """The classifier: ``norm: bn`` puts ``BatchNorm1d(affine=False)`` before it, for every method
+    (AdaptFormer's scripts); ``none`` is the plain Linear (ARC's and VPT's protocols)."""
+
+    norm: Literal["none", "bn"] = "none"
+
+
+@dataclass
 class RunConfig:
     """A fully resolved run: model, method, data, training and evaluation settings."""
 
@@ -71,6 +79,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in the recipe layout (``method:`` holds name and options)."""
@@ -80,6 +89,7 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
             "eval": dataclasses.asdict(self.eval),
+            "head": dataclasses.asdict(self.head),
         }
 
     def to_yaml(self) -> str:
@@ -94,6 +104,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "head": HeadConfig,
 }
 
 
@@ -360,6 +371,7 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "EvalConfig",
+    "HeadConfig",
     "resolve",
     "recipe_sweep",
     "load_recipe",
