@@ -62,6 +62,14 @@ class EvalConfig:
 
 
 @dataclass
+class HeadConfig:
+    """The classifier: ``norm: bn`` puts ``BatchNorm1d(affine=False)`` before it, for every method
+    (AdaptFormer's scripts); ``none`` is the plain Linear (ARC's and VPT's protocols)."""
+
+    norm: Literal["none", "bn"] = "none"
+
+
+@dataclass
 class RunConfig:
     """A fully resolved run: model, method, data, training and evaluation settings."""
 
@@ -71,6 +79,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in the recipe layout (``method:`` holds name and options)."""
@@ -80,6 +89,7 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
             "eval": dataclasses.asdict(self.eval),
+            "head": dataclasses.asdict(self.head),
         }
 
     def to_yaml(self) -> str:
@@ -94,6 +104,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "head": HeadConfig,
 }
 
 
@@ -286,15 +297,11 @@ def resolve(
     if recipe_method and method and recipe_method != method:
         method_tree = {}  # options in the recipe belong to another method
 
-    per_method = tree.pop("per_method", {}) or {}
-    if not isinstance(per_method, dict):
-        raise ConfigError("per_method must map method names to recipe sections")
-    unknown = [m for m in per_method if m not in method_names()]
-    if unknown:
-        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
+    per_method = _per_method(tree.pop("per_method", {}))
     tree.pop("method", None)
+    tree.pop("sweep", None)  # a suite's tuning grid (see recipe_sweep), not part of one run
     tree["method"] = method_tree
-    tree = _deep_merge(tree, per_method.get(name, {}) or {})
+    tree = _deep_merge(tree, {k: v for k, v in (per_method.get(name, {}) or {}).items() if k != "sweep"})
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value, name)
@@ -309,6 +316,35 @@ def resolve(
     }
     options = build_section(spec.options, tree.get("method") or {}, "method", keys)
     return RunConfig(method=name, method_options=options, **sections)
+
+
+def _per_method(per_method: Any) -> dict[str, Any]:
+    per_method = per_method or {}
+    if not isinstance(per_method, dict):
+        raise ConfigError("per_method must map method names to recipe sections")
+    unknown = [m for m in per_method if m not in method_names()]
+    if unknown:
+        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
+    return per_method
+
+
+def recipe_sweep(recipe: str | Path | dict[str, Any] | None, method: str) -> dict[str, list[Any]]:
+    """The recipe's tuning grid for ``method``: ``sweep:`` (or ``per_method.<method>.sweep:``, which
+    replaces it) mapping dotted keys to lists of values. Empty when the recipe has none."""
+    tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    sweep = tree.get("sweep") or {}
+    own = (_per_method(tree.get("per_method")).get(method) or {})
+    if isinstance(own, dict) and "sweep" in own:
+        sweep = own["sweep"] or {}
+    if not isinstance(sweep, dict):
+        raise ConfigError("sweep: expected a mapping of dotted keys to lists, e.g. {train.lr: [1.0e-3, 1.0e-2]}")
+    keys = valid_keys(method)
+    grid: dict[str, list[Any]] = {}
+    for key, values in sweep.items():
+        if key not in keys:
+            raise ConfigError(unknown_key_message(f"sweep: {key}", keys).replace("'sweep: ", "'"))
+        grid[key] = list(values) if isinstance(values, (list, tuple)) else [values]
+    return grid
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
@@ -335,7 +371,9 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "EvalConfig",
+    "HeadConfig",
     "resolve",
+    "recipe_sweep",
     "load_recipe",
     "load_run_config",
     "shipped_recipes",

@@ -14,7 +14,7 @@ def test_defaults_are_the_papers():
     assert (config.method_options.mid_dim, config.method_options.scale) == (64, 0.1)
     assert config.method_options.form == "parallel" and config.method_options.layernorm == "none"
     arc = resolve(None, "arc").method_options
-    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "zero")
+    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "official")
     assert resolve(None, "vpt_deep").method_options.tokens == 1
 
 

@@ -70,8 +70,9 @@ def test_exactly_the_intended_parameters_train_and_receive_gradients(model_name,
 @pytest.mark.parametrize("model_name", MODELS)
 @pytest.mark.parametrize("method", ["adaptformer", "arc", "arc_att"])
 def test_identity_at_initialisation(model_name, method):
+    """ARC's official init draws the MLP-side scales (not the identity); scale_init=zero is."""
     plain = plain_model(model_name)
-    model = adapted_model(model_name, method, {})
+    model = adapted_model(model_name, method, {"scale_init": "zero"} if method == "arc" else {})
     x = input_for(plain)
     with torch.no_grad():
         expected = plain.forward_head(plain.forward_features(x), pre_logits=True)

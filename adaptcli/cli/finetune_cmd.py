@@ -62,6 +62,16 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         f"({summary['trainable_percent']:.3f}% of the backbone)",
         f"{summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.1f} s "
         f"({summary['samples_per_second']} samples/s), final loss {summary['final_loss']:.4f}",
+        efficiency_line(summary),
         (f"best validation {'mAP' if metric == 'mAP' else 'top-1'} {best:.2f} at epoch {summary['best_epoch']}" if best is not None
          else "no validation split: the last epoch is kept"),
     ]
+
+
+def efficiency_line(summary: dict[str, Any]) -> str:
+    """Peak memory and speed, comparable between runs of the same recipe."""
+    kind = {"cuda_max_memory_allocated": "GPU max allocated", "cpu_peak_rss": "CPU peak resident"}
+    per_step = summary.get("seconds_per_step")
+    step = f"{per_step:.4f} s per optimiser step" if per_step is not None else "no optimiser step in this session"
+    return (f"peak memory {summary['peak_memory_mb']:,.1f} MiB ({kind.get(summary['peak_memory_kind'], summary['peak_memory_kind'])}), "
+            f"{summary['samples_per_second']} samples/s, {step}, train time {summary['train_seconds']:.1f} s")

@@ -179,6 +179,9 @@ class Trainer:
 
         train = self.config.train
         start = time.time()
+        self.step_seconds = 0.0
+        steps_before = self.state.step
+        reset_peak_memory(self.accelerator.device)
         features = None
         if self.use_feature_cache:
             features = self._feature_cache()
@@ -199,8 +202,10 @@ class Trainer:
                     break
                 if index == 0:
                     self._log_first_keys(epoch, batch.get("keys", []))
+                step_start = time.perf_counter()
                 loss = self._step(batch)
-                loss_value = loss.item()
+                loss_value = loss.item()  # waits for the device, so the step time is real
+                self.step_seconds += time.perf_counter() - step_start
                 if not math.isfinite(loss_value):
                     raise AdaptError(
                         f"loss became {loss_value} at step {self.state.step} (epoch {epoch + 1}); training "
@@ -233,7 +238,7 @@ class Trainer:
                 val = f", val {name} {record['val_' + self.metric]:.2f}" if f"val_{self.metric}" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
             self.save_checkpoint()
-        return self._summary(time.time() - start, samples_seen, last_loss)
+        return self._summary(time.time() - start, samples_seen, last_loss, self.state.step - steps_before)
 
     def _current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -301,10 +306,11 @@ class Trainer:
             if self.is_main:
                 save_tensors(self.run.best_file, trainable_state_dict(self.model), self._metadata())
 
-    def _summary(self, seconds: float, samples: int, loss: float) -> dict[str, Any]:
+    def _summary(self, seconds: float, samples: int, loss: float, steps_here: int) -> dict[str, Any]:
         from adaptcli.runs.params import parameter_report
 
         report = parameter_report(self.model)
+        peak_mb, memory_kind = peak_memory_mb(self.accelerator.device)
         return {
             "method": self.config.method,
             "backbone": self.config.model.name,
@@ -319,6 +325,9 @@ class Trainer:
             "selected": "best on validation" if self.state.best_epoch else "last epoch (no validation split)",
             "train_seconds": round(seconds, 2),
             "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
+            "seconds_per_step": round(self.step_seconds / steps_here, 5) if steps_here else None,
+            "peak_memory_mb": peak_mb,
+            "peak_memory_kind": memory_kind,
             "feature_cache": self.use_feature_cache,
             "processes": self.world,
             "effective_lr": self.lr,
@@ -329,6 +338,23 @@ class Trainer:
     def cleanup(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start counting the accelerator's peak memory from here (the CPU's peak RSS cannot be reset)."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """Peak memory in MiB and what it measures: allocated tensors on a GPU, the process's resident set on CPU."""
+    if device.type == "cuda":
+        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1), "cuda_max_memory_allocated"
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1), "cpu_peak_rss"
 
 
 def _strip_prefix(key: str) -> str:

@@ -10,6 +10,7 @@ from torch import nn
 import importlib
 
 from adaptcli.methods.base import AdaptInfo, Method, freeze_all, new_parameter_names
+from adaptcli.methods.head import add_head_norm, fold_head_norms
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import head_modules
 
@@ -21,8 +22,11 @@ def get_method(name: str) -> Method:
     return getattr(importlib.import_module(module_name), class_name)(spec)
 
 
-def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
+def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none") -> nn.Module:
     """Inject method ``name`` into ``model`` in place and freeze everything it does not train.
+
+    ``head_norm="bn"`` puts ``BatchNorm1d(affine=False)`` before the classifier (AdaptFormer's
+    scripts do so for every method); a probe head already has it.
 
     Trainable afterwards: the method's own parameters, the classifier and ``fc_norm`` (when it has
     weights); for ``full``, everything. The result is recorded as ``model.adaptcli_info``.
@@ -33,6 +37,10 @@ def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
     method.check_model(model)
     before = {id(p) for p in model.parameters()}
     added = method.inject(model, options)
+    if head_norm == "bn":
+        add_head_norm(model)
+    elif head_norm != "none":
+        raise ValueError(f"head norm must be 'bn' or 'none', got {head_norm!r}")
     method_params = new_parameter_names(model, before)
     heads = [n for n, _ in head_modules(model)]
 
@@ -115,6 +123,7 @@ def merge_method(model: nn.Module) -> nn.Module:
     """Fold the method into the backbone in place; the model then has the plain architecture."""
     info = adapt_info(model)
     get_method(info.method).merge(model)
+    fold_head_norms(model)
     del model.adaptcli_info
     return model
 

@@ -71,7 +71,7 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
         # Counting needs shapes only: build on the meta device (instant, no memory).
         with torch.device("meta"):
             model = create_backbone(config.model, num_classes)
-    apply_method(model, config.method, config.method_options)
+    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     report = parameter_report(model)
     report.update(backbone=config.model.name, num_classes=num_classes)
     return report

@@ -14,7 +14,9 @@ class ArcOptions:
 
     dim: int = 50
     dropout: float = 0.1
-    scale_init: Literal["zero", "xavier"] = "zero"
+    #: official: as ARC's released code (attention-side scales zero, MLP-side xavier-uniform);
+    #: zero: both zero (the adapter starts as the identity); xavier: both xavier-uniform.
+    scale_init: Literal["official", "zero", "xavier"] = "official"
     layers: Optional[list[int]] = None
 
 
