@@ -13,25 +13,30 @@ from adaptcli.errors import AdaptError
 from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.runs.folder import RunDir
 
-RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "val_top1",
-               "test_top1", "train_seconds", "samples_per_second", "peak_memory_mb"]
+RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
+               "test", "train_seconds", "samples_per_second", "peak_memory_mb"]
 
 
 def run_row(path: Path) -> dict[str, Any]:
-    """The report row of one run folder (test top-1 from its eval.json when that holds the test split)."""
+    """The report row of one run folder: validation and test score in the run's metric (top-1, or
+    mAP for multi-label data); test from its eval.json when that holds the test split."""
     run = RunDir(path)
     info, config = run.info(), run.config()
     summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
     evaluated = json.loads(run.eval_file.read_text()) if run.eval_file.exists() else {}
-    test = evaluated.get("top1") if evaluated.get("split") == config.data.test_split else None
-    val = summary.get("best_val_top1")
+    metric = summary.get("metric", "top1")
+    test = evaluated.get(metric) if evaluated.get("split") == config.data.test_split else None
+    val = summary.get(f"best_val_{metric}")
     if val is None and evaluated.get("split") not in (None, config.data.test_split):
-        val = evaluated.get("top1")
+        val = evaluated.get(metric)
+    single_label = metric == "top1"
     return {
         "run": str(path), "method": config.method, "backbone": config.model.name,
         "dataset": _dataset(info),
         "trainable_params": summary.get("trainable_params"), "trainable_percent": summary.get("trainable_percent"),
-        "val_top1": val, "test_top1": test, "train_seconds": summary.get("train_seconds"),
+        "metric": metric, "val": val, "test": test,
+        "val_top1": val if single_label else None, "test_top1": test if single_label else None,
+        "train_seconds": summary.get("train_seconds"),
         "samples_per_second": summary.get("samples_per_second"), "peak_memory_mb": summary.get("peak_memory_mb"),
     }
 
@@ -150,10 +155,10 @@ def render(data: dict[str, Any], fmt: str) -> str:
 
 def plot_points(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
     """One (trainable parameters, accuracy) point per method: a suite's mean over tasks, or the mean of
-    its runs' test top-1 (validation where a run has no test evaluation)."""
+    its runs' test score (validation where a run has no test evaluation) in their metric."""
     points: dict[str, list[tuple[float, float]]] = {}
     for r in data["runs"]:
-        accuracy = r["test_top1"] if r["test_top1"] is not None else r["val_top1"]
+        accuracy = r["test"] if r["test"] is not None else r["val"]
         if accuracy is not None and r["trainable_params"]:
             points.setdefault(r["method"], []).append((r["trainable_params"], accuracy))
     for r in (data["suites"] or {}).get("rows", []):
