@@ -72,3 +72,16 @@ def test_onnx_needs_the_onnx_suffix_and_a_file_mode(runs, tmp_path):
     assert result.exit_code == 2 and "must end in .onnx" in result.output
     result = invoke("export", "--run", runs.get("arc"), "--adapter-only", "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert result.exit_code == 2 and "not adapter-only" in result.output
+
+
+def test_export_help_lists_every_registered_format_on_its_own_line():
+    from typer.testing import CliRunner
+
+    from adaptcli.cli import app
+    from adaptcli.deploy.formats import export_format, format_names
+
+    assert {"safetensors", "timm", "onnx"} <= set(format_names())
+    result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "300", "TERMINAL_WIDTH": "300"})
+    lines = [line.strip(" │") for line in result.output.splitlines()]
+    for name in format_names():
+        assert f"{name}: {export_format(name).summary}" in lines, name

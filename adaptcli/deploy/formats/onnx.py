@@ -108,7 +108,7 @@ def write(export: "Export", out: Path) -> dict[str, Any]:
 
 register(ExportFormat(
     name="onnx",
-    summary="one .onnx file, dynamic batch axis, checked with ONNX Runtime (pip install 'adaptcli[onnx]')",
+    summary="one .onnx file, dynamic batch axis, checked with ONNX Runtime (needs the onnx extra)",
     modes=("merge", "full"),
     write=write,
     suffix=".onnx",
