@@ -33,8 +33,9 @@ def export_run(run_dir: str | Path, out: str | Path, mode: str) -> dict[str, Any
 def _register_with_timm() -> None:
     """adaptcli's architectures (``video_vit_*``, ``adaptcli_adapted``) in timm's registry.
 
-    Skipped while one of adaptcli's own modules is being imported (it imported timm, and the code
-    that needs the architectures imports them itself; importing them now would be circular).
+    Skipped while one of adaptcli's own modules is being imported (CPython marks it with
+    ``__spec__._initializing``): that module imported timm, the code that needs the architectures
+    imports them itself, and importing them now would be circular.
     """
     if any(getattr(getattr(module, "__spec__", None), "_initializing", False)
            for name, module in list(sys.modules.items()) if name.startswith("adaptcli.")):

@@ -109,3 +109,16 @@ def test_timm_folder_refuses_adapter_only_and_a_non_mergeable_merge(runs, tmp_pa
     assert not (tmp_path / "x").exists()
     result = invoke("export", "--run", runs.get("adaptformer"), "--merge", "--format", "timm", "--out", tmp_path / "y")
     assert result.exit_code == 2 and "--full" in result.output and not (tmp_path / "y").exists()
+
+
+def test_import_adaptcli_registers_with_timm_in_either_order():
+    check = "print(timm.is_model('video_vit_test'), timm.is_model('adaptcli_adapted'))"
+    for code in (f"import adaptcli, sys; assert 'torch' not in sys.modules; import timm; {check}",
+                 f"import timm, adaptcli; {check}",
+                 f"import adaptcli.deploy.timm_arch, timm; {check}"):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0 and done.stdout.split() == ["True", "True"], (code, done.stderr[-2000:])
+    done = subprocess.run([sys.executable, "-c", "import timm; print(timm.is_model('video_vit_test'))"],
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.stdout.split() == ["False"]  # plain timm does not know them: the registration is adaptcli's
