@@ -51,6 +51,7 @@ class TrainConfig:
     eval_every: int = 1
     keep_checkpoints: int = 2
     max_steps_per_epoch: Optional[int] = None
+    log_with: Optional[str] = None  # Accelerate trackers, comma-separated: tensorboard, wandb, mlflow, ...
 
 
 @dataclass

@@ -14,12 +14,14 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     """Train ``config`` on the shards in ``data_dir`` into the run folder ``out``; returns the summary."""
     from adaptcli.data.manifest import read_manifest
     from adaptcli.engine.distributed import partial_state
+    from adaptcli.engine.tracking import tracker_names
     from adaptcli.engine.trainer import Trainer
     from adaptcli.io import write_json
 
     state = partial_state()
     run = RunDir(Path(out))
     manifest = read_manifest(data_dir)  # fail early, before touching --out
+    tracker_names(config.train.log_with)
     if state.is_main_process:
         run.prepare(config, resume=resume, overwrite=overwrite)
     state.wait_for_everyone()

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.engine.memory import peak_memory_mb, reset_peak_memory
 from adaptcli.methods.registry import method_spec
 from adaptcli.runs.folder import RunDir
 from adaptcli.errors import AdaptError
@@ -47,15 +48,21 @@ class Trainer:
         from adaptcli.data.manifest import read_manifest
         from adaptcli.engine.distributed import force_cpu
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
+        from adaptcli.engine.tracking import flat_hyperparameters, tracker_names
         from adaptcli.runs.build import build_adapted_model, check_modality, normalisation
 
         train = self.config.train
+        trackers = tracker_names(train.log_with)
 
         self.accelerator = Accelerator(
             cpu=force_cpu(),
             mixed_precision=train.precision,
             gradient_accumulation_steps=train.accum_steps,
+            log_with=trackers or None,
+            project_dir=str(self.run.path),
         )
+        if trackers:
+            self.accelerator.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
         self.is_main = self.accelerator.is_main_process
         set_seed(train.seed)
         self.manifest = read_manifest(self.data_dir)
@@ -176,6 +183,7 @@ class Trainer:
         from tqdm.auto import tqdm
 
         from adaptcli.engine.evaluate import evaluate_model
+        from adaptcli.engine.tracking import tracker_values
 
         train = self.config.train
         start = time.time()
@@ -196,7 +204,7 @@ class Trainer:
                 batches = self._train_batches(epoch)
             bar = tqdm(total=self.steps_per_epoch, disable=not self.is_main, desc=f"epoch {epoch + 1}/{train.epochs}",
                        unit="step", dynamic_ncols=True)
-            epoch_start, loss_sum, count = time.time(), 0.0, 0
+            epoch_start, loss_sum, count, epoch_samples = time.time(), 0.0, 0, 0
             for index, batch in enumerate(batches):
                 if index >= self.steps_per_epoch:
                     break
@@ -214,6 +222,7 @@ class Trainer:
                 loss_sum += loss_value
                 count += 1
                 samples_seen += batch["labels"].shape[0] * self.world
+                epoch_samples += batch["labels"].shape[0] * self.world
                 elapsed = time.time() - epoch_start
                 bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self._current_lr():.2e}",
                                 sps=f"{(count * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
@@ -221,8 +230,11 @@ class Trainer:
             bar.close()
             self.state.epoch = epoch + 1
             last_loss = loss_sum / max(count, 1)
+            seconds = time.time() - epoch_start
             record = {"event": "train", "epoch": epoch + 1, "step": self.state.step, "loss": last_loss,
-                      "lr": self._current_lr(), "seconds": time.time() - epoch_start}
+                      "lr": self._current_lr(), "seconds": seconds,
+                      "samples_per_second": epoch_samples / max(seconds, 1e-9),
+                      "peak_memory_mb": peak_memory_mb(self.accelerator.device)[0]}
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
                 metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
                                          self.config, self.manifest, views=(1, 1), show=False)
@@ -232,6 +244,7 @@ class Trainer:
                     record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
                 self._track_best(metrics[self.metric])
             self.state.history.append(record)
+            self.accelerator.log(tracker_values(record), step=epoch + 1)  # no-op without trackers
             if self.is_main:
                 self.run.log(record)
                 name = {"top1": "top-1", "mAP": "mAP"}[self.metric]
@@ -338,23 +351,6 @@ class Trainer:
     def cleanup(self) -> None:
         self.accelerator.wait_for_everyone()
         self.accelerator.end_training()
-
-
-def reset_peak_memory(device: torch.device) -> None:
-    """Start counting the accelerator's peak memory from here (the CPU's peak RSS cannot be reset)."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    """Peak memory in MiB and what it measures: allocated tensors on a GPU, the process's resident set on CPU."""
-    if device.type == "cuda":
-        return round(torch.cuda.max_memory_allocated(device) / 2**20, 1), "cuda_max_memory_allocated"
-    import resource
-    import sys
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1), "cpu_peak_rss"
 
 
 def _strip_prefix(key: str) -> str:
