@@ -21,6 +21,10 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("arc_att", {}),
     ("vpt_shallow", {"tokens": 3}),
     ("vpt_deep", {"tokens": 2}),
+    ("adapter_plus", {}),
+    ("adapter_plus", {"bottleneck": 4, "layers": [0, 2], "drop_path": 0.0}),
+    ("bitfit", {}),
+    ("ssf", {}),
     ("linear", {}),
     ("full", {}),
 ]

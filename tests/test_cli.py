@@ -65,6 +65,17 @@ def test_arc_parameters(method, params):
     assert report["method_params"] == params and report["mergeable"] is True
 
 
+@pytest.mark.parametrize("method, params, mergeable", [
+    ("bitfit", 102_912, True), ("ssf", 205_824, True), ("adapter_plus", 165_984, False),
+])
+def test_methods_since_the_papers_count_exactly(method, params, mergeable):
+    report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100")
+    assert report["method_params"] == params and report["mergeable"] is mergeable
+    assert report["trainable_params"] == params + 768 * 100 + 100
+    # BitFit's biases are the backbone's own: counted as the method's, not twice.
+    assert report["backbone_params"] + report["method_params"] == 85_798_656 + (params if method != "bitfit" else 0)
+
+
 def test_vpt_deep_one_token():
     report = inspect("--model", "vit_base_patch16_224", "--method", "vpt_deep", "--num-classes", "10",
                      "--set", "method.tokens=1")

@@ -24,6 +24,7 @@ OPTIONS = {
     "vpt_deep": ["--set", "method.tokens=1"],
     "linear": [],
     "full": [],
+    "adapter_plus": ["--set", "method.bottleneck=4"],
 }
 SHORT = ["--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=2"]
 
