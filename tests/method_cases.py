@@ -25,6 +25,11 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("adapter_plus", {"bottleneck": 4, "layers": [0, 2], "drop_path": 0.0}),
     ("bitfit", {}),
     ("ssf", {}),
+    ("lora", {}),
+    ("lora", {"r": 4, "alpha": 16, "target_modules": ["qkv", "fc1"]}),
+    ("dora", {}),
+    ("peft", {"peft_type": "IA3", "peft_config": {"target_modules": ["qkv", "fc2"], "feedforward_modules": ["fc2"]}}),
+    ("peft", {"peft_type": "LOHA", "peft_config": {"r": 4}}),
     ("linear", {}),
     ("full", {}),
 ]

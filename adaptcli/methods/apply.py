@@ -35,7 +35,8 @@ def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
     added = method.inject(model, options)
     heads = [n for n, _ in head_modules(model)]
     method_params = new_parameter_names(model, before)
-    method_params += [n for n in method.existing_parameters(model) if not _under(n, heads)]
+    method_params += [n for n in method.existing_parameters(model)
+                      if not _under(n, heads) and n not in method_params]
 
     freeze_all(model)
     owned = [*added, *heads]

@@ -25,6 +25,8 @@ OPTIONS = {
     "linear": [],
     "full": [],
     "adapter_plus": ["--set", "method.bottleneck=4"],
+    "lora": ["--set", "method.r=4"],
+    "dora": ["--set", "method.r=4"],
 }
 SHORT = ["--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=2"]
 

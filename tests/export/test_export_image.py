@@ -12,7 +12,7 @@ import torch
 import adaptcli
 from tests.export.conftest import header, invoke
 
-MERGEABLE = ["arc", "arc_att", "linear", "full", "bitfit", "ssf"]
+MERGEABLE = ["arc", "arc_att", "linear", "full", "bitfit", "ssf", "lora", "dora"]
 UNMERGEABLE = ["adaptformer", "vpt_shallow", "vpt_deep", "adapter_plus"]
 ALL = MERGEABLE + UNMERGEABLE
 

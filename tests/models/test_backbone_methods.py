@@ -15,7 +15,7 @@ from adaptcli.methods.arc.method import SHARED_NAME
 from backbone_zoo import batch_for, build, randomise
 
 NUM_CLASSES = 5
-NEW_METHODS = ["adapter_plus", "bitfit", "ssf"]
+NEW_METHODS = ["adapter_plus", "bitfit", "ssf", "lora", "dora"]
 VIDEO_METHODS = ["adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full", *NEW_METHODS]
 SWIN_METHODS = ["adaptformer", "arc", "arc_att", "linear", "full", *NEW_METHODS]
 CASES = [("video_vit", m) for m in VIDEO_METHODS] + [("swin", m) for m in SWIN_METHODS]
@@ -31,6 +31,8 @@ METHOD_PARAMS = {
     "adapter_plus": r"\.adapter_plus\.",
     "bitfit": r"(?<!base_layer)\.bias$",  # every bias of the backbone
     "ssf": r"\.ssf\.(scale|shift)$",
+    "lora": r"\.attn\.qkv\.lora_[AB]\.default\.weight$",
+    "dora": r"\.attn\.qkv\.lora_([AB]|magnitude_vector)\.default\.weight$",
 }
 HEADS = r"^(head|fc_norm)\."
 
@@ -93,7 +95,7 @@ def test_arc_shares_one_projection_across_the_video_vit() -> None:
 
 
 @pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin")
-                                         for m in ("arc", "arc_att", "linear", "bitfit", "ssf")])
+                                         for m in ("arc", "arc_att", "linear", "bitfit", "ssf", "lora", "dora")])
 def test_merge_is_exact_and_gives_the_plain_architecture(kind: str, method: str) -> None:
     model = adapted(kind, method)
     x = batch_for(model)
