@@ -151,3 +151,9 @@ def test_ssf_follows_the_patch_embedding_of_each_backbone() -> None:
     per_block = 2 * (32 + 3 * 32 + 32 + 32 + 4 * 32 + 32)
     count = sum(p.numel() for n, p in swin.named_parameters() if ".ssf." in n)
     assert count == 2 * 32 + 2 * per_block + 2 * per_block * 2 + 2 * 64
+
+
+def test_a_wrapped_patch_embedding_is_still_seen_as_video() -> None:
+    from adaptcli.runs.build import is_video_model
+
+    assert is_video_model(adapted("video_vit", "ssf")) and not is_video_model(adapted("swin", "ssf"))
