@@ -120,6 +120,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is list:
         return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is dict or tp is dict:
+        return "a mapping (YAML such as '{r: 16}')"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -151,7 +153,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
         (inner,) = get_args(tp)
         return [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
+    if origin is dict or tp is dict:  # free-form options checked by their owner (peft's config classes)
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:

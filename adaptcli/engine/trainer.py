@@ -133,7 +133,16 @@ class Trainer:
 
         keep = set(trainable_state_dict(self.model))
         for index, state in enumerate(weights):
-            weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}
+            kept, storages = {}, set()
+            for key, value in state.items():
+                if _strip_prefix(key) not in keep:
+                    continue
+                # safetensors refuses tensors that share memory (peft tuners with shared state, VeRA):
+                # the second name gets its own copy, and loading writes the same values back.
+                storage = value.untyped_storage().data_ptr()
+                kept[key] = value.clone() if storage in storages else value
+                storages.add(storage)
+            weights[index] = kept
 
     def save_checkpoint(self) -> None:
         from adaptcli.io import atomic_path, save_tensors, write_json

@@ -41,8 +41,10 @@ def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: st
         add_head_norm(model)
     elif head_norm != "none":
         raise ValueError(f"head norm must be 'bn' or 'none', got {head_norm!r}")
-    method_params = new_parameter_names(model, before)
     heads = [n for n, _ in head_modules(model)]
+    method_params = new_parameter_names(model, before)
+    method_params += [n for n in method.existing_parameters(model)
+                      if not _under(n, heads) and n not in method_params]
 
     freeze_all(model)
     owned = [*added, *heads]
@@ -95,18 +97,19 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def frozen_backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The backbone weights an adapted model does not train, in the plain backbone's key names.
+    """Every backbone weight of an adapted model as it is now, in the plain backbone's key names.
 
-    Loadable into the un-adapted backbone (``load_checkpoint``) and, through
-    :func:`plain_key`, back into the adapted model.
+    That is the frozen weights plus any backbone weight the method trains in place (BitFit's
+    biases: saved before training, they are the original values). Loadable into the un-adapted
+    backbone (``load_checkpoint``) and, through :func:`plain_key`, back into the adapted model.
     """
     info = adapt_info(model)
     params = {n: p for n, p in model.named_parameters()}
     state = {}
     for key, value in model.state_dict().items():
         param = params.get(key)
-        if param is not None:
-            keep = not param.requires_grad
+        if param is not None:  # trained parameters of method and head modules are not the backbone's
+            keep = not param.requires_grad or not _under(key, info.owned_prefixes)
         else:  # a buffer: the backbone's unless it sits in a method or head module
             keep = not _under(key, info.owned_prefixes)
         if keep:

@@ -15,6 +15,7 @@ from adaptcli.errors import AdaptError
 def is_video_model(model: nn.Module) -> bool:
     """Video backbones embed tubelets with a Conv3d."""
     proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+    proj = getattr(proj, "base_layer", proj)  # a method may wrap it (SSF)
     return isinstance(proj, nn.Conv3d)
 
 
