@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,46 @@ def export_run(run_dir: str | Path, out: str | Path, mode: str, *, overwrite: bo
     from adaptcli.deploy.export import export_run as _export
 
     return _export(Path(run_dir), Path(out), mode, overwrite=overwrite)  # type: ignore[arg-type]
+
+
+def _register_with_timm() -> None:
+    """adaptcli's architectures (``video_vit_*``, ``adaptcli_adapted``) in timm's registry.
+
+    Skipped while one of adaptcli's own modules is being imported (CPython marks it with
+    ``__spec__._initializing``): that module imported timm, the code that needs the architectures
+    imports them itself, and importing them now would be circular.
+    """
+    if any(getattr(getattr(module, "__spec__", None), "_initializing", False)
+           for name, module in list(sys.modules.items()) if name.startswith("adaptcli.")):
+        return
+    import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.registry)
+
+
+class _AfterTimmImport:
+    """A one-shot import hook: register with timm as soon as timm is imported, so that
+    ``import adaptcli`` stays free of torch and ``timm.create_model("local-dir:DIR")`` still finds
+    adaptcli's architectures."""
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "timm":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run_timm = spec.loader.exec_module
+
+            def exec_module(module: Any) -> None:
+                run_timm(module)
+                _register_with_timm()
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+if "timm" in sys.modules:
+    _register_with_timm()
+elif not any(isinstance(finder, _AfterTimmImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterTimmImport())
 
 
 __all__ = ["__version__", "export_run", "load"]

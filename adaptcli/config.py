@@ -62,6 +62,7 @@ class TrainConfig:
     keep_checkpoints: Count = 2
     max_steps_per_epoch: Optional[Count] = None
     save_every_steps: Optional[Count] = None
+    log_with: Optional[str] = None  # Accelerate trackers, comma-separated: tensorboard, wandb, mlflow, ...
 
 
 @dataclass
@@ -70,6 +71,14 @@ class EvalConfig:
 
     views: str = "1x1"
     batch_size: Count = 32
+
+
+@dataclass
+class HeadConfig:
+    """The classifier: ``norm: bn`` puts ``BatchNorm1d(affine=False)`` before it, for every method
+    (AdaptFormer's scripts); ``none`` is the plain Linear (ARC's and VPT's protocols)."""
+
+    norm: Literal["none", "bn"] = "none"
 
 
 @dataclass
@@ -82,6 +91,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict in the recipe layout (``method:`` holds name and options)."""
@@ -91,6 +101,7 @@ class RunConfig:
             "data": dataclasses.asdict(self.data),
             "train": dataclasses.asdict(self.train),
             "eval": dataclasses.asdict(self.eval),
+            "head": dataclasses.asdict(self.head),
         }
 
     def to_yaml(self) -> str:
@@ -105,6 +116,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "head": HeadConfig,
 }
 
 
@@ -119,6 +131,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in get_args(tp))
     if origin is list:
         return f"list of {_type_name(get_args(tp)[0])}"
+    if origin is dict or tp is dict:
+        return "a mapping (YAML such as '{r: 16}')"
     if tp is type(None):
         return "null"
     return getattr(tp, "__name__", str(tp))
@@ -150,7 +164,10 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise ConfigError(f"{key}: expected {_type_name(tp)}, got {value!r}")
         (inner,) = get_args(tp)
         return [coerce(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
+    if origin is dict or tp is dict:  # free-form options checked by their owner (peft's config classes)
+        if isinstance(value, dict):
+            return dict(value)
+    elif tp is bool:
         if isinstance(value, bool):
             return value
     elif tp is int:
@@ -384,15 +401,11 @@ def resolve(
     if recipe_method and method and recipe_method != method:
         method_tree = {}  # options in the recipe belong to another method
 
-    per_method = tree.pop("per_method", {}) or {}
-    if not isinstance(per_method, dict):
-        raise ConfigError("per_method must map method names to recipe sections")
-    unknown = [m for m in per_method if m not in method_names()]
-    if unknown:
-        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
+    per_method = _per_method(tree.pop("per_method", {}))
     tree.pop("method", None)
+    tree.pop("sweep", None)  # a suite's tuning grid (see recipe_sweep), not part of one run
     tree["method"] = method_tree
-    tree = _deep_merge(tree, per_method.get(name, {}) or {})
+    tree = _deep_merge(tree, {k: v for k, v in (per_method.get(name, {}) or {}).items() if k != "sweep"})
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value, name)
@@ -407,6 +420,35 @@ def resolve(
     }
     options = build_section(spec.options, tree.get("method") or {}, "method", keys)
     return RunConfig(method=name, method_options=options, **sections)
+
+
+def _per_method(per_method: Any) -> dict[str, Any]:
+    per_method = per_method or {}
+    if not isinstance(per_method, dict):
+        raise ConfigError("per_method must map method names to recipe sections")
+    unknown = [m for m in per_method if m not in method_names()]
+    if unknown:
+        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
+    return per_method
+
+
+def recipe_sweep(recipe: str | Path | dict[str, Any] | None, method: str) -> dict[str, list[Any]]:
+    """The recipe's tuning grid for ``method``: ``sweep:`` (or ``per_method.<method>.sweep:``, which
+    replaces it) mapping dotted keys to lists of values. Empty when the recipe has none."""
+    tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    sweep = tree.get("sweep") or {}
+    own = (_per_method(tree.get("per_method")).get(method) or {})
+    if isinstance(own, dict) and "sweep" in own:
+        sweep = own["sweep"] or {}
+    if not isinstance(sweep, dict):
+        raise ConfigError("sweep: expected a mapping of dotted keys to lists, e.g. {train.lr: [1.0e-3, 1.0e-2]}")
+    keys = valid_keys(method)
+    grid: dict[str, list[Any]] = {}
+    for key, values in sweep.items():
+        if key not in keys:
+            raise ConfigError(unknown_key_message(f"sweep: {key}", keys).replace("'sweep: ", "'"))
+        grid[key] = list(values) if isinstance(values, (list, tuple)) else [values]
+    return grid
 
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
@@ -433,7 +475,9 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "EvalConfig",
+    "HeadConfig",
     "resolve",
+    "recipe_sweep",
     "load_recipe",
     "load_run_config",
     "shipped_recipes",

@@ -65,6 +65,46 @@ def test_arc_parameters(method, params):
     assert report["method_params"] == params and report["mergeable"] is True
 
 
+@pytest.mark.parametrize("method, params, mergeable", [
+    ("bitfit", 102_912, True), ("ssf", 205_824, True), ("adapter_plus", 165_984, False),
+])
+def test_methods_since_the_papers_count_exactly(method, params, mergeable):
+    report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100")
+    assert report["method_params"] == params and report["mergeable"] is mergeable
+    assert report["trainable_params"] == params + 768 * 100 + 100
+    # BitFit's biases are the backbone's own: counted as the method's, not twice.
+    assert report["backbone_params"] + report["method_params"] == 85_798_656 + (params if method != "bitfit" else 0)
+
+
+@pytest.mark.parametrize("method, params", [("lora", 12 * (768 * 8 + 8 * 2304)), ("dora", 322_560)])
+def test_lora_family_counts_exactly(method, params):
+    report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100")
+    assert report["method_params"] == params == 294_912 + (12 * 2304 if method == "dora" else 0)
+    assert report["backbone_params"] == 85_798_656 and report["mergeable"] is True
+
+
+def test_any_peft_tuner_by_name():
+    report = inspect("--model", "vit_base_patch16_224", "--method", "peft", "--num-classes", "10",
+                     "--set", "method.peft_type=VERA", "--set", "method.peft_config={r: 256, target_modules: [qkv, fc1]}")
+    # VeRA trains two vectors per target (d: r, b: out); its shared random matrices are frozen buffers.
+    assert report["method_params"] == 12 * ((256 + 2304) + (256 + 3072))
+    assert report["backbone_params"] == 85_798_656
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("method.peft_type=VERAA", "did you mean 'VERA'?); choose one of"),
+    ("method.peft_type=PROMPT_TUNING", "not a peft tuner"),
+    ("method.peft_config={rr: 4}", "LoraConfig has no option 'rr' (did you mean 'r'?); valid: "),
+    ("method.peft_config={target_modules: [nope]}", "Target modules {'nope'} not found"),
+    ("method.peft_config=3", "expected a mapping"),
+])
+def test_bad_peft_options_are_one_line(setting, message):
+    result = runner.invoke(app, ["inspect-params", "--model", "test_vit", "--num-classes", "3", "--method", "peft",
+                                 "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_vpt_deep_one_token():
     report = inspect("--model", "vit_base_patch16_224", "--method", "vpt_deep", "--num-classes", "10",
                      "--set", "method.tokens=1")

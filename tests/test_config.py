@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from adaptcli.config import RunConfig, load_run_config, resolve, shipped_recipes
+from adaptcli.config import RunConfig, from_dict, load_run_config, resolve, shipped_recipes
 from adaptcli.errors import ConfigError
 
 
@@ -14,7 +14,7 @@ def test_defaults_are_the_papers():
     assert (config.method_options.mid_dim, config.method_options.scale) == (64, 0.1)
     assert config.method_options.form == "parallel" and config.method_options.layernorm == "none"
     arc = resolve(None, "arc").method_options
-    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "zero")
+    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "official")
     assert resolve(None, "vpt_deep").method_options.tokens == 1
 
 
@@ -155,3 +155,24 @@ def test_image_size_must_fit_the_patch_size():
     with pytest.raises(AdaptError, match=r"model.num_frames=5.*tubelet_size 2"):
         create_backbone(resolve("quick", overrides=["model.name=video_vit_test", "model.img_size=32",
                                                     "model.num_frames=5"]).model, 3)
+
+
+@pytest.mark.parametrize("recipe, method, optimizer, lr, weight_decay", [
+    ("vtab", "adapter_plus", "adamw", 1e-3, 1e-4),  # visinf/adapter_plus conf/train/optimizer/adamw.yaml
+    ("vtab", "lora", "adamw", 1e-3, 1e-4),  # Adapter+'s LoRA baseline
+    ("vtab", "ssf", "adamw", 5e-3, 5e-5),  # SSF's DTD script
+    ("fgvc", "ssf", "adamw", 1e-2, 5e-2),  # SSF's CUB script
+    ("cifar100", "ssf", "adamw", 1e-3, 0.05),  # SSF's CIFAR-100 script
+    ("vtab", "bitfit", "adamw", 1e-2, 0.0),  # no VTAB setting in the paper: the recipe's own
+])
+def test_recipes_carry_each_method_s_paper_defaults(recipe, method, optimizer, lr, weight_decay):
+    config = resolve(recipe, method)
+    assert (config.train.optimizer, config.train.lr, config.train.weight_decay) == (optimizer, lr, weight_decay)
+
+
+def test_mapping_options_take_yaml_and_refuse_other_values():
+    config = resolve(None, "peft", ["method.peft_type=VERA", "method.peft_config={r: 256, target_modules: [qkv, fc1]}"])
+    assert config.method_options.peft_config == {"r": 256, "target_modules": ["qkv", "fc1"]}
+    assert from_dict(config.to_dict()).method_options.peft_config == config.method_options.peft_config
+    with pytest.raises(ConfigError, match="method.peft_config: expected a mapping"):
+        resolve(None, "peft", ["method.peft_config=[r]"])

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "adaptcli"
 LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("demo",),
+    ("protocols",),  # suites over a benchmark and reports, made of engine runs
     ("deploy", "engine"),
     ("runs",),
     ("config",),

@@ -13,6 +13,8 @@ from adaptcli.cli import (
     finetune_cmd,
     inspect_cmd,
     prepare_cmd,
+    report_cmd,
+    suite_cmd,
 )
 
 app = typer.Typer(
@@ -51,5 +53,5 @@ def _global(
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, inspect_cmd, demo_cmd):
+for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, suite_cmd, report_cmd, inspect_cmd, demo_cmd):
     module.register(app)

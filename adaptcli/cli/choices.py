@@ -6,7 +6,7 @@ the usual one-line error with the closest valid name.
 
 from __future__ import annotations
 
-from adaptcli.deploy.formats import format_help
+from adaptcli.deploy.formats import export_format, format_names
 from adaptcli.methods.registry import all_methods, method_help
 
 
@@ -16,8 +16,8 @@ def method_option_help() -> str:
 
 
 def format_option_help() -> str:
-    """``export --format`` help: every registered export format with its one-line summary."""
-    return f"One of: {format_help()}."
+    """``export --format`` help: every registered export format on its own line with its summary."""
+    return "One of:\n\n" + "\n\n".join(f"{name}: {export_format(name).summary}" for name in format_names())
 
 
 def mergeable_methods() -> str:

@@ -23,10 +23,11 @@ def register(app: typer.Typer) -> None:
         views: Annotated[Optional[str], typer.Option("--views", help="Video multi-view testing CLIPSxCROPS, e.g. 2x3.")] = None,
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter (any layout finetune accepts).")] = None,
+        scores: Annotated[Optional[Path], typer.Option("--scores", help="Also write every sample's scores and targets to this .safetensors file.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
         skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Evaluate around damaged shards or samples; eval.json records how many samples were missing.")] = False,
     ) -> None:
-        """Top-1, top-5 and per-class accuracy of a run (or of an adapter file on a backbone) on a split.
+        """Top-1, top-5 and per-class accuracy (multi-label data: mAP and per-class AP) of a run (or of an adapter file on a backbone) on a split.
 
         Example: adaptcli eval --run runs/ssv2-adaptformer --split validation --views 2x3
 
@@ -43,7 +44,7 @@ def register(app: typer.Typer) -> None:
             from adaptcli.engine.evaluate import evaluate_export
 
             metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views,
-                                      skip_damaged=skip_damaged)
+                                      skip_damaged=skip_damaged, scores_file=scores)
             metrics.update(adapter=str(adapter), checkpoint=str(checkpoint))
         else:
             if run is None:
@@ -52,7 +53,8 @@ def register(app: typer.Typer) -> None:
                 raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
             from adaptcli.engine.evaluate import evaluate_run
 
-            metrics = evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged)
+            metrics = evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged,
+                                   scores_file=scores)
         from adaptcli.engine.distributed import partial_state
 
         if not partial_state().is_main_process:
@@ -60,10 +62,16 @@ def register(app: typer.Typer) -> None:
         if as_json:
             typer.echo(json.dumps(metrics, indent=2))
             return
-        typer.echo(
-            f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
-            f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
-        )
+        if metrics.get("task") == "multi-label":
+            excluded = metrics["classes_without_positives"]
+            note = f", {excluded} classes without positives excluded" if excluded else ""
+            typer.echo(f"{metrics['split']}: mAP {metrics['mAP']:.2f} over {metrics['classes_evaluated']} classes"
+                       f"{note}  ({metrics['samples']} samples, views {metrics['views']})")
+        else:
+            typer.echo(
+                f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
+                f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
+            )
         if metrics.get("missing_samples"):
             shards = ", ".join(metrics["damaged_shards"])
             typer.echo(f"warning: {metrics['missing_samples']} samples missing (damaged: {shards})", err=True)

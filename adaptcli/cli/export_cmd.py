@@ -46,7 +46,8 @@ def summary_lines(result: dict) -> list[str]:
     path, mode = result["path"], result["mode"]
     lines = []
     diff = result.get("max_abs_diff")
-    check = {"merge": "merge check", "full": "reload check", "adapter-only": "adapter round-trip check"}[mode]
+    check = result.get("check") or {"merge": "merge check", "full": "reload check",
+                                    "adapter-only": "adapter round-trip check"}[mode]
     if diff is not None:
         lines.append(f"{check}: max |difference| = {diff:.2e} (limit 1e-04)")
     elif mode == "adapter-only":
@@ -54,7 +55,9 @@ def summary_lines(result: dict) -> list[str]:
     size = result["bytes"] / 1e6
     lines.append(f"wrote {path}: {mode}, {result['method']} on {result['backbone']}, "
                  f"{result['tensors']} tensors, {size:.2f} MB")
-    if mode == "adapter-only":
+    if result.get("use"):  # the format says how its output is used
+        lines.extend(result["use"])
+    elif mode == "adapter-only":
         backbone = result.get("backbone_file") or "BACKBONE.safetensors"
         lines.append(f'use: model = adaptcli.load("{path}", backbone="{backbone}")')
         lines.append(f"     adaptcli eval --adapter {path} --checkpoint {backbone} --data SHARDS")

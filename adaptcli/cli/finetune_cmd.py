@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
         recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.")],
         data: Annotated[Path, typer.Option("--data", help="A folder written by 'adaptcli prepare'.")],
         out: Annotated[Path, typer.Option("--out", help="The run folder to create.")],
-        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name (timm or video_vit_*); overrides the recipe.")] = None,
+        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name (timm, video_vit_* or swin3d_t|s|b); overrides the recipe.")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights (safetensors, .pth, .npz).")] = None,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
@@ -55,12 +55,23 @@ def register(app: typer.Typer) -> None:
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
-    best = summary.get("best_val_top1")
+    metric = summary.get("metric", "top1")
+    best = summary.get(f"best_val_{metric}")
     return [
         f"method {summary['method']} on {summary['backbone']}: {summary['trainable_params']:,} trainable parameters "
         f"({summary['trainable_percent']:.3f}% of the backbone)",
         f"{summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.1f} s "
         f"({summary['samples_per_second']} samples/s), final loss {summary['final_loss']:.4f}",
-        (f"best validation top-1 {best:.2f} at epoch {summary['best_epoch']}" if best is not None
+        efficiency_line(summary),
+        (f"best validation {'mAP' if metric == 'mAP' else 'top-1'} {best:.2f} at epoch {summary['best_epoch']}" if best is not None
          else "no validation split: the last epoch is kept"),
     ]
+
+
+def efficiency_line(summary: dict[str, Any]) -> str:
+    """Peak memory and speed, comparable between runs of the same recipe."""
+    kind = {"cuda_max_memory_allocated": "GPU max allocated", "cpu_peak_rss": "CPU peak resident"}
+    per_step = summary.get("seconds_per_step")
+    step = f"{per_step:.4f} s per optimiser step" if per_step is not None else "no optimiser step in this session"
+    return (f"peak memory {summary['peak_memory_mb']:,.1f} MiB ({kind.get(summary['peak_memory_kind'], summary['peak_memory_kind'])}), "
+            f"{summary['samples_per_second']} samples/s, {step}, train time {summary['train_seconds']:.1f} s")

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
     @app.command("inspect-params", rich_help_panel=PANEL)
     @user_errors
     def inspect_params(
-        model: Annotated[str, typer.Option("--model", help="Backbone name: a timm model or video_vit_*.")],
+        model: Annotated[str, typer.Option("--model", help="Backbone name: a timm model, video_vit_* or swin3d_t|s|b.")],
         method: Annotated[str, typer.Option("--method", help=method_option_help())],
         num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classes of the target task.")],
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Method or model option, e.g. --set method.mid_dim=16 (repeatable).")] = None,

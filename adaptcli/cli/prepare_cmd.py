@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a shard folder that holds another dataset or other settings.")] = False,
         labels: Annotated[Optional[Path], typer.Option("--labels", help="ssv2: folder of the label JSON files.")] = None,
         videos: Annotated[Optional[Path], typer.Option("--videos", help="ssv2: folder of the <id>.webm clips.")] = None,
+        images: Annotated[Optional[Path], typer.Option("--images", help="nuswide: folder of the images (default ROOT/Flickr).")] = None,
         split_dir: Annotated[Optional[Path], typer.Option("--split-dir", help="hmdb51: folder of <class>_test_split<k>.txt.")] = None,
         split_id: Annotated[int, typer.Option("--split-id", min=1, max=3, help="hmdb51: official split 1, 2 or 3.")] = 1,
         task: Annotated[Optional[str], typer.Option("--task", help="vtab: one task (default: every task found, one subfolder each).")] = None,
@@ -47,5 +48,6 @@ def register(app: typer.Typer) -> None:
 
         prepare_dataset(dataset, src, shards, splits=splits, short_side=short_side, workers=workers,
                         samples_per_shard=samples_per_shard, quality=quality, overwrite=overwrite,
-                        labels=labels, videos=videos, split_dir=split_dir, split_id=split_id, task=task,
-                        fgvc_dataset=fgvc_dataset, allow_empty_classes=allow_empty_classes, progress=progress, echo=typer.echo, warn=_stderr)
+                        labels=labels, videos=videos, images=images, split_dir=split_dir, split_id=split_id, task=task,
+                        fgvc_dataset=fgvc_dataset, allow_empty_classes=allow_empty_classes, progress=progress,
+                        echo=typer.echo, warn=_stderr)

@@ -49,7 +49,12 @@ def _record(item: Item, extra: dict[str, Any]) -> bytes:
 
 
 def _label_files(item: Item) -> list[tuple[str, bytes]]:
-    return [] if item.label is None else [("cls", str(item.label).encode())]
+    """``cls``: the class index; multi-label samples store ``labels``: a JSON list of indices."""
+    if item.label is None:
+        return []
+    if isinstance(item.label, list):
+        return [("labels", json.dumps(sorted(item.label)).encode())]
+    return [("cls", str(item.label).encode())]
 
 
 def encode_item(item: Item, options: EncodeOptions) -> Encoded | Skipped:

@@ -12,6 +12,7 @@ every shard and keeps the samples whose index in the split is its slot modulo th
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -86,12 +87,30 @@ def label_of(sample: dict[str, Any]) -> int:
     return -1 if raw is None else int(raw.decode() if isinstance(raw, bytes) else raw)
 
 
+def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
+    """A multi-label sample's ``labels`` (JSON list of class indices) as a float32 multi-hot vector."""
+    raw = sample.get("labels")
+    if raw is None:
+        raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
+    indices = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    outside = [i for i in indices if not 0 <= int(i) < num_classes]
+    if outside:
+        raise AdaptError(f"label {outside[0]} of sample {sample.get('__key__')} in {sample.get('__url__')} is outside "
+                         f"the {num_classes} classes of dataset.json: the manifest and the shards disagree; "
+                         "prepare the data again")
+    target = np.zeros(num_classes, dtype=np.float32)
+    target[indices] = 1.0
+    return target
+
+
 class SampleDecoder:
     """Raw sample -> ``(inputs, label, key)`` with the spec's sampling and spatial transform."""
 
     def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
-                 views: tuple[int, int] = (1, 1), num_classes: int | None = None) -> None:
+                 views: tuple[int, int] = (1, 1), num_classes: int | None = None,
+                 multi_label_classes: int | None = None) -> None:
         self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
+        self.multi_label_classes = multi_label_classes  # set: labels are multi-hot vectors
         self.clips, self.crops = views if modality == "video" else (1, 1)
         self.num_classes = num_classes
 
@@ -107,8 +126,14 @@ class SampleDecoder:
 
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
         s = self.spec
-        key, label = sample["__key__"], label_of(sample)
-        if self.num_classes is not None and label >= self.num_classes:
+        key = sample["__key__"]
+        if self.multi_label_classes is None:
+            label: int | np.ndarray = label_of(sample)
+            outside = self.num_classes is not None and label >= self.num_classes
+        else:
+            label = multi_hot_of(sample, self.multi_label_classes)
+            outside = False  # multi_hot_of refuses an index outside the classes itself
+        if outside:
             raise AdaptError(f"label {label} of sample {key} in {sample.get('__url__')} is outside the "
                              f"{self.num_classes} classes of dataset.json: the manifest and the shards disagree; "
                              "prepare the data again")
@@ -152,8 +177,12 @@ class Collate:
 
         arrays, labels, keys = zip(*samples)
         shared = torch.utils.data.get_worker_info() is not None
+        if isinstance(labels[0], np.ndarray):  # multi-label: B x C multi-hot float32
+            targets = torch.from_numpy(np.stack(labels))
+        else:
+            targets = torch.tensor(labels, dtype=torch.long)
         return {"inputs": normalise(np.stack(arrays), self.mean, self.std, self.video, shared=shared),
-                "labels": torch.tensor(labels, dtype=torch.long), "keys": list(keys)}
+                "labels": targets, "keys": list(keys)}
 
 
 # --------------------------------------------------------------------------- pipeline stages
@@ -423,6 +452,10 @@ class TrainStream:
         yield from self.loader(epoch)
 
 
+def _multi_label_classes(manifest: Manifest) -> int | None:
+    return manifest.num_classes if manifest.multi_label else None
+
+
 def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: int | None = None) -> int:
     """``max(1, samples // (batch_size * world_size))``, capped at ``max_steps`` when given."""
     steps = max(1, samples // (batch_size * world_size))
@@ -448,7 +481,7 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     samples = manifest.split(split).samples
     steps = steps_per_epoch(samples, batch_size, world_size, max_steps)
     decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
-                            num_classes=manifest.num_classes)
+                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
                          epoch=epoch, buffer=spec.shuffle_buffer, max_failures=max(100, samples))
     return stream, steps
@@ -471,7 +504,7 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
     decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views,
-                            num_classes=manifest.num_classes)
+                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))
     source = _EvalSource(urls, rank, world_size, skip_damaged)
     pipeline = wds.DataPipeline(
         source,

@@ -32,6 +32,7 @@ class Manifest:
     classes: list[str]
     splits: dict[str, SplitInfo]
     hflip: bool = True  # whether training may flip samples horizontally (False: left/right is a label)
+    task: Literal["single-label", "multi-label"] = "single-label"  # multi-label: a list of classes per sample
     skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     version: int = FORMAT_VERSION
@@ -39,6 +40,10 @@ class Manifest:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.task == "multi-label"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -82,6 +87,9 @@ def manifest_from_dict(data: Any) -> Manifest:
     modality = data["modality"]
     if modality not in ("image", "video"):
         raise ValueError(f"modality {modality!r}")
+    task = data.get("task", "single-label")
+    if task not in ("single-label", "multi-label"):
+        raise ValueError(f"task {task!r}")
     splits = {}
     for name, info in data["splits"].items():
         shards = info["shards"]
@@ -94,6 +102,7 @@ def manifest_from_dict(data: Any) -> Manifest:
         classes=_parse_classes(data["classes"]),
         splits=splits,
         hflip=bool(data.get("hflip", _LEGACY_NO_FLIP.get(str(data["dataset"]), True))),
+        task=task,
         skipped=list(data.get("skipped", [])),
         settings=dict(data.get("settings", {})),
         version=int(data["version"]),

@@ -242,7 +242,8 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                                   samples=sum(r["samples"] for _, r in records), frames=stats)
         skipped_all += [s for _, r in records for s in r["skipped"]]
     manifest = Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
-                        splits=splits, hflip=listing.hflip, skipped=skipped_all, settings=settings)
+                        splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,
+                        settings=settings)
     write_manifest(out, manifest)
     size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
     return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
@@ -267,6 +268,7 @@ def prepare_dataset(
     overwrite: bool = False,
     labels: Path | None = None,
     videos: Path | None = None,
+    images: Path | None = None,
     split_dir: Path | None = None,
     split_id: int = 1,
     task: str | None = None,
@@ -284,8 +286,8 @@ def prepare_dataset(
     from tqdm import tqdm
 
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
-    opts = SourceOptions(splits=split_list, labels=labels, videos=videos, split_dir=split_dir,
-                         split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
+    opts = SourceOptions(splits=split_list, labels=labels, videos=videos, images=images,
+                         split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
                          allow_empty_classes=allow_empty_classes)
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
@@ -299,7 +301,8 @@ def prepare_dataset(
             workers=n_workers, overwrite=overwrite, progress=progress))
         shard_count = sum(len(info.shards) for info in result.manifest.splits.values())
         reused = f", {result.reused_shards} reused from an earlier run" if result.reused_shards else ""
-        echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}: wrote {result.written} samples "
+        task = ", multi-label" if result.manifest.multi_label else ""
+        echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}{task}: wrote {result.written} samples "
              f"in {shard_count} shards to {out}, skipped {result.skipped}, {result.seconds:.1f} s, "
              f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
         if result.skipped:

@@ -14,10 +14,13 @@ from typing import Any, Callable
 
 from adaptcli.demo.datasets import DEFAULT_SIZES, QUICK_SIZES, Sizes
 
-METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "full")
+METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
 IMAGE_MODEL = "vit_demo_patch8"
 VIDEO_MODEL = "video_vit_demo_patch8"
 STAGES = 6
+#: The demo's runs are short: every method trains without dropout or drop-path.
+NO_DROPOUT = {"adaptformer": {"dropout": 0.0}, "arc": {"dropout": 0.0}, "vpt_deep": {"dropout": 0.0},
+              "adapter_plus": {"drop_path": 0.0}}
 
 
 @dataclass
@@ -31,7 +34,8 @@ class DemoSettings:
     seed: int = 0
     batch_size: int = 16
     lr: dict[str, float] = field(default_factory=lambda: {
-        "linear": 1e-2, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "full": 1e-3,
+        "linear": 1e-2, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "lora": 1e-2, "ssf": 1e-2,
+        "adapter_plus": 1e-2, "full": 1e-3,
     })
     #: One torch thread: the demo's matrices are tiny, and two threads fighting other processes
     #: for 2 cores made a training step ~10x slower in our measurements.
@@ -83,7 +87,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
                   "lr": settings.lr[method], "lr_base_batch": None, "weight_decay": 0.0,
                   "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1},
         "eval": {"views": "1x1", "batch_size": 64},
-        "method": {"dropout": 0.0} if method in ("adaptformer", "arc", "vpt_deep") else {},
+        "method": NO_DROPOUT.get(method, {}),
     }, method)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 NAMES = {"linear": "linear probe", "vpt_deep": "VPT-deep (1 token)", "adaptformer": "AdaptFormer-64",
-         "arc": "ARC (r=50)", "full": "full fine-tuning"}
+         "arc": "ARC (r=50)", "lora": "LoRA (r=8, qkv)", "ssf": "SSF", "adapter_plus": "Adapter+ (8)",
+         "full": "full fine-tuning"}
 PLOT_NAME = "top1_vs_params.png"
 
 

@@ -32,6 +32,24 @@ def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     return model, config
 
 
+def model_from_state(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
+    """The model a merged or full export holds: its architecture from ``meta``, ``state`` loaded strictly."""
+    from adaptcli.deploy.header import FULL, MERGED
+    from adaptcli.errors import AdaptError
+
+    if meta["format"] == MERGED:
+        model = plain_model(meta)
+    elif meta["format"] == FULL:
+        model, _ = adapted_architecture(meta)
+    else:
+        raise AdaptError(f"an {meta['format']} export needs its backbone; load it with adaptcli.load(path, backbone=FILE)")
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise AdaptError(f"the export does not fit {meta['backbone']}: {str(exc).splitlines()[0]}") from exc
+    return model.eval()
+
+
 def backbone_with_checkpoint(meta: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """The plain backbone of an adapter file with ``checkpoint`` loaded (any supported layout)."""
     from adaptcli.runs.build import build_backbone

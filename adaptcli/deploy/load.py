@@ -6,7 +6,7 @@ from pathlib import Path
 
 from torch import nn
 
-from adaptcli.deploy.header import ADAPTER, FULL, MERGED, read_header
+from adaptcli.deploy.header import ADAPTER, read_header
 from adaptcli.errors import AdaptError
 
 
@@ -20,7 +20,7 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
     The header is kept as ``model.adaptcli_export`` (classes, input size, mean, std, ...).
     """
     from adaptcli.deploy.adapter import AdapterSwitcher
-    from adaptcli.deploy.build import adapted_architecture, plain_model
+    from adaptcli.deploy.build import model_from_state
     from adaptcli.io import read_safetensors
 
     meta = read_header(path)
@@ -34,15 +34,9 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
     if backbone is not None:
         raise AdaptError(f"{path} is a self-contained {fmt} file; drop backbone=")
     tensors, _ = read_safetensors(path)
-    if fmt == MERGED:
-        model = plain_model(meta)
-    elif fmt == FULL:
-        model, _ = adapted_architecture(meta)
-    else:  # pragma: no cover - read_header refuses other formats
-        raise AdaptError(f"{path}: unknown format {fmt}")
     try:
-        model.load_state_dict(tensors, strict=True)
-    except RuntimeError as exc:
-        raise AdaptError(f"{path} does not fit {meta['backbone']}: {str(exc).splitlines()[0]}") from exc
+        model = model_from_state(meta, tensors)
+    except AdaptError as exc:
+        raise AdaptError(f"{path}: {exc}") from exc
     model.adaptcli_export = meta
     return model.eval()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.engine.metrics import average_views, classification_metrics
+from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
 
 
@@ -26,9 +26,9 @@ def parse_views(text: str) -> tuple[int, int]:
 
 @torch.no_grad()
 def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
-            damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Softmax scores (averaged over views), labels and keys of this process's share; the shards the
-    loader skipped as damaged are added to ``damaged``."""
+            multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Softmax (multi-label: sigmoid) scores averaged over views, labels and keys of this process's share;
+    the shards the loader skipped as damaged are added to ``damaged``."""
     from tqdm.auto import tqdm
 
     scores, labels, keys = [], [], []
@@ -45,7 +45,7 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
             inputs = inputs.flatten(0, 1)
         with accelerator.autocast():
             logits = model(inputs)
-        scores.append(average_views(logits, views).cpu())
+        scores.append(average_views(logits, views, multi_label).cpu())
         labels.append(batch["labels"].cpu())
         keys.extend(batch["keys"])
     if not scores:
@@ -55,8 +55,11 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
 
 def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: str, spec: Any, config: RunConfig,
                    manifest: Any, views: tuple[int, int], show: bool = False,
-                   skip_damaged: bool = False) -> dict[str, Any]:
+                   scores_file: Path | None = None, skip_damaged: bool = False) -> dict[str, Any]:
     """Metrics of ``model`` on ``split``, identical on every process.
+
+    ``scores_file``: also write every sample's scores and targets (sorted by key) as safetensors
+    (``scores``: N x C, ``targets``: N or N x C; the keys and classes in the metadata).
 
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
@@ -71,10 +74,11 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
                          workers=config.data.workers, skip_damaged=skip_damaged)
     was_training = model.training
+    multi = bool(getattr(manifest, "multi_label", False))
     damaged: dict[str, str] = {}
-    scores, labels, keys = predict(model, accelerator, loader, show=show, damaged=damaged)
+    scores, labels, keys = predict(model, accelerator, loader, show=show, multi_label=multi, damaged=damaged)
     model.train(was_training)
-    rows = [(k, s, int(l)) for k, s, l in zip(keys, scores, labels)]
+    rows = [(k, s, l if multi else int(l)) for k, s, l in zip(keys, scores, labels)]
     rows = gather_object(rows) if accelerator.num_processes > 1 else rows
     if accelerator.num_processes > 1:
         damaged = {k: v for part in gather_object([damaged]) for k, v in part.items()}
@@ -84,11 +88,21 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
     if not seen:
         raise AdaptError(f"split '{split}' of {data_dir} has no samples")
     ordered = [seen[k] for k in sorted(seen)]
-    all_labels = torch.tensor([label for _, label in ordered])
-    if (all_labels < 0).any():
-        raise AdaptError(f"split '{split}' has no labels (the SSv2 test split is unlabelled); pass --split validation")
     all_scores = torch.stack([score for score, _ in ordered])
-    metrics = classification_metrics(all_scores, all_labels, manifest.classes)
+    if multi:
+        all_labels = torch.stack([label for _, label in ordered])
+        metrics = multilabel_metrics(all_scores, all_labels, manifest.classes)
+    else:
+        all_labels = torch.tensor([label for _, label in ordered])
+        if (all_labels < 0).any():
+            raise AdaptError(f"split '{split}' has no labels (the SSv2 test split is unlabelled); pass --split validation")
+        metrics = classification_metrics(all_scores, all_labels, manifest.classes)
+    if scores_file is not None and accelerator.is_main_process:
+        from adaptcli.io import save_tensors
+
+        save_tensors(scores_file, {"scores": all_scores, "targets": all_labels},
+                     {"keys": sorted(seen), "classes": manifest.classes, "split": split})
+        metrics.update(scores_file=str(scores_file))
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
     if skip_damaged:
         expected = manifest.split(split).samples
@@ -98,7 +112,7 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
 
 
 def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None,
-                 skip_damaged: bool = False) -> dict[str, Any]:
+                 skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
     """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.io import write_json
@@ -108,7 +122,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     run = RunDir(Path(run_path))
     model, config, info = load_run_model(run)
     metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views,
-                              skip_damaged=skip_damaged)
+                              skip_damaged=skip_damaged, scores_file=scores_file)
     metrics.update(run=str(run.path))
     if partial_state().is_main_process:
         write_json(run.eval_file, metrics)
@@ -116,7 +130,8 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
 
 
 def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",
-                    views: str | None = None, *, skip_damaged: bool = False) -> dict[str, Any]:
+                    views: str | None = None, scores_file: Path | None = None, *,
+                    skip_damaged: bool = False) -> dict[str, Any]:
     """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
     from accelerate import Accelerator
 
@@ -140,16 +155,16 @@ def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: P
     norm = normalisation(model)
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     metrics = evaluate_model(model, accelerator, data_dir, split, spec, config, manifest, views=view_pair,
-                             show=accelerator.is_main_process, skip_damaged=skip_damaged)
+                             show=accelerator.is_main_process, scores_file=scores_file, skip_damaged=skip_damaged)
     metrics.update(data=str(data_dir), method=config.method, backbone=config.model.name)
     return metrics
 
 
 def evaluate_export(model: nn.Module, data_dir: Path, *, split: str = "test", views: str | None = None,
-                    skip_damaged: bool = False) -> dict[str, Any]:
+                    skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
     """Metrics of a model loaded from an export file (its header travels as ``model.adaptcli_export``)."""
     from adaptcli.config import header_config
 
     meta = model.adaptcli_export
     return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views,
-                           skip_damaged=skip_damaged)
+                           scores_file=scores_file, skip_damaged=skip_damaged)

@@ -82,7 +82,8 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
                 inputs = inputs.flatten(0, 1)
             with accelerator.autocast():
                 model(inputs.to(accelerator.device))
-            labels.append(batch["labels"].repeat_interleave(inputs.shape[0] // batch["labels"].shape[0]))
+            # dim=0: multi-label targets are B x C rows, which must not be flattened
+            labels.append(batch["labels"].repeat_interleave(inputs.shape[0] // batch["labels"].shape[0], dim=0))
     finally:
         handle.remove()
         model.train(was_training)

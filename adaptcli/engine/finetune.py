@@ -15,6 +15,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     """Train ``config`` on the shards in ``data_dir`` into the run folder ``out``; returns the summary."""
     from adaptcli.data.manifest import read_manifest
     from adaptcli.engine.distributed import partial_state
+    from adaptcli.engine.tracking import tracker_names
     from adaptcli.engine.trainer import Trainer
     from adaptcli.io import write_json
 
@@ -24,6 +25,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     if manifest.num_classes < 2:
         raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
                          "(check the class folders given to adaptcli prepare)")
+    tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir)) if state.is_main_process else None
     try:
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.engine.memory import peak_memory_mb, reset_peak_memory
 from adaptcli.methods.registry import method_spec
 from adaptcli.runs.folder import RunDir
 from adaptcli.errors import AdaptError, Interrupted
@@ -27,7 +28,7 @@ class TrainState:
     epoch: int = 0  # epochs completed
     step: int = 0  # optimiser steps completed
     best_epoch: int | None = None
-    best_top1: float | None = None
+    best_top1: float | None = None  # the best validation value of the run's metric (mAP for multi-label)
     history: list[dict[str, Any]] = field(default_factory=list)
     batch: int = 0  # batches of epoch ``epoch`` already trained (a mid-epoch checkpoint; 0 at epoch ends)
     loss_sum: float = 0.0  # running loss of those batches, so the epoch's record is the same after a resume
@@ -68,15 +69,20 @@ class Trainer:
         from adaptcli.data.manifest import read_manifest
         from adaptcli.engine.distributed import force_cpu
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
+        from adaptcli.engine.tracking import tracker_names
         from adaptcli.runs.build import build_adapted_model, check_modality, normalisation
 
         train = self.config.train
+        trackers = tracker_names(train.log_with)
 
         self.accelerator = Accelerator(
             cpu=force_cpu(),
             mixed_precision=train.precision,
             gradient_accumulation_steps=train.accum_steps,
+            log_with=trackers or None,
+            project_dir=str(self.run.path),
         )
+        self.trackers = trackers  # started by train(): nothing is written in the run folder before run.json
         self.is_main = self.accelerator.is_main_process
         set_seed(train.seed)
         self.manifest = read_manifest(self.data_dir)
@@ -86,6 +92,13 @@ class Trainer:
                 f"(has {', '.join(self.manifest.splits)}); set --set data.train_split=NAME"
             )
         self.val_split = self.config.data.val_split if self.config.data.val_split in self.manifest.splits else None
+        self.multi_label = self.manifest.multi_label
+        self.metric = "mAP" if self.multi_label else "top1"
+        if self.multi_label and train.label_smoothing:
+            raise AdaptError(
+                f"train.label_smoothing={train.label_smoothing} does not apply to multi-label data "
+                "(binary cross-entropy per class); set --set train.label_smoothing=0"
+            )
 
         model = build_adapted_model(self.config, self.manifest.num_classes, quiet=not self.is_main)
         check_modality(model, self.manifest.modality, self.config.model.name)
@@ -142,7 +155,16 @@ class Trainer:
             return
         keep = set(trainable_state_dict(self.model))
         for index, state in enumerate(weights):
-            weights[index] = {k: v for k, v in state.items() if _strip_prefix(k) in keep}
+            kept, storages = {}, set()
+            for key, value in state.items():
+                if _strip_prefix(key) not in keep:
+                    continue
+                # safetensors refuses tensors that share memory (peft tuners with shared state, VeRA):
+                # the second name gets its own copy, and loading writes the same values back.
+                storage = value.untyped_storage().data_ptr()
+                kept[key] = value.clone() if storage in storages else value
+                storages.add(storage)
+            weights[index] = kept
 
     def save_checkpoint(self, mid_epoch: bool = False) -> Path:
         """Accelerate ``save_state`` into a temporary folder renamed when complete; prune old ones."""
@@ -223,9 +245,15 @@ class Trainer:
         from tqdm.auto import tqdm
 
         from adaptcli.engine.evaluate import evaluate_model
+        from adaptcli.engine.tracking import flat_hyperparameters, tracker_values
 
         train = self.config.train
+        if self.trackers:
+            self.accelerator.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
         start = time.time()
+        self.step_seconds = 0.0
+        steps_before = self.state.step
+        reset_peak_memory(self.accelerator.device)
         features = None
         if self.use_feature_cache:
             features = self._feature_cache()
@@ -241,7 +269,7 @@ class Trainer:
                     next(batches)
                 _set_rng_state(self._resume_rng)
             loss_sum, count = (self.state.loss_sum, self.state.loss_count) if done else (0.0, 0)
-            epoch_start = time.time()
+            epoch_start, epoch_samples = time.time(), 0
             with tqdm(total=self.steps_per_epoch, initial=done, disable=not self.is_main,
                       desc=f"epoch {epoch + 1}/{train.epochs}", unit="step", dynamic_ncols=True) as bar:
                 for index in range(done, self.steps_per_epoch):
@@ -252,8 +280,10 @@ class Trainer:
                         self._log_first_keys(epoch, batch.get("keys", []))
                     self.damaged.update(batch.get("damaged") or {})
                     self.skipped_samples += int(batch.get("skipped") or 0)
+                    step_start = time.perf_counter()
                     loss, synced = self._step(batch)
-                    loss_value = loss.item()
+                    loss_value = loss.item()  # waits for the device, so the step time is real
+                    self.step_seconds += time.perf_counter() - step_start
                     if not math.isfinite(loss_value):
                         raise AdaptError(
                             f"loss became {loss_value} at step {self.state.step} (epoch {epoch + 1}); training "
@@ -262,9 +292,10 @@ class Trainer:
                     loss_sum += loss_value
                     count += 1
                     samples_seen += batch["labels"].shape[0] * self.world
+                    epoch_samples += batch["labels"].shape[0] * self.world
                     elapsed = time.time() - epoch_start
                     bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{self._current_lr():.2e}",
-                                    sps=f"{((index + 1 - done) * batch['labels'].shape[0] * self.world) / max(elapsed, 1e-9):.1f}")
+                                    sps=f"{epoch_samples / max(elapsed, 1e-9):.1f}")
                     bar.update(1)
                     last_batch = index + 1 == self.steps_per_epoch
                     if synced and not last_batch:
@@ -277,22 +308,30 @@ class Trainer:
                                 self._interrupt(saved)
             self.state.epoch, self.state.batch, self.state.loss_sum, self.state.loss_count = epoch + 1, 0, 0.0, 0
             last_loss = loss_sum / max(count, 1)
+            seconds = time.time() - epoch_start
             record = {"event": "train", "epoch": epoch + 1, "step": self.state.step, "loss": last_loss,
-                      "lr": self._current_lr(), "seconds": time.time() - epoch_start}
+                      "lr": self._current_lr(), "seconds": seconds,
+                      "samples_per_second": epoch_samples / max(seconds, 1e-9),
+                      "peak_memory_mb": peak_memory_mb(self.accelerator.device)[0]}
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
                 metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
                                          self.config, self.manifest, views=(1, 1), show=False, skip_damaged=True)
-                record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
-                self._track_best(metrics["top1"])
+                if self.multi_label:
+                    record.update(val_mAP=metrics["mAP"])
+                else:
+                    record.update(val_top1=metrics["top1"], val_top5=metrics["top5"])
+                self._track_best(metrics[self.metric])
             self.state.history.append(record)
+            self.accelerator.log(tracker_values(record), step=epoch + 1)  # no-op without trackers
             if self.is_main:
                 self.run.log(record)
-                val = f", val top-1 {record['val_top1']:.2f}" if "val_top1" in record else ""
+                name = {"top1": "top-1", "mAP": "mAP"}[self.metric]
+                val = f", val {name} {record['val_' + self.metric]:.2f}" if f"val_{self.metric}" in record else ""
                 print(f"epoch {epoch + 1}: loss {last_loss:.4f}{val}")
             saved = self.save_checkpoint()
             if epoch + 1 < train.epochs and self._stop_requested():
                 self._interrupt(saved)
-        return self._summary(time.time() - start, samples_seen, last_loss)
+        return self._summary(time.time() - start, samples_seen, last_loss, self.state.step - steps_before)
 
     def _stop_requested(self) -> bool:
         """A stop signal reached any process (all processes agree, so they stop at the same step)."""
@@ -306,6 +345,8 @@ class Trainer:
         if self.is_main:
             self.run.set_state("interrupted", epoch=self.state.epoch, step=self.state.step, checkpoint=checkpoint.name,
                                reason=self.stop_signal or "a stop signal on another process")
+        for tracker in self.accelerator.trackers:  # the process exits next: flush what the trackers hold
+            tracker.finish()
         raise Interrupted(f"{self.stop_signal or 'stop signal'} at epoch {self.state.epoch + 1}, step {self.state.step}: "
                           f"checkpoint saved in {checkpoint}; continue with the same command and --resume")
 
@@ -358,7 +399,11 @@ class Trainer:
         with acc.accumulate(self.trained):
             with acc.autocast():
                 logits = self.trained(inputs)
-                loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=self.config.train.label_smoothing)
+                if self.multi_label:  # labels: B x C multi-hot
+                    loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+                else:
+                    loss = nn.functional.cross_entropy(logits.float(), labels,
+                                                       label_smoothing=self.config.train.label_smoothing)
             acc.backward(loss)
             if acc.sync_gradients and self.config.train.clip_grad:
                 acc.clip_grad_norm_(self.trained.parameters(), self.config.train.clip_grad)
@@ -370,20 +415,22 @@ class Trainer:
                 self.scheduler.step_update(num_updates=self.state.step)
         return loss.detach(), synced
 
-    def _track_best(self, top1: float) -> None:
+    def _track_best(self, value: float) -> None:
+        """Keep the epoch with the best validation ``self.metric`` (top-1, or mAP for multi-label)."""
         from adaptcli.io import save_tensors
         from adaptcli.methods.apply import trainable_state_dict
 
-        if self.state.best_top1 is None or top1 > self.state.best_top1:
-            self.state.best_top1 = top1
+        if self.state.best_top1 is None or value > self.state.best_top1:
+            self.state.best_top1 = value
             self.state.best_epoch = self.state.epoch
             if self.is_main:
                 save_tensors(self.run.best_file, trainable_state_dict(self.model), self._metadata())
 
-    def _summary(self, seconds: float, samples: int, loss: float) -> dict[str, Any]:
+    def _summary(self, seconds: float, samples: int, loss: float, steps_here: int) -> dict[str, Any]:
         from adaptcli.runs.params import parameter_report
 
         report = parameter_report(self.model)
+        peak_mb, memory_kind = peak_memory_mb(self.accelerator.device)
         return {
             "method": self.config.method,
             "backbone": self.config.model.name,
@@ -391,11 +438,16 @@ class Trainer:
             "epochs": self.state.epoch,
             "steps": self.state.step,
             "final_loss": loss,
+            "task": self.manifest.task,
+            "metric": self.metric,
             "best_epoch": self.state.best_epoch,
-            "best_val_top1": self.state.best_top1,
+            f"best_val_{self.metric}": self.state.best_top1,
             "selected": "best on validation" if self.state.best_epoch else "last epoch (no validation split)",
             "train_seconds": round(seconds, 2),
             "samples_per_second": round(samples / seconds, 2) if seconds > 0 else None,
+            "seconds_per_step": round(self.step_seconds / steps_here, 5) if steps_here else None,
+            "peak_memory_mb": peak_mb,
+            "peak_memory_kind": memory_kind,
             "feature_cache": self.use_feature_cache,
             "damaged_shards": {Path(url).name: reason for url, reason in sorted(self.damaged.items())},
             "skipped_samples": self.skipped_samples,

@@ -10,6 +10,7 @@ from torch import nn
 import importlib
 
 from adaptcli.methods.base import AdaptInfo, Method, freeze_all, new_parameter_names
+from adaptcli.methods.head import add_head_norm, fold_head_norms
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import head_modules
 
@@ -21,8 +22,11 @@ def get_method(name: str) -> Method:
     return getattr(importlib.import_module(module_name), class_name)(spec)
 
 
-def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
+def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none") -> nn.Module:
     """Inject method ``name`` into ``model`` in place and freeze everything it does not train.
+
+    ``head_norm="bn"`` puts ``BatchNorm1d(affine=False)`` before the classifier (AdaptFormer's
+    scripts do so for every method); a probe head already has it.
 
     Trainable afterwards: the method's own parameters, the classifier and ``fc_norm`` (when it has
     weights); for ``full``, everything. The result is recorded as ``model.adaptcli_info``.
@@ -33,8 +37,14 @@ def apply_method(model: nn.Module, name: str, options: Any = None) -> nn.Module:
     method.check_model(model)
     before = {id(p) for p in model.parameters()}
     added = method.inject(model, options)
-    method_params = new_parameter_names(model, before)
+    if head_norm == "bn":
+        add_head_norm(model)
+    elif head_norm != "none":
+        raise ValueError(f"head norm must be 'bn' or 'none', got {head_norm!r}")
     heads = [n for n, _ in head_modules(model)]
+    method_params = new_parameter_names(model, before)
+    method_params += [n for n in method.existing_parameters(model)
+                      if not _under(n, heads) and n not in method_params]
 
     freeze_all(model)
     owned = [*added, *heads]
@@ -87,18 +97,19 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def frozen_backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The backbone weights an adapted model does not train, in the plain backbone's key names.
+    """Every backbone weight of an adapted model as it is now, in the plain backbone's key names.
 
-    Loadable into the un-adapted backbone (``load_checkpoint``) and, through
-    :func:`plain_key`, back into the adapted model.
+    That is the frozen weights plus any backbone weight the method trains in place (BitFit's
+    biases: saved before training, they are the original values). Loadable into the un-adapted
+    backbone (``load_checkpoint``) and, through :func:`plain_key`, back into the adapted model.
     """
     info = adapt_info(model)
     params = {n: p for n, p in model.named_parameters()}
     state = {}
     for key, value in model.state_dict().items():
         param = params.get(key)
-        if param is not None:
-            keep = not param.requires_grad
+        if param is not None:  # trained parameters of method and head modules are not the backbone's
+            keep = not param.requires_grad or not _under(key, info.owned_prefixes)
         else:  # a buffer: the backbone's unless it sits in a method or head module
             keep = not _under(key, info.owned_prefixes)
         if keep:
@@ -115,6 +126,7 @@ def merge_method(model: nn.Module) -> nn.Module:
     """Fold the method into the backbone in place; the model then has the plain architecture."""
     info = adapt_info(model)
     get_method(info.method).merge(model)
+    fold_head_norms(model)
     del model.adaptcli_info
     return model
 

@@ -43,6 +43,10 @@ class Method:
         """Add the method's modules in place; return the qualified names of the modules it added."""
         raise NotImplementedError
 
+    def existing_parameters(self, model: nn.Module) -> list[str]:
+        """Backbone parameters the method trains as its own (BitFit's biases); none by default."""
+        return []
+
     def merge(self, model: nn.Module) -> None:
         """Fold the method into the backbone in place, restoring the original architecture."""
         raise NotMergeableError(cannot_merge_message(self.name))

@@ -1,7 +1,7 @@
 """Find the parts of a transformer that methods attach to, generically over timm architectures.
 
 A *block* is any module with ``norm1``, ``attn``, ``norm2`` and ``mlp`` children (timm ViT, Swin,
-adaptcli's video ViT). Blocks are grouped by their parent container: one group for a plain ViT, one
+adaptcli's video ViT, torchvision's ``SwinTransformerBlock`` in Video Swin). Blocks are grouped by their parent container: one group for a plain ViT, one
 per stage for Swin (ARC shares its projection within a group).
 """
 
@@ -100,8 +100,11 @@ def attention_inputs(block: nn.Module) -> list[nn.Linear]:
 
 
 def mlp_inputs(block: nn.Module) -> list[nn.Linear]:
-    """The Linear layers that read ``norm2``'s output (fc1, or the gated pair fc1_g / fc1_x)."""
+    """The Linear layers that read ``norm2``'s output (fc1, the gated pair fc1_g / fc1_x, or the first
+    layer of a Sequential MLP such as torchvision's ``MLP``, whose keys are ``mlp.0`` / ``mlp.3``)."""
     mlp = block.mlp
+    if isinstance(mlp, nn.Sequential) and len(mlp) and isinstance(mlp[0], nn.Linear):
+        return [mlp[0]]
     for names in (("fc1",), ("fc1_g", "fc1_x")):
         layers = [getattr(mlp, n, None) for n in names]
         if all(isinstance(layer, nn.Linear) for layer in layers):

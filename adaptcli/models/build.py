@@ -12,12 +12,12 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
     """Create the model with random weights (never downloads unless ``config.pretrained``)."""
     import timm
 
-    import adaptcli.models.registry  # noqa: F401  (registers video_vit_* with timm)
+    import adaptcli.models.registry  # noqa: F401  (registers video_vit_*, swin3d_* with timm)
 
     if not timm.is_model(config.name):
         close = timm.list_models(f"*{config.name.split('_')[0]}*")[:5]
         hint = f" (similar: {', '.join(close)})" if close else ""
-        raise AdaptError(f"unknown model '{config.name}'{hint}; see timm.list_models() or video_vit_*")
+        raise AdaptError(f"unknown model '{config.name}'{hint}; see timm.list_models(), video_vit_* or swin3d_t|s|b")
     kwargs = {"num_classes": num_classes, "drop_path_rate": config.drop_path}
     kwargs.update(model_size_kwargs(config))
     try:

@@ -15,6 +15,7 @@ from adaptcli.errors import AdaptError
 def is_video_model(model: nn.Module) -> bool:
     """Video backbones embed tubelets with a Conv3d."""
     proj = getattr(getattr(model, "patch_embed", None), "proj", None)
+    proj = getattr(proj, "base_layer", proj)  # a method may wrap it (SSF)
     return isinstance(proj, nn.Conv3d)
 
 
@@ -52,7 +53,7 @@ def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint:
     from adaptcli.methods.apply import apply_method
 
     model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, quiet=quiet)
-    apply_method(model, config.method, config.method_options)
+    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     if config.train.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
         model.set_grad_checkpointing(True)
     return model

@@ -63,20 +63,15 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
 
     from adaptcli.methods.apply import apply_method
     from adaptcli.models.build import create_backbone
+    from adaptcli.runs.build import build_backbone
 
     if config.model.checkpoint:
-        import sys
-
-        from adaptcli.models.checkpoints import load_checkpoint
-
-        model = create_backbone(config.model, num_classes)
-        loaded = load_checkpoint(model, config.model.checkpoint)
-        print(loaded.summary(), file=sys.stderr)  # stdout stays the table or the JSON
+        model = build_backbone(config, num_classes)  # its load summary goes to stderr
     else:
         # Counting needs shapes only: build on the meta device (instant, no memory).
         with torch.device("meta"):
             model = create_backbone(config.model, num_classes)
-    apply_method(model, config.method, config.method_options)
+    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     report = parameter_report(model)
     report.update(backbone=config.model.name, num_classes=num_classes)
     return report

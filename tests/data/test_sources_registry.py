@@ -8,7 +8,7 @@ from adaptcli.errors import AdaptError
 
 def test_names_in_order_with_help():
     assert dataset_names() == ["ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc",
-                               "imagefolder", "videofolder"]
+                               "imagefolder", "videofolder", "nuswide", "imagelist"]
     text = dataset_help()
     assert all(f"{name}: " in text for name in dataset_names())
     assert all(get_source(name).help and "\n" not in get_source(name).help for name in dataset_names())

@@ -98,8 +98,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(image_shards, tmp_path)
     checkpoints = tmp_path / "b" / "checkpoints"
     killed = _kill_when([*common, "--out", str(tmp_path / "b")], checkpoints / "epoch-0001")
     assert killed == -9
-    names = [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")]
-    assert "epoch-0001" in names and "epoch-0003" not in names  # killed after epoch 1, before the end
+    assert [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
     resumed = _run_cli([*common, "--out", str(tmp_path / "b"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout
@@ -258,3 +257,33 @@ def test_export_never_replaces_without_overwrite_nor_the_runs_own_files(image_sh
         result = runner.invoke(app, ["export", "--run", str(run), "--merge", "--out", str(run / own), "--overwrite"])
         assert result.exit_code == 2 and "one of the run's own files" in result.output, result.output
     assert (run / "backbone.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("method, options", [
+    ("lora", ["--set", "method.r=4"]), ("dora", ["--set", "method.r=4"]), ("ssf", []), ("bitfit", []),
+    ("adapter_plus", ["--set", "method.bottleneck=4"]),  # drop-path 0.1: the RNG state must come back too
+])
+def test_resume_from_an_earlier_checkpoint_repeats_the_run(image_shards, tmp_path, method, options):
+    import shutil
+
+    from adaptcli.io import read_safetensors as load_tensors
+
+    common = ["--set", "train.epochs=2", "--set", "train.keep_checkpoints=3", *options]
+    finetune(image_shards, tmp_path / "a", method, *common)
+    # An interrupted copy: the run as it stood after epoch 1.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch-0002")
+    for name in ("summary.json", "trainable.safetensors", "best.safetensors"):
+        (tmp_path / "b" / name).unlink(missing_ok=True)
+    resumed = runner.invoke(app, ["finetune", "--method", method, "--recipe", "quick", "--data", str(image_shards),
+                                  "--out", str(tmp_path / "b"), "--resume", *TINY, *common])
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from" in resumed.output
+    a, _ = load_tensors(tmp_path / "a" / "trainable.safetensors")
+    b, _ = load_tensors(tmp_path / "b" / "trainable.safetensors")
+    assert a.keys() == b.keys() and len(a) > 2
+    for key in a:
+        assert torch.allclose(a[key], b[key], atol=1e-6, rtol=0), key
+    # Not trivially equal: epoch 2 moved the weights away from the checkpoint the copy resumed from.
+    first, _ = load_tensors(tmp_path / "a" / "checkpoints" / "epoch-0001" / "model.safetensors")
+    assert any(not torch.equal(first[k], a[k]) for k in a if k in first), sorted(first)[:3]

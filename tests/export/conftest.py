@@ -24,6 +24,9 @@ OPTIONS = {
     "vpt_deep": ["--set", "method.tokens=1"],
     "linear": [],
     "full": [],
+    "adapter_plus": ["--set", "method.bottleneck=4"],
+    "lora": ["--set", "method.r=4"],
+    "dora": ["--set", "method.r=4"],
 }
 SHORT = ["--set", "train.epochs=1", "--set", "train.max_steps_per_epoch=2"]
 

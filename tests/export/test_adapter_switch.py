@@ -10,7 +10,7 @@ import torch
 
 import adaptcli
 from adaptcli.errors import AdaptError
-from tests.export.conftest import invoke
+from tests.export.conftest import header, invoke
 
 
 def x(seed: int = 0) -> torch.Tensor:
@@ -30,6 +30,9 @@ def test_one_backbone_switches_between_adapters_of_different_tasks(runs, tmp_pat
         "colours-af": source,
         "two-arc": runs.get("arc", "two", "--checkpoint", str(backbone)),
         "colours-linear": runs.get("linear", "colours", "--checkpoint", str(backbone)),
+        "two-lora": runs.get("lora", "two", "--checkpoint", str(backbone)),  # peft's layers
+        "colours-ssf": runs.get("ssf", "colours", "--checkpoint", str(backbone)),  # wrapped layers
+        "two-bitfit": runs.get("bitfit", "two", "--checkpoint", str(backbone)),  # the backbone's own biases
     }
 
     files = {}
@@ -51,10 +54,16 @@ def test_one_backbone_switches_between_adapters_of_different_tasks(runs, tmp_pat
         assert float((a - b).abs().max()) > 1e-2  # each task answers with its own adapter
 
     # The backbone tensors are shared, not copied; the heads are each task's own.
-    qkv = [m.blocks[0].attn.qkv.weight for m in models.values()]
+    layers = [m.blocks[0].attn.qkv for m in models.values()]
+    qkv = [getattr(layer, "base_layer", layer).weight for layer in layers]  # SSF and LoRA wrap qkv
     assert len({w.data_ptr() for w in qkv}) == 1
     assert len({m.head.weight.data_ptr() if hasattr(m.head, "weight") else m.head[1].weight.data_ptr()
-                for m in models.values()}) == 3
+                for m in models.values()}) == len(tasks)
+    # BitFit's task has its own biases; the shared backbone keeps the original ones.
+    shared_bias = switcher.backbone_for(header(files["two-bitfit"])).blocks[0].attn.qkv.bias
+    assert models["colours-af"].blocks[0].attn.qkv.bias.data_ptr() == shared_bias.data_ptr()
+    assert models["two-bitfit"].blocks[0].attn.qkv.bias.data_ptr() != shared_bias.data_ptr()
+    assert not torch.equal(models["two-bitfit"].blocks[0].attn.qkv.bias, shared_bias)
     # Loading a task after another leaves the first one's predictions unchanged.
     with torch.no_grad():
         before = models["colours-af"](x(5))

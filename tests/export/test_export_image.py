@@ -12,8 +12,8 @@ import torch
 import adaptcli
 from tests.export.conftest import header, invoke
 
-MERGEABLE = ["arc", "arc_att", "linear", "full"]
-UNMERGEABLE = ["adaptformer", "vpt_shallow", "vpt_deep"]
+MERGEABLE = ["arc", "arc_att", "linear", "full", "bitfit", "ssf", "lora", "dora"]
+UNMERGEABLE = ["adaptformer", "vpt_shallow", "vpt_deep", "adapter_plus"]
 ALL = MERGEABLE + UNMERGEABLE
 
 
@@ -66,8 +66,9 @@ def test_merged_file_is_a_plain_timm_model_with_the_run_predictions(runs, tmp_pa
     assert max_diff(model, plain, x) <= 1e-4
     # Not trivially equal: the adapted model is far from its own backbone with the trained head.
     backbone = timm.create_model("test_vit", num_classes=3, img_size=32).eval()
+    own = set(model.adaptcli_info.method_param_names)  # BitFit trains tensors with backbone names
     backbone.load_state_dict({k: v for k, v in model.state_dict().items() if k in backbone.state_dict()
-                              and v.shape == backbone.state_dict()[k].shape}, strict=False)
+                              and v.shape == backbone.state_dict()[k].shape and k not in own}, strict=False)
     if method != "full":
         assert max_diff(model, backbone, x) > 1e-2
 
@@ -185,3 +186,28 @@ def test_adaptformer_64_on_vit_b_adapter_is_about_5_mb():
     adapter_bytes = sum(v.numel() * 4 for v in adapter_state_dict(model).values())
     assert 330e6 < backbone_bytes < 350e6
     assert 4.5e6 < adapter_bytes < 5.5e6
+
+
+def test_peft_tuner_peft_cannot_merge_is_refused_and_exports_otherwise(runs, tmp_path):
+    run = runs.get("peft", "colours", "--set", "method.peft_type=LILY")
+    out = tmp_path / "model.safetensors"
+    result = export(run, out, "merge")
+    assert result.exit_code == 2 and not out.exists()
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "peft cannot merge" in lines[0] and "--adapter-only" in lines[0], result.output
+    assert export(run, tmp_path / "task.safetensors", "adapter-only").exit_code == 0
+    assert export(run, tmp_path / "full.safetensors", "full").exit_code == 0
+
+
+def test_peft_tuner_with_shared_state_trains_merges_and_reloads(runs, tmp_path):
+    import timm
+    from safetensors.torch import load_file
+
+    run = runs.get("peft", "colours", "--set", "method.peft_type=VERA", "--set", "method.peft_config={r: 8}")
+    out = tmp_path / "model.safetensors"
+    result = export(run, out, "merge")
+    assert result.exit_code == 0, result.output
+    plain = timm.create_model("test_vit", num_classes=3, img_size=32).eval()
+    plain.load_state_dict(load_file(str(out)), strict=True)
+    model, _, _ = run_model(run)
+    assert max_diff(model, plain, batch()) <= 1e-4

@@ -15,8 +15,9 @@ from adaptcli.methods.arc.method import SHARED_NAME
 from backbone_zoo import batch_for, build, randomise
 
 NUM_CLASSES = 5
-VIDEO_METHODS = ["adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full"]
-SWIN_METHODS = ["adaptformer", "arc", "arc_att", "linear", "full"]
+NEW_METHODS = ["adapter_plus", "bitfit", "ssf", "lora", "dora"]
+VIDEO_METHODS = ["adaptformer", "arc", "arc_att", "vpt_shallow", "vpt_deep", "linear", "full", *NEW_METHODS]
+SWIN_METHODS = ["adaptformer", "arc", "arc_att", "linear", "full", *NEW_METHODS]
 CASES = [("video_vit", m) for m in VIDEO_METHODS] + [("swin", m) for m in SWIN_METHODS]
 
 #: Parameters each method trains besides the classifier (and fc_norm).
@@ -27,6 +28,11 @@ METHOD_PARAMS = {
     "vpt_shallow": r"^vpt\.embeddings$",
     "vpt_deep": r"^vpt\.embeddings$",
     "linear": r"$^",
+    "adapter_plus": r"\.adapter_plus\.",
+    "bitfit": r"(?<!base_layer)\.bias$",  # every bias of the backbone
+    "ssf": r"\.ssf\.(scale|shift)$",
+    "lora": r"\.attn\.qkv\.lora_[AB]\.default\.weight$",
+    "dora": r"\.attn\.qkv\.lora_([AB]|magnitude_vector)\.default\.weight$",
 }
 HEADS = r"^(head|fc_norm)\."
 
@@ -88,7 +94,8 @@ def test_arc_shares_one_projection_across_the_video_vit() -> None:
     assert sorted(getattr(model, SHARED_NAME).keys()) == ["g0_att", "g0_mlp"]
 
 
-@pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin") for m in ("arc", "arc_att", "linear")])
+@pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin")
+                                         for m in ("arc", "arc_att", "linear", "bitfit", "ssf", "lora", "dora")])
 def test_merge_is_exact_and_gives_the_plain_architecture(kind: str, method: str) -> None:
     model = adapted(kind, method)
     x = batch_for(model)
@@ -133,3 +140,20 @@ def test_vpt_prompts_among_space_time_tokens_are_not_pooled(method: str) -> None
         assert torch.allclose(model(x), logits, atol=1e-6)
         model.vpt.embeddings.add_(torch.randn_like(model.vpt.embeddings))  # not a constant: LN removes it
         assert not torch.allclose(model(x), logits, atol=1e-4)
+
+
+def test_ssf_follows_the_patch_embedding_of_each_backbone() -> None:
+    video = adapted("video_vit", "ssf")
+    assert isinstance(video.patch_embed.proj.base_layer, nn.Conv3d)  # one gamma per output channel
+    swin = adapted("swin", "ssf")
+    assert isinstance(swin.patch_embed.norm.base_layer, nn.LayerNorm)  # Swin's embedding ends in a norm
+    assert isinstance(swin.norm.base_layer, nn.LayerNorm)
+    per_block = 2 * (32 + 3 * 32 + 32 + 32 + 4 * 32 + 32)
+    count = sum(p.numel() for n, p in swin.named_parameters() if ".ssf." in n)
+    assert count == 2 * 32 + 2 * per_block + 2 * per_block * 2 + 2 * 64
+
+
+def test_a_wrapped_patch_embedding_is_still_seen_as_video() -> None:
+    from adaptcli.runs.build import is_video_model
+
+    assert is_video_model(adapted("video_vit", "ssf")) and not is_video_model(adapted("swin", "ssf"))

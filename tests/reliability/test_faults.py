@@ -154,7 +154,7 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("unknown-key", lambda ws: Spec(ft(ws, *sets("train.epohcs=3"))), r"did you mean 'train.epochs'"),
     ("wrong-type", lambda ws: Spec(ft(ws, *sets("train.epochs=many"))), r"train.epochs: expected int, got 'many'"),
     ("set-without-equals", lambda ws: Spec(ft(ws, "--set", "train.epochs")), r"--set expects KEY=VALUE"),
-    ("unknown-method", lambda ws: Spec(ft(ws, method="lora")), r"lora"),
+    ("unknown-method", lambda ws: Spec(ft(ws, method="prompt_magic")), r"prompt_magic"),  # lora is a method since issue 12
     ("unknown-recipe", lambda ws: Spec(["finetune", "--method", "arc", "--recipe", "nosuch", "--data", str(ws.shards), "--out", str(ws.tmp / "o")]), r"recipe 'nosuch' is neither"),
     ("recipe-bad-yaml", lambda ws: (ws.tmp.joinpath("r.yaml").write_text("train: [1,\n"), Spec(["finetune", "--method", "arc", "--recipe", str(ws.tmp / "r.yaml"), "--data", str(ws.shards), "--out", str(ws.tmp / "o")], [ws.tmp / "r.yaml"]))[1], r"is not valid YAML"),
     ("unknown-model", lambda ws: Spec(ft(ws, "--model", "vit_nonexistent_patch99")), r"unknown model 'vit_nonexistent_patch99'"),

@@ -22,10 +22,13 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
 
 @dataclass
 class Item:
-    """One sample to encode: a file to read (``path``) or an in-memory image (``array``)."""
+    """One sample to encode: a file to read (``path``) or an in-memory image (``array``).
+
+    ``label`` is a class index, or for multi-label data the list of the sample's class indices
+    (possibly empty)."""
 
     key: str
-    label: int | None
+    label: int | list[int] | None
     path: str | None = None
     array: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
@@ -42,6 +45,7 @@ class Listing:
     skipped: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
     hflip: bool = True  # False where left/right is part of the label; recorded in dataset.json
+    task: Literal["single-label", "multi-label"] = "single-label"  # recorded in dataset.json
 
 
 @dataclass
@@ -51,6 +55,7 @@ class SourceOptions:
     splits: list[str] | None = None
     labels: Path | None = None
     videos: Path | None = None
+    images: Path | None = None
     split_dir: Path | None = None
     split_id: int = 1
     task: str | None = None

@@ -15,7 +15,7 @@ from pathlib import Path
 from adaptcli.data.sources.base import DataSource, Found, SourceOptions
 from adaptcli.errors import AdaptError
 
-MODULES = ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc", "folders")
+MODULES = ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc", "folders", "nuswide", "imagelist")
 
 
 @cache

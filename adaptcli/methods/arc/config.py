@@ -16,7 +16,9 @@ class ArcOptions:
 
     dim: Annotated[int, Ge(1)] = 50
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
-    scale_init: Literal["zero", "xavier"] = "zero"
+    #: official: as ARC's released code (attention-side scales zero, MLP-side xavier-uniform);
+    #: zero: both zero (the adapter starts as the identity); xavier: both xavier-uniform.
+    scale_init: Literal["official", "zero", "xavier"] = "official"
     layers: Optional[list[Annotated[int, Ge(0)]]] = None
 
 

@@ -45,7 +45,7 @@ class ArcAdapter(nn.Module):
         # Not registered here: the projection is registered once on the model and shared.
         object.__setattr__(self, "projection", projection)
         self.scale = nn.Parameter(torch.zeros(rank))
-        if scale_init == "xavier":
+        if scale_init == "xavier":  # xavier-uniform of a 1 x r matrix, as the released code draws it
             nn.init.xavier_uniform_(self.scale.data.view(1, rank))
         self.bias = nn.Parameter(torch.zeros(dim))
         self.dropout = nn.Dropout(dropout)
@@ -61,6 +61,13 @@ class ArcAdapter(nn.Module):
         u = self.projection.weight
         eye = torch.eye(u.shape[0], dtype=u.dtype, device=u.device)
         return eye + (u * self.scale) @ u.T, self.bias.detach().clone()
+
+
+def side_scale_init(scale_init: str, side: str) -> str:
+    """``official``: zero on the attention side, xavier-uniform on the MLP side (ARC's released code)."""
+    if scale_init == "official":
+        return "zero" if side == "att" else "xavier"
+    return scale_init
 
 
 class Arc(Method):
@@ -82,7 +89,8 @@ class Arc(Method):
                 norm_attr = "norm1" if side == "att" else "norm2"
                 for index in members:
                     name, block = blocks[index]
-                    adapter = ArcAdapter(getattr(block, norm_attr), projection, options.dropout, options.scale_init)
+                    adapter = ArcAdapter(getattr(block, norm_attr), projection, options.dropout,
+                                         side_scale_init(options.scale_init, side))
                     setattr(block, norm_attr, adapter)
                     added.append(f"{name}.{norm_attr}")
         model.add_module(SHARED_NAME, shared)

@@ -4,34 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from adaptcli.methods.base import Method
+from adaptcli.methods.head import NormHead, fold_head_norms
 from adaptcli.models.blocks import classifier, qualified_name, set_submodule
 
 
-class ProbeHead(nn.Sequential):
-    """``BatchNorm1d(D, affine=False, eps=1e-6)`` then ``Linear(D, C)`` (weight trunc-normal std 0.01)."""
+class ProbeHead(NormHead):
+    """The MAE probe: :class:`NormHead` with the Linear re-initialised (trunc-normal std 0.01, zero bias)."""
 
     def __init__(self, linear: nn.Linear):
-        norm = nn.BatchNorm1d(linear.in_features, affine=False, eps=1e-6)
-        super().__init__(norm, linear)
+        super().__init__(linear)
         nn.init.trunc_normal_(linear.weight, std=0.01)
         if linear.bias is not None:
             nn.init.zeros_(linear.bias)
-
-    @torch.no_grad()
-    def folded(self) -> nn.Linear:
-        """The equivalent single Linear at inference (batch statistics folded in)."""
-        norm, linear = self[0], self[1]
-        inv_std = torch.rsqrt(norm.running_var + norm.eps)
-        out = nn.Linear(linear.in_features, linear.out_features, bias=True)
-        out = out.to(linear.weight)
-        out.weight.copy_(linear.weight * inv_std)
-        bias = linear.bias if linear.bias is not None else torch.zeros_like(out.bias)
-        out.bias.copy_(bias - out.weight @ norm.running_mean)
-        return out
 
 
 class Linear(Method):
@@ -44,7 +31,5 @@ class Linear(Method):
         return []
 
     def merge(self, model: nn.Module) -> None:
-        for name, module in list(model.named_modules()):
-            if isinstance(module, ProbeHead):
-                set_submodule(model, name, module.folded())
+        fold_head_norms(model)
 

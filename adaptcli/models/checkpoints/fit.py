@@ -1,5 +1,6 @@
 """Fit a state dict in timm's key names to a built model, and say exactly what happened.
 
+* Video Swin: an image checkpoint or relative-position tables of another window size are refused;
 * video model: an image checkpoint (2-D patch kernel) is inflated (:mod:`adaptcli.models.inflate`);
   a stored position table is checked to be the fixed sinusoid one and then ignored, since the model
   recomputes it for its own frame count and grid;
@@ -22,6 +23,7 @@ from adaptcli.errors import AdaptError
 from adaptcli.models.blocks import classifier, qualified_name
 from adaptcli.models.checkpoints.report import LoadReport
 from adaptcli.models.inflate import PATCH_KERNEL, image_to_video
+from adaptcli.models.video_swin import VideoSwin
 from adaptcli.models.video_vit import VideoVisionTransformer, sinusoid_table
 
 SHOWN = 4  # keys named in a one-line error
@@ -32,6 +34,8 @@ def fit_state_dict(model: nn.Module, state: dict[str, torch.Tensor], report: Loa
     """Load ``state`` into ``model`` in place, filling ``report``."""
     if isinstance(model, VideoVisionTransformer):
         state = _for_video(model, state, report)
+    elif isinstance(model, VideoSwin):
+        state = _for_video_swin(model, state, report)
     else:
         state = _for_image(model, state, report)
 
@@ -101,6 +105,37 @@ def _for_video(model: VideoVisionTransformer, state: dict[str, torch.Tensor], re
             )
         report.unused.append("pos_embed")
         report.notes.append("stored fixed sinusoid pos_embed ignored: recomputed for this model's frames and grid")
+    return state
+
+
+def _for_video_swin(model: VideoSwin, state: dict[str, torch.Tensor], report: LoadReport) -> dict[str, torch.Tensor]:
+    """Refuse image weights and another window size; take the model's own relative-position index.
+
+    The index is a fixed function of the window size (a buffer both layouts store, the same
+    computation in both codes); once the tables' shapes agree, the model's own index is the one the
+    stored tables were trained with.
+    """
+    kernel = state.get(PATCH_KERNEL)
+    if kernel is not None and kernel.ndim != 5:
+        raise AdaptError(
+            f"checkpoint {report.path} holds an image model (2-D patch kernel); swin3d takes a Video "
+            "Swin checkpoint (the official release or torchvision's swin3d weights)"
+        )
+    expected = model.state_dict()
+    state = dict(state)
+    for key, value in list(state.items()):
+        if key.endswith("attn.relative_position_bias_table") and key in expected:
+            if value.shape != expected[key].shape:
+                window = "x".join(str(w) for w in model.window_size)
+                raise AdaptError(
+                    f"checkpoint {report.path}: {key} has {value.shape[0]} rows but this model's "
+                    f"{window} window needs {expected[key].shape[0]}; the checkpoint was trained with "
+                    "another window size, which adaptcli does not interpolate"
+                )
+    for key in expected:
+        table = key.replace("relative_position_index", "relative_position_bias_table")
+        if key.endswith("attn.relative_position_index") and table in state:
+            state[key] = expected[key]
     return state
 
 

@@ -6,6 +6,9 @@ format                 recognised by                                   conversio
 ``videomae-pretrain``  keys under ``encoder.`` (and ``decoder.``)      keep ``encoder.*`` stripped
 ``mae-pretrain``       ``mask_token`` or ``decoder_*`` keys            drop decoder and mask token
 ``videomae-finetune``  ``blocks.N.attn.q_bias`` / ``v_bias``           fuse into ``qkv.bias``
+``video-swin``         3-D patch kernel, ``layers.I.blocks.J.*``       to torchvision's ``swin3d``
+                       (the official mmaction release)                 names; ``cls_head`` dropped
+``torchvision``        3-D patch kernel, ``features.I.J.attn.*``       none (torchvision's swin3d)
 ``timm``               anything else in timm's key names               none
 =====================  ==============================================  ==============================
 
@@ -30,6 +33,11 @@ WRAPPER_KEYS = ("model", "state_dict", "module", "model_state")
 KEY_PREFIXES = ("module.", "backbone.")
 
 _QV_BIAS = re.compile(r"^(.*\.attn)\.(q_bias|v_bias)$")
+_SWIN_BLOCK = re.compile(r"^layers\.(\d+)\.blocks\.(\d+)\.(.*)$")
+_SWIN_DOWNSAMPLE = re.compile(r"^layers\.(\d+)\.downsample\.(.*)$")
+#: The official Video Swin's ``Mlp`` names its layers; torchvision's ``MLP`` is a Sequential.
+_SWIN_MLP = {"mlp.fc1.": "mlp.0.", "mlp.fc2.": "mlp.3."}
+PATCH_KERNEL = "patch_embed.proj.weight"
 
 
 def unwrap(obj: Any, path: str) -> dict[str, torch.Tensor]:
@@ -54,8 +62,15 @@ def unwrap(obj: Any, path: str) -> dict[str, torch.Tensor]:
 
 
 def detect_format(state: Mapping[str, torch.Tensor]) -> str:
-    """One of ``videomae-pretrain``, ``mae-pretrain``, ``videomae-finetune``, ``timm``."""
+    """One of ``video-swin``, ``torchvision``, ``videomae-pretrain``, ``mae-pretrain``,
+    ``videomae-finetune``, ``timm``."""
     keys = list(state)
+    kernel = state.get(PATCH_KERNEL, state.get("backbone." + PATCH_KERNEL))
+    if kernel is not None and kernel.ndim == 5:
+        if any(_SWIN_BLOCK.match(k.removeprefix("backbone.")) for k in keys):
+            return "video-swin"
+        if any(k.startswith("features.") and ".attn.relative_position_bias_table" in k for k in keys):
+            return "torchvision"
     if any(k.startswith("encoder.") for k in keys) and any(k.startswith("encoder.blocks.") for k in keys):
         return "videomae-pretrain"
     if "mask_token" in state or any(k.startswith("decoder_") for k in keys):
@@ -70,6 +85,11 @@ def to_timm_keys(state: Mapping[str, torch.Tensor], fmt: str) -> tuple[dict[str,
     state = dict(state)
     dropped: list[str] = []
     notes: list[str] = []
+    if fmt == "video-swin":
+        state, dropped = video_swin_to_torchvision(state)
+        notes.append(f"official Video Swin keys renamed to torchvision's swin3d; dropped {len(dropped)} "
+                     "keys outside the backbone (cls_head)")
+        return state, dropped, notes
     if fmt == "videomae-pretrain":
         dropped = [k for k in state if not k.startswith("encoder.")]
         state = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}
@@ -96,3 +116,31 @@ def fuse_qv_bias(state: dict[str, torch.Tensor]) -> int:
             raise AdaptError(f"checkpoint has both {owner}.qkv.bias and q_bias/v_bias")
         state[f"{owner}.qkv.bias"] = torch.cat([q, torch.zeros_like(q), v])
     return len(owners)
+
+
+def video_swin_to_torchvision(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """The official Video Swin (mmaction ``backbone.*``) keys in torchvision's ``swin3d`` names.
+
+    ``layers.I.blocks.J.X`` -> ``features.{2I}.J.X`` and ``layers.I.downsample.X`` ->
+    ``features.{2I+1}.X`` (torchvision interleaves stages and patch merging in one Sequential), the
+    MLP's ``fc1`` / ``fc2`` -> ``0`` / ``3``; ``patch_embed.*`` and ``norm.*`` keep their names.
+    Keys outside the backbone (``cls_head.*``) are returned as dropped.
+    """
+    prefixed = any(k.startswith("backbone.") for k in state)
+    out: dict[str, torch.Tensor] = {}
+    dropped: list[str] = []
+    for key, value in state.items():
+        if prefixed and not key.startswith("backbone."):
+            dropped.append(key)
+            continue
+        name = key.removeprefix("backbone.")
+        if block := _SWIN_BLOCK.match(name):
+            rest = block.group(3)
+            for old, new in _SWIN_MLP.items():
+                if rest.startswith(old):
+                    rest = new + rest[len(old):]
+            name = f"features.{2 * int(block.group(1))}.{block.group(2)}.{rest}"
+        elif down := _SWIN_DOWNSAMPLE.match(name):
+            name = f"features.{2 * int(down.group(1)) + 1}.{down.group(2)}"
+        out[name] = value
+    return out, dropped

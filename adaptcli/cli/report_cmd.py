@@ -1,0 +1,49 @@
+"""``adaptcli report``: runs and suites in one table (Markdown, CSV or JSON), and a plot."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptcli.cli.errors import user_errors
+
+PANEL = "Protocols"
+
+
+class Format(str, Enum):
+    md = "md"
+    csv = "csv"
+    json = "json"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel=PANEL)
+    @user_errors
+    def report(
+        paths: Annotated[list[Path], typer.Argument(help="Run folders (finetune --out) and suite folders (suite --out).")],
+        fmt: Annotated[Format, typer.Option("--format", help="Table format.")] = Format.md,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Write the table to this file instead of printing it.")] = None,
+        plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw accuracy against trainable parameters (log x) into this PNG.")] = None,
+    ) -> None:
+        """One row per run (parameters, val/test top-1, time, speed, memory); suites side by side with both averages.
+
+        Example: adaptcli report runs/* suites/vtab-arc suites/vtab-adaptformer --plot top1_vs_params.png
+        """
+        from adaptcli.io import write_text
+        from adaptcli.protocols.report import plot as draw
+        from adaptcli.protocols.report import render
+        from adaptcli.protocols.report import report as build
+
+        data = build(list(paths))
+        text = render(data, fmt.value)
+        if out is not None:
+            write_text(out, text)
+            typer.echo(f"written: {out}")
+        else:
+            typer.echo(text, nl=False)
+        if plot is not None:
+            draw(data, plot)
+            typer.echo(f"plot: {plot}")

@@ -1,0 +1,72 @@
+"""``adaptcli suite``: one method over a whole benchmark (VTAB-1k, FGVC), tuned per task, resumable."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptcli.cli.choices import method_option_help
+from adaptcli.cli.errors import user_errors
+from adaptcli.errors import AdaptError
+
+PANEL = "Protocols"
+
+
+class BenchmarkName(str, Enum):
+    vtab = "vtab"
+    fgvc = "fgvc"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel=PANEL)
+    @user_errors
+    def suite(
+        bench: Annotated[BenchmarkName, typer.Argument(help="vtab (VTAB-1k, 19 tasks) or fgvc (5 datasets).")],
+        method: Annotated[str, typer.Option("--method", help=method_option_help())],
+        data: Annotated[Path, typer.Option("--data", help="The --shards folder of 'adaptcli prepare vtab' (or one 'prepare fgvc' per dataset under one folder): one sub-folder per task.")],
+        out: Annotated[Path, typer.Option("--out", help="The suite folder (re-run the same command to continue it).")],
+        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name; overrides the recipe.")] = None,
+        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights.")] = None,
+        recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe name or YAML (default: the benchmark's, vtab or fgvc).")] = None,
+        set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key for every run (repeatable).")] = None,
+        sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="KEY=V1,V2,... tuned per task (repeatable; replaces the recipe's sweep: grid).")] = None,
+        tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to run (default: every prepared task).")] = None,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tasks, points, runs, which exist) and train nothing.")] = False,
+        overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain runs whose settings changed instead of refusing.")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the overall progress bar.")] = True,
+    ) -> None:
+        """Run a method over every task of VTAB-1k or FGVC: tune on the validation split, retrain, test once.
+
+        Example: adaptcli suite vtab --method arc --data shards/vtab --out suites/vtab-arc --sweep train.lr=1e-3,1e-2
+        """
+        from adaptcli.config import recipe_sweep
+        from adaptcli.protocols.benchmarks import average_lines, benchmark, find_tasks
+        from adaptcli.protocols.grid import grid_points, parse_sweeps
+        from adaptcli.protocols.suite import SuiteSpec, plan_lines, run_suite
+
+        overrides = list(set_ or [])
+        if model is not None:
+            overrides.insert(0, f"model.name={model}")
+        if checkpoint is not None:
+            if not checkpoint.exists():
+                raise AdaptError(f"--checkpoint {checkpoint} does not exist")
+            overrides.insert(0, f"model.checkpoint={checkpoint.resolve()}")
+        spec_bench = benchmark(bench.value)
+        chosen_recipe = recipe or spec_bench.recipe
+        grid = parse_sweeps(sweep, method) if sweep else recipe_sweep(chosen_recipe, method)
+        wanted = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
+        spec = SuiteSpec(bench.value, method, data, out, chosen_recipe, overrides, grid, wanted)
+        if dry_run:
+            for line in plan_lines(spec, find_tasks(spec_bench, data, wanted), grid_points(grid)):
+                typer.echo(line)
+            return
+        results = run_suite(spec, overwrite=overwrite, log=typer.echo, progress=progress)
+        from adaptcli.engine.distributed import partial_state
+
+        if partial_state().is_main_process:
+            for line in average_lines(spec_bench, results["averages"]):
+                typer.echo(line)
+            typer.echo(f"results: {out / 'results.md'}, results.json, results.csv")

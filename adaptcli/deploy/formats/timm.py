@@ -1,0 +1,96 @@
+"""A timm model folder: ``config.json`` + ``model.safetensors``, what ``timm.create_model("local-dir:DIR")`` reads.
+
+``--merge`` names the backbone's own architecture (plain timm loads it; adaptcli's video ViTs need
+``import adaptcli`` first). ``--full`` names ``adaptcli_adapted`` (:mod:`adaptcli.deploy.timm_arch`),
+which rebuilds backbone + method from the configuration in ``model_args`` (after ``import adaptcli``).
+The same folder is what the Hugging Face Hub takes for a timm model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from adaptcli.deploy.formats import ExportFormat, register
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.deploy.export import Export
+
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+
+
+def timm_config(export: "Export") -> dict[str, Any]:
+    """``config.json`` in timm's layout: architecture, ``model_args``, ``pretrained_cfg``, ``label_names``."""
+    from adaptcli.deploy.timm_arch import ARCHITECTURE
+
+    meta, data = export.meta, export.config.data
+    num_classes = int(meta["num_classes"])
+    if export.mode == "merge":
+        architecture, model_args = meta["backbone"], dict(meta["create_kwargs"])
+    else:
+        architecture, model_args = ARCHITECTURE, {"run_config": meta["config"], "num_classes": num_classes}
+    squash = data.augment == "resize"  # the eval transform resizes the whole frame, no crop
+    return {
+        "architecture": architecture,
+        "num_classes": num_classes,
+        "label_names": list(meta["classes"]),
+        "model_args": model_args,
+        "pretrained_cfg": {
+            "input_size": list(meta["input_size"]),
+            "fixed_input_size": True,
+            "interpolation": "bilinear",
+            "crop_pct": 1.0 if squash else float(data.crop_pct),
+            "crop_mode": "squash" if squash else "center",
+            "mean": list(meta["mean"]),
+            "std": list(meta["std"]),
+            "num_classes": num_classes,
+            "first_conv": "patch_embed.proj",
+            "classifier": "head",
+        },
+        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames") if k in meta},
+    }
+
+
+def load_folder(path: Path):  # -> nn.Module
+    """What a user gets: ``timm.create_model("local-dir:PATH", pretrained=True)`` in eval mode."""
+    import timm
+
+    import adaptcli.deploy.timm_arch  # noqa: F401  (adaptcli_adapted, video_vit_*)
+
+    return timm.create_model(f"local-dir:{path}", pretrained=True).eval()
+
+
+def write(export: "Export", out: Path) -> dict[str, Any]:
+    """Write the folder under a temporary name, load it with timm and compare logits, then rename."""
+    from adaptcli.deploy.check import check_difference, max_abs_difference
+    from adaptcli.io import atomic_path, save_tensors, write_json
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        write_json(tmp / CONFIG, timm_config(export))
+        save_tensors(tmp / WEIGHTS, export.state, export.meta)
+        diff = max_abs_difference(export.model, load_folder(tmp), export.inputs)
+        check_difference(diff, "timm folder")
+    architecture = timm_config(export)["architecture"]
+    after = "" if timm_knows(architecture) else "import adaptcli; "
+    return {
+        "max_abs_diff": diff,
+        "tensors": len(export.state),
+        "check": "timm.create_model check",
+        "use": [f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)'],
+    }
+
+
+def timm_knows(architecture: str) -> bool:
+    """Whether timm itself defines ``architecture`` (else adaptcli registers it on import)."""
+    from timm.models import model_entrypoint
+
+    return not model_entrypoint(architecture).__module__.startswith("adaptcli.")
+
+
+register(ExportFormat(
+    name="timm",
+    summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
+    modes=("merge", "full"),
+    write=write,
+))

@@ -1,0 +1,14 @@
+"""BitFit (Zaken et al., ACL 2022): only the backbone's biases train. Registration."""
+
+from __future__ import annotations
+
+from adaptcli.methods.registry import MethodSpec, NoOptions, register
+
+register(MethodSpec(
+    name="bitfit",
+    summary="every bias of the backbone trains (mergeable)",
+    options=NoOptions,
+    implementation="adaptcli.methods.bitfit.method:BitFit",
+    order=32,
+    mergeable=True,
+))

@@ -1,0 +1,56 @@
+"""The LoRA family and any other tuner of Hugging Face ``peft``: options and registration.
+
+``lora`` and ``dora`` are peft's LoRA (Hu et al., ICLR 2022) and DoRA (Liu et al., ICML 2024) with
+this toolkit's defaults; ``peft`` takes any peft tuner by name and its options as peft spells them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adaptcli.methods.registry import MethodSpec, register
+
+
+@dataclass
+class LoraOptions:
+    """Low-rank update ``W + (alpha / r) B A`` of each target Linear (peft's ``LoraConfig``)."""
+
+    r: int = 8
+    alpha: float = 8.0
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["qkv"])
+
+
+@dataclass
+class PeftOptions:
+    """Any peft tuner: ``peft_type`` names it (LORA, VERA, IA3, LOHA, ...), ``peft_config`` its options."""
+
+    peft_type: str = "LORA"
+    peft_config: dict[str, Any] = field(default_factory=dict)
+
+
+register(MethodSpec(
+    name="lora",
+    summary="LoRA through peft: low-rank update of qkv (mergeable)",
+    options=LoraOptions,
+    implementation="adaptcli.methods.peft_tuners.method:Lora",
+    order=13,
+    mergeable=True,
+))
+register(MethodSpec(
+    name="dora",
+    summary="DoRA through peft: LoRA with a learned magnitude per output (mergeable)",
+    options=LoraOptions,
+    implementation="adaptcli.methods.peft_tuners.method:Dora",
+    order=14,
+    mergeable=True,
+))
+register(MethodSpec(
+    name="peft",
+    summary="any peft tuner: method.peft_type and method.peft_config (merged where peft can merge it)",
+    options=PeftOptions,
+    implementation="adaptcli.methods.peft_tuners.method:AnyPeftTuner",
+    order=15,
+    mergeable=True,
+))

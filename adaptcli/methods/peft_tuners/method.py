@@ -1,0 +1,131 @@
+"""peft's tuners injected into our timm models, and merged back through peft.
+
+``peft.inject_adapter_in_model`` wraps each target layer in a tuner layer that keeps the original
+as ``base_layer`` (so ``blocks.0.attn.qkv.weight`` becomes ``blocks.0.attn.qkv.base_layer.weight``,
+which :func:`adaptcli.methods.apply.plain_key` maps back). Merging calls each tuner layer's own
+``merge()`` and puts its base layer back: the plain architecture with timm's key names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from torch import nn
+
+from adaptcli.errors import ConfigError, NotMergeableError
+from adaptcli.methods.base import Method
+from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
+from adaptcli.models.blocks import set_submodule
+
+DEFAULT_TARGETS = ["qkv"]
+
+
+def tuner_types() -> dict[str, type]:
+    """peft's config class of every tuner that injects into a model's layers (no prompt learning)."""
+    from peft.config import PromptLearningConfig
+    from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING, PEFT_TYPE_TO_TUNER_MAPPING
+
+    return {str(getattr(key, "value", key)): cls for key, cls in sorted(PEFT_TYPE_TO_CONFIG_MAPPING.items())
+            if key in PEFT_TYPE_TO_TUNER_MAPPING and not issubclass(cls, PromptLearningConfig)}
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
+def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
+    """peft's own config object for ``peft_type`` with ``options``; bad input is one line naming the valid ones."""
+    types = tuner_types()
+    name = str(peft_type).upper()
+    if name not in types:
+        close = difflib.get_close_matches(name, list(types), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"method.peft_type: '{peft_type}' is not a peft tuner{hint}; choose one of {', '.join(types)}")
+    cls = types[name]
+    fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "peft_type"]
+    for key in options:
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(
+                f"method.peft_config: {cls.__name__} has no option '{key}'{hint}; valid: {', '.join(fields)}"
+            )
+    if "target_modules" in fields and "target_modules" not in options:
+        options = {**options, "target_modules": list(DEFAULT_TARGETS)}
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"method.peft_config: {cls.__name__} refused the options: {_one_line(exc)}") from exc
+
+
+def lora_config(options: LoraOptions, use_dora: bool) -> Any:
+    return build_peft_config("LORA", {
+        "r": options.r, "lora_alpha": options.alpha, "lora_dropout": options.dropout,
+        "target_modules": list(options.target_modules), "use_dora": use_dora,
+    })
+
+
+def tuner_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    return [(name, module) for name, module in model.named_modules() if isinstance(module, BaseTunerLayer)]
+
+
+class PeftMethod(Method):
+    """Injects a peft config; subclasses say which."""
+
+    def peft_config(self, options: Any) -> Any:
+        raise NotImplementedError
+
+    def inject(self, model: nn.Module, options: Any) -> list[str]:
+        from peft import inject_adapter_in_model
+        from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
+
+        config = self.peft_config(options)
+        try:
+            tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
+            if tuner.uses_shared_state:
+                # VeRA and the like keep state on the tuner model: build it (as get_peft_model does); it
+                # injects into ``model`` in place, and every layer keeps a reference to what it shares.
+                tuner(model, config, adapter_name="default")
+            else:
+                inject_adapter_in_model(config, model)
+        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+            raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
+                              f"{type(model).__name__}: {_one_line(exc)}") from exc
+        # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
+        return [f"{name}.{child}" for name, layer in tuner_layers(model)
+                for child, _ in layer.named_children() if child != "base_layer"]
+
+    def existing_parameters(self, model: nn.Module) -> list[str]:
+        # peft marks what its config trains (adapters, and biases with bias="all"); keep that choice.
+        return [name for name, param in model.named_parameters() if param.requires_grad]
+
+    def merge(self, model: nn.Module) -> None:
+        for name, layer in tuner_layers(model):
+            try:
+                layer.merge()
+            except (NotImplementedError, ValueError, TypeError, AttributeError) as exc:
+                raise NotMergeableError(
+                    f"peft cannot merge {type(layer).__name__} ({_one_line(exc)}); export with --full or "
+                    "--adapter-only instead"
+                ) from exc
+            set_submodule(model, name, layer.get_base_layer())
+
+
+class Lora(PeftMethod):
+    def peft_config(self, options: LoraOptions) -> Any:
+        return lora_config(options, use_dora=False)
+
+
+class Dora(PeftMethod):
+    def peft_config(self, options: LoraOptions) -> Any:
+        return lora_config(options, use_dora=True)
+
+
+class AnyPeftTuner(PeftMethod):
+    def peft_config(self, options: PeftOptions) -> Any:
+        return build_peft_config(options.peft_type, dict(options.peft_config))

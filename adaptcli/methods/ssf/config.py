@@ -1,0 +1,24 @@
+"""SSF's registration (Lian et al., NeurIPS 2022: Scaling & Shifting your Features)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adaptcli.methods.registry import MethodSpec, register
+
+
+@dataclass
+class SsfOptions:
+    """Scale ~ N(1, init_std), shift ~ N(0, init_std), as in the paper's code."""
+
+    init_std: float = 0.02
+
+
+register(MethodSpec(
+    name="ssf",
+    summary="a learned scale and shift after every linear, norm and the patch embedding (mergeable)",
+    options=SsfOptions,
+    implementation="adaptcli.methods.ssf.method:Ssf",
+    order=33,
+    mergeable=True,
+))

@@ -1,0 +1,195 @@
+"""``adaptcli report``: one row per run, suites with their averages, suites side by side as a paper table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from adaptcli.errors import AdaptError
+from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.runs.folder import RunDir
+
+RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
+               "test", "train_seconds", "samples_per_second", "peak_memory_mb"]
+
+
+def run_row(path: Path) -> dict[str, Any]:
+    """The report row of one run folder: validation and test score in the run's metric (top-1, or
+    mAP for multi-label data); test from its eval.json when that holds the test split."""
+    run = RunDir(path)
+    info, config = run.info(), run.config()
+    summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
+    evaluated = json.loads(run.eval_file.read_text()) if run.eval_file.exists() else {}
+    metric = summary.get("metric", "top1")
+    test = evaluated.get(metric) if evaluated.get("split") == config.data.test_split else None
+    val = summary.get(f"best_val_{metric}")
+    if val is None and evaluated.get("split") not in (None, config.data.test_split):
+        val = evaluated.get(metric)
+    single_label = metric == "top1"
+    return {
+        "run": str(path), "method": config.method, "backbone": config.model.name,
+        "dataset": _dataset(info),
+        "trainable_params": summary.get("trainable_params"), "trainable_percent": summary.get("trainable_percent"),
+        "metric": metric, "val": val, "test": test,
+        "val_top1": val if single_label else None, "test_top1": test if single_label else None,
+        "train_seconds": summary.get("train_seconds"),
+        "samples_per_second": summary.get("samples_per_second"), "peak_memory_mb": summary.get("peak_memory_mb"),
+    }
+
+
+def _dataset(info: dict[str, Any]) -> str:
+    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
+    name, folder = info.get("dataset") or "", Path(info["data"]).name
+    return f"{name}/{folder}" if name and folder != name else (name or folder)
+
+
+def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(run rows, suite results) of the given run folders and suite folders."""
+    runs, suites = [], []
+    for path in paths:
+        path = Path(path)
+        results = path / "results.json"
+        if results.is_file() and (path / "suite.json").is_file():
+            data = json.loads(results.read_text())
+            data["path"] = str(path)
+            suites.append(data)
+        elif RunDir(path).is_run():
+            runs.append(run_row(path))
+        else:
+            raise AdaptError(f"{path} is neither a run folder (config.yaml + run.json) nor a suite folder "
+                             "(suite.json + results.json); pass folders made by finetune or suite")
+    if not runs and not suites:
+        raise AdaptError("report needs at least one run or suite folder")
+    return runs, suites
+
+
+def suite_table(suites: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Tasks as columns, one row per suite (method), both averages at the end; suites of one benchmark."""
+    if not suites:
+        return None
+    names = {s["benchmark"] for s in suites}
+    if len(names) > 1:
+        raise AdaptError(f"suites of different benchmarks ({', '.join(sorted(names))}); report one benchmark at a time")
+    bench = benchmark(names.pop())
+    seen = {row["task"] for s in suites for row in s["tasks"]}
+    tasks = [t for t in bench.tasks if t in seen] + sorted(seen - set(bench.tasks))
+    rows = []
+    for s in suites:
+        by_task = {row["task"]: row for row in s["tasks"]}
+        params = [row["trainable_params"] for row in s["tasks"]]
+        avg = s["averages"]
+        rows.append({"method": s["method"], "backbone": s["backbone"], "suite": s["path"],
+                     "params": mean(params) if params else None,
+                     "tasks": {t: by_task[t]["test_top1"] if t in by_task else None for t in tasks},
+                     "mean_over_tasks": avg["mean_over_tasks"], "mean_of_group_means": avg.get("mean_of_group_means"),
+                     "tasks_present": avg["tasks_present"], "tasks_total": avg["tasks_total"],
+                     "complete": avg["complete"]})
+    return {"benchmark": bench.name, "tasks": tasks, "rows": rows}
+
+
+def report(paths: list[Path]) -> dict[str, Any]:
+    runs, suites = load(paths)
+    return {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def to_markdown(data: dict[str, Any]) -> str:
+    lines: list[str] = []
+    if data["runs"]:
+        lines += ["| " + " | ".join(RUN_COLUMNS) + " |", "|" + "---|" * len(RUN_COLUMNS)]
+        lines += ["| " + " | ".join(_fmt(r[c]) for c in RUN_COLUMNS) + " |" for r in data["runs"]]
+    table = data["suites"]
+    if table:
+        head = ["method", "params", *table["tasks"], "mean over tasks", "mean of group means"]
+        lines += ["" if lines else "", f"{table['benchmark']} (test top-1)", "",
+                  "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in table["rows"]:
+            count = f" ({r['tasks_present']}/{r['tasks_total']}{'' if r['complete'] else ', partial'})"
+            cells = [r["method"], _fmt(r["params"], 0), *(_fmt(r["tasks"][t]) for t in table["tasks"]),
+                     _fmt(r["mean_over_tasks"]) + count, _fmt(r["mean_of_group_means"]) + count]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(line for line in lines if line is not None).lstrip("\n") + "\n"
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    if data["runs"]:
+        writer.writerow(RUN_COLUMNS)
+        for r in data["runs"]:
+            writer.writerow(["" if r[c] is None else r[c] for c in RUN_COLUMNS])
+    table = data["suites"]
+    if table:
+        writer.writerow(["method", "params", *table["tasks"], "mean_over_tasks", "mean_of_group_means",
+                         "tasks_present", "tasks_total"])
+        for r in table["rows"]:
+            writer.writerow([r["method"], r["params"], *("" if r["tasks"][t] is None else r["tasks"][t]
+                                                         for t in table["tasks"]),
+                             r["mean_over_tasks"], "" if r["mean_of_group_means"] is None else r["mean_of_group_means"],
+                             r["tasks_present"], r["tasks_total"]])
+    return buffer.getvalue()
+
+
+def render(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    if fmt == "csv":
+        return to_csv(data)
+    if fmt == "md":
+        return to_markdown(data)
+    raise AdaptError(f"--format {fmt}: choose md, csv or json")
+
+
+def plot_points(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
+    """One (trainable parameters, accuracy) point per method: a suite's mean over tasks, or the mean of
+    its runs' test score (validation where a run has no test evaluation) in their metric."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for r in data["runs"]:
+        accuracy = r["test"] if r["test"] is not None else r["val"]
+        if accuracy is not None and r["trainable_params"]:
+            points.setdefault(r["method"], []).append((r["trainable_params"], accuracy))
+    for r in (data["suites"] or {}).get("rows", []):
+        if r["mean_over_tasks"] is not None and r["params"]:
+            points.setdefault(f"{r['method']} (suite)", []).append((r["params"], r["mean_over_tasks"]))
+    return {m: (mean(p for p, _ in v), mean(a for _, a in v)) for m, v in points.items()}
+
+
+def plot(data: dict[str, Any], path: Path) -> Path:
+    """Accuracy against trainable parameters (log x), one labelled point per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from adaptcli.io import atomic_path
+
+    points = plot_points(data)
+    if not points:
+        raise AdaptError("--plot: no run has an accuracy and a parameter count yet; evaluate the runs first")
+    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=120)
+    for i, (method, (params, accuracy)) in enumerate(sorted(points.items())):
+        ax.scatter(params, accuracy, s=60, zorder=3)
+        ax.annotate(method, (params, accuracy), textcoords="offset points", xytext=(6, 6 if i % 2 == 0 else -14),
+                    fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("trainable parameters (log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,310 @@
+"""``adaptcli suite``: a method over every task of a benchmark, tuned per task, resumable by re-running.
+
+    OUT/suite.json                 the settings (a re-run with other settings is refused)
+    OUT/<task>/sweep/<point>/      one ordinary run folder per sweep point (eval.json: the selection split)
+    OUT/<task>/final/              the chosen point on the final split (eval.json: test)
+    OUT/results.md|json|csv        test top-1 per task, the chosen point, the averages
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adaptcli.config import RunConfig, resolve
+from adaptcli.errors import AdaptError
+from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
+from adaptcli.protocols.grid import Point, grid_points
+from adaptcli.runs.folder import RunDir, first_difference
+
+Log = Callable[[str], None]
+
+
+@dataclass
+class SuiteSpec:
+    """What the user asked for; ``overrides`` are ``--set`` strings (model and checkpoint included)."""
+
+    benchmark: str
+    method: str
+    data: Path
+    out: Path
+    recipe: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    tasks: list[str] | None = None
+
+    def settings(self) -> dict[str, Any]:
+        """What must not change between runs of one suite (tasks may: they can be spread over machines)."""
+        return {"benchmark": self.benchmark, "method": self.method, "recipe": self.recipe or self.bench.recipe,
+                "overrides": list(self.overrides), "grid": self.grid, "data": str(Path(self.data).resolve())}
+
+    @property
+    def bench(self) -> Benchmark:
+        return benchmark(self.benchmark)
+
+
+@dataclass
+class Step:
+    """One run folder of the suite."""
+
+    task: str
+    kind: str  # "sweep" or "final"
+    point: Point
+    path: Path
+    config: RunConfig
+    data: Path
+    eval_split: str
+
+    def label(self) -> str:
+        return f"{self.task} {self.kind} {self.point.name}"
+
+
+def step_config(spec: SuiteSpec, point: Point, train_split: str, val_split: str | None) -> RunConfig:
+    splits = [f"data.train_split={train_split}", f"data.val_split={val_split if val_split else 'null'}",
+              f"data.test_split={spec.bench.test_split}"]
+    return resolve(spec.recipe or spec.bench.recipe, method=spec.method,
+                   overrides=[*spec.overrides, *point.overrides, *splits])
+
+
+def sweep_steps(spec: SuiteSpec, task: str, points: list[Point]) -> list[Step]:
+    """No sweep runs for a grid of one point: tuning is skipped."""
+    if len(points) < 2:
+        return []
+    bench = spec.bench
+    return [Step(task, "sweep", p, Path(spec.out) / task / "sweep" / p.name,
+                 step_config(spec, p, bench.tune_split, bench.tune_val_split), Path(spec.data) / task,
+                 bench.select_split) for p in points]
+
+
+def final_step(spec: SuiteSpec, task: str, point: Point) -> Step:
+    bench = spec.bench
+    return Step(task, "final", point, Path(spec.out) / task / "final",
+                step_config(spec, point, bench.final_split, bench.final_val_split), Path(spec.data) / task,
+                bench.test_split)
+
+
+# ---------------------------------------------------------------------------- run folder states
+
+
+def status(step: Step) -> tuple[str, str]:
+    """(state, detail): done | evaluate | resume | restart | new | differs (detail: the first key that differs)."""
+    run = RunDir(step.path)
+    if not step.path.exists() or not any(step.path.iterdir()):
+        return "new", ""
+    if not run.is_run():
+        return "restart", ""
+    stored = run.config()
+    if stored != step.config:
+        return "differs", first_difference(stored.to_dict(), step.config.to_dict())
+    if Path(run.info()["data"]) != step.data.resolve():
+        return "differs", "data"
+    if run.summary_file.exists():
+        evaluated = read_eval(step)
+        return ("done" if evaluated is not None else "evaluate"), ""
+    return ("resume" if run.checkpoint_dirs() else "restart"), ""
+
+
+def read_eval(step: Step) -> dict[str, Any] | None:
+    """The run's eval.json when it holds the split this step is scored on."""
+    path = RunDir(step.path).eval_file
+    if not path.exists():
+        return None
+    metrics = json.loads(path.read_text())
+    return metrics if metrics.get("split") == step.eval_split else None
+
+
+def refuse_if_changed(step: Step, overwrite: bool) -> None:
+    state, key = status(step)
+    if state == "differs" and not overwrite:
+        raise AdaptError(f"{step.path} was trained with a different setting at '{key}'; re-run the same command "
+                         "to continue, or pass --overwrite to retrain the runs whose settings changed")
+
+
+def execute(step: Step, overwrite: bool) -> tuple[dict[str, Any], str]:
+    """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in)."""
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.engine.evaluate import evaluate_run
+    from adaptcli.engine.finetune import finetune
+
+    state, _ = status(step)
+    partial_state().wait_for_everyone()  # every process decided from the same files
+    if state == "differs":
+        refuse_if_changed(step, overwrite)
+    if state in ("new", "restart", "differs"):
+        finetune(step.config, step.data, step.path, overwrite=state != "new")
+    elif state == "resume":
+        finetune(step.config, step.data, step.path, resume=True)
+    if state != "done":
+        evaluate_run(step.path, split=step.eval_split)
+    partial_state().wait_for_everyone()
+    metrics = read_eval(step)
+    if metrics is None:  # pragma: no cover - evaluate_run always writes it on the main process
+        raise AdaptError(f"{step.path}/eval.json was not written")
+    return metrics, state
+
+
+def copy_run(source: Path, target: Path) -> None:
+    """The final run when its configuration equals the chosen sweep run's: the same training, not repeated."""
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.io import atomic_path
+
+    if partial_state().is_main_process:
+        if target.exists():
+            shutil.rmtree(target)
+        with atomic_path(target) as tmp:
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints"))
+    partial_state().wait_for_everyone()
+
+
+def choose(steps: list[Step], scores: dict[str, float]) -> Point:
+    """The point with the best selection score; ties go to the first in grid order."""
+    best = max(range(len(steps)), key=lambda i: (scores[steps[i].point.name], -i))
+    return steps[best].point
+
+
+# ---------------------------------------------------------------------------- the suite
+
+
+def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
+    """Refuse a suite folder made with other settings (unless ``overwrite``)."""
+    file = Path(spec.out) / "suite.json"
+    if not file.exists():
+        return
+    stored = json.loads(file.read_text())
+    stored.pop("protocol", None)
+    if stored != spec.settings() and not overwrite:
+        key = first_difference(stored, spec.settings())
+        raise AdaptError(f"{spec.out} holds a suite with a different '{key}' ({file}); re-run the same command "
+                         "to continue it, or pass --overwrite to retrain what changed")
+
+
+def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[str]:
+    """The dry-run: tasks, points, runs and what each would do; nothing is trained or written."""
+    bench = spec.bench
+    lines = [f"suite {bench.name}: method {spec.method}, {len(tasks)} task(s), {len(points)} sweep point(s)",
+             f"protocol: {bench.protocol}"]
+    if len(points) > 1:
+        lines.append("points: " + "; ".join(f"{p.name} ({', '.join(p.overrides)})" for p in points))
+    else:
+        lines.append("one point: tuning is skipped, only the final run trains")
+    todo = 0
+    for task in tasks:
+        sweeps = sweep_steps(spec, task, points)
+        scores = {}
+        for step in sweeps:
+            state, key = status(step)
+            todo += state != "done"
+            if state == "done":
+                scores[step.point.name] = read_eval(step)["top1"]
+            lines.append(f"  {step.path}: {_describe(state, key)}")
+        chosen = points[0] if len(points) == 1 else (choose(sweeps, scores) if len(scores) == len(sweeps) else None)
+        if chosen is None:
+            lines.append(f"  {Path(spec.out) / task / 'final'}: after tuning (best {bench.select_split} point)")
+            todo += 1
+        else:
+            state, key = status(final_step(spec, task, chosen))
+            todo += state != "done"
+            lines.append(f"  {Path(spec.out) / task / 'final'}: point {chosen.name}, {_describe(state, key)}")
+    lines.append(f"{todo} run(s) to train or evaluate; --dry-run trained nothing")
+    return lines
+
+
+def _describe(state: str, key: str) -> str:
+    return {"done": "done (skipped)", "evaluate": "trained, to evaluate", "resume": "interrupted, resumes",
+            "restart": "interrupted before its first checkpoint, restarts", "new": "to train",
+            "differs": f"DIFFERS at '{key}' (refused without --overwrite)"}[state]
+
+
+def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> dict[str, Any]:
+    """Run (or continue) the whole protocol; writes OUT/results.* after every task and returns the results."""
+    from tqdm.auto import tqdm
+
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.io import write_json
+    from adaptcli.protocols.results import write_results
+
+    bench = spec.bench
+    tasks = find_tasks(bench, spec.data, spec.tasks)
+    points = grid_points(spec.grid)
+    check_settings(spec, overwrite)
+    for task in tasks:  # refuse before training anything
+        for step in sweep_steps(spec, task, points):
+            refuse_if_changed(step, overwrite)
+    main = partial_state().is_main_process
+    out = Path(spec.out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "suite.json", {**spec.settings(), "protocol": bench.protocol})
+    total = len(tasks) * (len(sweep_steps(spec, tasks[0], points)) + 1)
+    bar = tqdm(total=total, disable=not (main and progress), desc=f"suite {bench.name}", unit="run", position=0)
+    done = 0
+    for task in tasks:
+        sweeps = sweep_steps(spec, task, points)
+        scores: dict[str, float] = {}
+        for step in sweeps:
+            metrics, state = execute(step, overwrite)
+            scores[step.point.name] = metrics["top1"]
+            done += 1
+            bar.update(1)
+            _log_step(log, main, done, total, step, metrics, state)
+        chosen = choose(sweeps, scores) if sweeps else points[0]
+        final = final_step(spec, task, chosen)
+        refuse_if_changed(final, overwrite)
+        if sweeps and status(final)[0] == "new" and final.config == sweeps[points.index(chosen)].config:
+            copy_run(sweeps[points.index(chosen)].path, final.path)
+            if main:
+                log(f"{task}: the final configuration equals sweep point {chosen.name}'s: copied, not retrained")
+        metrics, state = execute(final, overwrite)
+        done += 1
+        bar.update(1)
+        _log_step(log, main, done, total, final, metrics, state)
+        if main:
+            write_results(out, collect(spec, points))
+    bar.close()
+    results = collect(spec, points)
+    if main:
+        write_results(out, results)
+    return results
+
+
+def collect(spec: SuiteSpec, points: list[Point]) -> dict[str, Any]:
+    """Every prepared task's state in OUT (also tasks another ``--tasks`` run finished)."""
+    bench = spec.bench
+    rows, scores = [], {}
+    for task in find_tasks(bench, spec.data, None):
+        sweeps = sweep_steps(spec, task, points)
+        val = {s.point.name: read_eval(s)["top1"] for s in sweeps if status(s)[0] == "done"}
+        if len(val) < len(sweeps):
+            continue
+        chosen = choose(sweeps, val) if sweeps else points[0]
+        final = final_step(spec, task, chosen)
+        if status(final)[0] != "done":
+            continue
+        test = read_eval(final)["top1"]
+        summary = json.loads(RunDir(final.path).summary_file.read_text())
+        scores[task] = test
+        rows.append({
+            "task": task, "group": bench.group_of(task), "test_top1": test, "chosen": chosen.as_dict(),
+            "point": chosen.name, "selection_split": bench.select_split,
+            "selection_top1": val.get(chosen.name), "sweep": val,
+            "trainable_params": summary["trainable_params"], "trainable_percent": summary["trainable_percent"],
+            "run": str(final.path.relative_to(spec.out)),
+        })
+    config = final_step(spec, rows[0]["task"], points[0]).config if rows else None
+    return {
+        "format": "adaptcli.suite-results/1",
+        "benchmark": bench.name, "method": spec.method,
+        "backbone": config.model.name if config else None,
+        "protocol": bench.protocol, "grid": spec.grid,
+        "tasks": rows, "averages": averages(bench, scores),
+    }
+
+
+def _log_step(log: Log, main: bool, done: int, total: int, step: Step, metrics: dict[str, Any], state: str) -> None:
+    what = {"done": "done before, skipped", "evaluate": "evaluated", "resume": "resumed and trained"}.get(state, "trained")
+    if main:
+        log(f"[{done}/{total}] {step.label()}: {step.eval_split} top-1 {metrics['top1']:.2f} ({what})")

@@ -1,0 +1,88 @@
+"""The papers' script choices: ARC's official scale initialisation and AdaptFormer's BatchNorm head."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from adaptcli.config import resolve
+from adaptcli.methods import apply_method
+from adaptcli.methods.arc.config import ArcOptions
+from adaptcli.methods.apply import merge_method, trainable_state_dict
+from adaptcli.runs.build import build_adapted_model
+from tests.method_cases import input_for, plain_model
+
+
+def arc_scales(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    return [b.norm1.scale for b in model.blocks], [b.norm2.scale for b in model.blocks]
+
+
+def test_arc_default_is_the_official_init_attention_zero_mlp_xavier():
+    assert ArcOptions().scale_init == "official"
+    model = apply_method(plain_model("test_vit"), "arc")
+    att, mlp = arc_scales(model)
+    rank = att[0].numel()
+    bound = math.sqrt(6.0 / (1 + rank))  # xavier-uniform of a 1 x r matrix
+    assert all(torch.count_nonzero(s) == 0 for s in att)
+    for s in mlp:
+        assert torch.count_nonzero(s) == rank and s.abs().max() <= bound
+    assert not torch.equal(mlp[0], mlp[1])  # drawn per block
+    assert all(torch.count_nonzero(b.norm1.bias) == 0 and torch.count_nonzero(b.norm2.bias) == 0 for b in model.blocks)
+
+
+@pytest.mark.parametrize("init, att_zero, mlp_zero", [("zero", True, True), ("xavier", False, False)])
+def test_arc_zero_and_xavier_are_kept(init, att_zero, mlp_zero):
+    model = apply_method(plain_model("test_vit"), "arc", ArcOptions(scale_init=init))
+    att, mlp = arc_scales(model)
+    assert all((torch.count_nonzero(s) == 0) == att_zero for s in att)
+    assert all((torch.count_nonzero(s) == 0) == mlp_zero for s in mlp)
+
+
+def tiny(method: str, *sets: str):
+    return resolve("quick", method, ["model.img_size=32", *sets])
+
+
+@pytest.mark.parametrize("method", ["arc", "adaptformer", "vpt_deep", "full"])
+def test_bn_head_puts_batchnorm_without_affine_before_the_classifier(method):
+    plain = build_adapted_model(tiny(method), 5, quiet=True)
+    with_bn = build_adapted_model(tiny(method, "head.norm=bn"), 5, quiet=True)
+    assert isinstance(plain.head, nn.Linear)
+    norm, linear = with_bn.head
+    assert isinstance(norm, nn.BatchNorm1d) and not norm.affine and norm.eps == 1e-6
+    assert norm.num_features == linear.in_features == plain.head.in_features
+    torch.testing.assert_close(linear.weight, plain.head.weight)  # the classifier itself is unchanged
+    assert linear.weight.requires_grad
+    trainable = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert trainable(with_bn) == trainable(plain)  # no affine: no new parameters
+    saved = trainable_state_dict(with_bn)
+    assert "head.0.running_mean" in saved and "head.0.running_var" in saved
+
+
+def test_bn_head_normalises_the_features_and_folds_when_merging():
+    model = build_adapted_model(tiny("arc", "head.norm=bn", "method.dropout=0"), 5, quiet=True)
+    x = input_for(model, batch=8)
+    features = {}
+    model.head.register_forward_hook(lambda m, args, out: features.update(x=args[0]))
+    model.train()
+    with torch.no_grad():
+        model(x)
+    normalised = model.head[0](features["x"])  # train mode: batch statistics
+    torch.testing.assert_close(normalised.mean(0), torch.zeros(normalised.shape[1]), atol=1e-4, rtol=0)
+    assert not torch.equal(model.head[0].running_mean, torch.zeros_like(model.head[0].running_mean))
+    model.eval()
+    with torch.no_grad():
+        before = model(x)
+        merged = merge_method(model)
+        after = merged(x)
+    assert isinstance(merged.head, nn.Linear)
+    torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)
+
+
+def test_adaptformer_protocol_recipes_use_the_bn_head_and_arc_protocols_do_not():
+    for recipe in ("cifar100", "svhn", "food101", "ssv2", "hmdb51"):
+        assert resolve(recipe, "adaptformer").head.norm == "bn", recipe
+    for recipe in ("vtab", "fgvc"):
+        assert resolve(recipe, "arc").head.norm == "none", recipe
