@@ -41,7 +41,10 @@ def register(app: typer.Typer) -> None:
             if checkpoint is None or data is None:
                 raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
             from adaptcli.deploy.load import load
-            from adaptcli.engine.evaluate import evaluate_export
+            from adaptcli.engine.evaluate import check_scores_file, evaluate_export
+
+            if scores is not None:
+                check_scores_file(scores, {p.resolve() for p in (adapter, checkpoint, data)})
 
             metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views,
                                       skip_damaged=skip_damaged, scores_file=scores)

@@ -67,7 +67,7 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safete
     config = run.config()
     if mode == "merge" and not method_spec(config.method).mergeable:
         raise NotMergeableError(cannot_merge_message(config.method))
-    check_export_out(out, run, config, overwrite)
+    check_export_out(out, run, config, overwrite, writer)
     model, config, info = load_run_model(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     export = _build_export(mode, model, config, info, run)
@@ -81,15 +81,27 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safete
     return result
 
 
-def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool) -> None:
-    """Refuse an existing ``out`` without ``overwrite``, and always a file the run depends on."""
+def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool, writer: Any = None) -> None:
+    """Refuse an existing ``out`` without ``overwrite``, and always a file the run depends on.
+
+    A folder format (``writer.suffix`` None, such as timm) writes a folder: an existing one is replaced
+    only with ``overwrite`` and only when that format wrote it (``writer.wrote``), never another folder.
+    """
     target = out.resolve()
     depends = run.dependencies(config)
-    if target in depends or any(folder in target.parents for folder in depends if folder.is_dir()):
+    if target in depends or any(folder in target.parents for folder in depends if folder.is_dir()) or \
+            any(target in path.parents for path in depends):
         raise AdaptError(f"--out {out} would replace one of the run's own files or a file it reads "
                          f"(its data or backbone checkpoint); choose another name")
-    if out.is_dir() and not out.is_symlink():
+    folder_format = writer is not None and writer.suffix is None
+    if folder_format and out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
+        return  # an empty folder: nothing in it to lose
+    if out.is_dir() and not out.is_symlink() and not folder_format:
         raise AdaptError(f"--out {out} is a folder; name the file to write, such as {out / 'model.safetensors'}")
+    if out.exists() and folder_format and not (out.is_dir() and writer.wrote is not None and writer.wrote(out)):
+        found = (", ".join(sorted(p.name for p in out.iterdir())[:3]) or "empty") if out.is_dir() else "a file"
+        raise AdaptError(f"--out {out} is not a {writer.name} folder adaptcli exported (found: {found}); "
+                         "choose a new folder name")
     if out.exists() and not overwrite:
         raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 

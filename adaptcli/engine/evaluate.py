@@ -120,6 +120,11 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     from adaptcli.runs.load import load_run_model
 
     run = RunDir(Path(run_path))
+    if scores_file is not None:
+        reads = run.dependencies(run.config())
+        if data is not None:
+            reads.add(Path(data).resolve())
+        check_scores_file(scores_file, reads)
     model, config, info = load_run_model(run)
     metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views,
                               skip_damaged=skip_damaged, scores_file=scores_file)
@@ -127,6 +132,17 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     if partial_state().is_main_process:
         write_json(run.eval_file, metrics)
     return metrics
+
+
+def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
+    """``--scores`` never writes over (or into) what the evaluation reads: the run's files, data, weights."""
+    target = Path(scores_file).resolve()
+    if target in reads or any(folder in target.parents for folder in reads if folder.is_dir()):
+        raise AdaptError(f"--scores {scores_file} would replace a file the evaluation reads (the run's own files, "
+                         "its data or weights); choose another name")
+    if target.is_dir():
+        raise AdaptError(f"--scores {scores_file} is a folder; name the file to write, such as "
+                         f"{Path(scores_file) / 'scores.safetensors'}")
 
 
 def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",

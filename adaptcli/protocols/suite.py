@@ -19,7 +19,7 @@ from adaptcli.config import RunConfig, resolve
 from adaptcli.errors import AdaptError
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
-from adaptcli.runs.folder import RunDir, first_difference
+from adaptcli.runs.folder import RunDir, check_out_paths, first_difference
 
 Log = Callable[[str], None]
 
@@ -156,7 +156,7 @@ def copy_run(source: Path, target: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         with atomic_path(target) as tmp:
-            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints"))
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock"))
     partial_state().wait_for_everyone()
 
 
@@ -170,9 +170,20 @@ def choose(steps: list[Step], scores: dict[str, float]) -> Point:
 
 
 def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
-    """Refuse a suite folder made with other settings (unless ``overwrite``)."""
-    file = Path(spec.out) / "suite.json"
+    """Refuse a suite folder made with other settings (unless ``overwrite``), a folder that is not a
+    suite (no ``suite.json``: adaptcli writes into nothing else), and an ``--out`` that is, contains or
+    lies inside ``--data``."""
+    out = Path(spec.out)
+    check_out_paths(out, Path(spec.data), None)
+    if out.exists() and not out.is_dir():
+        raise AdaptError(f"--out {out} is a file, not a folder; choose a folder path for the suite")
+    file = out / "suite.json"
     if not file.exists():
+        entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+        if entries:
+            found = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise AdaptError(f"--out {out} holds files that are not an adaptcli suite (found: {found}; no suite.json); "
+                             "choose a new or empty folder")
         return
     stored = json.loads(file.read_text())
     stored.pop("protocol", None)

@@ -148,6 +148,14 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("drop-path-1", lambda ws: Spec(ft(ws, *sets("model.drop_path=1"))), r"model.drop_path=1.0 is out of range"),
     ("dropout-1", lambda ws: Spec(ft(ws, *sets("method.dropout=1"), method="arc")), r"method.dropout=1.0 is out of range"),
     ("eval-batch-0", lambda ws: Spec(ft(ws, *sets("eval.batch_size=0"))), r"eval.batch_size=0 is out of range"),
+    # the options of the methods issue 12 added, and issue 15's trackers
+    ("ssf-init-std-negative", lambda ws: Spec(ft(ws, *sets("method.init_std=-1"), method="ssf")), r"method.init_std=-1.0 is out of range \(expected >= 0\)"),
+    ("adapter-plus-bottleneck-0", lambda ws: Spec(ft(ws, *sets("method.bottleneck=0"), method="adapter_plus")), r"method.bottleneck=0 is out of range \(expected >= 1\)"),
+    ("adapter-plus-drop-path-1", lambda ws: Spec(ft(ws, *sets("method.drop_path=1"), method="adapter_plus")), r"method.drop_path=1.0 is out of range \(expected in \[0, 1\)\)"),
+    ("lora-r-0", lambda ws: Spec(ft(ws, *sets("method.r=0"), method="lora")), r"method.r=0 is out of range \(expected >= 1\)"),
+    ("dora-alpha-0", lambda ws: Spec(ft(ws, *sets("method.alpha=0"), method="dora")), r"method.alpha=0.0 is out of range \(expected > 0\)"),
+    ("lora-dropout-1", lambda ws: Spec(ft(ws, *sets("method.dropout=1"), method="lora")), r"method.dropout=1.0 is out of range"),
+    ("log-with-unknown", lambda ws: Spec(ft(ws, *sets("train.log_with=tensorbord"))), r"unknown tracker 'tensorbord'"),
     ("save-every-0", lambda ws: Spec(ft(ws, *sets("train.save_every_steps=0"))), r"train.save_every_steps=0 is out of range"),
     ("img-size-not-patch-multiple", lambda ws: Spec(ft(ws, *sets("model.img_size=30"))), r"model.img_size=30 is not a multiple of test_vit's patch size 16"),
     ("frames-not-tubelet-multiple", lambda ws: Spec(ft(ws, "--model", "video_vit_test", *sets("model.num_frames=5"))), r"model.num_frames=5.*tubelet_size 2"),
@@ -196,6 +204,9 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("eval-damaged-shard", lambda ws: (ws.copy(ws.shards, "data"), truncate_in_first_sample(sorted((ws.tmp / "data").glob("test-*.tar"))[0]), Spec(["eval", "--run", str(ws.run), "--data", str(ws.tmp / "data")], [ws.tmp / "data"]))[2], r"shard .*test-000000.tar is damaged \(truncated member\); .*--skip-damaged"),
     ("eval-other-class-count", lambda ws: Spec(["eval", "--run", str(ws.run), "--data", str(edited_manifest(ws, lambda m: m.update(classes={"0": "a", "1": "b"})))], [ws.tmp / "data"]), r"has 2 classes but the run was trained on 3"),
     ("eval-adapter-without-checkpoint", lambda ws: Spec(["eval", "--adapter", str(ws.tmp / "a.safetensors"), "--data", str(ws.shards)]), r"--adapter needs --checkpoint"),
+    ("eval-scores-over-run-file", lambda ws: Spec(["eval", "--run", str(ws.run), "--scores", str(ws.run / "trainable.safetensors")]), r"--scores .*trainable.safetensors would replace a file the evaluation reads"),
+    ("eval-scores-into-data", lambda ws: Spec(["eval", "--run", str(ws.run), "--scores", str(ws.shards / "s.safetensors")]), r"would replace a file the evaluation reads"),
+    ("eval-scores-is-a-folder", lambda ws: Spec(["eval", "--run", str(ws.run), "--scores", str(ws.tmp)]), r"--scores .* is a folder"),
     ("eval-truncated-weights", lambda ws: (ws.copy(ws.run, "run"), [p.write_bytes(p.read_bytes()[:100]) for p in (ws.tmp / "run").glob("*.safetensors") if p.name != "backbone.safetensors"], Spec(["eval", "--run", str(ws.tmp / "run")], [ws.tmp / "run"]))[2], r"(best|trainable).safetensors is not a readable safetensors file"),
     ("eval-no-weights", lambda ws: (ws.copy(ws.run, "run"), [p.unlink() for p in (ws.tmp / "run").glob("*.safetensors") if p.name != "backbone.safetensors"], Spec(["eval", "--run", str(ws.tmp / "run")], [ws.tmp / "run"]))[2], r"has no trained weights yet"),
     # export
@@ -206,6 +217,12 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("export-no-mode", lambda ws: Spec(["export", "--run", str(ws.run), "--out", str(ws.tmp / "m.safetensors")]), r"choose exactly one of"),
     ("export-out-is-folder", lambda ws: (ws.tmp.joinpath("d.safetensors").mkdir(), Spec(["export", "--run", str(ws.run), "--merge", "--overwrite", "--out", str(ws.tmp / "d.safetensors")]))[1], r"is a folder"),
     ("export-out-under-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(["export", "--run", str(ws.run), "--merge", "--out", str(ws.tmp / "f" / "m.safetensors")], [ws.tmp / "f"]))[1], r"/f: File exists"),
+    ("export-timm-over-foreign-folder", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--format", "timm", "--overwrite", "--out", str(foreign(ws))], [ws.tmp / "mine"]), r"is not a timm folder adaptcli exported \(found: thesis.tex\); choose a new folder name$"),
+    ("export-timm-over-the-run", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--format", "timm", "--overwrite", "--out", str(ws.run)]), r"one of the run's own files"),
+    ("export-timm-over-data", lambda ws: Spec(["export", "--run", str(ws.run), "--full", "--format", "timm", "--overwrite", "--out", str(ws.shards.parent)]), r"a file it reads"),
+    # suite (issue 13): the same ownership rules as finetune
+    ("suite-out-foreign", lambda ws: (ws.copy(ws.shards, "vtab/dtd"), Spec(["suite", "vtab", "--method", "linear", "--data", str(ws.tmp / "vtab"), "--out", str(foreign(ws)), *TINY, "--no-progress"], [ws.tmp / "mine", ws.tmp / "vtab"]))[1], r"holds files that are not an adaptcli suite \(found: thesis.tex; no suite.json\); choose a new or empty folder$"),
+    ("suite-out-inside-data", lambda ws: (ws.copy(ws.shards, "vtab/dtd"), Spec(["suite", "vtab", "--method", "linear", "--data", str(ws.tmp / "vtab"), "--out", str(ws.tmp / "vtab" / "suite"), *TINY, "--no-progress"], [ws.tmp / "vtab"]))[1], r"lies inside --data"),
     # prepare
     ("prepare-unknown-dataset", lambda ws: Spec(["prepare", "nosuch", str(ws.source), "--shards", str(ws.tmp / "o")]), r"unknown dataset 'nosuch'"),
     ("prepare-source-missing", lambda ws: Spec(prep(ws.tmp / "nowhere", ws.tmp / "o")), r"does not exist"),
@@ -393,3 +410,22 @@ def test_fault_in_a_subprocess(ws, name, build, expected):
 
 def test_the_table_is_large_enough():
     assert len(CASES) + len(SUBPROCESS_CASES) >= 60
+
+
+def test_timm_folder_export_replaces_only_its_own_folder(ws):
+    """A folder format (issue 15) writes a folder: an empty one is used, an existing export is replaced
+    only with --overwrite, and only when it is a timm folder adaptcli wrote."""
+    out = ws.tmp / "timm"
+    out.mkdir()
+    argv = ["export", "--run", str(ws.run), "--merge", "--format", "timm", "--out", str(out)]
+    first = runner.invoke(app, argv)
+    assert first.exit_code == 0, first.output
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    again = runner.invoke(app, argv)
+    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output, again.output
+    replaced = runner.invoke(app, [*argv, "--overwrite"])
+    assert replaced.exit_code == 0, replaced.output
+    (out / "notes.txt").write_text("mine")  # no longer only what the export wrote
+    refused = runner.invoke(app, [*argv, "--overwrite"])
+    assert refused.exit_code == 2 and "is not a timm folder adaptcli exported" in refused.output, refused.output
+    assert (out / "notes.txt").read_text() == "mine"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from adaptcli.errors import AdaptError
@@ -23,6 +24,8 @@ class ExportFormat:
     modes: tuple[str, ...]  # which of merge / full / adapter-only it can hold
     write: Callable[..., dict[str, Any]]
     suffix: str | None = None  # required file suffix; None: the output is a folder
+    #: folder formats: whether an existing folder is one this format wrote (--overwrite replaces only that)
+    wrote: Callable[[Path], bool] | None = None
 
 
 _REGISTRY: dict[str, ExportFormat] = {}

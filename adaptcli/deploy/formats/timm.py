@@ -51,6 +51,18 @@ def timm_config(export: "Export") -> dict[str, Any]:
     }
 
 
+def wrote_folder(path: Path) -> bool:
+    """Whether ``path`` is a folder this format wrote: config.json (with adaptcli's section) and the weights only."""
+    import json
+
+    if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS}:
+        return False
+    try:
+        return "adaptcli" in json.loads((path / CONFIG).read_text())
+    except (OSError, ValueError):
+        return False
+
+
 def load_folder(path: Path):  # -> nn.Module
     """What a user gets: ``timm.create_model("local-dir:PATH", pretrained=True)`` in eval mode."""
     import timm
@@ -93,4 +105,5 @@ register(ExportFormat(
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
     modes=("merge", "full"),
     write=write,
+    wrote=wrote_folder,
 ))

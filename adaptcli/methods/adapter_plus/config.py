@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Annotated, Optional
+
+from annotated_types import Ge, Interval
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -12,10 +14,10 @@ from adaptcli.methods.registry import MethodSpec, register
 class AdapterPlusOptions:
     """A bottleneck adapter after each block with a learned per-channel scale (the "post" position)."""
 
-    bottleneck: int = 8
-    drop_path: float = 0.1
-    init_std: float = 0.01
-    layers: Optional[list[int]] = None
+    bottleneck: Annotated[int, Ge(1)] = 8
+    drop_path: Annotated[float, Interval(ge=0, lt=1)] = 0.1
+    init_std: Annotated[float, Ge(0)] = 0.01
+    layers: Optional[list[Annotated[int, Ge(0)]]] = None
 
 
 register(MethodSpec(

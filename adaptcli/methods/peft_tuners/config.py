@@ -7,7 +7,9 @@ this toolkit's defaults; ``peft`` takes any peft tuner by name and its options a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from annotated_types import Ge, Gt, Interval
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -16,9 +18,9 @@ from adaptcli.methods.registry import MethodSpec, register
 class LoraOptions:
     """Low-rank update ``W + (alpha / r) B A`` of each target Linear (peft's ``LoraConfig``)."""
 
-    r: int = 8
-    alpha: float = 8.0
-    dropout: float = 0.0
+    r: Annotated[int, Ge(1)] = 8
+    alpha: Annotated[float, Gt(0)] = 8.0
+    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["qkv"])
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -11,7 +14,7 @@ from adaptcli.methods.registry import MethodSpec, register
 class SsfOptions:
     """Scale ~ N(1, init_std), shift ~ N(0, init_std), as in the paper's code."""
 
-    init_std: float = 0.02
+    init_std: Annotated[float, Ge(0)] = 0.02
 
 
 register(MethodSpec(
