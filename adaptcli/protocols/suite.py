@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.config import RunConfig, resolve
-from adaptcli.errors import AdaptError
+from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.runs.folder import RunDir, check_out_paths, first_difference
@@ -134,10 +134,13 @@ def execute(step: Step, overwrite: bool) -> tuple[dict[str, Any], str]:
     partial_state().wait_for_everyone()  # every process decided from the same files
     if state == "differs":
         refuse_if_changed(step, overwrite)
-    if state in ("new", "restart", "differs"):
-        finetune(step.config, step.data, step.path, overwrite=state != "new")
-    elif state == "resume":
-        finetune(step.config, step.data, step.path, resume=True)
+    try:
+        if state in ("new", "restart", "differs"):
+            finetune(step.config, step.data, step.path, overwrite=state != "new")
+        elif state == "resume":
+            finetune(step.config, step.data, step.path, resume=True)
+    except Interrupted as exc:  # SIGTERM/SIGUSR1: the run saved a checkpoint; the suite resumes it when re-run
+        raise Interrupted(f"{str(exc).split('; ')[0]}; re-run the same suite command to continue") from None
     if state != "done":
         evaluate_run(step.path, split=step.eval_split)
     partial_state().wait_for_everyone()

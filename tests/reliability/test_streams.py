@@ -68,3 +68,16 @@ def test_eval_names_a_damaged_shard_or_skips_it(tiny_shards, tmp_path):
     manifest = json.loads((data / "dataset.json").read_text())
     assert report["missing_samples"] == 6 and report["samples"] == manifest["splits"]["test"]["samples"] - 6
     assert report["damaged_shards"] == {shard.name: "truncated member"}
+
+
+def test_a_multi_hot_label_outside_the_classes_is_one_line():
+    """Multi-label shards (issue 14) get the same check as single-label ones: the manifest and the
+    shards disagree, so no sample can be trusted (not skipped as a damaged sample, not an IndexError)."""
+    from adaptcli.data.loader import multi_hot_of
+    from adaptcli.errors import AdaptError
+
+    sample = {"__key__": "a/1", "__url__": "train-000000.tar", "labels": b"[0, 3]"}
+    assert multi_hot_of(sample, 4).tolist() == [1.0, 0.0, 0.0, 1.0]
+    for labels in (b"[0, 4]", b"[-1]"):
+        with pytest.raises(AdaptError, match=r"label (4|-1) of sample a/1 in train-000000.tar is outside the 3 classes"):
+            multi_hot_of({**sample, "labels": labels}, 3)
