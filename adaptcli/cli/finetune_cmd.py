@@ -9,7 +9,7 @@ import typer
 
 from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
-from adaptcli.errors import AdaptError
+from adaptcli.cli.overrides import model_overrides
 
 PANEL = "Training"
 
@@ -34,13 +34,7 @@ def register(app: typer.Typer) -> None:
         """
         from adaptcli.config import resolve
 
-        overrides = list(set_ or [])
-        if model is not None:
-            overrides.insert(0, f"model.name={model}")
-        if checkpoint is not None:
-            if not checkpoint.exists():
-                raise AdaptError(f"--checkpoint {checkpoint} does not exist")
-            overrides.insert(0, f"model.checkpoint={checkpoint.resolve()}")
+        overrides = model_overrides(model, checkpoint, set_)
         config = resolve(recipe, method=method, overrides=overrides)
 
         from adaptcli.engine.finetune import finetune as run_finetune

@@ -10,6 +10,7 @@ import typer
 
 from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
+from adaptcli.cli.overrides import model_overrides
 
 PANEL = "Getting started"
 
@@ -31,9 +32,7 @@ def register(app: typer.Typer) -> None:
         """
         from adaptcli.config import resolve
 
-        overrides = [f"model.name={model}", *(set_ or [])]
-        if checkpoint is not None:
-            overrides.append(f"model.checkpoint={checkpoint}")
+        overrides = model_overrides(model, checkpoint, set_)
         config = resolve(None, method=method, overrides=overrides)
 
         from adaptcli.runs.params import inspect_report

@@ -10,7 +10,7 @@ import typer
 
 from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
-from adaptcli.errors import AdaptError
+from adaptcli.cli.overrides import model_overrides
 
 PANEL = "Protocols"
 
@@ -47,13 +47,7 @@ def register(app: typer.Typer) -> None:
         from adaptcli.protocols.grid import grid_points, parse_sweeps
         from adaptcli.protocols.suite import SuiteSpec, plan_lines, run_suite
 
-        overrides = list(set_ or [])
-        if model is not None:
-            overrides.insert(0, f"model.name={model}")
-        if checkpoint is not None:
-            if not checkpoint.exists():
-                raise AdaptError(f"--checkpoint {checkpoint} does not exist")
-            overrides.insert(0, f"model.checkpoint={checkpoint.resolve()}")
+        overrides = model_overrides(model, checkpoint, set_)
         spec_bench = benchmark(bench.value)
         chosen_recipe = recipe or spec_bench.recipe
         grid = parse_sweeps(sweep, method) if sweep else recipe_sweep(chosen_recipe, method)
