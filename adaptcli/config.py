@@ -38,6 +38,7 @@ Rate = Annotated[float, Interval(ge=0, lt=1)]
 class TrainConfig:
     """Optimisation. ``lr`` is multiplied by effective batch / ``lr_base_batch`` when that is set.
 
+    ``recompute``: trade compute for activation memory (see :mod:`adaptcli.models.recompute`).
     ``save_every_steps``: also checkpoint every N optimiser steps inside an epoch (``--resume``
     continues from the exact batch); ``None`` checkpoints at epoch ends only.
     """
@@ -55,7 +56,8 @@ class TrainConfig:
     clip_grad: Optional[Annotated[float, Gt(0)]] = None
     label_smoothing: Rate = 0.0
     precision: Literal["no", "bf16", "fp16"] = "no"
-    grad_checkpointing: bool = False
+    #: none | frozen (selective recomputation in blocks with frozen weights) | all (every block)
+    recompute: Literal["none", "frozen", "all"] = "none"
     feature_cache: bool = True
     seed: Annotated[int, Ge(0)] = 0
     eval_every: Count = 1
@@ -300,7 +302,15 @@ def check_range(value: Any, hint: Any, key: str) -> None:
         raise ConfigError(f"{key}={value!r} is out of range (expected {range_text(hint)})")
 
 
+#: Keys of earlier versions, and what replaces them.
+RENAMED_KEYS = {
+    "train.grad_checkpointing": "train.recompute (all = the old grad_checkpointing=true, none = false)",
+}
+
+
 def unknown_key_message(key: str, valid_keys: list[str]) -> str:
+    if key in RENAMED_KEYS:
+        return f"configuration key '{key}' was replaced: use {RENAMED_KEYS[key]}"
     close = difflib.get_close_matches(key, valid_keys, n=1, cutoff=0.5)
     hint = f"did you mean '{close[0]}'?" if close else "run with a valid key from the recipe docs"
     return f"unknown configuration key '{key}': {hint}"

@@ -70,6 +70,7 @@ class Trainer:
         from adaptcli.engine.distributed import force_cpu
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
         from adaptcli.engine.tracking import tracker_names
+        from adaptcli.models.recompute import apply_recompute
         from adaptcli.runs.build import build_adapted_model, check_modality, normalisation
 
         train = self.config.train
@@ -102,6 +103,7 @@ class Trainer:
 
         model = build_adapted_model(self.config, self.manifest.num_classes, quiet=not self.is_main)
         check_modality(model, self.manifest.modality, self.config.model.name)
+        apply_recompute(model, train.recompute)
         self.video = self.manifest.modality == "video"
         norm = normalisation(model)
         self.spec = StreamSpec.from_config(

@@ -54,8 +54,6 @@ def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint:
 
     model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, quiet=quiet)
     apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
-    if config.train.grad_checkpointing and hasattr(model, "set_grad_checkpointing"):
-        model.set_grad_checkpointing(True)
     return model
 
 

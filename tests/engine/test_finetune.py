@@ -134,10 +134,26 @@ def test_video_run_with_multi_view_eval(video_shards, tmp_path):
     assert report["samples"] == 8 and report["views"] == "2x3"
 
 
+@pytest.mark.parametrize("mode", ["frozen", "all"])
+def test_recompute_trains_the_same_weights(image_shards, tmp_path, mode):
+    from adaptcli.io import read_safetensors as load_tensors
+
+    common = ["--set", "train.epochs=2", "--set", "method.dim=4", "--set", "method.dropout=0.2"]
+    finetune(image_shards, tmp_path / "plain", "arc", *common)
+    finetune(image_shards, tmp_path / mode, "arc", *common, "--set", f"train.recompute={mode}")
+    a, _ = load_tensors(tmp_path / "plain" / "trainable.safetensors")
+    b, _ = load_tensors(tmp_path / mode / "trainable.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--method", "arc", "--set", "train.epohcs=3"], "did you mean 'train.epochs'"),
+        (["--method", "arc", "--set", "train.grad_checkpointing=true"], "use train.recompute (all = the old"),
+        (["--method", "arc", "--set", "train.recompute=some"], "train.recompute"),
         (["--method", "arc", "--model", "video_vit_test"], "the shards hold images but 'video_vit_test' is a video model"),
     ],
 )
