@@ -215,6 +215,9 @@ def test_arc_adapter_equals_the_formula_and_shares_its_projection():
         h = norm.base_layer(x)
         expected = h + (h @ u_att @ torch.diag(norm.scale)) @ u_att.T + norm.bias
         torch.testing.assert_close(norm(x), expected, rtol=1e-5, atol=1e-6)
+        # Any other norm takes the unfused path: same formula.
+        norm.base_layer = nn.Sequential(norm.base_layer)
+        torch.testing.assert_close(norm(x), expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("model_name", ["test_vit", "test_vit2"])

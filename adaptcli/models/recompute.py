@@ -63,8 +63,12 @@ def frozen_block_policy(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> Check
     if name in ATTENTION_OPS:
         return CheckpointPolicy.MUST_SAVE
     if name in MATMUL_LEFT_OPERAND:
-        widens = ctx.op_output.numel() > args[MATMUL_LEFT_OPERAND[name]].numel()
-        return CheckpointPolicy.PREFER_RECOMPUTE if widens else CheckpointPolicy.MUST_SAVE
+        left = args[MATMUL_LEFT_OPERAND[name]]
+        widens = ctx.op_output.numel() > left.numel()
+        # A vector times a matrix (one row) is cheap to redo, and torch's matmul squeezes that
+        # result in place, which a cached tensor must not see.
+        vector = left.shape[-2] == 1
+        return CheckpointPolicy.PREFER_RECOMPUTE if widens or vector else CheckpointPolicy.MUST_SAVE
     return CheckpointPolicy.PREFER_RECOMPUTE
 
 
