@@ -51,29 +51,37 @@ class Case:
     label: str
     method: str
     options: dict[str, Any] = field(default_factory=dict)
-    time_goal: float | None = None  # max step time / full's
-    mem_goal: float | None = None  # max memory / full's
+    floor_goal: float | None = None  # max step time / floor_all's (or floor_top's for a top-half case)
+    mem_goal: float | None = None  # max live peak memory / full's
     note: str = ""
     grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
+    recompute: str = "none"  # train.recompute
+    recompute_goal: float | None = None  # max step time / the same method's without recomputation
+
+
+ADAPTERS = ["adaptformer", "arc", "arc_att", "vpt_deep", "vpt_shallow", "lora", "dora", "adapter_plus", "ssf", "bitfit"]
+RECOMPUTED = ["adaptformer", "arc", "vpt_deep", "lora", "adapter_plus"]
 
 
 def cases(depth: int) -> list[Case]:
     top = list(range(depth // 2, depth))
     return [
         Case("full", "full"),
-        Case("adaptformer", "adaptformer", time_goal=0.72, mem_goal=0.6),
-        Case("arc", "arc", time_goal=0.72, mem_goal=0.6),
-        Case("arc_att", "arc_att", mem_goal=0.6, note="no time goal set; same floor as arc"),
-        Case("vpt_deep", "vpt_deep", time_goal=0.72, mem_goal=0.6),
-        Case("vpt_shallow", "vpt_shallow", mem_goal=0.6, note="no time goal set; prompts at the input"),
-        Case("adaptformer_top", "adaptformer", {"layers": top}, time_goal=0.55, mem_goal=0.6),
-        Case("arc_top", "arc", {"layers": top}, time_goal=0.55, mem_goal=0.6),
-        Case("linear", "linear", time_goal=0.40),
+        *[Case(name, name, floor_goal=1.05) for name in ADAPTERS],
+        *[Case(f"{name}+rc", name, recompute="frozen", mem_goal=0.40, recompute_goal=1.15) for name in RECOMPUTED],
+        Case("full+rc_all", "full", recompute="all", note="classic gradient checkpointing"),
+        Case("adaptformer_top", "adaptformer", {"layers": top}, floor_goal=1.05),
+        Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
+        Case("linear", "linear"),
         # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
         # first top-half block) require grad, so backward does the input-gradient half and nothing else.
         Case("floor_all", "adaptformer", {"layers": []}, grad_from=0),
         Case("floor_top", "adaptformer", {"layers": []}, grad_from=depth // 2),
     ]
+
+
+def floor_of(case: Case) -> str:
+    return "floor_top" if case.label.endswith("_top") else "floor_all"
 
 
 def build(args: argparse.Namespace, case: Case, device: str):
@@ -84,12 +92,14 @@ def build(args: argparse.Namespace, case: Case, device: str):
     from adaptcli.methods.registry import method_spec
     from adaptcli.models.config import ModelConfig
     from adaptcli.models.build import create_backbone
+    from adaptcli.models.recompute import apply_recompute
 
     torch.manual_seed(0)
     config = ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames)
     model = create_backbone(config, args.classes)
     options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
+    apply_recompute(model, case.recompute)
     if case.grad_from is not None:
         from adaptcli.models.blocks import transformer_blocks
 
@@ -104,7 +114,7 @@ def build(args: argparse.Namespace, case: Case, device: str):
 def batch(args: argparse.Namespace, device: str):
     import torch
 
-    if args.model.startswith("video_vit"):
+    if args.model.startswith(("video_vit", "swin3d")):
         shape = (args.batch, 3, args.frames, args.img_size, args.img_size)
     else:
         shape = (args.batch, 3, args.img_size, args.img_size)
@@ -116,13 +126,32 @@ def batch(args: argparse.Namespace, device: str):
     return inputs, labels
 
 
-def train_step(model, optimizer, inputs, labels) -> None:
+def autocast(args: argparse.Namespace, device: str):
+    """bf16 autocast when ``--precision bf16`` (the default on CUDA), else nothing."""
+    import contextlib
+
     import torch
 
-    loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+    if args.precision == "bf16" and device != "meta":
+        return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def train_step(model, optimizer, inputs, labels, args: argparse.Namespace | None = None) -> None:
+    import torch
+
+    with autocast(args, inputs.device.type) if args is not None else autocast_off():
+        logits = model(inputs)
+    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def autocast_off():
+    import contextlib
+
+    return contextlib.nullcontext()
 
 
 def depth_of(args: argparse.Namespace) -> int:
@@ -178,7 +207,7 @@ def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
     """Runs in its own process: one training step, saved-tensor bytes and the RSS / CUDA peak."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = args.device
     case = next(c for c in cases(depth_of(args)) if c.label == label)
     model, optimizer = build(args, case, device)
     inputs, labels = batch(args, device)
@@ -198,8 +227,8 @@ def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
         before = torch.cuda.memory_allocated()
     rss_before = current_rss()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = torch.nn.functional.cross_entropy(model(inputs), labels)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(args, device):
+            loss = torch.nn.functional.cross_entropy(model(inputs).float(), labels)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -237,7 +266,8 @@ def run_memory_probes(args: argparse.Namespace, labels: list[str]) -> dict[str, 
 
 def forwarded(args: argparse.Namespace) -> list[str]:
     return ["--model", args.model, "--frames", str(args.frames), "--img-size", str(args.img_size),
-            "--batch", str(args.batch), "--classes", str(args.classes), "--threads", str(args.threads)]
+            "--batch", str(args.batch), "--classes", str(args.classes), "--threads", str(args.threads),
+            "--device", args.device, "--precision", args.precision]
 
 
 def child_env(threads: int = 0) -> dict[str, str]:
@@ -254,10 +284,10 @@ def run_timing(args: argparse.Namespace, selected: list[Case]) -> tuple[dict[str
     """Wall-clock and process-CPU seconds of one training step per case, interleaved rounds."""
     import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = args.device
     inputs, labels = batch(args, device)
     built = {case.label: build(args, case, device) for case in selected}
-    steps = {label: (lambda m=model, o=optimizer: train_step(m, o, inputs, labels))
+    steps = {label: (lambda m=model, o=optimizer: train_step(m, o, inputs, labels, args))
              for label, (model, optimizer) in built.items()}
 
     def show(index: int, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
@@ -338,32 +368,40 @@ def verdict(ratio: float | None, goal: float | None) -> str:
 
 
 def report(args, selected, flops, timing, memory, probe) -> str:
-    """Markdown tables. Time goals are judged on the median CPU-time ratio, memory goals on the peak
-    of live tensor bytes (CUDA: max_memory_allocated); the other columns are there to cross-check."""
+    """Markdown tables. Time is judged on the median step time (process CPU time on a CPU, wall time on
+    a GPU), memory on the peak of live tensor bytes (CUDA: max_memory_allocated); the other columns
+    are there to cross-check."""
     wall, cpu = timing if timing else ({}, {})
+    clock = cpu if args.device == "cpu" else wall
+    clock_name = "CPU ms" if args.device == "cpu" else "wall ms"
     full_m = memory.get("full", {})
     peak_key = "cuda_peak_mb" if "cuda_peak_mb" in full_m else "live_peak_mb"
     peak_name = "CUDA peak MB" if peak_key == "cuda_peak_mb" else "live peak MB"
+    med = {label: statistics.median(values) for label, values in clock.items()}
     lines = [
-        f"| method | GFLOP | x full | wall ms | x full | CPU ms | x full | time goal (CPU) "
-        f"| saved MB | x full | {peak_name} | x full | dRSS MB | x full | memory goal ({peak_name}) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        f"| method | GFLOP x full | {clock_name} | x full | clips/s | x floor | goal (x floor) | x without rc "
+        f"| goal (x without rc) | saved MB x full | {peak_name} | x full | memory goal |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     for case in selected:
-        row = [case.label, f"{flops[case.label] / 1e9:.0f}", f"{flops[case.label] / flops['full']:.2f}"]
-        if wall:
-            w, c = statistics.median(wall[case.label]), statistics.median(cpu[case.label])
-            rw, rc = w / statistics.median(wall["full"]), c / statistics.median(cpu["full"])
-            row += [f"{w * 1000:.0f}", f"{rw:.2f}", f"{c * 1000:.0f}", f"{rc:.2f}", verdict(rc, case.time_goal)]
-        else:
-            row += [""] * 5
-        m = memory.get(case.label)
-        if m:
-            for key in ("saved_mb", peak_key, "rss_delta_mb"):
-                row += [f"{m[key]:.0f}", f"{m[key] / full_m[key]:.2f}"]
-            row.append(verdict(m[peak_key] / full_m[peak_key], case.mem_goal))
+        row = [case.label, f"{flops[case.label] / flops['full']:.2f}"]
+        t = med.get(case.label)
+        if t is not None:
+            floor = med.get(floor_of(case))
+            plain = med.get(case.label.split("+")[0]) if case.recompute != "none" else None
+            to_floor = t / floor if floor and case.grad_from is None and case.method != "full" else None
+            to_plain = t / plain if plain else None
+            row += [f"{t * 1000:.0f}", f"{t / med['full']:.2f}", f"{args.batch / t:.2f}",
+                    f"{to_floor:.3f}" if to_floor else "", verdict(to_floor, case.floor_goal),
+                    f"{to_plain:.3f}" if to_plain else "", verdict(to_plain, case.recompute_goal)]
         else:
             row += [""] * 7
+        m = memory.get(case.label)
+        if m:
+            row += [f"{m['saved_mb'] / full_m['saved_mb']:.2f}", f"{m[peak_key]:.0f}",
+                    f"{m[peak_key] / full_m[peak_key]:.2f}", verdict(m[peak_key] / full_m[peak_key], case.mem_goal)]
+        else:
+            row += [""] * 4
         lines.append("| " + " | ".join(row) + " |")
     if probe:
         u, c = probe["uncached"]["train_seconds"], probe["cached"]["train_seconds"]
@@ -379,64 +417,142 @@ def report(args, selected, flops, timing, memory, probe) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------- GPU: batch size and loader
+
+
+def largest_batch(args: argparse.Namespace, limit: int = 512) -> int:
+    """The largest power of two whose ``full`` training step fits in GPU memory."""
+    import torch
+
+    full = next(c for c in cases(depth_of(args)) if c.label == "full")
+    model, optimizer = build(args, full, args.device)
+    best, size = 0, 1
+    while size <= limit:
+        args.batch = size
+        try:
+            inputs, labels = batch(args, args.device)
+            train_step(model, optimizer, inputs, labels, args)
+            torch.cuda.synchronize()
+            best = size
+        except torch.cuda.OutOfMemoryError:
+            break
+        finally:
+            optimizer.zero_grad(set_to_none=True)
+            torch.cuda.empty_cache()
+        size *= 2
+    del model, optimizer
+    torch.cuda.empty_cache()
+    if not best:
+        raise SystemExit("full does not fit with batch 1; pass a smaller --img-size / --frames")
+    return best
+
+
+def loader_rate(args: argparse.Namespace, shards: Path, workers: int, batches: int = 30) -> float:
+    """Clips per second of adaptcli's training stream over prepared shards (decode + augment + batch)."""
+    from adaptcli.data.config import DataConfig
+    from adaptcli.data.loader import StreamSpec, train_loader
+
+    spec = StreamSpec.from_config(DataConfig(), args.img_size, args.frames, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
+    loader, _ = train_loader(shards, "train", spec, args.batch, rank=0, world_size=1, workers=workers, seed=0, epoch=0)
+    stream = iter(loader)
+    next(stream)  # workers started, first batch out
+    started, clips = time.perf_counter(), 0
+    for _ in range(batches):
+        clips += next(stream)["labels"].shape[0]
+    return clips / (time.perf_counter() - started)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="video_vit_small_patch16")
-    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: ViT-B video, 16 frames, bf16, the largest batch that fits full (unless given)")
+    parser.add_argument("--model", default=None, help="default: video_vit_small_patch16 (CPU), video_vit_base_patch16 (CUDA)")
+    parser.add_argument("--frames", type=int, default=None, help="default: 8 (CPU), 16 (CUDA)")
     parser.add_argument("--img-size", type=int, default=224)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=None, help="default: 4 on CPU; on CUDA the largest power of "
+                        "two that fits full's training step")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default=None, help="default: fp32 (CPU), bf16 (CUDA)")
     parser.add_argument("--classes", type=int, default=174)
-    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, --quick 5)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, --quick 2)")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--memory-jobs", type=int, default=2, help="memory-probe subprocesses at a time")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: on a shared machine CPU time then measures work)")
-    parser.add_argument("--methods", default=None, help="comma-separated case labels (default: all)")
+    parser.add_argument("--methods", default=None, help="comma-separated case labels (default: all; full and the "
+                        "floors are always measured)")
     parser.add_argument("--probe-img-size", type=int, default=112, help="image size of the linear-probe runs")
     parser.add_argument("--probe-clips", type=int, default=8, help="training clips of the linear-probe runs")
     parser.add_argument("--probe-epochs", type=int, default=20)
+    parser.add_argument("--loader-shards", type=Path, default=None,
+                        help="prepared video shards (adaptcli prepare ...): also measure the training stream's clips/s")
+    parser.add_argument("--loader-workers", default="8,16", help="worker counts for --loader-shards")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: memory,time,probe")
     parser.add_argument("--json", type=Path, default=None, help="also write all raw numbers here")
-    parser.add_argument("--quick", action="store_true", help="112 px and 5 rounds: a couple of minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 112 px (unless given), 2 rounds, "
+                        "4 probe epochs")
     parser.add_argument("--_probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick and args.img_size == 224:
-        args.img_size = 112
+    cuda = args.device == "cuda"
+    args.model = args.model or ("video_vit_base_patch16" if cuda else "video_vit_small_patch16")
+    args.frames = args.frames or (16 if cuda else 8)
+    args.precision = args.precision or ("bf16" if cuda else "fp32")
+    if args.quick:
+        args.img_size = 112 if args.img_size == 224 else args.img_size
+        args.probe_epochs = min(args.probe_epochs, 4)
     if args.repeats is None:
-        args.repeats = 5 if args.quick else 3
+        args.repeats = 2 if args.quick else 3
     import torch
 
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is visible to torch")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args._probe:
         print(json.dumps(memory_probe(args, args._probe)))
         return
+    if args.batch is None:
+        args.batch = largest_batch(args) if cuda else 4
 
     skip = set(filter(None, args.skip.split(",")))
     selected = cases(depth_of(args))
     if args.methods:
-        wanted = set(args.methods.split(",")) | {"full"}
+        wanted = set(args.methods.split(",")) | {"full", "floor_all", "floor_top"}
         selected = [c for c in selected if c.label in wanted]
-    labels = [c.label for c in selected]
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, device {device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
+    name = torch.cuda.get_device_name() if cuda else f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
+    print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, {args.precision}, "
+          f"device {args.device} ({name}), torch {torch.__version__}", flush=True)
     started = time.perf_counter()
     flops = flops_per_case(args, selected)
     memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected if c.grad_from is None])
     timing = () if "time" in skip else run_timing(args, selected)
-    probe = {} if "probe" in skip else run_linear_probe(args)
+    probe = {} if "probe" in skip or cuda else run_linear_probe(args)
+    loader = {}
+    if args.loader_shards:
+        for workers in [int(w) for w in args.loader_workers.split(",")]:
+            loader[workers] = loader_rate(args, args.loader_shards, workers)
+            print(f"  loader, {workers} workers: {loader[workers]:.1f} clips/s", flush=True)
     table = report(args, selected, flops, timing, memory, probe)
     print()
     print(table)
-    print("\n(floor_all / floor_top: no adapter, the head trains and the tokens entering block 0 / the first "
-          "top-half block require grad: forward plus the input-gradient half of backward, the least any "
-          "adapter in those blocks can cost.)")
-    print(f"(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only; vpt_deep has no "
-          f"top-half form: its prompts enter at block 0. Total {time.perf_counter() - started:.0f} s)")
+    if loader and timing:
+        clock = timing[1] if args.device == "cpu" else timing[0]
+        rates = {c.label: args.batch / statistics.median(clock[c.label]) for c in selected
+                 if c.grad_from is None and c.label in clock and c.method not in ("full", "linear")}
+        fastest = max(rates, key=rates.get)
+        print(f"\n| loader workers | clips/s | x fastest method's step ({fastest}, {rates[fastest]:.1f} clips/s) | goal |")
+        print("| ---: | ---: | ---: | --- |")
+        for workers, rate in loader.items():
+            print(f"| {workers} | {rate:.1f} | {rate / rates[fastest]:.2f} | > 1 {'PASS' if rate > rates[fastest] else 'MISS'} |")
+    print("\n(x floor: step time over floor_all's (floor_top's for _top cases): no adapter, the head trains and "
+          "the tokens entering block 0 / the first top-half block require grad: forward plus the input-gradient "
+          "half of backward, the least any adapter in those blocks can cost. +rc: train.recompute=frozen; x without "
+          "rc compares with the same method without it.)")
+    print(f"(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only. "
+          f"Total {time.perf_counter() - started:.0f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "flops": flops, "timing": timing,
-                                         "memory": memory, "probe": probe, "table": table}, indent=1))
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "flops": flops,
+                                         "timing": timing, "memory": memory, "probe": probe, "loader": loader,
+                                         "table": table}, indent=1))
 
 
 if __name__ == "__main__":
