@@ -69,6 +69,8 @@ def cases(depth: int) -> list[Case]:
         Case("full", "full"),
         *[Case(name, name, floor_goal=1.05) for name in ADAPTERS],
         *[Case(f"{name}+rc", name, recompute="frozen", mem_goal=0.40, recompute_goal=1.15) for name in RECOMPUTED],
+        Case("adaptformer+rc_keep_qkv", "adaptformer", recompute="frozen", mem_goal=0.40, recompute_goal=1.15,
+             note="the alternative policy: q/k/v kept, only the MLP side recomputed"),
         Case("full+rc_all", "full", recompute="all", note="classic gradient checkpointing"),
         Case("adaptformer_top", "adaptformer", {"layers": top}, floor_goal=1.05),
         Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
@@ -100,6 +102,8 @@ def build(args: argparse.Namespace, case: Case, device: str):
     options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
     apply_recompute(model, case.recompute)
+    if case.label.endswith("+rc_keep_qkv"):
+        keep_attention_inputs(model)
     if case.grad_from is not None:
         from adaptcli.models.blocks import transformer_blocks
 
@@ -109,6 +113,37 @@ def build(args: argparse.Namespace, case: Case, device: str):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
     return model, optimizer
+
+
+class KeepAttentionInputs:
+    """The alternative to adaptcli's ``frozen`` policy, measured for comparison (not in the library):
+    every op output up to attention is kept (so q/k/v are not recomputed), then the narrowing matmuls;
+    the output projection, fc1 and the element-wise ops are recomputed. Cheaper to recompute, more to keep."""
+
+    def __init__(self) -> None:
+        self.after_attention = False
+
+    def __call__(self, ctx, func, *args, **kwargs):
+        from torch.utils.checkpoint import CheckpointPolicy
+
+        from adaptcli.models.recompute import ATTENTION_OPS, frozen_block_policy
+
+        name = func._schema.name.split("::")[-1]
+        if name in ATTENTION_OPS:
+            self.after_attention = True
+            return CheckpointPolicy.MUST_SAVE
+        if not self.after_attention and name in ("mm", "addmm"):
+            return CheckpointPolicy.MUST_SAVE
+        return frozen_block_policy(ctx, func, *args, **kwargs)
+
+
+def keep_attention_inputs(model) -> None:
+    from torch.utils.checkpoint import create_selective_checkpoint_contexts
+
+    from adaptcli.models.blocks import transformer_blocks
+
+    for _, block in transformer_blocks(model):
+        block.recompute_context = lambda: create_selective_checkpoint_contexts(KeepAttentionInputs())
 
 
 def batch(args: argparse.Namespace, device: str):

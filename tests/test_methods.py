@@ -316,6 +316,16 @@ def test_ssf_scales_and_shifts_each_layer_output():
         image = input_for(model)
         expected = conv.base_layer(image) * conv.ssf.scale.view(-1, 1, 1) + conv.ssf.shift.view(-1, 1, 1)
         torch.testing.assert_close(conv(image), expected)
+        norm = model.blocks[0].norm1  # folded into the LayerNorm's affine terms: the same values
+        expected = norm.base_layer(x_norm := torch.randn(2, 5, norm.ssf.scale.numel())) * norm.ssf.scale + norm.ssf.shift
+        torch.testing.assert_close(norm(x_norm), expected)
+    x_norm.requires_grad_(True)
+    norm(x_norm).square().sum().backward()
+    scale_grad, shift_grad = norm.ssf.scale.grad.clone(), norm.ssf.shift.grad.clone()
+    norm.ssf.scale.grad = norm.ssf.shift.grad = None
+    (norm.base_layer(x_norm) * norm.ssf.scale + norm.ssf.shift).square().sum().backward()
+    torch.testing.assert_close(scale_grad, norm.ssf.scale.grad)
+    torch.testing.assert_close(shift_grad, norm.ssf.shift.grad)
 
 
 def test_bitfit_trains_the_backbone_biases_it_already_has():

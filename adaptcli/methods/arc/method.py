@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from adaptcli.methods.arc.config import ArcOptions
-from adaptcli.methods.base import Method, fold_into_linear
+from adaptcli.methods.base import Method, fold_into_linear, is_plain_layer_norm
 from adaptcli.errors import NotMergeableError
 from adaptcli.models.blocks import (
     attention_inputs,
@@ -36,13 +36,6 @@ class ArcProjection(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
 
-def _is_affine_layer_norm(norm: nn.Module) -> bool:
-    """A LayerNorm whose forward is plain ``F.layer_norm`` with a weight and a bias (torch's, and
-    timm's unless its fast-norm path is on)."""
-    plain = type(norm) is nn.LayerNorm or (type(norm).__name__ == "LayerNorm" and not getattr(norm, "_fast_norm", True))
-    return plain and isinstance(norm, nn.LayerNorm) and norm.weight is not None and norm.bias is not None
-
-
 class ArcAdapter(nn.Module):
     """Wraps a norm layer (kept as ``base_layer``) and re-composes its output."""
 
@@ -62,7 +55,7 @@ class ArcAdapter(nn.Module):
         u = self.projection.weight
         down = u * self.scale
         norm = self.base_layer
-        if not _is_affine_layer_norm(norm):
+        if not is_plain_layer_norm(norm):
             h = norm(x)
             return h + self.dropout(h @ down) @ u.T + self.bias
         # The same h' with no stream-sized element-wise pass: b rides on the LayerNorm's shift

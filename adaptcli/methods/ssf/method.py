@@ -9,10 +9,11 @@ folds gamma and beta into that layer's weight and bias: the plain architecture, 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
-from adaptcli.methods.base import Method
+from adaptcli.methods.base import Method, is_plain_layer_norm
 from adaptcli.methods.ssf.config import SsfOptions
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
@@ -30,7 +31,7 @@ class ScaleShift(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.channel_dim == -1:
-            return x * self.scale + self.shift
+            return torch.addcmul(self.shift, x, self.scale)  # one pass over x instead of two
         view = (-1,) + (1,) * (x.dim() - 2)
         return x * self.scale.view(view) + self.shift.view(view)
 
@@ -45,7 +46,13 @@ class SsfWrapped(nn.Module):
         self.ssf = ScaleShift(_out_channels(base_layer), init_std, channel_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.ssf(self.base_layer(x))
+        layer, ssf = self.base_layer, self.ssf
+        if is_plain_layer_norm(layer):
+            # After a LayerNorm, gamma and beta fold into its affine terms: no element-wise pass and
+            # no extra saved tensor (the norm's backward yields their gradients).
+            return F.layer_norm(x, layer.normalized_shape, layer.weight * ssf.scale,
+                                torch.addcmul(ssf.shift, layer.bias, ssf.scale), layer.eps)
+        return ssf(layer(x))
 
     @torch.no_grad()
     def folded(self) -> nn.Module:
