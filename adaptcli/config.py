@@ -54,7 +54,7 @@ class TrainConfig:
     min_lr: Annotated[float, Ge(0)] = 0.0
     clip_grad: Optional[Annotated[float, Gt(0)]] = None
     label_smoothing: Rate = 0.0
-    precision: Literal["no", "bf16", "fp16"] = "no"
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
     grad_checkpointing: bool = False
     feature_cache: bool = True
     seed: Annotated[int, Ge(0)] = 0
@@ -63,6 +63,7 @@ class TrainConfig:
     max_steps_per_epoch: Optional[Count] = None
     save_every_steps: Optional[Count] = None
     log_with: Optional[str] = None  # Accelerate trackers, comma-separated: tensorboard, wandb, mlflow, ...
+    compile: bool = False  # torch.compile the trained model in place (state-dict keys unchanged)
 
 
 @dataclass
