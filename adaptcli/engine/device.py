@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import torch
@@ -26,22 +25,20 @@ def pins_memory(device: torch.device) -> bool:
     return device.type == "cuda"
 
 
-def build_accelerator(config: RunConfig, *, note: bool = False, **kwargs: Any):
-    """An ``Accelerator`` with the run's resolved precision and the method's DDP settings.
+def fp32_note(device: torch.device) -> str:
+    """What a run says (once, on stderr) when ``train.precision=auto`` falls back to fp32."""
+    return (f"note: train.precision=auto trains in fp32 on {device.type} (bf16 autocast needs a CUDA GPU "
+            "that supports bf16)")
 
-    ``note``: say on stderr (main process only) when ``train.precision=auto`` falls back to fp32; training
-    asks for it once per run, evaluation does not.
-    """
+
+def build_accelerator(config: RunConfig, **kwargs: Any):
+    """An ``Accelerator`` with the run's resolved precision and the method's DDP settings."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs
 
     from adaptcli.engine.distributed import force_cpu, partial_state
 
-    state = partial_state()
-    precision = resolve_precision(config.train.precision, state.device)
-    if note and state.is_main_process and config.train.precision == "auto" and precision == "no":
-        print(f"note: train.precision=auto trains in fp32 on {state.device.type} (bf16 autocast needs a CUDA GPU "
-              "that supports bf16)", file=sys.stderr)
+    precision = resolve_precision(config.train.precision, partial_state().device)
     # find_unused_parameters costs a graph traversal every step: only methods that need it pay.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=method_spec(config.method).unused_parameters)
     return Accelerator(cpu=force_cpu(), mixed_precision=precision, kwargs_handlers=[ddp], **kwargs)

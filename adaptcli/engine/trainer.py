@@ -78,7 +78,6 @@ class Trainer:
 
         self.accelerator = build_accelerator(
             self.config,
-            note=True,
             gradient_accumulation_steps=train.accum_steps,
             log_with=trackers or None,
             project_dir=str(self.run.path),
@@ -250,10 +249,13 @@ class Trainer:
         from tqdm.auto import tqdm
 
         from adaptcli.engine.compile import compile_errors, eager
+        from adaptcli.engine.device import fp32_note
         from adaptcli.engine.evaluate import evaluate_model
         from adaptcli.engine.tracking import flat_hyperparameters, tracker_values
 
         train = self.config.train
+        if self.is_main and train.precision == "auto" and self.precision == "no":
+            print(fp32_note(self.accelerator.device), file=sys.stderr)
         if self.trackers:
             self.accelerator.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
         start = time.time()
