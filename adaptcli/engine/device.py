@@ -26,7 +26,7 @@ def pins_memory(device: torch.device) -> bool:
 
 
 def fp32_note(device: torch.device) -> str:
-    """What a run says (once, on stderr) when ``train.precision=auto`` falls back to fp32."""
+    """What a run says (once, with its other progress on stdout) when ``train.precision=auto`` falls back to fp32."""
     return (f"note: train.precision=auto trains in fp32 on {device.type} (bf16 autocast needs a CUDA GPU "
             "that supports bf16)")
 

@@ -255,7 +255,7 @@ class Trainer:
 
         train = self.config.train
         if self.is_main and train.precision == "auto" and self.precision == "no":
-            print(fp32_note(self.accelerator.device), file=sys.stderr)
+            print(fp32_note(self.accelerator.device))  # stdout: a failing run's stderr stays one line
         if self.trackers:
             self.accelerator.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
         start = time.time()

@@ -38,7 +38,7 @@ def test_a_cpu_run_records_fp32_and_says_so_once(image_shards, tmp_path):
     result = runner.invoke(app, ["finetune", "--method", "bitfit", "--recipe", "quick", "--data", str(image_shards),
                                  "--out", str(tmp_path / "run"), *TINY, "--set", "train.epochs=2"])
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("train.precision=auto trains in fp32") == 1
+    assert result.stdout.count("train.precision=auto trains in fp32") == 1
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["precision"] == "no" and summary["compiled"] is False
     # Accelerate keeps one precision per process: another one needs a process of its own.
@@ -47,7 +47,7 @@ def test_a_cpu_run_records_fp32_and_says_so_once(image_shards, tmp_path):
                                "--set", "train.epochs=1", "--set", "train.precision=bf16"],
                               capture_output=True, text=True, timeout=300)
     assert explicit.returncode == 0, explicit.stderr[-2000:]
-    assert "train.precision=auto" not in explicit.stderr
+    assert "train.precision=auto" not in explicit.stdout
     assert json.loads((tmp_path / "bf16" / "summary.json").read_text())["precision"] == "bf16"
 
 
