@@ -55,7 +55,7 @@ class TrainConfig:
     min_lr: Annotated[float, Ge(0)] = 0.0
     clip_grad: Optional[Annotated[float, Gt(0)]] = None
     label_smoothing: Rate = 0.0
-    precision: Literal["no", "bf16", "fp16"] = "no"
+    precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
     #: none | frozen (selective recomputation in blocks with frozen weights) | all (every block)
     recompute: Literal["none", "frozen", "all"] = "none"
     feature_cache: bool = True
@@ -65,6 +65,7 @@ class TrainConfig:
     max_steps_per_epoch: Optional[Count] = None
     save_every_steps: Optional[Count] = None
     log_with: Optional[str] = None  # Accelerate trackers, comma-separated: tensorboard, wandb, mlflow, ...
+    compile: bool = False  # torch.compile the trained model in place (state-dict keys unchanged)
 
 
 @dataclass

@@ -417,8 +417,10 @@ class TrainStream:
     """
 
     def __init__(self, urls: list[str], decoder: SampleDecoder, batch_size: int, steps: int, *,
-                 rank: int, workers: int, seed: int, epoch: int, buffer: int, max_failures: int = 1000) -> None:
+                 rank: int, workers: int, seed: int, epoch: int, buffer: int, max_failures: int = 1000,
+                 pin_memory: bool = False) -> None:
         self.urls, self.decoder, self.batch_size, self.steps = urls, decoder, batch_size, steps
+        self.pin_memory = pin_memory
         self.max_failures = max_failures
         self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
         self.collate = Collate(decoder.spec.mean, decoder.spec.std, decoder.modality == "video")
@@ -443,7 +445,7 @@ class TrainStream:
             _Report(health),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
-                               persistent_workers=False)
+                               persistent_workers=False, pin_memory=self.pin_memory)
         return loader.with_epoch(self.steps)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -464,7 +466,7 @@ def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: i
 
 def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *, rank: int = 0,
                  world_size: int = 1, workers: int = 0, seed: int = 0, epoch: int = 0,
-                 max_steps: int | None = None) -> tuple[TrainStream, int]:
+                 max_steps: int | None = None, pin_memory: bool = False) -> tuple[TrainStream, int]:
     """The shuffled, resampled, augmented training stream and its steps per epoch.
 
     With at least ``world_size`` shards, rank r draws only from shards r, r + world_size, ...
@@ -472,6 +474,7 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
 
     Every rank yields exactly :func:`steps_per_epoch` batches of exactly ``batch_size``. Horizontal
     flip needs both ``spec.flip`` and the manifest's ``hflip`` (False where left/right is a label).
+    ``pin_memory``: page-locked batches, for non-blocking copies to a CUDA device (the caller decides).
     """
     manifest = read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
@@ -483,19 +486,21 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
                             num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
-                         epoch=epoch, buffer=spec.shuffle_buffer, max_failures=max(100, samples))
+                         epoch=epoch, buffer=spec.shuffle_buffer, max_failures=max(100, samples),
+                         pin_memory=pin_memory)
     return stream, steps
 
 
 def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *,
                 views: tuple[int, int] = (1, 1), rank: int = 0, world_size: int = 1,
-                workers: int = 0, skip_damaged: bool = False):  # -> wds.WebLoader
+                workers: int = 0, skip_damaged: bool = False, pin_memory: bool = False):  # -> wds.WebLoader
     """Every sample of ``split`` exactly once over all ranks x workers, in a fixed order.
 
     Video inputs are ``B x V x 3 x T x H x W`` with ``V = clips * crops`` (clip-major); images
     ``B x 3 x H x W``. The last batch of each worker may be smaller. A damaged shard or sample is
     an error naming it; with ``skip_damaged`` it is left out and listed in ``batch["damaged"]``
     (a last ``{"damaged": ...}`` item without inputs carries what came after the last batch).
+    ``pin_memory`` as in :func:`train_loader`.
     """
     import webdataset as wds
 
@@ -513,7 +518,7 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
                     partial=True),
         _EvalReport(source),
     )
-    return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers)
+    return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory)
 
 
 __all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "steps_per_epoch", "SampleDecoder",

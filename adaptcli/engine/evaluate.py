@@ -38,7 +38,7 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
             damaged.update(batch.get("damaged") or {})
         if "inputs" not in batch:
             continue
-        inputs = batch["inputs"].to(accelerator.device)
+        inputs = batch["inputs"].to(accelerator.device, non_blocking=True)
         views = 1
         if inputs.ndim == 6:  # B x V x C x T x H x W
             views = inputs.shape[1]
@@ -67,12 +67,14 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
     from accelerate.utils import gather_object
 
     from adaptcli.data.loader import eval_loader
+    from adaptcli.engine.device import pins_memory
 
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     loader = eval_loader(data_dir, split, spec, config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
-                         workers=config.data.workers, skip_damaged=skip_damaged)
+                         workers=config.data.workers, skip_damaged=skip_damaged,
+                         pin_memory=pins_memory(accelerator.device))
     was_training = model.training
     multi = bool(getattr(manifest, "multi_label", False))
     damaged: dict[str, str] = {}
@@ -149,11 +151,9 @@ def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: P
                     views: str | None = None, scores_file: Path | None = None, *,
                     skip_damaged: bool = False) -> dict[str, Any]:
     """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
-    from accelerate import Accelerator
-
     from adaptcli.data.loader import StreamSpec
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.engine.distributed import force_cpu
+    from adaptcli.engine.device import build_accelerator
     from adaptcli.runs.build import check_modality, normalisation
 
     manifest = read_manifest(data_dir)
@@ -163,7 +163,7 @@ def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: P
             f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
             "pass shards of the same dataset"
         )
-    accelerator = Accelerator(cpu=force_cpu(), mixed_precision=config.train.precision)
+    accelerator = build_accelerator(config)
     model = model.to(accelerator.device)
     view_pair = parse_views(views or config.eval.views)
     if manifest.modality == "image":

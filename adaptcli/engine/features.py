@@ -81,7 +81,7 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
             if inputs.ndim == 6:  # video eval batches are B x V x C x T x H x W
                 inputs = inputs.flatten(0, 1)
             with accelerator.autocast():
-                model(inputs.to(accelerator.device))
+                model(inputs.to(accelerator.device, non_blocking=True))
             # dim=0: multi-label targets are B x C rows, which must not be flattened
             labels.append(batch["labels"].repeat_interleave(inputs.shape[0] // batch["labels"].shape[0], dim=0))
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import pickle
 import sys
@@ -62,12 +63,12 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        from accelerate import Accelerator
         from accelerate.utils import set_seed
 
         from adaptcli.data.loader import StreamSpec
         from adaptcli.data.manifest import read_manifest
-        from adaptcli.engine.distributed import force_cpu
+        from adaptcli.engine.compile import compile_in_place
+        from adaptcli.engine.device import build_accelerator, pins_memory
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
         from adaptcli.engine.tracking import tracker_names
         from adaptcli.models.recompute import apply_recompute
@@ -76,13 +77,14 @@ class Trainer:
         train = self.config.train
         trackers = tracker_names(train.log_with)
 
-        self.accelerator = Accelerator(
-            cpu=force_cpu(),
-            mixed_precision=train.precision,
+        self.accelerator = build_accelerator(
+            self.config,
             gradient_accumulation_steps=train.accum_steps,
             log_with=trackers or None,
             project_dir=str(self.run.path),
         )
+        self.precision = self.accelerator.mixed_precision  # auto resolved: recorded in summary.json
+        self.pin_memory = pins_memory(self.accelerator.device)
         self.trackers = trackers  # started by train(): nothing is written in the run folder before run.json
         self.is_main = self.accelerator.is_main_process
         set_seed(train.seed)
@@ -124,6 +126,8 @@ class Trainer:
             trained: nn.Module = HeadOnly(model)
         else:
             trained = model
+        if train.compile:  # after the method is applied; keys stay those of the eager model
+            compile_in_place(trained)
         optimizer = build_optimizer(trained, train, self.lr)
         self.scheduler = build_scheduler(optimizer, train, self.opt_steps_per_epoch, self.lr)
         self.trained, self.optimizer = self.accelerator.prepare(trained, optimizer)
@@ -246,10 +250,14 @@ class Trainer:
         from accelerate.utils import set_seed
         from tqdm.auto import tqdm
 
+        from adaptcli.engine.compile import compile_errors, eager
+        from adaptcli.engine.device import fp32_note
         from adaptcli.engine.evaluate import evaluate_model
         from adaptcli.engine.tracking import flat_hyperparameters, tracker_values
 
         train = self.config.train
+        if self.is_main and train.precision == "auto" and self.precision == "no":
+            print(fp32_note(self.accelerator.device))  # stdout: a failing run's stderr stays one line
         if self.trackers:
             self.accelerator.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
         start = time.time()
@@ -283,7 +291,8 @@ class Trainer:
                     self.damaged.update(batch.get("damaged") or {})
                     self.skipped_samples += int(batch.get("skipped") or 0)
                     step_start = time.perf_counter()
-                    loss, synced = self._step(batch)
+                    with compile_errors(train.compile):
+                        loss, synced = self._step(batch)
                     loss_value = loss.item()  # waits for the device, so the step time is real
                     self.step_seconds += time.perf_counter() - step_start
                     if not math.isfinite(loss_value):
@@ -316,8 +325,10 @@ class Trainer:
                       "samples_per_second": epoch_samples / max(seconds, 1e-9),
                       "peak_memory_mb": peak_memory_mb(self.accelerator.device)[0]}
             if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
-                metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
-                                         self.config, self.manifest, views=(1, 1), show=False, skip_damaged=True)
+                with eager() if train.compile else contextlib.nullcontext():  # one compilation: training's
+                    metrics = evaluate_model(self.model, self.accelerator, self.data_dir, self.val_split, self.spec,
+                                             self.config, self.manifest, views=(1, 1), show=False,
+                                             skip_damaged=True)
                 if self.multi_label:
                     record.update(val_mAP=metrics["mAP"])
                 else:
@@ -365,7 +376,8 @@ class Trainer:
         require_shards(self.data_dir, urls)
         head = self.trained.module if hasattr(self.trained, "module") else self.trained
         loader = eval_loader(self.data_dir, split, self.spec, self.config.eval.batch_size,
-                             rank=self.rank, world_size=self.world, workers=self.config.data.workers, skip_damaged=True)
+                             rank=self.rank, world_size=self.world, workers=self.config.data.workers, skip_damaged=True,
+                             pin_memory=self.pin_memory)
         cache = compute_features(self.model, head.entry(), self.accelerator, loader,
                                  batch_size=self.config.train.batch_size, steps=self.steps_per_epoch,
                                  seed=self.config.train.seed, rank=self.rank, show=self.is_main, damaged=self.damaged)
@@ -381,7 +393,7 @@ class Trainer:
         loader, _ = train_loader(
             self.data_dir, self.config.data.train_split, self.spec, self.config.train.batch_size,
             rank=self.rank, world_size=self.world, workers=self.config.data.workers,
-            seed=self.config.train.seed, epoch=epoch,
+            seed=self.config.train.seed, epoch=epoch, pin_memory=self.pin_memory,
         )
         return loader
 
@@ -454,6 +466,8 @@ class Trainer:
             "damaged_shards": {Path(url).name: reason for url, reason in sorted(self.damaged.items())},
             "skipped_samples": self.skipped_samples,
             "processes": self.world,
+            "precision": self.precision,
+            "compiled": self.config.train.compile,
             "effective_lr": self.lr,
             **{k: report[k] for k in ("backbone_params", "method_params", "head_params", "trainable_params",
                                       "trainable_percent", "mergeable")},

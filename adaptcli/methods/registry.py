@@ -37,6 +37,7 @@ class MethodSpec:
     head: Literal["linear", "probe"] = "linear"  # probe: BatchNorm without affine, then Linear (MAE)
     feature_cache: bool = False  # the backbone's output never changes in training: cache it
     adds_tokens: bool = False  # lengthens the token sequence (needs one flat sequence)
+    unused_parameters: bool = False  # some trainable parameter can miss a gradient in a step (DDP must search)
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

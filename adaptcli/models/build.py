@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from torch import nn
 
 from adaptcli.models.config import ModelConfig
@@ -29,7 +31,19 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
         raise AdaptError(f"'{config.name}' cannot be built with model.img_size={config.img_size}, "
                          f"model.num_frames={config.num_frames}: {exc}") from None
     check_input_size(model, config)
+    use_fused_attention(model)
     return model
+
+
+def use_fused_attention(model: nn.Module) -> None:
+    """Attention on ``F.scaled_dot_product_attention`` in every timm attention module: timm keeps it off
+    where it calls it experimental (Swin's window attention). ``TIMM_FUSED_ATTN=0`` in the environment
+    (timm's own switch) keeps timm's explicit attention, for debugging."""
+    if os.environ.get("TIMM_FUSED_ATTN", "").strip() == "0":
+        return
+    for module in model.modules():
+        if isinstance(getattr(module, "fused_attn", None), bool):
+            module.fused_attn = True
 
 
 def check_input_size(model: nn.Module, config: ModelConfig) -> None:

@@ -5,7 +5,8 @@ modules and state-dict keys are torchvision's own (``patch_embed.*``, ``features
 ``norm.*``, ``head.*``): a merged export is a plain torchvision state dict that
 ``torchvision.models.video.swin3d_t().load_state_dict(state, strict=True)`` takes. The subclass
 only adds timm's model interface (``pretrained_cfg``, ``get_classifier``, ``reset_classifier``,
-``set_grad_checkpointing``) so that ``timm.create_model("swin3d_t")`` works like any other name.
+``set_grad_checkpointing``) so that ``timm.create_model("swin3d_t")`` works like any other name, and
+computes window attention with PyTorch's fused kernel (:mod:`adaptcli.models.window_attention`).
 
 Input ``B x 3 x T x H x W``. Any T/H/W works: torchvision pads to the 8 x 7 x 7 window and shrinks
 the window where the feature map is smaller, so tests run at 4 frames of 32 px.
@@ -21,7 +22,10 @@ from torch.utils.checkpoint import checkpoint
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torchvision.models.swin_transformer import SwinTransformerBlock
 from torchvision.models.video.swin_transformer import SwinTransformer3d
+
+from adaptcli.models.window_attention import FusedShiftedWindowAttention3d
 
 __all__ = ["VideoSwin", "ARCHITECTURES"]
 
@@ -44,7 +48,7 @@ class VideoSwin(SwinTransformer3d):
         if in_chans != 3:
             raise ValueError(f"swin3d takes 3-channel clips, got in_chans={in_chans}")
         super().__init__(num_classes=max(num_classes, 1), stochastic_depth_prob=drop_path_rate,
-                         dropout=drop_rate, **arch)
+                         dropout=drop_rate, block=_fused_block, **arch)
         # img_size / num_frames shape the data stream only: the windows adapt to any input size.
         self.window_size = list(arch["window_size"])
         self.embed_dim = arch["embed_dim"]
@@ -86,6 +90,12 @@ class VideoSwin(SwinTransformer3d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def _fused_block(*args: Any, attn_layer: Any = None, **kwargs: Any) -> SwinTransformerBlock:
+    """torchvision's block with the attention on ``F.scaled_dot_product_attention`` (torchvision passes
+    its own ``attn_layer``; this one replaces it)."""
+    return SwinTransformerBlock(*args, attn_layer=FusedShiftedWindowAttention3d, **kwargs)
 
 
 def _cfg() -> dict[str, Any]:

@@ -129,9 +129,10 @@ def test_official_checkpoint_lands_every_tensor(tmp_path: Path) -> None:
     assert torch.equal(ref_state["features.0.0.attn.relative_position_index"], official_index(WINDOW))
     with torch.no_grad():
         x = clip()
-        assert torch.equal(model.forward_head(model.forward_features(x), pre_logits=True),
-                           reference.avgpool(reference.norm(reference.features(reference.patch_embed(x)))
-                                             .permute(0, 4, 1, 2, 3)).flatten(1))
+        # fused attention (adaptcli) against torchvision's explicit one: equal up to float rounding
+        torch.testing.assert_close(model.forward_head(model.forward_features(x), pre_logits=True),
+                                   reference.avgpool(reference.norm(reference.features(reference.patch_embed(x)))
+                                                     .permute(0, 4, 1, 2, 3)).flatten(1), atol=1e-5, rtol=0)
 
 
 def test_torchvision_state_dict_and_another_window(tmp_path: Path) -> None:
@@ -141,7 +142,7 @@ def test_torchvision_state_dict_and_another_window(tmp_path: Path) -> None:
     model = swin(seed=2)
     assert load_checkpoint(model, path).format == "torchvision"
     with torch.no_grad():
-        assert torch.equal(model(clip()), source(clip()))
+        torch.testing.assert_close(model(clip()), source(clip()), atol=1e-5, rtol=0)  # fused vs explicit attention
 
     other = tmp_path / "window2.pth"
     torch.save(official_swin_t(seed=0, window=(2, 7, 7))[0], other)
