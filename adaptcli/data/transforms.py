@@ -106,6 +106,19 @@ def render(image, box: Box, size: int, flip: bool = False) -> np.ndarray:
     return np.asarray(out)
 
 
+def _shared_empty(shape: tuple[int, ...]):  # -> torch.Tensor
+    """An uninitialised float32 tensor allocated in shared memory, so that a loader worker's batch
+    reaches the main process without another copy. Allocated there directly: ``share_memory_()`` on a
+    fresh tensor would fault in private pages and then copy them into new shared ones (twice the page
+    faults, about 2.4 ms more per 8-frame 224 clip on a 2-core VM)."""
+    import torch
+
+    new_shared = getattr(torch.UntypedStorage, "_new_shared", None)  # what torch's own reductions use
+    if new_shared is None:
+        return torch.empty(shape, dtype=torch.float32).share_memory_()
+    return torch.empty(0, dtype=torch.float32).set_(new_shared(4 * math.prod(shape)), 0, shape)
+
+
 def normalise(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...], video: bool,
               shared: bool = False):  # -> torch.Tensor
     """Uint8 frames, channels last, to a normalised float tensor with channels moved forward.
@@ -121,9 +134,7 @@ def normalise(frames: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...
 
     lead = frames.ndim - (4 if video else 3)
     shape = frames.shape[:lead] + (3,) + frames.shape[lead:-1]
-    out = torch.empty(shape, dtype=torch.float32)
-    if shared:  # a worker's batch goes to the main process without another copy
-        out.share_memory_()
+    out = _shared_empty(shape) if shared else torch.empty(shape, dtype=torch.float32)
     x = out.numpy()
     tables = (np.arange(256, dtype=np.float32)[:, None] - np.asarray(mean, np.float32) * 255) \
         * (1 / (np.asarray(std, np.float32) * 255))
