@@ -32,6 +32,7 @@ def run_quick(script: str, args: list[str]) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("script", "args", "expected"), CASES, ids=[f"{c[0]} {' '.join(c[1])}" for c in CASES])
 def test_benchmark_quick_mode_runs(script: str, args: list[str], expected: list[str]) -> None:
     result = run_quick(script, args)
