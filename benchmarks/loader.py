@@ -302,7 +302,8 @@ def main() -> None:
           f"{cost['render jpeg']:.2f} per frame; crop-resize of a decoded frame {cost['render array']:.2f}; "
           f"normalise {cost['normalise']:.2f} per clip")
     print(f"per clip: {profile.container} path {video_clip:.1f} ms ({frames:.1f} frames decoded), shard path "
-          f"{shard_clip:.1f} ms ({t_frames} JPEGs) before stream overhead: expected ratio {video_clip / shard_clip:.2f}x")
+          f"{shard_clip:.1f} ms ({t_frames} JPEGs) before stream overhead: "
+          f"expected ratio {video_clip / shard_clip:.2f}x")
 
     print(f"\nsegment sampling T={args.frames}, random resized crop {args.size}, batch {args.batch}, "
           f"{steps * args.batch} clips per measurement, best of {args.rounds} (clips/s, higher is better);")

@@ -91,7 +91,8 @@ def fractal_noise(height: int, width: int, rng: np.random.Generator, octaves: in
         cells = 4 * 2 ** octave
         if cells >= 2 * max(height, width):
             break
-        grid = rng.random((max(2, height * cells // max(height, width)) + 1, cells + 1), dtype=np.float32)
+        long = max(height, width)  # ``cells`` cells along the long side, square cells
+        grid = rng.random((max(2, height * cells // long) + 1, max(2, width * cells // long) + 1), dtype=np.float32)
         layer = Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC)
         total += amplitude * np.asarray(layer)
         weight += amplitude
@@ -136,7 +137,8 @@ def natural_clip(num_frames: int, height: int, width: int, seed: int = 0, *, pan
     obj = natural_texture(side, side, rng).astype(np.float32)
     yy, xx = np.mgrid[:side, :side] / (side - 1) * 2 - 1
     mask = np.clip((1 - np.hypot(xx, yy * rng.uniform(0.7, 1.3))) * side / 4, 0, 1)[..., None].astype(np.float32)
-    start, end = rng.uniform(0, 1, 2) * (width - side, height - side), rng.uniform(0, 1, 2) * (width - side, height - side)
+    room = np.array([width - side, height - side])
+    start, end = rng.uniform(0, 1, 2) * room, rng.uniform(0, 1, 2) * room
     bend = rng.normal(scale=0.15 * min(height, width), size=2)
 
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)

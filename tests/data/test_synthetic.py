@@ -4,6 +4,7 @@ import json
 
 import av
 import numpy as np
+import pytest
 
 from adaptcli.data.synthetic import moving_square, write_ssv2_layout, write_webm
 from adaptcli.data.video_decode import decode_to_arrays
@@ -68,3 +69,13 @@ def test_natural_clip_is_deterministic_per_seed():
 
     a, b, c = natural_clip(3, 32, 48, seed=1), natural_clip(3, 32, 48, seed=1), natural_clip(3, 32, 48, seed=2)
     assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize(("height", "width"), [(64, 256), (256, 64)])
+def test_fractal_noise_has_square_cells_in_any_orientation(height, width):
+    from adaptcli.data.synthetic import fractal_noise
+
+    noise = fractal_noise(height, width, np.random.default_rng(0))
+    assert noise.shape == (height, width) and 0 <= noise.min() and noise.max() <= 1
+    dy, dx = np.abs(np.diff(noise, axis=0)).mean(), np.abs(np.diff(noise, axis=1)).mean()
+    assert 0.6 < dy / dx < 1.6  # a stretched grid would make one direction several times smoother
