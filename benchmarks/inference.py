@@ -3,6 +3,7 @@
     python benchmarks/inference.py                       # ViT-S/16 at 224, batch 1 and 32, 2 threads
     python benchmarks/inference.py --model vit_base_patch16_224 --rounds 5
     python benchmarks/inference.py --write-docs          # also (re)writes "## Inference" in docs/performance.md
+    python benchmarks/inference.py --quick               # smoke run: timm's tiny test_vit, batch 1, 2 rounds
 
 Weights are random (no download); adapters are set away from identity. The four models are timed
 interleaved (one forward of each per round, A B C D A B C D ...) so drift hits them alike; the
@@ -114,7 +115,13 @@ def main() -> None:
                         help="cpu: process CPU time, robust to other jobs on a shared machine (use with --threads 1)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--write-docs", action="store_true")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: timm's tiny test_vit, batch 1, 2 rounds, 1 warm-up (numbers mean little)")
     args = parser.parse_args()
+    if args.quick:
+        if args.write_docs:
+            parser.error("--quick numbers are not for the docs: drop --write-docs")
+        args.model, args.batches, args.rounds, args.warmup, args.arc_dim, args.mid_dim = "test_vit", "1", 2, 1, 8, 8
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -1,27 +1,34 @@
-"""Clips per second of the training stream from shards vs decoding every clip from its webm.
+"""Clips per second of the training stream from shards vs decoding every clip from its video file.
 
-Builds a synthetic SSv2-like set (VP9 webm, 240p, 12 fps, 2-4 s), prepares it into shards, then
-measures in one run, with the same sampling (segment, T frames) and transform (random resized
-crop to 224, normalisation):
+Generates realistic clips (``adaptcli.data.synthetic.natural_clip``: textured scene, camera pan and
+zoom, a moving object, sensor noise) with a dataset's statistics, prepares them into shards with
+adaptcli's own ``prepare`` code, then measures in one run, with the same sampling (segment, T frames)
+and transform (random resized crop to 224, normalisation):
 
   shards   the adaptcli training stream (``train_loader``) reading the shards
-  webm     decoding each clip from its webm with PyAV every time (the reference projects' way):
+  video    decoding each clip from its video file with PyAV every time (the reference projects' way):
            every frame decoded and converted to RGB, then T sampled
-  webm*    the same, but converting only the T sampled frames to RGB (a leaner baseline)
+  video*   the same, but converting only the T sampled frames to RGB (a leaner baseline)
   ceiling  decoding just the T sampled JPEG frames from memory with the same transform
 
-Usage: python benchmarks/loader.py [--clips 48] [--workers 0 2] [--frames 8] [--size 224]
+Profiles: ``ssv2`` 427x240 VP9 webm at 12 fps in the SSv2 layout; ``hmdb51`` 320x240 MPEG-4 AVI at
+30 fps in the HMDB51 layout. Durations are drawn from 2-6 s (triangular, mode 3.2 s: mean 3.7 s,
+about 45 frames at 12 fps).
+
+Usage: python benchmarks/loader.py [--profile ssv2] [--clips 48] [--workers 0 2] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import io
+import gc
 import os
 import random
 import shutil
+import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,24 +36,106 @@ from measure import throughput
 
 from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader
 from adaptcli.data.sampling import segment_indices
-from adaptcli.data.synthetic import moving_square, write_ssv2_layout
+from adaptcli.data.synthetic import natural_clip, write_ssv2_layout, write_video
 from adaptcli.data.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MPEG4 = {"b": "800k"}  # XviD-like bitrate for 320x240 at 30 fps
 
 
-def build(root: Path, clips: int, seed: int = 0) -> None:
+@dataclass(frozen=True)
+class Profile:
+    """What the generated clips look like and how they are stored."""
+
+    width: int
+    height: int
+    fps: int
+    container: str  # file extension, also the column name of the decode-from-video paths
+
+
+PROFILES = {"ssv2": Profile(427, 240, 12, "webm"), "hmdb51": Profile(320, 240, 30, "avi")}
+CLASSES = ["brush_hair", "cartwheel", "catch", "chew"]
+
+
+def durations(count: int, seed: int) -> list[float]:
+    """Clip lengths in seconds: triangular on 2-6 s with mode 3.2 s (mean 3.73 s)."""
     rng = random.Random(seed)
-    items = []
-    for i in range(clips):
-        direction = ["left", "right", "up", "down"][i % 4]
-        frames = moving_square(direction, rng.randint(24, 48), 240, 320, seed=i)  # type: ignore[arg-type]
-        items.append((str(10000 + i), f"Moving [something] {direction}", ["box"], frames))
-    write_ssv2_layout(root, items, {"train": [c[0] for c in items]})
+    return [rng.triangular(2.0, 6.0, 3.2) for _ in range(count)]
 
 
-class WebmClips:
-    """Map-style dataset: decode the webm with PyAV on every access (the reference path)."""
+def build(root: Path, name: str, clips: int, scale: float = 1.0, seed: int = 0) -> list[Path]:
+    """Write ``clips`` generated clips in the dataset's own layout; return the video paths."""
+    p = PROFILES[name]
+    width, height = int(p.width * scale), int(p.height * scale)
+    lengths = [max(2, round(d * p.fps)) for d in durations(clips, seed)]
+    if name == "ssv2":
+        items = [(str(10000 + i), f"Moving [something] {CLASSES[i % 4]}", ["box"],
+                  natural_clip(n, height, width, seed=i)) for i, n in enumerate(lengths)]
+        write_ssv2_layout(root, items, {"train": [c[0] for c in items]}, fps=p.fps)
+        return [root / "20bn-something-something-v2" / f"{c[0]}.webm" for c in items]
+    paths, lines = [], {c: [] for c in CLASSES}
+    for i, n in enumerate(lengths):
+        cls = CLASSES[i % 4]
+        clip = f"{cls}_clip{i}_u_cm_np1_fr_med_{i}.avi"
+        paths.append(write_video(root / "videos" / cls / clip, natural_clip(n, height, width, seed=i),
+                                 fps=p.fps, codec="mpeg4", options=MPEG4))
+        lines[cls].append(f"{clip} 1")
+    splits = root / "splits"
+    splits.mkdir(parents=True, exist_ok=True)
+    for cls, rows in lines.items():
+        (splits / f"{cls}_test_split1.txt").write_text("\n".join(rows) + "\n")
+    return paths
+
+
+def _cpu_ms(run, repeats: int = 1) -> float:
+    """Milliseconds of this process's CPU time per call of ``run`` (immune to other tenants)."""
+    start = time.process_time()
+    for _ in range(repeats):
+        run()
+    return (time.process_time() - start) / repeats * 1e3
+
+
+def unit_costs(paths: list[Path], samples: list[dict], spec: StreamSpec) -> dict[str, float]:
+    """CPU milliseconds of each piece of work, in this process: video decode and RGB conversion per
+    frame, JPEG decode, crop-resize from a decoded frame, decode + crop-resize of a JPEG, normalise
+    per clip of ``spec.num_frames`` frames."""
+    import av
+    from PIL import Image
+
+    from adaptcli.data.transforms import normalise, open_image
+
+    frames, decode, rgb = 0, 0.0, 0.0
+    arrays = []
+    for path in paths:
+        with av.open(str(path)) as container:
+            start = time.process_time()
+            decoded = list(container.decode(video=0))
+            decode += time.process_time() - start
+        start = time.process_time()
+        converted = [f.to_ndarray(format="rgb24") for f in decoded]
+        rgb += time.process_time() - start
+        frames += len(decoded)
+        arrays.append(converted[len(converted) // 2])
+    rng = random.Random(0)
+    jpegs = [frame_fields(s)[len(frame_fields(s)) // 2] for s in samples]
+    height, width = arrays[0].shape[:2]
+    boxes = [train_box("random_resized_crop", width, height, spec.img_size, spec.crop_scale, spec.crop_pct, rng)
+             for _ in jpegs]
+    clip = np.zeros((8, spec.num_frames, spec.img_size, spec.img_size, 3), np.uint8)
+    n = len(jpegs)
+    return {
+        "video decode": decode / frames * 1e3,
+        "rgb": rgb / frames * 1e3,
+        "jpeg decode": _cpu_ms(lambda: [open_image(j).load() for j in jpegs]) / n,
+        "render array": _cpu_ms(lambda: [render(Image.fromarray(a), b, spec.img_size)
+                                         for a, b in zip(arrays, boxes)]) / n,
+        "render jpeg": _cpu_ms(lambda: [render(open_image(j), b, spec.img_size) for j, b in zip(jpegs, boxes)]) / n,
+        "normalise": _cpu_ms(lambda: normalise(clip, MEAN, STD, True), 5) / 8,
+    }
+
+
+class VideoClips:
+    """Map-style dataset: decode the video file with PyAV on every access (the reference path)."""
 
     def __init__(self, paths: list[str], spec: StreamSpec, lean: bool, seed: int = 0) -> None:
         self.paths, self.spec, self.lean, self.seed = paths, spec, lean, seed
@@ -99,23 +188,70 @@ def map_loader(dataset, batch: int, workers: int, epochs: int):
                                        generator=torch.Generator().manual_seed(0))
 
 
-def _row(label: str, r: dict[str, float]) -> None:
-    print(f"{label:>8} {r['shards']:>9.1f} {r['webm']:>9.1f} {r['lean']:>9.1f} {r['ceiling']:>9.1f} "
-          f"{r['shards'] / r['webm']:>11.2f}x {r['shards'] / r['lean']:>12.2f}x "
-          f"{r['shards'] / r['ceiling']:>14.0%}", flush=True)
+def _cpu_with_children() -> float:
+    """CPU seconds of this process plus its finished (joined) child processes."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def rates(make) -> tuple[float, float]:
+    """(clips per wall second after the first batch, clips per CPU second of this process and its
+    loader workers over the whole run). Workers are joined before the CPU clock is read: a worker's
+    time only counts once it has exited."""
+    gc.collect()
+    cpu = _cpu_with_children()
+    iterator = iter(make())
+    first = len(next(iterator)["keys"])
+    count, start = 0, time.perf_counter()
+    for batch in iterator:
+        count += len(batch["keys"])
+    wall = time.perf_counter() - start
+    del iterator
+    gc.collect()  # shuts the workers down (DataLoader iterators join them when collected)
+    return count / wall, (first + count) / (_cpu_with_children() - cpu)
+
+
+def header(video: str) -> str:
+    return (f"{'workers':>8} {'shards':>9} {video:>9} {video + '*':>9} {'ceiling':>9} "
+            f"{'shards/' + video:>12} {'shards/' + video + '*':>13} {'shards/ceiling':>15}")
+
+
+def row(label: str, r: dict[str, float]) -> str:
+    return (f"{label:>8} {r['shards']:>9.1f} {r['video']:>9.1f} {r['lean']:>9.1f} {r['ceiling']:>9.1f} "
+            f"{r['shards'] / r['video']:>11.2f}x {r['shards'] / r['lean']:>12.2f}x "
+            f"{r['shards'] / r['ceiling']:>14.0%}")
+
+
+def verdicts(results: dict[str, dict[str, float]], video: str) -> list[str]:
+    """One line per goal: met only if it holds on every row (every worker count)."""
+    lines = []
+    for goal, key, target in ((f"shards >= 5x {video}", "video", 5.0), ("shards >= 0.9x ceiling", "ceiling", 0.9)):
+        ratios = {label: r["shards"] / r[key] for label, r in results.items()}
+        met = all(v >= target for v in ratios.values())
+        values = ", ".join(f"{v:.2f}x at workers={label.split()[0]}" for label, v in ratios.items())
+        lines.append(f"goal {goal}: {'met' if met else 'MISSED'} ({values})")
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="ssv2")
     parser.add_argument("--clips", type=int, default=48)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=4, help="passes over the clips per measurement")
+    parser.add_argument("--epochs", type=int, default=8, help="passes over the clips per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="measurements per path (best is kept)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--root", type=Path, default=None, help="keep the data here (default: temp)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: 8 half-size clips, 1 pass, 1 round, crop 112 (numbers mean little)")
     args = parser.parse_args()
+    scale = 1.0
+    if args.quick:
+        args.clips, args.epochs, args.rounds, args.size, args.batch, scale = 8, 1, 1, 112, 4, 0.5
 
     import torch
 
@@ -123,61 +259,84 @@ def main() -> None:
     from adaptcli.data.prepare import prepare_dataset
     from adaptcli.data.tar_reader import iter_samples
 
+    profile = PROFILES[args.profile]
     tmp = Path(tempfile.mkdtemp(prefix="adaptcli-bench-")) if args.root is None else args.root
-    src, out = tmp / "ssv2", tmp / "shards"
+    src, out = tmp / args.profile, tmp / f"{args.profile}-shards"
     t = time.perf_counter()
-    if not (src / "labels" / "train.json").exists():
-        build(src, args.clips)
+    paths = build(src, args.profile, args.clips, scale)
     built = time.perf_counter() - t
     t = time.perf_counter()
-    (result,) = prepare_dataset("ssv2", src, out, splits="train", workers=os.cpu_count() or 1,
-                                samples_per_shard=16, progress=False)
+    shutil.rmtree(out, ignore_errors=True)
+    extra = {"split_dir": src / "splits"} if args.profile == "hmdb51" else {}
+    (result,) = prepare_dataset(args.profile, src / "videos" if args.profile == "hmdb51" else src, out,
+                                splits="train", workers=os.cpu_count() or 1, samples_per_shard=16,
+                                progress=False, **extra)
     prepared = time.perf_counter() - t
     manifest = read_manifest(out)
-    webm_bytes = sum(p.stat().st_size for p in (src / "20bn-something-something-v2").iterdir())
-    print(f"data: {args.clips} clips 320x240 VP9 12 fps, frames {manifest.splits['train'].frames}; "
-          f"webm {webm_bytes / 1e6:.1f} MB, shards {result.bytes / 1e6:.1f} MB; "
+    samples = [s for n in manifest.splits["train"].shards for s in iter_samples(out / n)]
+    assert all(frame_fields(s) for s in samples) and len(samples) == args.clips
+    counts = [len(frame_fields(s)) for s in samples]
+    video_bytes = sum(p.stat().st_size for p in paths)
+    jpeg_bytes = sum(len(f) for s in samples for f in frame_fields(s))
+    width, height = int(profile.width * scale), int(profile.height * scale)
+    print(f"data: {args.profile}, {args.clips} clips {width}x{height} {profile.container} {profile.fps} fps, "
+          f"frames {min(counts)}-{max(counts)} (mean {statistics.mean(counts):.1f}); "
           f"built in {built:.1f} s, prepared in {prepared:.1f} s")
+    print(f"{profile.container}: {video_bytes / 1e6:.2f} MB, {video_bytes / sum(counts) / 1e3:.2f} kB per frame; "
+          f"shards: {result.bytes / 1e6:.1f} MB, JPEG q90 {jpeg_bytes / sum(counts) / 1e3:.2f} kB per frame")
     print(f"machine: {os.cpu_count()} CPU cores, torch {torch.__version__}, threads {torch.get_num_threads()}")
 
     spec = StreamSpec(img_size=args.size, num_frames=args.frames, mean=MEAN, std=STD, sampling="segment",
                       augment="random_resized_crop", flip=False, shuffle_buffer=64)
-    paths = sorted(str(p) for p in (src / "20bn-something-something-v2").glob("*.webm"))
-    samples = [s for n in manifest.splits["train"].shards for s in iter_samples(out / n)]
-    assert all(frame_fields(s) for s in samples)
+    files = [str(p) for p in paths]
     steps = args.clips * args.epochs // args.batch
 
     # warm-up: page cache, lazy imports and allocator growth would otherwise bias the first path
     throughput(map_loader(JpegCeiling(samples, spec), args.batch, 0, 1))
+    cost = unit_costs(paths, samples, spec)
+    frames, t_frames = statistics.mean(counts), args.frames
+    video_clip = frames * (cost["video decode"] + cost["rgb"]) + t_frames * cost["render array"] + cost["normalise"]
+    shard_clip = t_frames * cost["render jpeg"] + cost["normalise"]
+    print(f"\ncost in CPU ms (one process): {profile.container} decode {cost['video decode']:.2f} + RGB "
+          f"{cost['rgb']:.2f} per frame; JPEG decode {cost['jpeg decode']:.2f}, decode + crop-resize "
+          f"{cost['render jpeg']:.2f} per frame; crop-resize of a decoded frame {cost['render array']:.2f}; "
+          f"normalise {cost['normalise']:.2f} per clip")
+    print(f"per clip: {profile.container} path {video_clip:.1f} ms ({frames:.1f} frames decoded), shard path "
+          f"{shard_clip:.1f} ms ({t_frames} JPEGs) before stream overhead: "
+          f"expected ratio {video_clip / shard_clip:.2f}x")
+
     print(f"\nsegment sampling T={args.frames}, random resized crop {args.size}, batch {args.batch}, "
-          f"~{steps * args.batch} clips per measurement, best of {args.rounds} (clips/s, higher is better)")
-    print(f"{'workers':>8} {'shards':>9} {'webm':>9} {'webm*':>9} {'ceiling':>9} "
-          f"{'shards/webm':>12} {'shards/webm*':>13} {'shards/ceiling':>15}")
-    cpu_rows = []
+          f"{steps * args.batch} clips per measurement, best of {args.rounds} (clips/s, higher is better);")
+    print("wall: after the first batch; cpu: clips per CPU-second of the process and its workers, whole run")
+    print(header(profile.container))
+    wall_rows, cpu_rows = {}, {}
     for workers in args.workers:
-        best = {"shards": 0.0, "webm": 0.0, "lean": 0.0, "ceiling": 0.0}
+        best = {"shards": 0.0, "video": 0.0, "lean": 0.0, "ceiling": 0.0}
         best_cpu = dict(best)
         for _ in range(args.rounds):  # interleaved rounds, best of each: less noise, no order bias
-            loader, _ = train_loader(out, "train", spec, args.batch, workers=workers, seed=0)
-            loader.steps = steps + 1
+            def shards(workers: int = workers):
+                loader, _ = train_loader(out, "train", spec, args.batch, workers=workers, seed=0)
+                loader.steps = steps + 1
+                return loader
+
             runs = {
-                "shards": loader,
-                "webm": map_loader(WebmClips(paths, spec, lean=False), args.batch, workers, args.epochs),
-                "lean": map_loader(WebmClips(paths, spec, lean=True), args.batch, workers, args.epochs),
-                "ceiling": map_loader(JpegCeiling(samples, spec), args.batch, workers, args.epochs),
+                "shards": shards,
+                "video": lambda w=workers: map_loader(VideoClips(files, spec, lean=False), args.batch, w, args.epochs),
+                "lean": lambda w=workers: map_loader(VideoClips(files, spec, lean=True), args.batch, w, args.epochs),
+                "ceiling": lambda w=workers: map_loader(JpegCeiling(samples, spec), args.batch, w, args.epochs),
             }
-            for name, iterable in runs.items():
-                wall, cpu = throughput(iterable)
+            for name, make in runs.items():
+                wall, cpu = rates(make)
                 best[name], best_cpu[name] = max(best[name], wall), max(best_cpu[name], cpu)
-        _row(f"{workers}", best)
-        if workers == 0:
-            cpu_rows.append(best_cpu)
-    for row in cpu_rows:  # one process does all the work: CPU time is immune to other tenants
-        print("\nworkers=0 measured in CPU time of the process (clips per CPU-second):")
-        _row("0 (cpu)", row)
+        wall_rows[f"{workers}"], cpu_rows[f"{workers} (cpu)"] = best, best_cpu
+        print(row(f"{workers}", best), flush=True)
+        print(row(f"{workers} (cpu)", best_cpu), flush=True)
+    print()
+    for clock, rows in (("wall clock", wall_rows), ("CPU time", cpu_rows)):
+        for line in verdicts(rows, profile.container):
+            print(f"{line} [{clock}]")
     if args.root is None:
         shutil.rmtree(tmp, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()

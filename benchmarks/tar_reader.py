@@ -1,6 +1,6 @@
 """Reading a shard: adaptcli's tar reader against webdataset's ``tarfile_samples``.
 
-    python benchmarks/tar_reader.py [--clips 32] [--frames 32] [--frame-bytes 6000] [--repeats 20]
+    python benchmarks/tar_reader.py [--clips 32] [--frames 32] [--frame-bytes 6000] [--repeats 20] [--quick]
 
 Writes one shard of ``clips`` samples (``frames`` JPEG-sized members plus ``cls`` and ``json`` each),
 checks that both readers give the same samples, and prints the best time per clip of each.
@@ -36,7 +36,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--frame-bytes", type=int, default=6000)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 clips of 4 frames, 2 repeats")
     args = parser.parse_args()
+    if args.quick:
+        args.clips, args.frames, args.repeats = 4, 4, 2
     import webdataset as wds
 
     readers = {

@@ -2,7 +2,8 @@
 
 Train: ``resampled`` shards, drawn independently by every (rank, worker) from seeds derived
 from ``(seed, epoch, rank, worker)``, a shuffle buffer of raw samples, decode + augment, fixed-size
-batches; ``WebLoader(...).with_epoch(steps)`` cuts the infinite stream so every rank runs the same
+batches; every worker stops after its share of the epoch's steps (no batch is decoded that the
+epoch does not use) and ``WebLoader(...).with_epoch(steps)`` cuts the stream so every rank runs the same
 number of steps. Never pass these loaders to ``accelerator.prepare`` (that would split again).
 
 Eval: every sample exactly once over all ranks x workers. With at least ``world_size * workers``
@@ -297,6 +298,22 @@ class _ReadShards:
                 self.health.shard_failed(url, _reason(exc))
 
 
+class _WorkerShare:
+    """Stop this worker after its share of ``steps`` batches: the DataLoader takes batches from the
+    workers in turn (worker 0 first), so worker w of W serves ``steps // W`` batches, plus one when
+    ``w < steps % W``, exactly the ones ``with_epoch(steps)`` would have kept. Without it every
+    worker would decode ``prefetch_factor`` batches past the end of each epoch for nothing."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        import itertools
+
+        worker, workers = _worker()
+        yield from itertools.islice(src, self.steps // workers + (worker < self.steps % workers))
+
+
 class _Report:
     """Attach this worker's damaged shards and skipped-sample count to each batch."""
 
@@ -442,6 +459,7 @@ class TrainStream:
             _ReadShards(health),
             _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer, health),
             wds.batched(self.batch_size, collation_fn=self.collate, partial=False),
+            _WorkerShare(self.steps),
             _Report(health),
         )
         loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,

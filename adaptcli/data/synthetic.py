@@ -79,6 +79,87 @@ def moving_square(direction: Literal["left", "right", "up", "down"], num_frames:
     return frames
 
 
+def fractal_noise(height: int, width: int, rng: np.random.Generator, octaves: int = 7,
+                  falloff: float = 0.85) -> np.ndarray:
+    """H x W float32 multi-octave value noise in [0, 1]: random grids from 4 x 4 cells upwards, each
+    octave twice as fine and ``falloff`` times as strong (about the 1/f spectrum of natural images)."""
+    from PIL import Image
+
+    total = np.zeros((height, width), dtype=np.float32)
+    amplitude, weight = 1.0, 0.0
+    for octave in range(octaves):
+        cells = 4 * 2 ** octave
+        if cells >= 2 * max(height, width):
+            break
+        long = max(height, width)  # ``cells`` cells along the long side, square cells
+        grid = rng.random((max(2, height * cells // long) + 1, max(2, width * cells // long) + 1), dtype=np.float32)
+        layer = Image.fromarray(grid, mode="F").resize((width, height), Image.BICUBIC)
+        total += amplitude * np.asarray(layer)
+        weight += amplitude
+        amplitude *= falloff
+    total /= weight
+    low, high = np.percentile(total, (1, 99))
+    return np.clip((total - low) / max(1e-6, high - low), 0.0, 1.0)
+
+
+def natural_texture(height: int, width: int, rng: np.random.Generator) -> np.ndarray:
+    """H x W x 3 uint8 natural-looking texture: regions with hard edges (a thresholded low-frequency
+    field), each with its own colour, shaded by fractal luminance and weaker chroma noise."""
+    regions = np.floor(fractal_noise(height, width, rng, octaves=3) * 4.999).astype(np.intp)
+    palette = rng.uniform(40, 215, size=(5, 3)).astype(np.float32)
+    luminance = fractal_noise(height, width, rng) - 0.5
+    chroma = np.stack([fractal_noise(height, width, rng, octaves=4) for _ in range(3)], axis=-1) - 0.5
+    image = palette[regions] + 110 * luminance[..., None] + 30 * chroma
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def natural_clip(num_frames: int, height: int, width: int, seed: int = 0, *, pan: float = 0.25,
+                 zoom: float = 0.1, noise: float = 3.0) -> np.ndarray:
+    """T x H x W x 3 uint8 frames that compress like camera video rather than flat shapes.
+
+    A camera pans (up to ``pan`` of the frame over the clip, with a slow sway) and zooms in by up to
+    ``zoom`` over a larger :func:`natural_texture`; a textured object crosses the view on a curved
+    path; every frame gets Gaussian sensor noise of ``noise`` grey levels. Sub-pixel motion and the
+    noise are what make inter-frame prediction imperfect, as in real footage.
+    """
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    margin = 1 + pan + zoom
+    canvas_h, canvas_w = int(height * margin) + 2, int(width * margin) + 2
+    canvas = Image.fromarray(natural_texture(canvas_h, canvas_w, rng))
+    direction = rng.normal(size=2)
+    direction /= np.linalg.norm(direction) + 1e-9
+    sway_phase, sway_freq = rng.uniform(0, 2 * np.pi, 2), rng.uniform(0.5, 1.5, 2)
+    zoom_end = 1 + rng.uniform(0, zoom)
+
+    side = int(min(height, width) * rng.uniform(0.3, 0.5))
+    obj = natural_texture(side, side, rng).astype(np.float32)
+    yy, xx = np.mgrid[:side, :side] / (side - 1) * 2 - 1
+    mask = np.clip((1 - np.hypot(xx, yy * rng.uniform(0.7, 1.3))) * side / 4, 0, 1)[..., None].astype(np.float32)
+    room = np.array([width - side, height - side])
+    start, end = rng.uniform(0, 1, 2) * room, rng.uniform(0, 1, 2) * room
+    bend = rng.normal(scale=0.15 * min(height, width), size=2)
+
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for t in range(num_frames):
+        f = t / max(1, num_frames - 1)
+        scale = 1 / (1 + (zoom_end - 1) * f)  # source pixels per output pixel
+        sway = 0.03 * np.sin(2 * np.pi * sway_freq * f + sway_phase) * (width, height)
+        cx = canvas_w / 2 + (f - 0.5) * pan * width * direction[0] + sway[0]
+        cy = canvas_h / 2 + (f - 0.5) * pan * height * direction[1] + sway[1]
+        affine = (scale, 0, cx - scale * width / 2, 0, scale, cy - scale * height / 2)
+        view = canvas.transform((width, height), Image.AFFINE, affine, resample=Image.BILINEAR)
+        frame = np.asarray(view, dtype=np.float32).copy()
+        x, y = (1 - f) * start + f * end + 4 * f * (1 - f) * bend
+        x0, y0 = int(np.clip(x, 0, width - side)), int(np.clip(y, 0, height - side))
+        patch = frame[y0:y0 + side, x0:x0 + side]
+        patch += mask * (obj - patch)
+        frame += rng.normal(scale=noise, size=frame.shape).astype(np.float32)
+        frames[t] = np.clip(frame, 0, 255)
+    return frames
+
+
 def write_ssv2_layout(
     root: str | Path,
     clips: Sequence[SyntheticClip],
@@ -169,6 +250,9 @@ __all__ = [
     "write_webm",
     "write_avi",
     "moving_square",
+    "fractal_noise",
+    "natural_texture",
+    "natural_clip",
     "write_ssv2_layout",
     "write_image",
     "write_image_folder",

@@ -174,3 +174,34 @@ def test_steps_per_epoch(samples, batch, world, max_steps, expected):
 def test_train_loader_max_steps(image_shards):
     loader, steps = train_loader(image_shards, "train", spec(img_size=24), 4, workers=0, max_steps=2)
     assert steps == len(loader) == len(list(loader)) == 2
+
+
+@pytest.mark.parametrize("steps", [5, 6, 1])
+def test_workers_stop_at_their_share_with_the_same_batches(ssv2_shards, monkeypatch, steps):
+    """Each worker decodes only its share of the epoch; the batches are those of the uncut stream."""
+    import adaptcli.data.loader as loader_module
+
+    def run():
+        loader, _ = train_loader(ssv2_shards, "train", spec(), 2, workers=2, seed=11)
+        loader.steps = steps
+        return list(loader)
+
+    cut = run()
+    monkeypatch.setattr(loader_module._WorkerShare, "__call__", lambda self, src: src)  # the stream before
+    uncut = run()
+    assert len(cut) == len(uncut) == steps
+    for a, b in zip(cut, uncut):
+        assert a["keys"] == b["keys"] and torch.equal(a["inputs"], b["inputs"])
+
+
+def test_worker_share_never_pulls_a_batch_past_it():
+    from adaptcli.data.loader import _WorkerShare
+
+    pulled = []
+
+    def source():
+        for i in range(10):
+            pulled.append(i)
+            yield {"i": i}
+
+    assert [b["i"] for b in _WorkerShare(3)(source())] == [0, 1, 2] and pulled == [0, 1, 2]

@@ -1,0 +1,42 @@
+"""Every benchmark script runs end to end in its ``--quick`` mode (a smoke test: structure, never timings)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# (script, arguments, strings the output must contain); add a case per benchmark script
+CASES = [
+    ("loader.py", ["--quick", "--profile", "ssv2"],
+     ["data: ssv2, 8 clips", "kB per frame", "webm decode", "per clip: webm path", "shards/webm", "shards/ceiling",
+      "\n       0 ", " 0 (cpu) ", "\n       2 ", " 2 (cpu) ", "goal shards >= 5x webm: ",
+      "goal shards >= 0.9x ceiling: ", "[wall clock]", "[CPU time]"]),
+    ("loader.py", ["--quick", "--profile", "hmdb51", "--workers", "0"],
+     ["data: hmdb51, 8 clips", "avi 30 fps", "shards/avi", "\n       0 ", "goal shards >= 5x avi: "]),
+    ("tar_reader.py", ["--quick"], ["  adaptcli: ", "webdataset: ", "ms per clip (6 members), best of 2"]),
+    ("inference.py", ["--quick"],
+     ["test_vit, cpu", "merged vs unmerged ARC", "FLOPs relative to plain", "| 1 | plain |", "| 1 | arc merged |",
+      "| 1 | arc unmerged |", "| 1 | adaptformer |"]),
+]
+
+
+def run_quick(script: str, args: list[str]) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+    return subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("script", "args", "expected"), CASES, ids=[f"{c[0]} {' '.join(c[1])}" for c in CASES])
+def test_benchmark_quick_mode_runs(script: str, args: list[str], expected: list[str]) -> None:
+    result = run_quick(script, args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    missing = [text for text in expected if text not in result.stdout]
+    assert not missing, f"missing {missing} in:\n{result.stdout}"
+
