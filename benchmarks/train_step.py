@@ -161,13 +161,13 @@ def batch(args: argparse.Namespace, device: str):
     return inputs, labels
 
 
-def autocast(args: argparse.Namespace, device: str):
+def autocast(args: argparse.Namespace | None, device: str):
     """bf16 autocast when ``--precision bf16`` (the default on CUDA), else nothing."""
     import contextlib
 
     import torch
 
-    if args.precision == "bf16" and device != "meta":
+    if args is not None and args.precision == "bf16" and device != "meta":
         return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
@@ -175,18 +175,12 @@ def autocast(args: argparse.Namespace, device: str):
 def train_step(model, optimizer, inputs, labels, args: argparse.Namespace | None = None) -> None:
     import torch
 
-    with autocast(args, inputs.device.type) if args is not None else autocast_off():
+    with autocast(args, inputs.device.type):
         logits = model(inputs)
     loss = torch.nn.functional.cross_entropy(logits.float(), labels)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-
-
-def autocast_off():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def depth_of(args: argparse.Namespace) -> int:
