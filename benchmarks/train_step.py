@@ -126,9 +126,9 @@ class KeepAttentionInputs:
     def __call__(self, ctx, func, *args, **kwargs):
         from torch.utils.checkpoint import CheckpointPolicy
 
-        from adaptcli.models.recompute import ATTENTION_OPS, frozen_block_policy
+        from adaptcli.models.recompute import ATTENTION_OPS, frozen_block_policy, op_name
 
-        name = func._schema.name.split("::")[-1]
+        name = op_name(func)
         if name in ATTENTION_OPS:
             self.after_attention = True
             return CheckpointPolicy.MUST_SAVE

@@ -82,6 +82,8 @@ def is_plain_layer_norm(norm: nn.Module) -> bool:
     """A LayerNorm with a weight and a bias whose forward is plain ``F.layer_norm`` (torch's, and
     timm's unless its fast-norm path is on): methods may then fold their own affine terms into
     ``F.layer_norm``'s weight and bias instead of paying a stream-sized element-wise pass."""
-    if not isinstance(norm, nn.LayerNorm) or norm.weight is None or norm.bias is None:
+    from timm.layers import LayerNorm as TimmLayerNorm
+
+    if type(norm) not in (nn.LayerNorm, TimmLayerNorm) or norm.weight is None or norm.bias is None:
         return False
-    return type(norm) is nn.LayerNorm or (type(norm).__name__ == "LayerNorm" and not getattr(norm, "_fast_norm", True))
+    return not getattr(norm, "_fast_norm", False)

@@ -51,7 +51,8 @@ ATTENTION_OPS = frozenset({
 MATMUL_LEFT_OPERAND = {"mm": 0, "bmm": 0, "addmm": 1, "baddbmm": 1}
 
 
-def _op_name(func: Any) -> str:
+def op_name(func: Any) -> str:
+    """The ATen operator's name without its namespace (``aten::addmm`` -> ``addmm``)."""
     schema = getattr(func, "_schema", None)
     return schema.name.split("::")[-1] if schema is not None else str(func)
 
@@ -59,7 +60,7 @@ def _op_name(func: Any) -> str:
 def frozen_block_policy(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> CheckpointPolicy:
     """Keep attention and the matmuls whose output is no larger than their left operand (the
     activation they read); recompute the rest."""
-    name = _op_name(func)
+    name = op_name(func)
     if name in ATTENTION_OPS:
         return CheckpointPolicy.MUST_SAVE
     if name in MATMUL_LEFT_OPERAND:
