@@ -10,26 +10,30 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
+    from adaptcli.deploy.export import ExportResult
+
 __version__ = "0.1.0"
 
 
 def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
-    """The model of an ``adaptcli export`` file, ready in eval mode (see :func:`adaptcli.deploy.load`).
+    """The model of an ``adaptcli export`` file, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
 
     ``backbone=FILE`` is needed for adapter-only files. Imports torch on first use only.
     """
-    from adaptcli.deploy.load import load as _load
+    from adaptcli.deploy.loading import load as _load
 
     return _load(path, backbone=backbone)
 
 
-def export_run(run_dir: str | Path, out: str | Path, mode: str, *, overwrite: bool = False) -> dict[str, Any]:
-    """Export a run folder: ``mode`` is ``merge``, ``full`` or ``adapter-only`` (see :mod:`adaptcli.deploy`).
+def export_run(run_dir: str | Path, out: str | Path, mode: str, fmt: str = "safetensors", *,
+               overwrite: bool = False) -> "ExportResult":
+    """Export a run folder: ``mode`` is ``merge``, ``full`` or ``adapter-only``, ``fmt`` a registered
+    format (``safetensors``, ``timm``, ``onnx``; see :mod:`adaptcli.deploy`).
 
     An existing ``out`` is replaced only with ``overwrite=True``, and never a file the run reads."""
     from adaptcli.deploy.export import export_run as _export
 
-    return _export(Path(run_dir), Path(out), mode, overwrite=overwrite)  # type: ignore[arg-type]
+    return _export(Path(run_dir), Path(out), mode, fmt, overwrite=overwrite)
 
 
 def _register_with_timm() -> None:
@@ -42,7 +46,7 @@ def _register_with_timm() -> None:
     if any(getattr(getattr(module, "__spec__", None), "_initializing", False)
            for name, module in list(sys.modules.items()) if name.startswith("adaptcli.")):
         return
-    import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.registry)
+    import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.architectures)
 
 
 class _AfterTimmImport:

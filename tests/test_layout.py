@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("config",),
     ("methods", "data"),
     ("models",),
-    ("io",),  # files; its one-line errors are AdaptErrors
+    ("io", "registry"),  # files; the one registry mechanism (names, discovery, help); both raise AdaptErrors
     ("errors",),
 ]
 ENTRY_POINTS = {"adaptcli", "adaptcli.__main__"}

@@ -16,14 +16,11 @@ from adaptcli.cli import (
     report_cmd,
     suite_cmd,
 )
+from adaptcli.cli.choices import app_help
 
 app = typer.Typer(
     name="adaptcli",
-    help=(
-        "Adapt pre-trained Vision Transformers to new image and video tasks by training "
-        "under 2% of their parameters (AdaptFormer, ARC, VPT, linear probing, full fine-tuning).\n\n"
-        "Typical flow: prepare -> finetune -> eval -> export."
-    ),
+    help=app_help(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

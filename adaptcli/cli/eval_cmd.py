@@ -40,13 +40,13 @@ def register(app: typer.Typer) -> None:
                 raise AdaptError("pass either --run or --adapter, not both")
             if checkpoint is None or data is None:
                 raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
-            from adaptcli.deploy.load import load
+            from adaptcli.deploy import load, read_header
             from adaptcli.engine.evaluate import check_scores_file, evaluate_export
 
             if scores is not None:
                 check_scores_file(scores, {p.resolve() for p in (adapter, checkpoint, data)})
 
-            metrics = evaluate_export(load(adapter, backbone=checkpoint), data, split=split, views=views,
+            metrics = evaluate_export(load(adapter, backbone=checkpoint), read_header(adapter), data, split=split, views=views,
                                       skip_damaged=skip_damaged, scores_file=scores)
             metrics.update(adapter=str(adapter), checkpoint=str(checkpoint))
         else:

@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from adaptcli.cli.choices import method_option_help
+from adaptcli.cli.choices import benchmark_help, method_option_help
 from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
 
 PANEL = "Protocols"
 
 
-class BenchmarkName(str, Enum):
-    vtab = "vtab"
-    fgvc = "fgvc"
-
-
 def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def suite(
-        bench: Annotated[BenchmarkName, typer.Argument(help="vtab (VTAB-1k, 19 tasks) or fgvc (5 datasets).")],
+        bench: Annotated[str, typer.Argument(help=benchmark_help())],
         method: Annotated[str, typer.Option("--method", help=method_option_help())],
         data: Annotated[Path, typer.Option("--data", help="The --shards folder of 'adaptcli prepare vtab' (or one 'prepare fgvc' per dataset under one folder): one sub-folder per task.")],
         out: Annotated[Path, typer.Option("--out", help="The suite folder (re-run the same command to continue it).")],
@@ -47,12 +41,12 @@ def register(app: typer.Typer) -> None:
         from adaptcli.protocols.grid import grid_points, parse_sweeps
         from adaptcli.protocols.suite import SuiteSpec, plan_lines, run_suite
 
+        spec_bench = benchmark(bench)
         overrides = model_overrides(model, checkpoint, set_)
-        spec_bench = benchmark(bench.value)
         chosen_recipe = recipe or spec_bench.recipe
         grid = parse_sweeps(sweep, method) if sweep else recipe_sweep(chosen_recipe, method)
         wanted = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
-        spec = SuiteSpec(bench.value, method, data, out, chosen_recipe, overrides, grid, wanted)
+        spec = SuiteSpec(bench, method, data, out, chosen_recipe, overrides, grid, wanted)
         if dry_run:
             for line in plan_lines(spec, find_tasks(spec_bench, data, wanted), grid_points(grid)):
                 typer.echo(line)

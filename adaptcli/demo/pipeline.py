@@ -126,7 +126,7 @@ def merge_check(run: Path, out: Path) -> dict[str, Any]:
     """Export the run merged and report max |logits difference| against the adapted model."""
     from adaptcli.deploy import export_run
 
-    return export_run(run, out, "merge", overwrite=True)  # the demo owns its output folder
+    return export_run(run, out, "merge", overwrite=True).to_dict()  # the demo owns its output folder
 
 
 def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = print) -> dict[str, Any]:

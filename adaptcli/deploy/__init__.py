@@ -2,6 +2,7 @@
 
     export_run(run, "model.safetensors", "merge")     # plain backbone weights, method folded in
     model = load("model.safetensors")                   # ready nn.Module in eval mode
+    header = read_header("model.safetensors")           # classes, input size, mean, std, ...
     model = load("task.safetensors", backbone="vit.safetensors")
     switcher = AdapterSwitcher("vit.safetensors")       # one backbone, many adapter files
 
@@ -17,8 +18,10 @@ from typing import Any
 _WHERE = {
     "AdapterSwitcher": "adaptcli.deploy.adapter",
     "attach_adapter": "adaptcli.deploy.adapter",
+    "ExportMode": "adaptcli.deploy.modes",
+    "ExportResult": "adaptcli.deploy.export",
     "export_run": "adaptcli.deploy.export",
-    "load": "adaptcli.deploy.load",
+    "load": "adaptcli.deploy.loading",
     "read_header": "adaptcli.deploy.header",
 }
 

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from adaptcli.config import header_config
-from adaptcli.deploy.header import ADAPTER, read_header
+from adaptcli.deploy.header import read_header
+from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
 
@@ -20,7 +21,7 @@ def read_adapter(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     from adaptcli.io import read_safetensors
 
     meta = read_header(path)
-    if meta["format"] != ADAPTER:
+    if ExportMode.from_header(meta["format"]) is not ExportMode.ADAPTER_ONLY:
         raise AdaptError(f"{path} is a {meta['format']} file, not an adapter file; load it with adaptcli.load(path)")
     tensors, _ = read_safetensors(path)
     return tensors, meta
@@ -63,7 +64,6 @@ def attach_adapter(backbone: nn.Module, adapter: str | Path) -> nn.Module:
     except RuntimeError as exc:
         raise AdaptError(f"{adapter} does not fit this backbone: {str(exc).splitlines()[-1].strip()}") from exc
     model.requires_grad_(False)
-    model.adaptcli_export = meta
     return model.eval()
 
 

@@ -16,7 +16,7 @@ def plain_model(meta: dict[str, Any]) -> nn.Module:
     """The backbone's own architecture with the task's classifier, random weights (for merged files)."""
     import timm
 
-    import adaptcli.models.registry  # noqa: F401  (registers video_vit_* with timm)
+    import adaptcli.models.architectures  # noqa: F401  (registers video_vit_* with timm)
 
     with torch.random.fork_rng(devices=[]):
         return timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
@@ -34,12 +34,13 @@ def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
 
 def model_from_state(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
     """The model a merged or full export holds: its architecture from ``meta``, ``state`` loaded strictly."""
-    from adaptcli.deploy.header import FULL, MERGED
+    from adaptcli.deploy.modes import ExportMode
     from adaptcli.errors import AdaptError
 
-    if meta["format"] == MERGED:
+    mode = ExportMode.from_header(meta["format"])
+    if mode is ExportMode.MERGE:
         model = plain_model(meta)
-    elif meta["format"] == FULL:
+    elif mode is ExportMode.FULL:
         model, _ = adapted_architecture(meta)
     else:
         raise AdaptError(f"an {meta['format']} export needs its backbone; load it with adaptcli.load(path, backbone=FILE)")

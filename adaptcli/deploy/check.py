@@ -32,10 +32,12 @@ def max_abs_difference(reference: nn.Module, candidate: nn.Module, inputs: torch
     return float((outputs[0] - outputs[1]).abs().max())
 
 
-def check_difference(diff: float, what: str) -> None:
-    """Refuse an export whose logits differ from the run's model by more than :data:`TOLERANCE`."""
+def check_difference(diff: float, check: str) -> None:
+    """Refuse an export whose logits differ from the run's model by more than :data:`TOLERANCE`.
+
+    ``check`` names the check in the message (``merge check``)."""
     if not diff <= TOLERANCE:  # also catches NaN
         raise AdaptError(
-            f"{what} check failed: max |difference| = {diff:.3g} > {TOLERANCE:g} against the run's model; "
+            f"{check} failed: max |difference| = {diff:.3g} > {TOLERANCE:g} against the run's model; "
             "nothing was written"
         )

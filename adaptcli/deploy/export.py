@@ -8,31 +8,28 @@ own architecture; ``full``: the whole adapted model; ``adapter-only``: the task'
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
 from adaptcli.deploy.check import random_batch
-from adaptcli.deploy.formats import export_format
-from adaptcli.deploy.header import ADAPTER, FULL, MERGED, export_metadata
+from adaptcli.deploy.formats import ExportFormat, export_format
+from adaptcli.deploy.header import export_metadata
+from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError, NotMergeableError
 from adaptcli.methods.registry import cannot_merge_message, method_spec
 from adaptcli.runs.folder import RunDir
-
-Mode = Literal["merge", "full", "adapter-only"]
-MODES: dict[str, str] = {"merge": MERGED, "full": FULL, "adapter-only": ADAPTER}
-CHECK_NAMES = {"merge": "merge", "full": "full export", "adapter-only": "adapter round-trip"}
 
 
 @dataclass
 class Export:
     """What a format writes: tensors + header, and what its self-check compares against."""
 
-    mode: str
+    mode: ExportMode
     state: dict[str, torch.Tensor]
     meta: dict[str, Any]
     model: nn.Module  # the run's adapted model (the reference of every check)
@@ -41,22 +38,36 @@ class Export:
     backbone_file: Path | None = None  # adapter-only: the backbone the check attaches to
     checkable: bool = True
 
-    @property
-    def check_name(self) -> str:
-        return CHECK_NAMES[self.mode]
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export_run`` wrote and how it checked; :meth:`to_dict` keeps the keys of earlier versions."""
+
+    path: str
+    bytes: int
+    mode: ExportMode
+    format: str  # the header's format field (``adaptcli.merged/1``, ...)
+    file_format: str  # the registered format's name (``safetensors``, ``timm``, ``onnx``)
+    method: str
+    backbone: str
+    tensors: int
+    max_abs_diff: float | None  # None where no check ran (adapter-only without a backbone file)
+    check: str  # the self-check's name
+    use: tuple[str, ...]  # lines telling the user how to load the output
+    create_kwargs: dict[str, Any] | None  # merge: ``timm.create_model(backbone, **create_kwargs)``
+    backbone_file: str | None  # adapter-only: a backbone file the adapter fits (None: none at hand)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON values (the mode as its name, ``use`` as a list)."""
+        return {**asdict(self), "mode": self.mode.value, "use": list(self.use)}
 
 
-def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safetensors", *,
-               overwrite: bool = False) -> dict[str, Any]:
-    """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked.
-
-    Keys: ``path``, ``bytes``, ``mode``, ``format``, ``method``, ``backbone``, ``max_abs_diff``
-    (None where no check applies), ``tensors``, ``backbone_file`` (adapter-only: a file that fits).
-    """
+def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: str = "safetensors", *,
+               overwrite: bool = False) -> ExportResult:
+    """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked."""
     from adaptcli.runs.load import load_run_model
 
-    if mode not in MODES:
-        raise AdaptError(f"unknown export mode '{mode}': choose one of {', '.join(MODES)}")
+    mode = ExportMode.parse(mode)
     writer = export_format(fmt)
     if mode not in writer.modes:
         raise AdaptError(f"the {fmt} format holds {', '.join(writer.modes)} exports, not {mode}")
@@ -65,23 +76,24 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: Mode, fmt: str = "safete
         raise AdaptError(f"--out {out}: the file name must end in {writer.suffix}")
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     config = run.config()
-    if mode == "merge" and not method_spec(config.method).mergeable:
+    if mode is ExportMode.MERGE and not method_spec(config.method).mergeable:
         raise NotMergeableError(cannot_merge_message(config.method))
     check_export_out(out, run, config, overwrite, writer)
     model, config, info = load_run_model(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     export = _build_export(mode, model, config, info, run)
-    result = writer.write(export, out)
-    result.update(path=str(out), bytes=_size(out), mode=mode, format=MODES[mode], file_format=fmt,
-                  method=config.method, backbone=config.model.name)
-    if mode == "merge":
-        result["create_kwargs"] = export.meta["create_kwargs"]
-    if mode == "adapter-only":
-        result["backbone_file"] = str(export.backbone_file) if export.backbone_file else None
-    return result
+    written = writer.write(export, out)
+    return ExportResult(
+        path=str(out), bytes=_size(out), mode=mode, format=mode.header_format, file_format=fmt,
+        method=config.method, backbone=config.model.name, tensors=written.tensors,
+        max_abs_diff=written.max_abs_diff, check=written.check or mode.check, use=tuple(written.use),
+        create_kwargs=export.meta["create_kwargs"] if mode is ExportMode.MERGE else None,
+        backbone_file=str(export.backbone_file) if export.backbone_file else None,
+    )
 
 
-def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool, writer: Any = None) -> None:
+def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
+                     writer: ExportFormat | None = None) -> None:
     """Refuse an existing ``out`` without ``overwrite``, and always a file the run depends on.
 
     A folder format (``writer.suffix`` None, such as timm) writes a folder: an existing one is replaced
@@ -106,21 +118,16 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
         raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 
 
-def _build_export(mode: str, model: nn.Module, config: RunConfig, info: dict, run: RunDir) -> Export:
+def _build_export(mode: ExportMode, model: nn.Module, config: RunConfig, info: dict, run: RunDir) -> Export:
     from adaptcli.runs.build import is_video_model
 
-    meta = export_metadata(MODES[mode], model, config, info)
+    meta = export_metadata(mode, model, config, info)
     inputs = random_batch(config, is_video_model(model))
-    builders = {"merge": _merged_export, "full": _full_export, "adapter-only": _adapter_export}
-    return builders[mode](model, config, meta, inputs, run)
-
-
-def _merged_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
-    return Export("merge", _merged_state(model, config, meta), meta, model, config, inputs)
-
-
-def _full_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
-    return Export("full", model.state_dict(), meta, model, config, inputs)
+    if mode is ExportMode.MERGE:
+        return Export(mode, _merged_state(model, config, meta), meta, model, config, inputs)
+    if mode is ExportMode.FULL:
+        return Export(mode, model.state_dict(), meta, model, config, inputs)
+    return _adapter_export(model, config, meta, inputs, run)
 
 
 def _adapter_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
@@ -128,7 +135,7 @@ def _adapter_export(model: nn.Module, config: RunConfig, meta: dict, inputs: tor
 
     backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
     backbone_file = Path(backbone) if backbone and Path(backbone).is_file() else None
-    return Export("adapter-only", adapter_state_dict(model), meta, model, config, inputs, backbone_file,
+    return Export(ExportMode.ADAPTER_ONLY, adapter_state_dict(model), meta, model, config, inputs, backbone_file,
                   checkable=backbone_file is not None)
 
 

@@ -9,11 +9,8 @@ from typing import Any
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
-
-MERGED = "adaptcli.merged/1"
-FULL = "adaptcli.full/1"
-ADAPTER = "adaptcli.adapter/1"
 
 
 def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
@@ -23,7 +20,7 @@ def create_kwargs(config: RunConfig, num_classes: int) -> dict[str, Any]:
     return {"num_classes": num_classes, **model_size_kwargs(config.model)}
 
 
-def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
+def export_metadata(mode: ExportMode, model: nn.Module, config: RunConfig, info: dict[str, Any]) -> dict[str, Any]:
     """Header fields of an export (``save_tensors`` JSON-encodes the non-strings)."""
     from importlib.metadata import version
     from adaptcli.runs.build import is_video_model, normalisation
@@ -32,7 +29,7 @@ def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[st
     video = is_video_model(model)
     size = config.model.img_size
     meta: dict[str, Any] = {
-        "format": fmt,
+        "format": mode.header_format,
         "backbone": config.model.name,
         "method": config.method,
         "modality": "video" if video else "image",
@@ -51,7 +48,10 @@ def export_metadata(fmt: str, model: nn.Module, config: RunConfig, info: dict[st
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
-    """The metadata of an exported file, JSON values decoded (only the header is read)."""
+    """The metadata of an exported file, JSON values decoded (only the header is read).
+
+    What a deployer needs besides the model: ``classes``, ``input_size``, ``mean``, ``std``, ...
+    """
     from adaptcli.io import read_safetensors
 
     path = Path(path)
@@ -62,7 +62,7 @@ def read_header(path: str | Path) -> dict[str, Any]:
             meta[key] = json.loads(value)
         except ValueError:
             meta[key] = value
-    if meta.get("format") not in (MERGED, FULL, ADAPTER):
+    if ExportMode.from_header(meta.get("format")) is None:
         found = meta.get("format", "no adaptcli format field")
         raise AdaptError(
             f"{path} is not an adaptcli export ({found}); write one with 'adaptcli export --run RUN ...'"

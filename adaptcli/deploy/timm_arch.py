@@ -13,7 +13,7 @@ from typing import Any
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
-import adaptcli.models.registry  # noqa: F401  (video_vit_*: what adaptcli_adapted and merged video exports name)
+import adaptcli.models.architectures  # noqa: F401  (video_vit_*: what adaptcli_adapted and merged video exports name)
 from adaptcli.config import header_config
 from adaptcli.errors import AdaptError
 

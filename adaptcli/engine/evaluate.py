@@ -176,11 +176,10 @@ def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: P
     return metrics
 
 
-def evaluate_export(model: nn.Module, data_dir: Path, *, split: str = "test", views: str | None = None,
-                    skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
-    """Metrics of a model loaded from an export file (its header travels as ``model.adaptcli_export``)."""
+def evaluate_export(model: nn.Module, meta: dict[str, Any], data_dir: Path, *, split: str = "test",
+                    views: str | None = None, skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
+    """Metrics of a model loaded from an export file whose header (``read_header``) is ``meta``."""
     from adaptcli.config import header_config
 
-    meta = model.adaptcli_export
     return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views,
                            scores_file=scores_file, skip_damaged=skip_damaged)

@@ -14,7 +14,7 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
     """Create the model with random weights (never downloads unless ``config.pretrained``)."""
     import timm
 
-    import adaptcli.models.registry  # noqa: F401  (registers video_vit_*, swin3d_* with timm)
+    import adaptcli.models.architectures  # noqa: F401  (registers video_vit_*, swin3d_* with timm)
 
     if not timm.is_model(config.name):
         close = timm.list_models(f"*{config.name.split('_')[0]}*")[:5]

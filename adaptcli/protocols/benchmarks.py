@@ -10,6 +10,7 @@ from typing import Any
 from adaptcli.data.sources.fgvc import FGVC_DATASETS
 from adaptcli.data.sources.vtab import VTAB_TASKS
 from adaptcli.errors import AdaptError
+from adaptcli.registry import Registry
 
 VTAB_GROUPS: dict[str, tuple[str, ...]] = {
     "natural": ("caltech101", "cifar", "dtd", "oxford_flowers102", "oxford_iiit_pet", "svhn", "sun397"),
@@ -24,6 +25,7 @@ class Benchmark:
     """Where each step of the protocol trains, selects and tests."""
 
     name: str
+    summary: str  # one line for --help
     tasks: tuple[str, ...]
     tune_split: str  # every sweep point trains here ...
     tune_val_split: str | None  # ... picking its epoch here (None: the last epoch) ...
@@ -40,28 +42,27 @@ class Benchmark:
         return next((g for g, tasks in self.groups.items() if task in tasks), None)
 
 
-BENCHMARKS: dict[str, Benchmark] = {
-    "vtab": Benchmark(
-        name="vtab", tasks=tuple(VTAB_TASKS), tune_split="train800", tune_val_split=None,
-        select_split="val200", final_split="train800val200", final_val_split=None, test_split="test",
-        recipe="vtab", groups=VTAB_GROUPS,
-        protocol="VTAB-1k: each sweep point trains on train800 (last epoch) and is scored on val200; "
-                 "the best point is retrained on train800val200 (last epoch) and tested once on test",
-    ),
-    "fgvc": Benchmark(
-        name="fgvc", tasks=tuple(FGVC_DATASETS), tune_split="train", tune_val_split="val",
-        select_split="val", final_split="train", final_val_split="val", test_split="test",
-        recipe="fgvc", any_task=True,
-        protocol="FGVC as ARC's FGVC script runs it: train on VPT's train split and test on test; the "
-                 "epoch and the sweep point are chosen on VPT's val split (never on test)",
-    ),
-}
+#: The benchmarks ``adaptcli suite`` runs (registered below; the CLI's choices come from here).
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark", lambda bench: bench.summary)
+BENCHMARKS.register(Benchmark(
+    name="vtab", summary="VTAB-1k, 19 tasks", tasks=tuple(VTAB_TASKS), tune_split="train800", tune_val_split=None,
+    select_split="val200", final_split="train800val200", final_val_split=None, test_split="test",
+    recipe="vtab", groups=VTAB_GROUPS,
+    protocol="VTAB-1k: each sweep point trains on train800 (last epoch) and is scored on val200; "
+             "the best point is retrained on train800val200 (last epoch) and tested once on test",
+))
+BENCHMARKS.register(Benchmark(
+    name="fgvc", summary="FGVC, 5 datasets", tasks=tuple(FGVC_DATASETS), tune_split="train", tune_val_split="val",
+    select_split="val", final_split="train", final_val_split="val", test_split="test",
+    recipe="fgvc", any_task=True,
+    protocol="FGVC as ARC's FGVC script runs it: train on VPT's train split and test on test; the "
+             "epoch and the sweep point are chosen on VPT's val split (never on test)",
+))
 
 
 def benchmark(name: str) -> Benchmark:
-    if name not in BENCHMARKS:
-        raise AdaptError(f"unknown benchmark '{name}'; choose from {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[name]
+    """The benchmark called ``name``, or a one-line error with the closest name and the names there are."""
+    return BENCHMARKS.get(name)
 
 
 def find_tasks(bench: Benchmark, data: Path, wanted: list[str] | None) -> list[str]:

@@ -1,7 +1,10 @@
 """The dataset registry: names, help and the CLI's choices come from the source modules."""
 
+from pathlib import Path
+
 import pytest
 
+import adaptcli.data.sources as sources_package
 from adaptcli.data.sources.registry import dataset_help, dataset_names, get_source
 from adaptcli.errors import AdaptError
 
@@ -12,6 +15,15 @@ def test_names_in_order_with_help():
     text = dataset_help()
     assert all(f"{name}: " in text for name in dataset_names())
     assert all(get_source(name).help and "\n" not in get_source(name).help for name in dataset_names())
+
+
+def test_every_module_of_the_folder_is_discovered():
+    """No hand-kept list: each reader module in the folder registers the sources it defines."""
+    folder = Path(sources_package.__file__).parent
+    readers = {p.stem for p in folder.glob("*.py")} - {"__init__", "base", "registry"}
+    readers_of = [getattr(get_source(name).find, "func", get_source(name).find) for name in dataset_names()]
+    registered_from = {reader.__module__.rsplit(".", 1)[-1] for reader in readers_of}  # a partial: its func
+    assert readers == registered_from
 
 
 def test_unknown_name_lists_the_choices():

@@ -20,7 +20,7 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
     import timm
     from safetensors.torch import load_file
 
-    import adaptcli.models.registry  # noqa: F401
+    import adaptcli.models.architectures  # noqa: F401
     from adaptcli.deploy.build import plain_model
     from adaptcli.engine.evaluate import evaluate_loaded
     from adaptcli.runs.load import load_run_model

@@ -6,7 +6,7 @@ import timm
 import torch
 from torch import nn
 
-import adaptcli.models.registry  # noqa: F401  (registers video_vit_*)
+import adaptcli.models.architectures  # noqa: F401  (registers video_vit_*)
 
 IMAGE_VIT = dict(model_name="vit_tiny_patch16_224", img_size=32, embed_dim=64, depth=2, num_heads=2)
 VIDEO_VIT = dict(model_name="video_vit_test")  # D=64, depth 2, 2 heads, 32 px, 4 frames, tubelet 2

@@ -98,7 +98,7 @@ def clip(seed: int = 0) -> torch.Tensor:
 def swin(num_classes: int = 5, seed: int = 1):
     import timm
 
-    import adaptcli.models.registry  # noqa: F401
+    import adaptcli.models.architectures  # noqa: F401
 
     torch.manual_seed(seed)
     return timm.create_model("swin3d_t", num_classes=num_classes).eval()

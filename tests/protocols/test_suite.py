@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from adaptcli.cli import app
-from adaptcli.protocols.benchmarks import BENCHMARKS, averages
+from adaptcli.protocols.benchmarks import averages, benchmark
 from tests.protocols.conftest import POINTS, TASKS, suite_command
 
 GROUP = {"dtd": "natural", "eurosat": "specialized", "kitti": "structured"}
@@ -94,7 +94,7 @@ def test_both_vtab_averages_by_hand(vtab_suite):
 
 
 def test_the_two_averages_differ_when_groups_are_uneven():
-    vtab = BENCHMARKS["vtab"]
+    vtab = benchmark("vtab")
     scores = {"cifar": 90.0, "dtd": 70.0, "eurosat": 95.0, "kitti": 40.0}
     avg = averages(vtab, scores)
     assert avg["mean_over_tasks"] == pytest.approx((90 + 70 + 95 + 40) / 4)

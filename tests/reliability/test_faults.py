@@ -88,7 +88,7 @@ def truncated(ws: WS, kind: str) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    import adaptcli.models.registry  # noqa: F401
+    import adaptcli.models.architectures  # noqa: F401
 
     state = timm.create_model("test_vit", num_classes=0).state_dict()
     path = ws.tmp / f"ckpt.{kind}"

@@ -78,6 +78,7 @@ class DataSource:
     name: str
     help: str
     find: Callable[[Path, SourceOptions], Found]
+    order: int = 100  # position in listings (``prepare --help``)
 
 
 def sanitise_key(text: str) -> str:

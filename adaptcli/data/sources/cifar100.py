@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 if TYPE_CHECKING:
@@ -105,4 +106,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_cifar100(src, opts.splits))])
 
 
-SOURCES = (DataSource("cifar100", "CIFAR-100 python pickles (cifar-100-python/)", find),)
+register(DataSource("cifar100", "CIFAR-100 python pickles (cifar-100-python/)", find, order=40))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, parse_int_label,
     select_splits, unique_keys)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 FGVC_DATASETS = ["CUB_200_2011", "nabirds", "OxfordFlower", "Stanford-dogs", "Stanford-cars"]
@@ -53,4 +54,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_fgvc(src, opts.fgvc_dataset, opts.splits))])
 
 
-SOURCES = (DataSource("fgvc", "FGVC in VPT's json splits (--dataset picks CUB_200_2011, nabirds, ...)", find),)
+register(DataSource("fgvc", "FGVC in VPT's json splits (--dataset picks CUB_200_2011, nabirds, ...)", find, order=70))

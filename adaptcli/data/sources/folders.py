@@ -8,6 +8,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, require_dir,
     sanitise_key, select_splits, subfolders, unique_keys, visible_files)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
@@ -52,7 +53,5 @@ def find(src: Path, opts: SourceOptions, modality: str) -> Found:
     return Found([(None, list_folder(src, modality, opts.splits, opts.allow_empty_classes))])
 
 
-SOURCES = (
-    DataSource("imagefolder", "images in <root>/<split>/<class>/<file>", partial(find, modality="image")),
-    DataSource("videofolder", "videos in <root>/<split>/<class>/<file>", partial(find, modality="video")),
-)
+register(DataSource("imagefolder", "images in <root>/<split>/<class>/<file>", partial(find, modality="image"), order=80))
+register(DataSource("videofolder", "videos in <root>/<split>/<class>/<file>", partial(find, modality="video"), order=81))

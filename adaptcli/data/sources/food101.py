@@ -6,6 +6,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, select_splits,
     unique_keys)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 
@@ -43,4 +44,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_food101(src, opts.splits))])
 
 
-SOURCES = (DataSource("food101", "Food-101 (meta/ list files, images/)", find),)
+register(DataSource("food101", "Food-101 (meta/ list files, images/)", find, order=60))

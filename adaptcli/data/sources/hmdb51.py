@@ -6,6 +6,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
     sanitise_key, select_splits, subfolders)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]
@@ -61,4 +62,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_hmdb51(src, opts.split_dir, opts.split_id, opts.splits))])
 
 
-SOURCES = (DataSource("hmdb51", "HMDB51 clips of one official split (--split-dir, --split-id)", find),)
+register(DataSource("hmdb51", "HMDB51 clips of one official split (--split-dir, --split-id)", find, order=20))

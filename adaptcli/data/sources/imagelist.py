@@ -12,6 +12,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, sanitise_key,
     select_splits, unique_keys)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SEPARATOR = ";"
@@ -59,5 +60,5 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, listing)], notes=notes)
 
 
-SOURCES = (DataSource("imagelist", "a CSV of path,labels[,split] rows; labels separated by ';' "
-                      "(multi-label unless every row has exactly one)", find),)
+register(DataSource("imagelist", "a CSV of path,labels[,split] rows; labels separated by ';' "
+                    "(multi-label unless every row has exactly one)", find, order=100))

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
     sanitise_key, select_splits, unique_keys)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = {"train": "Train", "test": "Test"}
@@ -76,5 +77,5 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, listing)], notes=notes)
 
 
-SOURCES = (DataSource("nuswide", "NUS-WIDE as released: ImageList/, Groundtruth/TrainTestLabels/, "
-                      "ConceptsList/Concepts81.txt, images in ROOT/Flickr or --images (multi-label)", find),)
+register(DataSource("nuswide", "NUS-WIDE as released: ImageList/, Groundtruth/TrainTestLabels/, "
+                    "ConceptsList/Concepts81.txt, images in ROOT/Flickr or --images (multi-label)", find, order=90))

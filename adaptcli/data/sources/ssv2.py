@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, missing, select_splits
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]
@@ -111,4 +112,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_ssv2(src, opts.splits, opts.labels, opts.videos))])
 
 
-SOURCES = (DataSource("ssv2", "Something-Something v2 (webm clips, JSON labels; --labels, --videos)", find),)
+register(DataSource("ssv2", "Something-Something v2 (webm clips, JSON labels; --labels, --videos)", find, order=10))

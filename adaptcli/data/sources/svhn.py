@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 
@@ -41,4 +42,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, list_svhn(src, opts.splits))])
 
 
-SOURCES = (DataSource("svhn", "SVHN cropped digits ({split}_32x32.mat)", find),)
+register(DataSource("svhn", "SVHN cropped digits ({split}_32x32.mat)", find, order=50))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, list_item,
     parse_int_label, require_dir, select_splits, unique_keys)
+from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
 VTAB_TASKS = ["caltech101", "cifar", "dtd", "oxford_flowers102", "oxford_iiit_pet", "svhn", "sun397",
@@ -63,4 +64,4 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return found
 
 
-SOURCES = (DataSource("vtab", "VTAB-1k, every task found (or --task), one shard subfolder each", find),)
+register(DataSource("vtab", "VTAB-1k, every task found (or --task), one shard subfolder each", find, order=30))

@@ -2,61 +2,54 @@
 
 A format is one module in this folder that calls :func:`register` at import time and keeps its
 heavy imports inside its functions (``adaptcli export --help`` lists the formats without torch).
-Its ``write(export, out)`` receives an :class:`~adaptcli.deploy.export.Export` and returns what it
-wrote and how it checked.
+Its ``write(export, out)`` receives an :class:`~adaptcli.deploy.export.Export` and returns a
+:class:`Written`: what it wrote, how it checked, and how the output is used.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from adaptcli.errors import AdaptError
+from adaptcli.deploy.modes import ExportMode
+from adaptcli.registry import Registry
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a format's ``write`` returns."""
+
+    tensors: int  # how many tensors the output holds
+    max_abs_diff: float | None  # its self-check against the run's model; None: no check ran
+    check: str | None = None  # the check's name when it is not the mode's own (``ExportMode.check``)
+    use: tuple[str, ...] = ()  # lines telling the user how to load the output ("use: ...")
 
 
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
     summary: str  # one line for --help
-    modes: tuple[str, ...]  # which of merge / full / adapter-only it can hold
-    write: Callable[..., dict[str, Any]]
+    modes: tuple[ExportMode, ...]  # which export modes it can hold
+    write: Callable[[Any, Path], Written]  # (an adaptcli.deploy.export.Export, the output path)
     suffix: str | None = None  # required file suffix; None: the output is a folder
     #: folder formats: whether an existing folder is one this format wrote (--overwrite replaces only that)
     wrote: Callable[[Path], bool] | None = None
 
 
-_REGISTRY: dict[str, ExportFormat] = {}
-_DISCOVERED = False
+#: Every module of this folder registers its format here (imported on first read).
+FORMATS: Registry[ExportFormat] = Registry("export format", lambda fmt: fmt.summary, package=__name__)
 
 
 def register(fmt: ExportFormat) -> ExportFormat:
-    _REGISTRY[fmt.name] = fmt
-    return fmt
-
-
-def _discover() -> None:
-    global _DISCOVERED
-    if not _DISCOVERED:
-        for module in pkgutil.iter_modules(__path__):
-            importlib.import_module(f"{__name__}.{module.name}")
-        _DISCOVERED = True
+    """Called by each format module at import time."""
+    return FORMATS.register(fmt)
 
 
 def format_names() -> tuple[str, ...]:
-    _discover()
-    return tuple(_REGISTRY)
-
-
-def format_help() -> str:
-    _discover()
-    return "; ".join(f"{fmt.name}: {fmt.summary}" for fmt in _REGISTRY.values())
+    return FORMATS.names()
 
 
 def export_format(name: str) -> ExportFormat:
-    _discover()
-    if name not in _REGISTRY:
-        raise AdaptError(f"unknown export format '{name}': choose one of {', '.join(_REGISTRY)}")
-    return _REGISTRY[name]
+    """The format called ``name``, or a one-line error with the closest valid one."""
+    return FORMATS.get(name)

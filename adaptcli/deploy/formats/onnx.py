@@ -13,7 +13,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.deploy.formats import ExportFormat, register
+from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,7 +78,7 @@ def runtime_difference(path: Path, reference: Any, batches: list[Any]) -> float:
     return worst
 
 
-def write(export: "Export", out: Path) -> dict[str, Any]:
+def write(export: "Export", out: Path) -> Written:
     """Export, then compare ONNX Runtime with the run's model at two batch sizes before renaming."""
     import copy
 
@@ -94,22 +95,21 @@ def write(export: "Export", out: Path) -> dict[str, Any]:
         export_graph(model, inputs, tmp)
         add_metadata(tmp, {**export.meta, "opset": OPSET})
         diff = runtime_difference(tmp, reference, batches)
-        check_difference(diff, "ONNX Runtime")
+        check_difference(diff, "ONNX Runtime check")
     sizes = ", ".join(str(len(b)) for b in batches)
-    return {
-        "max_abs_diff": diff,
-        "tensors": len(export.state),
-        "check": f"ONNX Runtime check (opset {OPSET}, batch sizes {sizes})",
-        "opset": OPSET,
-        "use": [f'use: onnxruntime.InferenceSession("{out}").run(None, {{"{INPUT}": batch}})  '
-                f"(batch: N x {' x '.join(map(str, export.inputs.shape[1:]))} float32, normalised)"],
-    }
+    shape = " x ".join(map(str, export.inputs.shape[1:]))
+    return Written(
+        tensors=len(export.state), max_abs_diff=diff,
+        check=f"ONNX Runtime check (opset {OPSET}, batch sizes {sizes})",
+        use=(f'use: onnxruntime.InferenceSession("{out}").run(None, {{"{INPUT}": batch}})  '
+             f"(batch: N x {shape} float32, normalised)",),
+    )
 
 
 register(ExportFormat(
     name="onnx",
     summary="one .onnx file, dynamic batch axis, checked with ONNX Runtime (needs the onnx extra)",
-    modes=("merge", "full"),
+    modes=(ExportMode.MERGE, ExportMode.FULL),
     write=write,
     suffix=".onnx",
 ))

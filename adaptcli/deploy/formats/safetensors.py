@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from adaptcli.deploy.formats import ExportFormat, register
+from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.modes import ExportMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
 
 
-def write(export: "Export", out: Path) -> dict[str, Any]:
+def write(export: "Export", out: Path) -> Written:
     """Write to a temporary name, load that file back and compare logits, then rename to ``out``."""
     from adaptcli.deploy.check import check_difference, max_abs_difference
-    from adaptcli.deploy.load import load
+    from adaptcli.deploy.loading import load
     from adaptcli.io import atomic_path, save_tensors
 
     diff = None
@@ -25,17 +26,31 @@ def write(export: "Export", out: Path) -> dict[str, Any]:
             if export.checkable:
                 reloaded = load(staged, backbone=export.backbone_file)
                 diff = max_abs_difference(export.model, reloaded, export.inputs)
-                check_difference(diff, export.check_name)
+                check_difference(diff, export.mode.check)
             staged.rename(tmp)
         finally:
             staged.unlink(missing_ok=True)
-    return {"max_abs_diff": diff, "tensors": len(export.state)}
+    return Written(tensors=len(export.state), max_abs_diff=diff, use=use_lines(export, out))
+
+
+def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
+    """The one line of Python that loads ``out`` (and, merged, the plain timm one; adapter-only, the CLI one)."""
+    if export.mode is ExportMode.ADAPTER_ONLY:
+        backbone = export.backbone_file or "BACKBONE.safetensors"
+        return (f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
+                f"     adaptcli eval --adapter {out} --checkpoint {backbone} --data SHARDS")
+    lines = [f'use: model = adaptcli.load("{out}")']
+    if export.mode is ExportMode.MERGE:
+        kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
+        lines.append(f'     or plain timm: timm.create_model("{export.meta["backbone"]}", {kwargs})'
+                     f'.load_state_dict(safetensors.torch.load_file("{out}"))')
+    return tuple(lines)
 
 
 register(ExportFormat(
     name="safetensors",
     summary="one .safetensors file with the configuration in its header (adaptcli.load, plain timm)",
-    modes=("merge", "full", "adapter-only"),
+    modes=(ExportMode.MERGE, ExportMode.FULL, ExportMode.ADAPTER_ONLY),
     write=write,
     suffix=".safetensors",
 ))

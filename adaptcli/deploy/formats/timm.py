@@ -11,12 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.deploy.formats import ExportFormat, register
+from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.modes import ExportMode
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
+CHECK = "timm.create_model check"
 
 
 def timm_config(export: "Export") -> dict[str, Any]:
@@ -25,7 +27,7 @@ def timm_config(export: "Export") -> dict[str, Any]:
 
     meta, data = export.meta, export.config.data
     num_classes = int(meta["num_classes"])
-    if export.mode == "merge":
+    if export.mode is ExportMode.MERGE:
         architecture, model_args = meta["backbone"], dict(meta["create_kwargs"])
     else:
         architecture, model_args = ARCHITECTURE, {"run_config": meta["config"], "num_classes": num_classes}
@@ -72,7 +74,7 @@ def load_folder(path: Path):  # -> nn.Module
     return timm.create_model(f"local-dir:{path}", pretrained=True).eval()
 
 
-def write(export: "Export", out: Path) -> dict[str, Any]:
+def write(export: "Export", out: Path) -> Written:
     """Write the folder under a temporary name, load it with timm and compare logits, then rename."""
     from adaptcli.deploy.check import check_difference, max_abs_difference
     from adaptcli.io import atomic_path, save_tensors, write_json
@@ -82,15 +84,11 @@ def write(export: "Export", out: Path) -> dict[str, Any]:
         write_json(tmp / CONFIG, timm_config(export))
         save_tensors(tmp / WEIGHTS, export.state, export.meta)
         diff = max_abs_difference(export.model, load_folder(tmp), export.inputs)
-        check_difference(diff, "timm folder")
+        check_difference(diff, CHECK)
     architecture = timm_config(export)["architecture"]
     after = "" if timm_knows(architecture) else "import adaptcli; "
-    return {
-        "max_abs_diff": diff,
-        "tensors": len(export.state),
-        "check": "timm.create_model check",
-        "use": [f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)'],
-    }
+    return Written(tensors=len(export.state), max_abs_diff=diff, check=CHECK,
+                   use=(f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)',))
 
 
 def timm_knows(architecture: str) -> bool:
@@ -103,7 +101,7 @@ def timm_knows(architecture: str) -> bool:
 register(ExportFormat(
     name="timm",
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
-    modes=("merge", "full"),
+    modes=(ExportMode.MERGE, ExportMode.FULL),
     write=write,
     wrote=wrote_folder,
 ))

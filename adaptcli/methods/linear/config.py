@@ -11,6 +11,5 @@ register(MethodSpec(
     implementation="adaptcli.methods.linear.method:Linear",
     order=40,
     mergeable=True,
-    head="probe",
     feature_cache=True,
 ))

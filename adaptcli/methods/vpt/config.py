@@ -32,7 +32,6 @@ register(MethodSpec(
     options=VptShallowOptions,
     implementation="adaptcli.methods.vpt.method:VptShallow",
     order=30,
-    adds_tokens=True,
 ))
 register(MethodSpec(
     name="vpt_deep",
@@ -40,5 +39,4 @@ register(MethodSpec(
     options=VptDeepOptions,
     implementation="adaptcli.methods.vpt.method:VptDeep",
     order=31,
-    adds_tokens=True,
 ))

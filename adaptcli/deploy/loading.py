@@ -6,7 +6,8 @@ from pathlib import Path
 
 from torch import nn
 
-from adaptcli.deploy.header import ADAPTER, read_header
+from adaptcli.deploy.header import read_header
+from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
 
@@ -17,26 +18,24 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
     * full: backbone + method rebuilt from the stored configuration, all weights from the file;
     * adapter-only: needs ``backbone=FILE`` (any checkpoint layout ``--checkpoint`` accepts).
 
-    The header is kept as ``model.adaptcli_export`` (classes, input size, mean, std, ...).
+    The file's header (classes, input size, mean, std, ...) is :func:`~adaptcli.deploy.read_header`'s.
     """
     from adaptcli.deploy.adapter import AdapterSwitcher
     from adaptcli.deploy.build import model_from_state
     from adaptcli.io import read_safetensors
 
     meta = read_header(path)
-    fmt = meta["format"]
-    if fmt == ADAPTER:
+    if ExportMode.from_header(meta["format"]) is ExportMode.ADAPTER_ONLY:
         if backbone is None:
             raise AdaptError(
                 f"{path} holds only a task's adapter; pass the backbone weights: adaptcli.load(path, backbone=FILE)"
             )
         return AdapterSwitcher(backbone).load(path)
     if backbone is not None:
-        raise AdaptError(f"{path} is a self-contained {fmt} file; drop backbone=")
+        raise AdaptError(f"{path} is a self-contained {meta['format']} file; drop backbone=")
     tensors, _ = read_safetensors(path)
     try:
         model = model_from_state(meta, tensors)
     except AdaptError as exc:
         raise AdaptError(f"{path}: {exc}") from exc
-    model.adaptcli_export = meta
     return model.eval()
