@@ -94,10 +94,6 @@ class Registry(Generic[T]):
             raise self._error(f"unknown {self.kind} '{name}'{hint}: choose one of {', '.join(names)}")
         return entry
 
-    def __contains__(self, name: object) -> bool:
-        self.discover()
-        return name in self._entries
-
     def help(self, separator: str = "; ") -> str:
         """``name: summary`` for every entry, joined by ``separator`` (for help texts)."""
         return separator.join(f"{entry.name}: {self._summary(entry)}" for entry in self.entries())
