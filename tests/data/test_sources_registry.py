@@ -5,33 +5,33 @@ from pathlib import Path
 import pytest
 
 import adaptcli.data.sources as sources_package
-from adaptcli.data.sources.registry import dataset_help, dataset_names, get_source
+from adaptcli.data.sources.registry import SOURCES, dataset_help
 from adaptcli.errors import AdaptError
 
 
 def test_names_in_order_with_help():
-    assert dataset_names() == ["ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc",
-                               "imagefolder", "videofolder", "nuswide", "imagelist"]
+    assert SOURCES.names() == ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc",
+                               "imagefolder", "videofolder", "nuswide", "imagelist")
     text = dataset_help()
-    assert all(f"{name}: " in text for name in dataset_names())
-    assert all(get_source(name).help and "\n" not in get_source(name).help for name in dataset_names())
+    assert all(f"{name}: " in text for name in SOURCES.names())
+    assert all(SOURCES.get(name).help and "\n" not in SOURCES.get(name).help for name in SOURCES.names())
 
 
 def test_every_module_of_the_folder_is_discovered():
     """No hand-kept list: each reader module in the folder registers the sources it defines."""
     folder = Path(sources_package.__file__).parent
     readers = {p.stem for p in folder.glob("*.py")} - {"__init__", "base", "registry"}
-    readers_of = [getattr(get_source(name).find, "func", get_source(name).find) for name in dataset_names()]
+    readers_of = [getattr(SOURCES.get(name).find, "func", SOURCES.get(name).find) for name in SOURCES.names()]
     registered_from = {reader.__module__.rsplit(".", 1)[-1] for reader in readers_of}  # a partial: its func
     assert readers == registered_from
 
 
 def test_unknown_name_lists_the_choices():
     with pytest.raises(AdaptError, match="unknown dataset 'nosuch': choose one of ssv2, hmdb51, vtab"):
-        get_source("nosuch")
+        SOURCES.get("nosuch")
 
 
 def test_cli_help_lists_every_source(run_cli):
     result = run_cli("prepare", "--help")
     assert result.exit_code == 0
-    assert all(name in result.output for name in dataset_names())
+    assert all(name in result.output for name in SOURCES.names())

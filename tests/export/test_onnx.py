@@ -78,10 +78,10 @@ def test_export_help_lists_every_registered_format_on_its_own_line():
     from typer.testing import CliRunner
 
     from adaptcli.cli import app
-    from adaptcli.deploy.formats import export_format, format_names
+    from adaptcli.deploy.formats import FORMATS, export_format
 
-    assert {"safetensors", "timm", "onnx"} <= set(format_names())
+    assert {"safetensors", "timm", "onnx"} <= set(FORMATS.names())
     result = CliRunner().invoke(app, ["export", "--help"], env={"COLUMNS": "300", "TERMINAL_WIDTH": "300"})
     lines = [line.strip(" │") for line in result.output.splitlines()]
-    for name in format_names():
+    for name in FORMATS.names():
         assert f"{name}: {export_format(name).summary}" in lines, name

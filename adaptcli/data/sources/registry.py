@@ -24,27 +24,17 @@ def register(source: DataSource) -> DataSource:
     return SOURCES.register(source)
 
 
-def dataset_names() -> list[str]:
-    """The names ``adaptcli prepare`` accepts."""
-    return list(SOURCES.names())
-
-
 def dataset_help() -> str:
     """Help text of the CLI's DATASET argument: every name with its one line."""
     return SOURCES.help() + "."
-
-
-def get_source(name: str) -> DataSource:
-    """The source called ``name``, or a one-line error with the closest name and the names there are."""
-    return SOURCES.get(name)
 
 
 def list_dataset(name: str, src: Path, opts: SourceOptions) -> Found:
     """Read ``src`` as dataset ``name`` (VTAB gives one listing per task, in its subfolder)."""
     if not src.exists():
         raise AdaptError(f"dataset folder {src} does not exist")
-    return get_source(name).find(src, opts)
+    return SOURCES.get(name).find(src, opts)
 
 
-__all__ = ["SOURCES", "register", "dataset_names", "dataset_help", "get_source", "list_dataset",
+__all__ = ["SOURCES", "register", "dataset_help", "list_dataset",
            "DataSource", "Found", "SourceOptions"]

@@ -46,10 +46,6 @@ def register(fmt: ExportFormat) -> ExportFormat:
     return FORMATS.register(fmt)
 
 
-def format_names() -> tuple[str, ...]:
-    return FORMATS.names()
-
-
 def export_format(name: str) -> ExportFormat:
     """The format called ``name``, or a one-line error with the closest valid one."""
     return FORMATS.get(name)
