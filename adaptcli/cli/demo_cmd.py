@@ -26,10 +26,9 @@ def register(app: typer.Typer) -> None:
 
 
 def demo_help() -> str:
-    """The command's help, naming every method the demo runs (read from its settings)."""
-    from adaptcli.demo.pipeline import DemoSettings
+    """The command's help, naming every method the demo runs."""
+    from adaptcli.demo import METHODS as methods
 
-    methods = DemoSettings.default().methods
     return (f"Prepare, pre-train, adapt with {len(methods)} methods, evaluate, export, and print the table.\n\n"
             "Writes two synthetic datasets (shape images; motion clips in the SSv2 layout), pre-trains a "
             f"small ViT on the images, adapts it to the clips with {', '.join(methods)}, and writes "

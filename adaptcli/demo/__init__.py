@@ -1,0 +1,7 @@
+"""The demo: synthetic data -> prepare -> pre-training -> adaptation with several methods -> report.
+
+:data:`METHODS` lives here, light, so ``adaptcli demo --help`` names them without importing the pipeline.
+"""
+
+#: The methods the demo adapts with, in the order of its table.
+METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from adaptcli.demo import METHODS
 from adaptcli.demo.datasets import DEFAULT_SIZES, QUICK_SIZES, Sizes
 
-METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
 IMAGE_MODEL = "vit_demo_patch8"
 VIDEO_MODEL = "video_vit_demo_patch8"
 STAGES = 6
