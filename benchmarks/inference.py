@@ -37,14 +37,15 @@ def build(name: str, arc_dim: int, mid_dim: int) -> dict[str, nn.Module]:
 
     torch.manual_seed(0)
     plain = timm.create_model(name, num_classes=100).eval()
-    arc = apply_method(copy.deepcopy(plain), "arc", ArcOptions(dim=arc_dim))
-    adaptformer = apply_method(copy.deepcopy(plain), "adaptformer", AdaptFormerOptions(mid_dim=mid_dim))
+    arc, adaptformer = copy.deepcopy(plain), copy.deepcopy(plain)
+    arc_info = apply_method(arc, "arc", ArcOptions(dim=arc_dim))
+    apply_method(adaptformer, "adaptformer", AdaptFormerOptions(mid_dim=mid_dim))
     with torch.no_grad():
         for model in (arc, adaptformer):
             for pname, param in model.named_parameters():
                 if param.requires_grad and not pname.startswith("head"):
                     param.add_(0.02 * torch.randn_like(param))
-    merged = merge_method(copy.deepcopy(arc))
+    merged = merge_method(copy.deepcopy(arc), arc_info)
     return {"plain": plain, "arc merged": merged.eval(), "arc unmerged": arc.eval(), "adaptformer": adaptformer.eval()}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import weakref
+
 import timm
 import torch
 from torch import nn
 
+from adaptcli.methods import AdaptInfo, apply_method
 from adaptcli.methods.registry import method_spec
-from adaptcli.methods import apply_method
 
 MODELS = ["test_vit", "test_vit2", "vit_small_patch16_224"]
 NUM_CLASSES = 7
@@ -46,10 +48,19 @@ def plain_model(name: str, seed: int = 0) -> nn.Module:
     return timm.create_model(name, pretrained=False, num_classes=NUM_CLASSES, **kwargs).eval()
 
 
+#: What apply_method returned for each model adapted_model built (the tests keep it, as callers do).
+ADAPT_INFO: weakref.WeakKeyDictionary[nn.Module, AdaptInfo] = weakref.WeakKeyDictionary()
+
+
 def adapted_model(name: str, method: str, options: dict, seed: int = 0) -> nn.Module:
     model = plain_model(name, seed)
-    apply_method(model, method, method_spec(method).options(**options))
+    ADAPT_INFO[model] = apply_method(model, method, method_spec(method).options(**options))
     return model.eval()
+
+
+def info_of(model: nn.Module) -> AdaptInfo:
+    """The :class:`AdaptInfo` of a model built by :func:`adapted_model`."""
+    return ADAPT_INFO[model]
 
 
 def input_for(model: nn.Module, batch: int = 2, seed: int = 1) -> torch.Tensor:
@@ -62,6 +73,6 @@ def input_for(model: nn.Module, batch: int = 2, seed: int = 1) -> torch.Tensor:
 def randomise_method_params(model: nn.Module, scale: float = 0.2, seed: int = 3) -> None:
     """Move every method parameter away from its identity initialisation."""
     generator = torch.Generator().manual_seed(seed)
-    for name in model.adaptcli_info.method_param_names:
+    for name in info_of(model).method_param_names:
         param = model.get_parameter(name)
         param.copy_(torch.randn(param.shape, generator=generator) * scale)

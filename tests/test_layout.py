@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("methods", "data"),
     ("models",),
     ("io", "registry"),  # files; the one registry mechanism (names, discovery, help); both raise AdaptErrors
-    ("errors",),
+    ("errors", "output"),  # output: where library messages go
 ]
 ENTRY_POINTS = {"adaptcli", "adaptcli.__main__"}
 

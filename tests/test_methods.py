@@ -12,11 +12,13 @@ from adaptcli.methods.adaptformer.config import AdaptFormerOptions
 from adaptcli.methods.arc.config import ArcOptions
 from adaptcli.methods.registry import all_methods, method_spec
 from tests.method_cases import (
+    ADAPT_INFO,
     METHOD_CASES,
     MODELS,
     NUM_CLASSES,
     adapted_model,
     case_id,
+    info_of,
     input_for,
     plain_model,
     randomise_method_params,
@@ -129,7 +131,7 @@ def test_merge_is_exact_and_restores_the_plain_architecture(model_name, case, dt
     x = input_for(model).to(dtype)
     with torch.no_grad():
         before = model(x)
-    merge_method(model)
+    merge_method(model, info_of(model))
     with torch.no_grad():
         after = model(x)
     assert (before - after).abs().max().item() <= MERGE_TOLERANCE[dtype]
@@ -147,7 +149,7 @@ def test_non_linear_methods_refuse_to_merge(method):
 
     model = adapted_model("test_vit", method, {})
     with pytest.raises(NotMergeableError, match="--full"):
-        merge_method(model)
+        merge_method(model, info_of(model))
 
 
 def test_peft_tuners_peft_cannot_merge_are_refused_in_one_line():
@@ -155,7 +157,7 @@ def test_peft_tuners_peft_cannot_merge_are_refused_in_one_line():
 
     model = adapted_model("test_vit", "peft", {"peft_type": "LILY", "peft_config": {}})
     with pytest.raises(NotMergeableError, match="peft cannot merge .*--full or --adapter-only") as info:
-        merge_method(model)
+        merge_method(model, info_of(model))
     assert "\n" not in str(info.value)
 
 
@@ -184,7 +186,7 @@ def test_adaptformer_block_equals_the_paper_formula(form, layernorm):
     options = AdaptFormerOptions(mid_dim=8, scale=0.3, form=form, layernorm=layernorm)
     plain = plain_model("test_vit")
     model = plain_model("test_vit")
-    apply_method(model, "adaptformer", options)
+    ADAPT_INFO[model] = apply_method(model, "adaptformer", options)
     randomise_method_params(model)
     model.eval()
     block, plain_block = model.blocks[2], plain.blocks[2]
@@ -204,7 +206,7 @@ def test_adaptformer_block_equals_the_paper_formula(form, layernorm):
 def test_arc_adapter_equals_the_formula_and_shares_its_projection():
     options = ArcOptions(dim=6, dropout=0.0)
     model = plain_model("test_vit")
-    apply_method(model, "arc", options)
+    ADAPT_INFO[model] = apply_method(model, "arc", options)
     randomise_method_params(model)
     model.eval()
     u_att = model.arc_projections["g0_att"].weight
@@ -262,7 +264,7 @@ def test_vpt_on_swin_is_refused():
 @pytest.mark.parametrize("method", ["adaptformer", "arc", "linear"])
 def test_trainable_state_dict_holds_method_head_and_probe_statistics(method):
     model = adapted_model("test_vit", method, {})
-    state = trainable_state_dict(model)
+    state = trainable_state_dict(model, info_of(model))
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable <= set(state)
     if method == "linear":
@@ -280,7 +282,7 @@ def test_adapted_model_deep_copies_with_its_own_hooks():
         x = input_for(model)
         with torch.no_grad():
             torch.testing.assert_close(clone(x), model(x))
-            for name in clone.adaptcli_info.method_param_names:
+            for name in info_of(model).method_param_names:
                 clone.get_parameter(name).zero_()
             assert not torch.allclose(clone(x), model(x)), method
 
@@ -332,6 +334,6 @@ def test_bitfit_trains_the_backbone_biases_it_already_has():
     plain = plain_model("test_vit")
     model = adapted_model("test_vit", "bitfit", {})
     assert len(list(model.parameters())) == len(list(plain.parameters()))  # nothing added
-    assert set(model.adaptcli_info.method_param_names) == {
+    assert set(info_of(model).method_param_names) == {
         n for n, _ in plain.named_parameters() if n.endswith(".bias") and not n.startswith(("head.", "fc_norm."))
     }

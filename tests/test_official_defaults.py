@@ -22,7 +22,8 @@ def arc_scales(model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]
 
 def test_arc_default_is_the_official_init_attention_zero_mlp_xavier():
     assert ArcOptions().scale_init == "official"
-    model = apply_method(plain_model("test_vit"), "arc")
+    model = plain_model("test_vit")
+    apply_method(model, "arc")
     att, mlp = arc_scales(model)
     rank = att[0].numel()
     bound = math.sqrt(6.0 / (1 + rank))  # xavier-uniform of a 1 x r matrix
@@ -35,7 +36,8 @@ def test_arc_default_is_the_official_init_attention_zero_mlp_xavier():
 
 @pytest.mark.parametrize("init, att_zero, mlp_zero", [("zero", True, True), ("xavier", False, False)])
 def test_arc_zero_and_xavier_are_kept(init, att_zero, mlp_zero):
-    model = apply_method(plain_model("test_vit"), "arc", ArcOptions(scale_init=init))
+    model = plain_model("test_vit")
+    apply_method(model, "arc", ArcOptions(scale_init=init))
     att, mlp = arc_scales(model)
     assert all((torch.count_nonzero(s) == 0) == att_zero for s in att)
     assert all((torch.count_nonzero(s) == 0) == mlp_zero for s in mlp)
@@ -47,8 +49,11 @@ def tiny(method: str, *sets: str):
 
 @pytest.mark.parametrize("method", ["arc", "adaptformer", "vpt_deep", "full"])
 def test_bn_head_puts_batchnorm_without_affine_before_the_classifier(method):
-    plain = build_adapted_model(tiny(method), 5, quiet=True)
-    with_bn = build_adapted_model(tiny(method, "head.norm=bn"), 5, quiet=True)
+    torch.manual_seed(0)  # the caller seeds: both classifiers start from the same draw
+    plain = build_adapted_model(tiny(method), 5).model
+    torch.manual_seed(0)
+    adapted_bn = build_adapted_model(tiny(method, "head.norm=bn"), 5)
+    with_bn = adapted_bn.model
     assert isinstance(plain.head, nn.Linear)
     norm, linear = with_bn.head
     assert isinstance(norm, nn.BatchNorm1d) and not norm.affine and norm.eps == 1e-6
@@ -57,12 +62,13 @@ def test_bn_head_puts_batchnorm_without_affine_before_the_classifier(method):
     assert linear.weight.requires_grad
     trainable = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
     assert trainable(with_bn) == trainable(plain)  # no affine: no new parameters
-    saved = trainable_state_dict(with_bn)
+    saved = trainable_state_dict(with_bn, adapted_bn.info)
     assert "head.0.running_mean" in saved and "head.0.running_var" in saved
 
 
 def test_bn_head_normalises_the_features_and_folds_when_merging():
-    model = build_adapted_model(tiny("arc", "head.norm=bn", "method.dropout=0"), 5, quiet=True)
+    adapted = build_adapted_model(tiny("arc", "head.norm=bn", "method.dropout=0"), 5)
+    model = adapted.model
     x = input_for(model, batch=8)
     features = {}
     model.head.register_forward_hook(lambda m, args, out: features.update(x=args[0]))
@@ -75,7 +81,7 @@ def test_bn_head_normalises_the_features_and_folds_when_merging():
     model.eval()
     with torch.no_grad():
         before = model(x)
-        merged = merge_method(model)
+        merged = merge_method(model, adapted.info)
         after = merged(x)
     assert isinstance(merged.head, nn.Linear)
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from adaptcli.cli.errors import user_errors
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.runs.results import EvalResult
 
 PANEL = "Training"
 
@@ -33,50 +36,68 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli eval --adapter dtd.safetensors --checkpoint vit_b16.safetensors --data shards/dtd
         """
-        from adaptcli.errors import AdaptError
-
         if adapter is not None:
-            if run is not None:
-                raise AdaptError("pass either --run or --adapter, not both")
-            if checkpoint is None or data is None:
-                raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
-            from adaptcli.deploy import load, read_header
-            from adaptcli.engine.evaluate import check_scores_file, evaluate_export
-
-            if scores is not None:
-                check_scores_file(scores, {p.resolve() for p in (adapter, checkpoint, data)})
-
-            metrics = evaluate_export(load(adapter, backbone=checkpoint), read_header(adapter), data, split=split, views=views,
-                                      skip_damaged=skip_damaged, scores_file=scores)
-            metrics.update(adapter=str(adapter), checkpoint=str(checkpoint))
+            result = evaluate_adapter(adapter, checkpoint, data, run, split=split, views=views,
+                                      skip_damaged=skip_damaged, scores=scores)
         else:
-            if run is None:
-                raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
-            if checkpoint is not None:
-                raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
-            from adaptcli.engine.evaluate import evaluate_run
-
-            metrics = evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged,
-                                   scores_file=scores)
+            result = evaluate_run_folder(run, checkpoint, data, split=split, views=views,
+                                         skip_damaged=skip_damaged, scores=scores)
         from adaptcli.engine.distributed import partial_state
 
-        if not partial_state().is_main_process:
-            return
-        if as_json:
-            typer.echo(json.dumps(metrics, indent=2))
-            return
-        if metrics.get("task") == "multi-label":
-            excluded = metrics["classes_without_positives"]
-            note = f", {excluded} classes without positives excluded" if excluded else ""
-            typer.echo(f"{metrics['split']}: mAP {metrics['mAP']:.2f} over {metrics['classes_evaluated']} classes"
-                       f"{note}  ({metrics['samples']} samples, views {metrics['views']})")
-        else:
-            typer.echo(
-                f"{metrics['split']}: top-1 {metrics['top1']:.2f}  top-5 {metrics['top5']:.2f}  "
-                f"mean-class {metrics['mean_class_acc']:.2f}  ({metrics['samples']} samples, views {metrics['views']})"
-            )
-        if metrics.get("missing_samples"):
-            shards = ", ".join(metrics["damaged_shards"])
-            typer.echo(f"warning: {metrics['missing_samples']} samples missing (damaged: {shards})", err=True)
-        if run is not None:
-            typer.echo(f"written: {run / 'eval.json'}")
+        if partial_state().is_main_process:
+            show(result, as_json, run)
+
+
+def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
+                     split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+    """``--adapter FILE --checkpoint BACKBONE --data SHARDS``."""
+    from adaptcli.deploy import load, read_header
+    from adaptcli.engine.evaluate import check_scores_file, evaluate_export
+    from adaptcli.errors import AdaptError
+
+    if run is not None:
+        raise AdaptError("pass either --run or --adapter, not both")
+    if checkpoint is None or data is None:
+        raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
+    if scores is not None:
+        check_scores_file(scores, {p.resolve() for p in (adapter, checkpoint, data)})
+    result = evaluate_export(load(adapter, backbone=checkpoint), read_header(adapter), data, split=split, views=views,
+                             skip_damaged=skip_damaged, scores_file=scores)
+    result.adapter, result.checkpoint = str(adapter), str(checkpoint)
+    return result
+
+
+def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: Optional[Path], *, split: str,
+                        views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+    """``--run RUN`` (writes its eval.json)."""
+    from adaptcli.engine.evaluate import evaluate_run
+    from adaptcli.errors import AdaptError
+
+    if run is None:
+        raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
+    if checkpoint is not None:
+        raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
+    return evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged, scores_file=scores)
+
+
+def show(result: EvalResult, as_json: bool, run: Optional[Path]) -> None:
+    """The result as one JSON object, or as a line (a warning on stderr for missing samples)."""
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    typer.echo(result_line(result))
+    if result.missing_samples:
+        shards = ", ".join(result.damaged_shards or {})
+        typer.echo(f"warning: {result.missing_samples} samples missing (damaged: {shards})", err=True)
+    if run is not None:
+        typer.echo(f"written: {run / 'eval.json'}")
+
+
+def result_line(r: EvalResult) -> str:
+    """``SPLIT: top-1 .. top-5 .. mean-class ..`` (multi-label: ``SPLIT: mAP .. over N classes``)."""
+    seen = f"({r.samples} samples, views {r.views})"
+    if r.task == "multi-label":
+        excluded = r.classes_without_positives
+        note = f", {excluded} classes without positives excluded" if excluded else ""
+        return f"{r.split}: mAP {r.mAP:.2f} over {r.classes_evaluated} classes{note}  {seen}"
+    return f"{r.split}: top-1 {r.top1:.2f}  top-5 {r.top5:.2f}  mean-class {r.mean_class_acc:.2f}  {seen}"

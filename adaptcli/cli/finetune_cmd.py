@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from adaptcli.cli.choices import method_option_help
 from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.runs.results import TrainSummary
 
 PANEL = "Training"
 
@@ -48,24 +51,26 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out})")
 
 
-def summary_lines(summary: dict[str, Any]) -> list[str]:
-    metric = summary.get("metric", "top1")
-    best = summary.get(f"best_val_{metric}")
+def summary_lines(summary: TrainSummary) -> list[str]:
+    from adaptcli.runs.results import METRIC_LABELS
+
+    s, best = summary, summary.best_val
     return [
-        f"method {summary['method']} on {summary['backbone']}: {summary['trainable_params']:,} trainable parameters "
-        f"({summary['trainable_percent']:.3f}% of the backbone)",
-        f"{summary['epochs']} epochs, {summary['steps']} steps in {summary['train_seconds']:.1f} s "
-        f"({summary['samples_per_second']} samples/s), final loss {summary['final_loss']:.4f}",
-        efficiency_line(summary),
-        (f"best validation {'mAP' if metric == 'mAP' else 'top-1'} {best:.2f} at epoch {summary['best_epoch']}" if best is not None
+        f"method {s.method} on {s.backbone}: {s.trainable_params:,} trainable parameters "
+        f"({s.trainable_percent:.3f}% of the backbone)",
+        f"{s.epochs} epochs, {s.steps} steps in {s.train_seconds:.1f} s "
+        f"({s.samples_per_second} samples/s), final loss {s.final_loss:.4f}",
+        efficiency_line(s),
+        (f"best validation {METRIC_LABELS[s.metric]} {best:.2f} at epoch {s.best_epoch}" if best is not None
          else "no validation split: the last epoch is kept"),
     ]
 
 
-def efficiency_line(summary: dict[str, Any]) -> str:
+def efficiency_line(summary: TrainSummary) -> str:
     """Peak memory and speed, comparable between runs of the same recipe."""
     kind = {"cuda_max_memory_allocated": "GPU max allocated", "cpu_peak_rss": "CPU peak resident"}
-    per_step = summary.get("seconds_per_step")
+    per_step = summary.seconds_per_step
     step = f"{per_step:.4f} s per optimiser step" if per_step is not None else "no optimiser step in this session"
-    return (f"peak memory {summary['peak_memory_mb']:,.1f} MiB ({kind.get(summary['peak_memory_kind'], summary['peak_memory_kind'])}), "
-            f"{summary['samples_per_second']} samples/s, {step}, train time {summary['train_seconds']:.1f} s")
+    memory = kind.get(summary.peak_memory_kind or "", summary.peak_memory_kind)
+    return (f"peak memory {summary.peak_memory_mb:,.1f} MiB ({memory}), "
+            f"{summary.samples_per_second} samples/s, {step}, train time {summary.train_seconds:.1f} s")

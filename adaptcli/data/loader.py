@@ -422,9 +422,9 @@ def require_shards(shards_dir: str | Path, urls: list[str]) -> None:
                          "prepare the data again")
 
 
-def split_urls(shards_dir: str | Path, split: str) -> list[str]:
-    """The shard files of ``split`` (paths), as listed in ``dataset.json``."""
-    return _urls(shards_dir, read_manifest(shards_dir), split)
+def split_urls(shards_dir: str | Path, split: str, manifest: Manifest | None = None) -> list[str]:
+    """The shard files of ``split`` (paths), as listed in the folder's manifest (read when not given)."""
+    return _urls(shards_dir, manifest or read_manifest(shards_dir), split)
 
 
 class TrainStream:
@@ -444,9 +444,6 @@ class TrainStream:
 
     def __len__(self) -> int:
         return self.steps
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def loader(self, epoch: int):  # -> wds.WebLoader
         """The WebLoader of one epoch."""
@@ -484,7 +481,8 @@ def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: i
 
 def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *, rank: int = 0,
                  world_size: int = 1, workers: int = 0, seed: int = 0, epoch: int = 0,
-                 max_steps: int | None = None, pin_memory: bool = False) -> tuple[TrainStream, int]:
+                 max_steps: int | None = None, pin_memory: bool = False,
+                 manifest: Manifest | None = None) -> tuple[TrainStream, int]:
     """The shuffled, resampled, augmented training stream and its steps per epoch.
 
     With at least ``world_size`` shards, rank r draws only from shards r, r + world_size, ...
@@ -493,8 +491,9 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     Every rank yields exactly :func:`steps_per_epoch` batches of exactly ``batch_size``. Horizontal
     flip needs both ``spec.flip`` and the manifest's ``hflip`` (False where left/right is a label).
     ``pin_memory``: page-locked batches, for non-blocking copies to a CUDA device (the caller decides).
+    ``manifest``: the folder's ``dataset.json`` as the caller read it (read here when not given).
     """
-    manifest = read_manifest(shards_dir)
+    manifest = manifest or read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
     if len(urls) >= world_size:  # split by node: each rank resamples only its own shards
         urls = urls[rank::world_size]
@@ -511,20 +510,21 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
 
 def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *,
                 views: tuple[int, int] = (1, 1), rank: int = 0, world_size: int = 1,
-                workers: int = 0, skip_damaged: bool = False, pin_memory: bool = False):  # -> wds.WebLoader
+                workers: int = 0, skip_damaged: bool = False, pin_memory: bool = False,
+                manifest: Manifest | None = None):  # -> wds.WebLoader
     """Every sample of ``split`` exactly once over all ranks x workers, in a fixed order.
 
     Video inputs are ``B x V x 3 x T x H x W`` with ``V = clips * crops`` (clip-major); images
     ``B x 3 x H x W``. The last batch of each worker may be smaller. A damaged shard or sample is
     an error naming it; with ``skip_damaged`` it is left out and listed in ``batch["damaged"]``
     (a last ``{"damaged": ...}`` item without inputs carries what came after the last batch).
-    ``pin_memory`` as in :func:`train_loader`.
+    ``pin_memory`` and ``manifest`` as in :func:`train_loader`.
     """
     import webdataset as wds
 
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} outside world size {world_size}")
-    manifest = read_manifest(shards_dir)
+    manifest = manifest or read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
     decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views,
                             num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))

@@ -127,16 +127,5 @@ def read_manifest(shards_dir: str | Path) -> Manifest:
     return manifest
 
 
-def frame_stats(counts: list[int]) -> dict[str, float] | None:
-    """min / max / mean / median of per-clip frame counts (None when there are none)."""
-    if not counts:
-        return None
-    ordered = sorted(counts)
-    mid = len(ordered) // 2
-    median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-    return {"min": ordered[0], "max": ordered[-1], "mean": round(sum(ordered) / len(ordered), 3),
-            "median": median, "total": sum(ordered)}
-
-
 __all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "SplitInfo", "Manifest", "read_manifest",
-           "write_manifest", "manifest_from_dict", "frame_stats"]
+           "write_manifest", "manifest_from_dict"]

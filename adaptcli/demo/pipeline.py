@@ -6,7 +6,6 @@ Every stage goes through the same functions the CLI commands call (``prepare_dat
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Any, Callable
 
 from adaptcli.demo import METHODS
 from adaptcli.demo.datasets import DEFAULT_SIZES, QUICK_SIZES, Sizes
+from adaptcli.output import Output, to_stderr, to_stdout
+from adaptcli.runs.results import TrainSummary
 
 IMAGE_MODEL = "vit_demo_patch8"
 VIDEO_MODEL = "video_vit_demo_patch8"
@@ -101,25 +102,21 @@ def write_data(out: Path, settings: DemoSettings) -> tuple[Path, Path]:
 
 
 def prepare_data(image_root: Path, video_root: Path, out: Path,
-                 echo: Callable[[str], None] = print) -> tuple[Path, Path]:
+                 echo: Callable[[str], None] = to_stdout) -> tuple[Path, Path]:
     from adaptcli.data.prepare import prepare_dataset
 
     image_shards, video_shards = out / "shards" / "images", out / "shards" / "ssv2"
     # Small shards: the image folder is listed class by class, and training draws shards at random.
     for dataset, root, shards in (("imagefolder", image_root, image_shards), ("ssv2", video_root, video_shards)):
         prepare_dataset(dataset, root, shards, workers=0, samples_per_shard=32, overwrite=True,
-                        echo=echo, warn=_stderr)
+                        echo=echo, warn=to_stderr)
     return image_shards, video_shards
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr)
-
-
-def train_run(config: Any, data: Path, run: Path) -> dict[str, Any]:
+def train_run(config: Any, data: Path, run: Path, echo: Callable[[str], None] = to_stdout) -> TrainSummary:
     from adaptcli.engine.finetune import finetune
 
-    return finetune(config, data, run, overwrite=True)
+    return finetune(config, data, run, overwrite=True, output=Output(echo=echo, warn=to_stderr))
 
 
 def merge_check(run: Path, out: Path) -> dict[str, Any]:
@@ -129,7 +126,7 @@ def merge_check(run: Path, out: Path) -> dict[str, Any]:
     return export_run(run, out, "merge", overwrite=True).to_dict()  # the demo owns its output folder
 
 
-def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = to_stdout) -> dict[str, Any]:
     """Run all six stages into ``out``; returns the results dict written as ``results.json``."""
     import torch
 
@@ -162,10 +159,10 @@ def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) 
 
     stage(3, f"pre-training {IMAGE_MODEL} on the image set with 'full' (stands in for ImageNet)", echo)
     pre_run = out / "runs" / "pretrain-image"
-    pre_summary = train_run(pretrain_config(settings), image_shards, pre_run)
+    pre_summary = train_run(pretrain_config(settings), image_shards, pre_run, echo)
     pre_eval = evaluate_run(pre_run, split="test")
-    timings["pretrain"] = pre_summary["train_seconds"]
-    echo(f"image pre-training: test top-1 {pre_eval['top1']:.2f} (validation best {pre_summary['best_val_top1']:.2f})")
+    timings["pretrain"] = pre_summary.train_seconds
+    echo(f"image pre-training: test top-1 {pre_eval.top1:.2f} (validation best {pre_summary.best_val:.2f})")
     checkpoint = pre_run / "best.safetensors"
 
     rows: list[dict[str, Any]] = []
@@ -173,7 +170,7 @@ def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) 
         stage(4, f"adapting {VIDEO_MODEL} (image weights inflated) to the motion task: {method} "
                  f"({n}/{len(settings.methods)})", echo)
         run = out / "runs" / f"video-{method}"
-        summary = train_run(video_config(settings, method, checkpoint), video_shards, run)
+        summary = train_run(video_config(settings, method, checkpoint), video_shards, run, echo)
         rows.append({"method": method, "run": str(run), "summary": summary})
 
     stage(5, "evaluating every run on the held-out test split; exporting arc merged", echo)

@@ -8,6 +8,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
+from adaptcli.runs.results import EvalResult, TrainSummary
+
 NAMES = {"linear": "linear probe", "vpt_deep": "VPT-deep (1 token)", "adaptformer": "AdaptFormer-64",
          "arc": "ARC (r=50)", "lora": "LoRA (r=8, qkv)", "ssf": "SSF", "adapter_plus": "Adapter+ (8)",
          "full": "full fine-tuning"}
@@ -18,17 +20,18 @@ def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat record per method (what results.json stores and the table shows)."""
     out = []
     for row in rows:
-        s, t = row["summary"], row["test"]
+        s: TrainSummary = row["summary"]
+        t: EvalResult = row["test"]
         out.append({
             "method": row["method"],
-            "trainable_params": s["trainable_params"],
-            "percent_of_backbone": s["trainable_percent"],
-            "val_top1": s["best_val_top1"],
-            "best_epoch": s["best_epoch"],
-            "test_top1": t["top1"],
-            "test_mean_class_acc": t.get("mean_class_acc"),
-            "train_seconds": s["train_seconds"],
-            "mergeable": s["mergeable"],
+            "trainable_params": s.trainable_params,
+            "percent_of_backbone": s.trainable_percent,
+            "val_top1": s.best_val,  # the demo's tasks are single-label: top-1
+            "best_epoch": s.best_epoch,
+            "test_top1": t.top1,
+            "test_mean_class_acc": t.mean_class_acc,
+            "train_seconds": s.train_seconds,
+            "mergeable": s.mergeable,
             "run": row["run"],
         })
     return out
@@ -84,8 +87,8 @@ def plot(records: list[dict[str, Any]], path: Path, chance: float, title: str) -
     return path
 
 
-def write_report(out: Path, settings: Any, rows: list[dict[str, Any]], pre_summary: dict[str, Any],
-                 pre_eval: dict[str, Any], merge: dict[str, Any] | None, timings: dict[str, float],
+def write_report(out: Path, settings: Any, rows: list[dict[str, Any]], pre_summary: TrainSummary,
+                 pre_eval: EvalResult, merge: dict[str, Any] | None, timings: dict[str, float],
                  total_seconds: float, echo: Callable[[str], None] = print) -> dict[str, Any]:
     """Print the table and write results.md, results.json and the plot into ``out``."""
     from adaptcli.demo.datasets import MOTIONS, SHAPES, class_counts
@@ -104,10 +107,10 @@ def write_report(out: Path, settings: Any, rows: list[dict[str, Any]], pre_summa
                      "samples_per_split": {"images (train/val/test)": counts["images"],
                                            "clips (train/val/test)": counts["clips"]},
                      "image_classes": list(SHAPES), "video_classes": list(MOTIONS)},
-        "pretrain": {"model": pre_summary["backbone"], "test_top1": pre_eval["top1"],
-                     "val_top1": pre_summary["best_val_top1"], "train_seconds": pre_summary["train_seconds"],
-                     "params": pre_summary["trainable_params"]},
-        "backbone_params": rows[0]["summary"]["backbone_params"] if rows else None,
+        "pretrain": {"model": pre_summary.backbone, "test_top1": pre_eval.top1,
+                     "val_top1": pre_summary.best_val, "train_seconds": pre_summary.train_seconds,
+                     "params": pre_summary.trainable_params},
+        "backbone_params": rows[0]["summary"].backbone_params if rows else None,
         "rows": records,
         "merge_check": merge,
         "verdict": check,

@@ -18,18 +18,17 @@ def plain_model(meta: dict[str, Any]) -> nn.Module:
 
     import adaptcli.models.architectures  # noqa: F401  (registers video_vit_* with timm)
 
-    with torch.random.fork_rng(devices=[]):
-        return timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
+    return timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
 
 
 def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:
     """Backbone + method of the exported run, random weights (the caller loads a state dict)."""
+    from adaptcli.output import Output
     from adaptcli.runs.build import build_adapted_model
 
     config = header_config(meta)
-    with torch.random.fork_rng(devices=[]):
-        model = build_adapted_model(config, int(meta["num_classes"]), load_checkpoint=False, quiet=True)
-    return model, config
+    adapted = build_adapted_model(config, int(meta["num_classes"]), load_checkpoint=False, output=Output.silent())
+    return adapted.model, config
 
 
 def model_from_state(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
@@ -53,11 +52,10 @@ def model_from_state(meta: dict[str, Any], state: dict[str, torch.Tensor]) -> nn
 
 def backbone_with_checkpoint(meta: dict[str, Any], checkpoint: str | Path) -> nn.Module:
     """The plain backbone of an adapter file with ``checkpoint`` loaded (any supported layout)."""
-    from adaptcli.runs.build import build_backbone
     from adaptcli.models.checkpoints import load_checkpoint
+    from adaptcli.runs.build import build_backbone
 
     config = header_config(meta)
-    with torch.random.fork_rng(devices=[]):
-        model = build_backbone(config, int(meta["num_classes"]), load_checkpoint=False, quiet=True)
+    model = build_backbone(config, int(meta["num_classes"]), load_checkpoint=False)
     load_checkpoint(model, checkpoint)
     return model

@@ -21,6 +21,7 @@ from adaptcli.deploy.formats import ExportFormat, export_format
 from adaptcli.deploy.header import export_metadata
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError, NotMergeableError
+from adaptcli.methods.base import AdaptInfo
 from adaptcli.methods.registry import cannot_merge_message, method_spec
 from adaptcli.runs.folder import RunDir
 
@@ -79,9 +80,10 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: s
     if mode is ExportMode.MERGE and not method_spec(config.method).mergeable:
         raise NotMergeableError(cannot_merge_message(config.method))
     check_export_out(out, run, config, overwrite, writer)
-    model, config, info = load_run_model(run)
+    loaded = load_run_model(run)
+    model, config, info = loaded.model, loaded.config, loaded.info
     out.parent.mkdir(parents=True, exist_ok=True)
-    export = _build_export(mode, model, config, info, run)
+    export = _build_export(mode, model, loaded.adapt, config, info, run)
     written = writer.write(export, out)
     return ExportResult(
         path=str(out), bytes=_size(out), mode=mode, format=mode.header_format, file_format=fmt,
@@ -118,33 +120,35 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
         raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 
 
-def _build_export(mode: ExportMode, model: nn.Module, config: RunConfig, info: dict, run: RunDir) -> Export:
+def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: dict,
+                  run: RunDir) -> Export:
     from adaptcli.runs.build import is_video_model
 
     meta = export_metadata(mode, model, config, info)
     inputs = random_batch(config, is_video_model(model))
     if mode is ExportMode.MERGE:
-        return Export(mode, _merged_state(model, config, meta), meta, model, config, inputs)
+        return Export(mode, _merged_state(model, adapt, config, meta), meta, model, config, inputs)
     if mode is ExportMode.FULL:
         return Export(mode, model.state_dict(), meta, model, config, inputs)
-    return _adapter_export(model, config, meta, inputs, run)
+    return _adapter_export(model, adapt, config, meta, inputs, run)
 
 
-def _adapter_export(model: nn.Module, config: RunConfig, meta: dict, inputs: torch.Tensor, run: RunDir) -> Export:
+def _adapter_export(model: nn.Module, adapt: AdaptInfo, config: RunConfig, meta: dict, inputs: torch.Tensor,
+                    run: RunDir) -> Export:
     from adaptcli.methods.apply import adapter_state_dict
 
     backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
     backbone_file = Path(backbone) if backbone and Path(backbone).is_file() else None
-    return Export(ExportMode.ADAPTER_ONLY, adapter_state_dict(model), meta, model, config, inputs, backbone_file,
+    return Export(ExportMode.ADAPTER_ONLY, adapter_state_dict(model, adapt), meta, model, config, inputs, backbone_file,
                   checkable=backbone_file is not None)
 
 
-def _merged_state(model: nn.Module, config: RunConfig, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+def _merged_state(model: nn.Module, adapt: AdaptInfo, config: RunConfig, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
     """Fold the method into a copy; its keys must be exactly the plain backbone's."""
     from adaptcli.deploy.build import plain_model
     from adaptcli.methods.apply import merge_method
 
-    state = merge_method(copy.deepcopy(model)).state_dict()
+    state = merge_method(copy.deepcopy(model), adapt).state_dict()
     expected, found = set(plain_model(meta).state_dict()), set(state)
     if expected != found:
         extra = sorted(found - expected) or sorted(expected - found)

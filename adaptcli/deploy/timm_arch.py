@@ -22,12 +22,13 @@ ARCHITECTURE = "adaptcli_adapted"
 
 def _build(run_config: dict[str, Any], num_classes: int, in_chans: int = 3, **_: Any) -> nn.Module:
     """The run's backbone + method with random weights (timm loads the folder's weights after)."""
+    from adaptcli.output import Output
     from adaptcli.runs.build import build_adapted_model
 
     if in_chans != 3:
         raise AdaptError(f"{ARCHITECTURE} models take 3 input channels, not {in_chans}")
     config = header_config({"config": run_config})
-    return build_adapted_model(config, num_classes, load_checkpoint=False, quiet=True)
+    return build_adapted_model(config, num_classes, load_checkpoint=False, output=Output.silent()).model
 
 
 default_cfgs = generate_default_cfgs({ARCHITECTURE: {"url": "", "num_classes": 0, "classifier": "head"}})

@@ -11,6 +11,9 @@ from torch import nn
 from adaptcli.config import RunConfig
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
+from adaptcli.output import Output
+from adaptcli.runs.results import EvalResult
+from adaptcli.runs.session import Session
 
 
 def parse_views(text: str) -> tuple[int, int]:
@@ -53,10 +56,9 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
     return torch.cat(scores), torch.cat(labels), keys
 
 
-def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: str, spec: Any, config: RunConfig,
-                   manifest: Any, views: tuple[int, int], show: bool = False,
-                   scores_file: Path | None = None, skip_damaged: bool = False) -> dict[str, Any]:
-    """Metrics of ``model`` on ``split``, identical on every process.
+def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[int, int], show: bool = False,
+                   scores_file: Path | None = None, skip_damaged: bool = False) -> EvalResult:
+    """Metrics of ``session.model`` on ``split``, identical on every process.
 
     ``scores_file``: also write every sample's scores and targets (sorted by key) as safetensors
     (``scores``: N x C, ``targets``: N or N x C; the keys and classes in the metadata).
@@ -64,41 +66,26 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
     """
-    from accelerate.utils import gather_object
-
     from adaptcli.data.loader import eval_loader
     from adaptcli.engine.device import pins_memory
 
+    manifest, data_dir = session.manifest, session.data_dir
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
-    loader = eval_loader(data_dir, split, spec, config.eval.batch_size, views=views,
+    loader = eval_loader(data_dir, split, session.spec, session.config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
-                         workers=config.data.workers, skip_damaged=skip_damaged,
-                         pin_memory=pins_memory(accelerator.device))
+                         workers=session.config.data.workers, skip_damaged=skip_damaged,
+                         pin_memory=pins_memory(accelerator.device), manifest=manifest)
+    model = session.model
     was_training = model.training
-    multi = bool(getattr(manifest, "multi_label", False))
     damaged: dict[str, str] = {}
-    scores, labels, keys = predict(model, accelerator, loader, show=show, multi_label=multi, damaged=damaged)
+    scores, labels, keys = predict(model, accelerator, loader, show=show, multi_label=session.multi_label,
+                                   damaged=damaged)
     model.train(was_training)
-    rows = [(k, s, l if multi else int(l)) for k, s, l in zip(keys, scores, labels)]
-    rows = gather_object(rows) if accelerator.num_processes > 1 else rows
-    if accelerator.num_processes > 1:
-        damaged = {k: v for part in gather_object([damaged]) for k, v in part.items()}
-    seen: dict[str, tuple[torch.Tensor, int]] = {key: (score, label) for key, score, label in rows}
-    if len(seen) != len(rows):  # the loader promises every sample exactly once
-        raise RuntimeError(f"evaluation saw {len(rows) - len(seen)} samples more than once")
+    seen, damaged = _gather(accelerator, keys, scores, labels, damaged, session.multi_label)
     if not seen:
         raise AdaptError(f"split '{split}' of {data_dir} has no samples")
-    ordered = [seen[k] for k in sorted(seen)]
-    all_scores = torch.stack([score for score, _ in ordered])
-    if multi:
-        all_labels = torch.stack([label for _, label in ordered])
-        metrics = multilabel_metrics(all_scores, all_labels, manifest.classes)
-    else:
-        all_labels = torch.tensor([label for _, label in ordered])
-        if (all_labels < 0).any():
-            raise AdaptError(f"split '{split}' has no labels (the SSv2 test split is unlabelled); pass --split validation")
-        metrics = classification_metrics(all_scores, all_labels, manifest.classes)
+    all_scores, all_labels, metrics = _score(session, split, seen)
     if scores_file is not None and accelerator.is_main_process:
         from adaptcli.io import save_tensors
 
@@ -110,11 +97,42 @@ def evaluate_model(model: nn.Module, accelerator: Any, data_dir: Path, split: st
         expected = manifest.split(split).samples
         metrics.update(missing_samples=max(0, expected - len(seen)),
                        damaged_shards={Path(url).name: reason for url, reason in sorted(damaged.items())})
-    return metrics
+    return EvalResult.from_dict(metrics)
+
+
+def _gather(accelerator: Any, keys: list[str], scores: torch.Tensor, labels: torch.Tensor,
+            damaged: dict[str, str], multi: bool) -> tuple[dict[str, tuple[torch.Tensor, Any]], dict[str, str]]:
+    """Every process's (score, label) by sample key, and the damaged shards of all processes."""
+    from accelerate.utils import gather_object
+
+    rows = [(k, s, l if multi else int(l)) for k, s, l in zip(keys, scores, labels)]
+    if accelerator.num_processes > 1:
+        rows = gather_object(rows)
+        damaged = {k: v for part in gather_object([damaged]) for k, v in part.items()}
+    seen = {key: (score, label) for key, score, label in rows}
+    if len(seen) != len(rows):  # the loader promises every sample exactly once
+        raise RuntimeError(f"evaluation saw {len(rows) - len(seen)} samples more than once")
+    return seen, damaged
+
+
+def _score(session: Session, split: str,
+           seen: dict[str, tuple[torch.Tensor, Any]]) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
+    """(scores, targets, metrics) over the samples sorted by key."""
+    ordered = [seen[k] for k in sorted(seen)]
+    all_scores = torch.stack([score for score, _ in ordered])
+    classes = session.manifest.classes
+    if session.multi_label:
+        all_labels = torch.stack([label for _, label in ordered])
+        return all_scores, all_labels, multilabel_metrics(all_scores, all_labels, classes)
+    all_labels = torch.tensor([label for _, label in ordered])
+    if (all_labels < 0).any():
+        raise AdaptError(f"split '{split}' has no labels (the SSv2 test split is unlabelled); pass --split validation")
+    return all_scores, all_labels, classification_metrics(all_scores, all_labels, classes)
 
 
 def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None,
-                 skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
+                 skip_damaged: bool = False, scores_file: Path | None = None,
+                 output: Output | None = None) -> EvalResult:
     """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.io import write_json
@@ -127,13 +145,14 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         if data is not None:
             reads.add(Path(data).resolve())
         check_scores_file(scores_file, reads)
-    model, config, info = load_run_model(run)
-    metrics = evaluate_loaded(model, config, info["num_classes"], Path(data or info["data"]), split, views,
-                              skip_damaged=skip_damaged, scores_file=scores_file)
-    metrics.update(run=str(run.path))
+    loaded = load_run_model(run, output=output)
+    session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
+                                     loaded.info["num_classes"], loaded.adapt, output)
+    result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
+    result.run = str(run.path)
     if partial_state().is_main_process:
-        write_json(run.eval_file, metrics)
-    return metrics
+        write_json(run.eval_file, result.to_dict())
+    return result
 
 
 def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
@@ -147,39 +166,42 @@ def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
                          f"{Path(scores_file) / 'scores.safetensors'}")
 
 
-def evaluate_loaded(model: Any, config: RunConfig, num_classes: int, data_dir: Path, split: str = "test",
-                    views: str | None = None, scores_file: Path | None = None, *,
-                    skip_damaged: bool = False) -> dict[str, Any]:
-    """Metrics of an adapted (or deployed) model built for ``config`` on ``split`` of ``data_dir``."""
-    from adaptcli.data.loader import StreamSpec
-    from adaptcli.data.manifest import read_manifest
+def evaluate_loaded(session: Session, split: str = "test", views: str | None = None,
+                    scores_file: Path | None = None, *, skip_damaged: bool = False) -> EvalResult:
+    """Metrics of a session's trained (or deployed) model on ``split`` of its data."""
     from adaptcli.engine.device import build_accelerator
-    from adaptcli.runs.build import check_modality, normalisation
 
-    manifest = read_manifest(data_dir)
-    check_modality(model, manifest.modality, config.model.name)
-    if manifest.num_classes != num_classes:
-        raise AdaptError(
-            f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
-            "pass shards of the same dataset"
-        )
+    config = session.config
     accelerator = build_accelerator(config)
-    model = model.to(accelerator.device)
+    session.model = session.model.to(accelerator.device)
     view_pair = parse_views(views or config.eval.views)
-    if manifest.modality == "image":
+    if session.manifest.modality == "image":
         view_pair = (1, 1)
-    norm = normalisation(model)
-    spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
-    metrics = evaluate_model(model, accelerator, data_dir, split, spec, config, manifest, views=view_pair,
-                             show=accelerator.is_main_process, scores_file=scores_file, skip_damaged=skip_damaged)
-    metrics.update(data=str(data_dir), method=config.method, backbone=config.model.name)
-    return metrics
+    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
+                            scores_file=scores_file, skip_damaged=skip_damaged)
+    result.data, result.method, result.backbone = str(session.data_dir), config.method, config.model.name
+    return result
 
 
 def evaluate_export(model: nn.Module, meta: dict[str, Any], data_dir: Path, *, split: str = "test",
-                    views: str | None = None, skip_damaged: bool = False, scores_file: Path | None = None) -> dict[str, Any]:
+                    views: str | None = None, skip_damaged: bool = False,
+                    scores_file: Path | None = None, output: Output | None = None) -> EvalResult:
     """Metrics of a model loaded from an export file whose header (``read_header``) is ``meta``."""
     from adaptcli.config import header_config
 
-    return evaluate_loaded(model, header_config(meta), int(meta["num_classes"]), Path(data_dir), split, views,
-                           scores_file=scores_file, skip_damaged=skip_damaged)
+    session = Session.for_evaluation(header_config(meta), Path(data_dir), model, int(meta["num_classes"]),
+                                     output=output)
+    return evaluate_loaded(session, split, views, scores_file=scores_file, skip_damaged=skip_damaged)
+
+
+def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:
+    """A training epoch's validation: its record values (``val_top1``/``val_top5``, or ``val_mAP``) and
+    the headline value the best epoch is chosen on. Compiled training evaluates eagerly (one compilation)."""
+    import contextlib
+
+    from adaptcli.engine.compile import eager
+
+    with eager() if session.config.train.compile else contextlib.nullcontext():
+        result = evaluate_model(session, accelerator, split, views=(1, 1), show=False, skip_damaged=True)
+    values = {"val_mAP": result.mAP} if session.multi_label else {"val_top1": result.top1, "val_top5": result.top5}
+    return values, result.headline

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from adaptcli.config import RunConfig
 from adaptcli.data.loader import seed_of
+from adaptcli.errors import AdaptError
+from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import classifier
+from adaptcli.runs.session import Session
 
 
 def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
@@ -90,3 +95,40 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     if not captured:
         return FeatureCache(torch.empty(0), torch.empty(0, dtype=torch.long), batch_size, steps, seed, rank)
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
+
+
+def feature_cache_applies(config: RunConfig) -> bool:
+    """A method whose features never change (linear probing) and no augmentation: cache them."""
+    data = config.data
+    return (
+        method_spec(config.method).feature_cache
+        and config.train.feature_cache
+        and data.augment == "resize"
+        and not data.flip
+    )
+
+
+def cache_training_features(session: Session, head: HeadOnly, accelerator: Any, *, steps: int, pin_memory: bool,
+                            damaged: dict[str, str]) -> FeatureCache:
+    """Run the frozen backbone once over this rank's share of the training split.
+
+    Shards the stream skipped as damaged are added to ``damaged``; none readable at all is an error.
+    """
+    from adaptcli.data.loader import eval_loader, require_shards, split_urls
+
+    config, data_dir = session.config, session.data_dir
+    split = config.data.train_split
+    urls = split_urls(data_dir, split, session.manifest)
+    require_shards(data_dir, urls)
+    rank, world = accelerator.process_index, accelerator.num_processes
+    loader = eval_loader(data_dir, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
+                         workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory,
+                         manifest=session.manifest)
+    cache = compute_features(session.model, head.entry(), accelerator, loader, batch_size=config.train.batch_size,
+                             steps=steps, seed=config.train.seed, rank=rank, show=accelerator.is_main_process,
+                             damaged=damaged)
+    if not len(cache.labels):
+        first = next(iter(damaged.items()), (urls[0], "no samples"))
+        raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {data_dir} "
+                         f"({Path(first[0]).name}: {first[1]}); prepare the data again")
+    return cache

@@ -91,8 +91,3 @@ def classification_metrics(scores: torch.Tensor, labels: torch.Tensor, class_nam
         "per_class": per_class,
     }
 
-
-def headline(metrics: dict[str, Any]) -> tuple[str, float]:
-    """The metric a run is selected and reported on: ``mAP`` for multi-label data, else ``top1``."""
-    key = "mAP" if metrics.get("task") == "multi-label" else "top1"
-    return key, float(metrics[key])

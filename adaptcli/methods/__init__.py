@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 _APPLY_NAMES = (
-    "AdaptInfo", "apply_method", "adapt_info", "adapter_state_dict", "frozen_backbone_state",
+    "AdaptInfo", "apply_method", "adapter_state_dict", "frozen_backbone_state",
     "get_method", "merge_method", "plain_key", "trainable_state_dict",
 )
 

@@ -22,14 +22,15 @@ def get_method(name: str) -> Method:
     return getattr(importlib.import_module(module_name), class_name)(spec)
 
 
-def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none") -> nn.Module:
+def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none") -> AdaptInfo:
     """Inject method ``name`` into ``model`` in place and freeze everything it does not train.
 
     ``head_norm="bn"`` puts ``BatchNorm1d(affine=False)`` before the classifier (AdaptFormer's
     scripts do so for every method); a probe head already has it.
 
     Trainable afterwards: the method's own parameters, the classifier and ``fc_norm`` (when it has
-    weights); for ``full``, everything. The result is recorded as ``model.adaptcli_info``.
+    weights); for ``full``, everything. Returns what was done (:class:`AdaptInfo`): the caller keeps it
+    next to the model, since saving, counting and merging need it.
     """
     method = get_method(name)
     if options is None:
@@ -51,30 +52,21 @@ def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: st
     for param_name, param in model.named_parameters():
         if method.spec.trains_backbone or param_name in method_params or _under(param_name, heads):
             param.requires_grad_(True)
-    model.adaptcli_info = AdaptInfo(
+    return AdaptInfo(
         method=name,
         options=options,
         mergeable=method.spec.mergeable,
         owned_prefixes=owned,
         method_param_names=method_params,
     )
-    return model
 
 
 def _under(name: str, prefixes: list[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
-def adapt_info(model: nn.Module) -> AdaptInfo:
-    info = getattr(model, "adaptcli_info", None)
-    if info is None:
-        raise ValueError("model has not been adapted (call apply_method first)")
-    return info
-
-
-def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def trainable_state_dict(model: nn.Module, info: AdaptInfo) -> dict[str, torch.Tensor]:
     """What a run must save: trainable parameters plus the buffers of method and head modules."""
-    info = adapt_info(model)
     trains_backbone = method_spec(info.method).trains_backbone
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     state = model.state_dict()
@@ -85,7 +77,7 @@ def trainable_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     }
 
 
-def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+def adapter_state_dict(model: nn.Module, info: AdaptInfo) -> dict[str, torch.Tensor]:
     """What a task adds to its backbone: :func:`trainable_state_dict` without frozen parameters.
 
     ARC keeps the LayerNorm it wraps as ``base_layer`` inside its own module; those weights belong
@@ -93,17 +85,16 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     stay in.
     """
     frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
-    return {k: v for k, v in trainable_state_dict(model).items() if k not in frozen}
+    return {k: v for k, v in trainable_state_dict(model, info).items() if k not in frozen}
 
 
-def frozen_backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+def frozen_backbone_state(model: nn.Module, info: AdaptInfo) -> dict[str, torch.Tensor]:
     """Every backbone weight of an adapted model as it is now, in the plain backbone's key names.
 
     That is the frozen weights plus any backbone weight the method trains in place (BitFit's
     biases: saved before training, they are the original values). Loadable into the un-adapted
     backbone (``load_checkpoint``) and, through :func:`plain_key`, back into the adapted model.
     """
-    info = adapt_info(model)
     params = {n: p for n, p in model.named_parameters()}
     state = {}
     for key, value in model.state_dict().items():
@@ -122,19 +113,17 @@ def plain_key(key: str) -> str:
     return key.replace(".base_layer.", ".")
 
 
-def merge_method(model: nn.Module) -> nn.Module:
-    """Fold the method into the backbone in place; the model then has the plain architecture."""
-    info = adapt_info(model)
+def merge_method(model: nn.Module, info: AdaptInfo) -> nn.Module:
+    """Fold the method ``info`` describes into the backbone in place; the model then has the plain
+    architecture (and ``info`` no longer applies to it)."""
     get_method(info.method).merge(model)
     fold_head_norms(model)
-    del model.adaptcli_info
     return model
 
 
 __all__ = [
     "AdaptInfo",
     "apply_method",
-    "adapt_info",
     "adapter_state_dict",
     "frozen_backbone_state",
     "get_method",

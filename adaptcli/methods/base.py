@@ -14,7 +14,8 @@ from adaptcli.methods.registry import MethodSpec, cannot_merge_message
 
 @dataclass
 class AdaptInfo:
-    """What a method did to a model; kept on the model as ``model.adaptcli_info``."""
+    """What a method did to a model, returned by :func:`~adaptcli.methods.apply.apply_method` (the
+    caller keeps it with the model: saving, counting and merging need it)."""
 
     method: str
     options: Any

@@ -12,6 +12,7 @@ from typing import Any
 from adaptcli.errors import AdaptError
 from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.results import EvalResult, TrainSummary
 
 RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
                "test", "train_seconds", "samples_per_second", "peak_memory_mb"]
@@ -22,22 +23,24 @@ def run_row(path: Path) -> dict[str, Any]:
     mAP for multi-label data); test from its eval.json when that holds the test split."""
     run = RunDir(path)
     info, config = run.info(), run.config()
-    summary = json.loads(run.summary_file.read_text()) if run.summary_file.exists() else {}
-    evaluated = json.loads(run.eval_file.read_text()) if run.eval_file.exists() else {}
-    metric = summary.get("metric", "top1")
-    test = evaluated.get(metric) if evaluated.get("split") == config.data.test_split else None
-    val = summary.get(f"best_val_{metric}")
-    if val is None and evaluated.get("split") not in (None, config.data.test_split):
-        val = evaluated.get(metric)
+    summary = TrainSummary.read(run.summary_file) if run.summary_file.exists() else TrainSummary()
+    evaluated = EvalResult.read(run.eval_file) if run.eval_file.exists() else None
+    metric = summary.metric
+    score = getattr(evaluated, metric, None)
+    split = evaluated.split if evaluated is not None else None
+    test = score if split == config.data.test_split else None
+    val = summary.best_val
+    if val is None and split not in (None, config.data.test_split):
+        val = score
     single_label = metric == "top1"
     return {
         "run": str(path), "method": config.method, "backbone": config.model.name,
         "dataset": _dataset(info),
-        "trainable_params": summary.get("trainable_params"), "trainable_percent": summary.get("trainable_percent"),
+        "trainable_params": summary.trainable_params, "trainable_percent": summary.trainable_percent,
         "metric": metric, "val": val, "test": test,
         "val_top1": val if single_label else None, "test_top1": test if single_label else None,
-        "train_seconds": summary.get("train_seconds"),
-        "samples_per_second": summary.get("samples_per_second"), "peak_memory_mb": summary.get("peak_memory_mb"),
+        "train_seconds": summary.train_seconds,
+        "samples_per_second": summary.samples_per_second, "peak_memory_mb": summary.peak_memory_mb,
     }
 
 

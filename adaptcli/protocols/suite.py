@@ -3,7 +3,8 @@
     OUT/suite.json                 the settings (a re-run with other settings is refused)
     OUT/<task>/sweep/<point>/      one ordinary run folder per sweep point (eval.json: the selection split)
     OUT/<task>/final/              the chosen point on the final split (eval.json: test)
-    OUT/results.md|json|csv        test top-1 per task, the chosen point, the averages
+    OUT/results.md|json|csv        test score per task (top-1; mAP for multi-label tasks), the chosen point,
+                                   the averages
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.runs.folder import RunDir, check_out_paths, first_difference
+from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
 
@@ -108,13 +110,13 @@ def status(step: Step) -> tuple[str, str]:
     return ("resume" if run.checkpoint_dirs() else "restart"), ""
 
 
-def read_eval(step: Step) -> dict[str, Any] | None:
+def read_eval(step: Step) -> EvalResult | None:
     """The run's eval.json when it holds the split this step is scored on."""
     path = RunDir(step.path).eval_file
     if not path.exists():
         return None
-    metrics = json.loads(path.read_text())
-    return metrics if metrics.get("split") == step.eval_split else None
+    result = EvalResult.read(path)
+    return result if result.split == step.eval_split else None
 
 
 def refuse_if_changed(step: Step, overwrite: bool) -> None:
@@ -124,7 +126,7 @@ def refuse_if_changed(step: Step, overwrite: bool) -> None:
                          "to continue, or pass --overwrite to retrain the runs whose settings changed")
 
 
-def execute(step: Step, overwrite: bool) -> tuple[dict[str, Any], str]:
+def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
     """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in)."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.evaluate import evaluate_run
@@ -213,7 +215,7 @@ def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[s
             state, key = status(step)
             todo += state != "done"
             if state == "done":
-                scores[step.point.name] = read_eval(step)["top1"]
+                scores[step.point.name] = read_eval(step).headline
             lines.append(f"  {step.path}: {_describe(state, key)}")
         chosen = points[0] if len(points) == 1 else (choose(sweeps, scores) if len(scores) == len(sweeps) else None)
         if chosen is None:
@@ -261,7 +263,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
         scores: dict[str, float] = {}
         for step in sweeps:
             metrics, state = execute(step, overwrite)
-            scores[step.point.name] = metrics["top1"]
+            scores[step.point.name] = metrics.headline
             done += 1
             bar.update(1)
             _log_step(log, main, done, total, step, metrics, state)
@@ -291,21 +293,21 @@ def collect(spec: SuiteSpec, points: list[Point]) -> dict[str, Any]:
     rows, scores = [], {}
     for task in find_tasks(bench, spec.data, None):
         sweeps = sweep_steps(spec, task, points)
-        val = {s.point.name: read_eval(s)["top1"] for s in sweeps if status(s)[0] == "done"}
+        val = {s.point.name: read_eval(s).headline for s in sweeps if status(s)[0] == "done"}
         if len(val) < len(sweeps):
             continue
         chosen = choose(sweeps, val) if sweeps else points[0]
         final = final_step(spec, task, chosen)
         if status(final)[0] != "done":
             continue
-        test = read_eval(final)["top1"]
-        summary = json.loads(RunDir(final.path).summary_file.read_text())
+        test = read_eval(final).headline
+        summary = TrainSummary.read(RunDir(final.path).summary_file)
         scores[task] = test
         rows.append({
             "task": task, "group": bench.group_of(task), "test_top1": test, "chosen": chosen.as_dict(),
             "point": chosen.name, "selection_split": bench.select_split,
             "selection_top1": val.get(chosen.name), "sweep": val,
-            "trainable_params": summary["trainable_params"], "trainable_percent": summary["trainable_percent"],
+            "trainable_params": summary.trainable_params, "trainable_percent": summary.trainable_percent,
             "run": str(final.path.relative_to(spec.out)),
         })
     config = final_step(spec, rows[0]["task"], points[0]).config if rows else None
@@ -318,7 +320,8 @@ def collect(spec: SuiteSpec, points: list[Point]) -> dict[str, Any]:
     }
 
 
-def _log_step(log: Log, main: bool, done: int, total: int, step: Step, metrics: dict[str, Any], state: str) -> None:
+def _log_step(log: Log, main: bool, done: int, total: int, step: Step, result: EvalResult, state: str) -> None:
     what = {"done": "done before, skipped", "evaluate": "evaluated", "resume": "resumed and trained"}.get(state, "trained")
     if main:
-        log(f"[{done}/{total}] {step.label()}: {step.eval_split} top-1 {metrics['top1']:.2f} ({what})")
+        log(f"[{done}/{total}] {step.label()}: {step.eval_split} {METRIC_LABELS[result.metric]} "
+            f"{result.headline:.2f} ({what})")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
 from adaptcli.errors import AdaptError
+from adaptcli.methods.base import AdaptInfo
+from adaptcli.output import Output
 
 
 def is_video_model(model: nn.Module) -> bool:
@@ -33,28 +33,41 @@ def normalisation(model: nn.Module) -> Normalisation:
     return Normalisation(mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))  # type: ignore[arg-type]
 
 
-def build_backbone(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True, quiet: bool = False) -> nn.Module:
-    """The backbone of the run, with its checkpoint loaded (before any method is injected)."""
+@dataclass
+class AdaptedModel:
+    """A backbone with a method injected, and what the method did (needed to save, count and merge)."""
+
+    model: nn.Module
+    info: AdaptInfo
+
+
+def build_backbone(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True,
+                   output: Output | None = None) -> nn.Module:
+    """The backbone of the run, with its checkpoint loaded (before any method is injected).
+
+    The weights a checkpoint does not hold are drawn from torch's global generator: a caller that
+    wants them reproducible seeds it first (training does, with ``train.seed``). The checkpoint's
+    load summary goes to ``output.warn`` (stderr by default).
+    """
     from adaptcli.models.build import create_backbone
 
-    torch.manual_seed(config.train.seed)
     model = create_backbone(config.model, num_classes)
     if load_checkpoint and config.model.checkpoint:
         from adaptcli.models.checkpoints import load_checkpoint as load
 
         report = load(model, config.model.checkpoint)
-        if not quiet:
-            print(report.summary(), file=sys.stderr)
+        (output or Output()).warn(report.summary())
     return model
 
 
-def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True, quiet: bool = False) -> nn.Module:
-    """Backbone + checkpoint + method, trainable set marked."""
+def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint: bool = True,
+                        output: Output | None = None) -> AdaptedModel:
+    """Backbone + checkpoint + method, trainable set marked (seeding as :func:`build_backbone`)."""
     from adaptcli.methods.apply import apply_method
 
-    model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, quiet=quiet)
-    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
-    return model
+    model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, output=output)
+    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    return AdaptedModel(model, info)
 
 
 def check_modality(model: nn.Module, modality: str, model_name: str) -> None:

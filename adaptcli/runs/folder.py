@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from adaptcli.config import RunConfig, load_run_config
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_json, write_text
+from adaptcli.output import Output
 from adaptcli.runs.lock import LOCK_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
@@ -95,12 +95,14 @@ class RunDir:
         return self.config_file.exists() and self.info_file.exists()
 
     # ------------------------------------------------------------------ creation
-    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> RunLock:
+    def prepare(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None,
+                output: Output | None = None) -> RunLock:
         """Create the folder (or check that it is the same run when resuming) and take its lock.
 
         Only a folder adaptcli created (it has ``run.json``) is ever replaced; ``--out`` may not
         equal, contain or lie inside ``data``, nor hold the backbone checkpoint it would delete. A
-        folder another live process trains is refused, naming it. Returns the held lock.
+        folder another live process trains is refused, naming it. Returns the held lock (a note about
+        a stale lock it replaced goes to ``output.warn``).
         """
         check_out_paths(self.path, data, config.model.checkpoint)
         lock = RunLock(self.path)
@@ -135,7 +137,7 @@ class RunDir:
                 )
         note = lock.acquire()
         if note:
-            print(note, file=sys.stderr)
+            (output or Output()).warn(note)
         if entries and overwrite and not resume:
             try:
                 self.clear()

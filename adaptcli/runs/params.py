@@ -8,18 +8,18 @@ from typing import Any
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.methods.base import AdaptInfo
+from adaptcli.output import Output
 
 
-def parameter_report(model: nn.Module) -> dict[str, Any]:
-    """Exact counts for an adapted model (see :func:`adaptcli.methods.apply_method`).
+def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
+    """Exact counts for a model adapted as ``info`` says (see :func:`adaptcli.methods.apply_method`).
 
     backbone = every parameter that is neither the method's nor the classifier's;
     trainable_percent is relative to the backbone.
     """
-    from adaptcli.methods.apply import adapt_info
     from adaptcli.models.blocks import classifier, qualified_name
 
-    info = adapt_info(model)
     head_name = qualified_name(model, classifier(model))
     method_names = set(info.method_param_names)
     backbone = method = head = trainable = 0
@@ -57,8 +57,9 @@ def _location(name: str) -> str:
     return ".".join(collapsed) or name
 
 
-def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
-    """Build ``config.model`` with random weights (or its checkpoint), adapt it, count."""
+def inspect_report(config: RunConfig, num_classes: int, output: Output | None = None) -> dict[str, Any]:
+    """Build ``config.model`` with random weights (or its checkpoint, whose load summary goes to
+    ``output.warn``), adapt it, count."""
     import torch
 
     from adaptcli.methods.apply import apply_method
@@ -66,12 +67,12 @@ def inspect_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     from adaptcli.runs.build import build_backbone
 
     if config.model.checkpoint:
-        model = build_backbone(config, num_classes)  # its load summary goes to stderr
+        model = build_backbone(config, num_classes, output=output)
     else:
         # Counting needs shapes only: build on the meta device (instant, no memory).
         with torch.device("meta"):
             model = create_backbone(config.model, num_classes)
-    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
-    report = parameter_report(model)
+    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    report = parameter_report(model, info)
     report.update(backbone=config.model.name, num_classes=num_classes)
     return report

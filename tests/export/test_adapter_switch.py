@@ -45,7 +45,7 @@ def test_one_backbone_switches_between_adapters_of_different_tasks(runs, tmp_pat
     assert switcher.loaded_backbones == 1
     with torch.no_grad():
         for name, run in tasks.items():
-            expected = load_run_model(RunDir(run))[0](x())
+            expected = load_run_model(RunDir(run)).model(x())
             got = models[name](x())
             assert got.shape == expected.shape
             assert float((got - expected).abs().max()) <= 1e-6, name
@@ -85,7 +85,8 @@ def test_run_backbone_file_is_a_plain_checkpoint_and_maps_back(runs):
     assert set(report.missing) == {"head.weight", "head.bias"}  # every backbone weight is in the file
 
     frozen, _ = load_tensors(run / "backbone.safetensors")
-    model = apply_method(timm.create_model("test_vit", num_classes=3, img_size=32), "arc")
+    model = timm.create_model("test_vit", num_classes=3, img_size=32)
+    apply_method(model, "arc")
     mapped = adapted_keys(model, frozen)
     # The LayerNorm bias goes to the wrapped norm, never to ARC's own bias of the same plain name.
     assert "blocks.0.norm1.base_layer.bias" in mapped and "blocks.0.norm1.bias" not in mapped

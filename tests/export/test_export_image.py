@@ -21,8 +21,8 @@ def run_model(run: Path):
     from adaptcli.runs.load import load_run_model
     from adaptcli.runs.folder import RunDir
 
-    model, config, info = load_run_model(RunDir(run))
-    return model, config, info
+    loaded = load_run_model(RunDir(run))
+    return loaded.model, loaded.config, loaded
 
 
 def batch(seed: int = 1) -> torch.Tensor:
@@ -61,12 +61,12 @@ def test_merged_file_is_a_plain_timm_model_with_the_run_predictions(runs, tmp_pa
     plain = timm.create_model("test_vit", num_classes=3, img_size=32)
     plain.load_state_dict(load_file(str(out)), strict=True)
     plain.eval()
-    model, config, info = run_model(run)
+    model, config, loaded = run_model(run)
     x = batch()
     assert max_diff(model, plain, x) <= 1e-4
     # Not trivially equal: the adapted model is far from its own backbone with the trained head.
     backbone = timm.create_model("test_vit", num_classes=3, img_size=32).eval()
-    own = set(model.adaptcli_info.method_param_names)  # BitFit trains tensors with backbone names
+    own = set(loaded.adapt.method_param_names)  # BitFit trains tensors with backbone names
     backbone.load_state_dict({k: v for k, v in model.state_dict().items() if k in backbone.state_dict()
                               and v.shape == backbone.state_dict()[k].shape and k not in own}, strict=False)
     if method != "full":
@@ -82,7 +82,7 @@ def test_merged_file_is_a_plain_timm_model_with_the_run_predictions(runs, tmp_pa
     spec = StreamSpec.from_config(config.data, 32, config.model.num_frames, norm_mean, norm_std)
     correct = total = 0
     with torch.no_grad():
-        for item in eval_loader(info["data"], "test", spec, 7):
+        for item in eval_loader(loaded.info["data"], "test", spec, 7):
             correct += int((plain(item["inputs"]).argmax(1) == item["labels"]).sum())
             total += len(item["labels"])
     assert total == metrics["samples"] == 18
@@ -182,8 +182,8 @@ def test_adaptformer_64_on_vit_b_adapter_is_about_5_mb():
     with torch.device("meta"):
         model = timm.create_model("vit_base_patch16_224", num_classes=100)
         backbone_bytes = sum(v.numel() * 4 for v in model.state_dict().values())
-        apply_method(model, "adaptformer", AdaptFormerOptions(mid_dim=64))
-    adapter_bytes = sum(v.numel() * 4 for v in adapter_state_dict(model).values())
+        info = apply_method(model, "adaptformer", AdaptFormerOptions(mid_dim=64))
+    adapter_bytes = sum(v.numel() * 4 for v in adapter_state_dict(model, info).values())
     assert 330e6 < backbone_bytes < 350e6
     assert 4.5e6 < adapter_bytes < 5.5e6
 

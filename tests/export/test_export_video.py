@@ -36,7 +36,8 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
 
     plain = timm.create_model("video_vit_test", num_classes=2, num_frames=4).eval()
     plain.load_state_dict(load_file(str(out)), strict=True)
-    model, config, info = load_run_model(RunDir(run))
+    loaded = load_run_model(RunDir(run))
+    model, config = loaded.model, loaded.config
     with torch.no_grad():
         x = clip()
         assert float((model(x) - plain(x)).abs().max()) <= 1e-4
@@ -59,7 +60,7 @@ def test_video_adaptformer_full_and_adapter_only(runs, tmp_path):
     full, adapter = tmp_path / "full.safetensors", tmp_path / "task.safetensors"
     assert invoke("export", "--run", run, "--full", "--out", full).exit_code == 0
     assert invoke("export", "--run", run, "--adapter-only", "--out", adapter).exit_code == 0
-    model, _, _ = load_run_model(RunDir(run))
+    model = load_run_model(RunDir(run)).model
     x = clip(1)
     with torch.no_grad():
         expected = model(x)

@@ -43,7 +43,7 @@ def test_onnx_runtime_matches_pytorch_at_two_batch_sizes(runs, tmp_path, method,
     batch_dim = graph.graph.input[0].type.tensor_type.shape.dim[0]
     assert batch_dim.dim_param and not batch_dim.dim_value  # symbolic, not fixed
 
-    model = load_run_model(RunDir(run))[0].eval()
+    model = load_run_model(RunDir(run)).model.eval()
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     for batch in (1, 4):
         x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))

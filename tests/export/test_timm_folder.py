@@ -51,7 +51,8 @@ def run_logits(run: Path, inputs: torch.Tensor) -> tuple[torch.Tensor, list[str]
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.load import load_run_model
 
-    model, _, info = load_run_model(RunDir(run))
+    loaded = load_run_model(RunDir(run))
+    model, info = loaded.model, loaded.info
     with torch.no_grad():
         return model.eval()(inputs), list(info["classes"])
 

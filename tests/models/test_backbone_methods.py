@@ -10,7 +10,7 @@ from torch import nn
 
 from adaptcli.methods.registry import method_spec
 from adaptcli.errors import UnsupportedModelError
-from adaptcli.methods import apply_method, merge_method
+from adaptcli.methods import AdaptInfo, apply_method, merge_method
 from adaptcli.methods.arc.method import SHARED_NAME
 from backbone_zoo import batch_for, build, randomise
 
@@ -38,9 +38,12 @@ HEADS = r"^(head|fc_norm)\."
 
 
 def adapted(kind: str, method: str, **options) -> nn.Module:
+    return adapted_with_info(kind, method, **options)[0]
+
+
+def adapted_with_info(kind: str, method: str, **options) -> tuple[nn.Module, AdaptInfo]:
     model = build(kind, num_classes=NUM_CLASSES)
-    apply_method(model, method, method_spec(method).options(**options))
-    return model
+    return model, apply_method(model, method, method_spec(method).options(**options))
 
 
 @pytest.mark.parametrize("kind,method", CASES)
@@ -97,18 +100,18 @@ def test_arc_shares_one_projection_across_the_video_vit() -> None:
 @pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin")
                                          for m in ("arc", "arc_att", "linear", "bitfit", "ssf", "lora", "dora")])
 def test_merge_is_exact_and_gives_the_plain_architecture(kind: str, method: str) -> None:
-    model = adapted(kind, method)
+    model, info = adapted_with_info(kind, method)
     x = batch_for(model)
     if method == "linear":
         model.train()
         with torch.no_grad():
             for seed in range(3):  # non-trivial running statistics
                 model(batch_for(model, batch=4, seed=10 + seed) * (seed + 1))
-    randomise(model, model.adaptcli_info.method_param_names)
+    randomise(model, info.method_param_names)
     model.eval()
     with torch.no_grad():
         before = model(x)
-        merge_method(model)
+        merge_method(model, info)
         after = model(x)
     assert (before - after).abs().max() <= 1e-5
     fresh = build(kind, num_classes=NUM_CLASSES, seed=9)

@@ -60,8 +60,8 @@ def test_every_method_gets_identical_gradients(case, mode):
                                          ("swin", "arc"), ("swin", "lora"), ("swin", "adapter_plus")])
 def test_video_vit_and_swin_get_identical_gradients(kind, method, mode):
     reference = build(kind, seed=0)
-    apply_method(reference, method, method_spec(method).options())
-    randomise(reference, list(reference.adaptcli_info.method_param_names))
+    info = apply_method(reference, method, method_spec(method).options())
+    randomise(reference, list(info.method_param_names))
     recomputed = copy.deepcopy(reference)
     assert apply_recompute(recomputed, mode) > 0
     assert_same_gradients(reference, recomputed, batch_for(reference))

@@ -204,6 +204,6 @@ def test_finetune_and_merged_export_into_plain_torchvision(video_shards, tmp_pat
     assert result.exit_code == 0, result.output
     plain = torchvision_swin3d_t(num_classes=2).eval()
     plain.load_state_dict(load_file(str(out)), strict=True)
-    model, _, _ = load_run_model(RunDir(run))
+    model = load_run_model(RunDir(run)).model
     with torch.no_grad():
         assert float((model.eval()(clip()) - plain(clip())).abs().max()) <= 1e-4

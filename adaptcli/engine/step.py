@@ -1,0 +1,48 @@
+"""One training step: forward, loss, backward, clipping and the optimiser step under Accelerate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptcli.config import TrainConfig
+
+
+def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
+               multi_label: bool) -> tuple[float, bool, float]:
+    """:func:`train_step` with compilation errors explained: (loss, optimiser stepped, seconds it took)."""
+    from adaptcli.engine.compile import compile_errors
+
+    start = time.perf_counter()
+    with compile_errors(train.compile):
+        loss, synced = train_step(accelerator, trained, optimizer, batch, train, multi_label)
+    value = loss.item()  # waits for the device, so the step time is real
+    return value, synced, time.perf_counter() - start
+
+
+def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
+               multi_label: bool) -> tuple[torch.Tensor, bool]:
+    """One forward/backward; the loss and whether an optimiser step happened (end of accumulation).
+
+    Multi-label batches (labels ``B x C`` multi-hot) train with binary cross-entropy per class.
+    """
+    acc = accelerator
+    inputs = batch["inputs"].to(acc.device, non_blocking=True)
+    labels = batch["labels"].to(acc.device, non_blocking=True)
+    with acc.accumulate(trained):
+        with acc.autocast():
+            logits = trained(inputs)
+            if multi_label:
+                loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            else:
+                loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=train.label_smoothing)
+        acc.backward(loss)
+        if acc.sync_gradients and train.clip_grad:
+            acc.clip_grad_norm_(trained.parameters(), train.clip_grad)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synced = acc.sync_gradients
+    return loss.detach(), synced

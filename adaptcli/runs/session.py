@@ -1,0 +1,113 @@
+"""The :class:`Session`: one resolved configuration, one prepared data folder and one model, checked
+against each other once, with what training and evaluation need from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from torch import nn
+
+from adaptcli.config import RunConfig
+from adaptcli.data.loader import StreamSpec
+from adaptcli.data.manifest import Manifest, read_manifest
+from adaptcli.errors import AdaptError
+from adaptcli.methods.base import AdaptInfo
+from adaptcli.output import Output
+from adaptcli.runs.build import build_adapted_model, check_modality, normalisation
+from adaptcli.runs.results import headline_metric
+
+
+@dataclass
+class Session:
+    """A model on a shard folder: the folder's manifest (read once), the stream settings with the
+    backbone's normalisation, the task's headline metric and where messages go.
+
+    ``adapt`` is what the method did to ``model``; None for a deployed model (a merged export).
+    """
+
+    config: RunConfig
+    data_dir: Path
+    manifest: Manifest
+    model: nn.Module
+    spec: StreamSpec
+    adapt: AdaptInfo | None = None
+    output: Output = field(default_factory=Output)
+
+    @property
+    def multi_label(self) -> bool:
+        return self.manifest.multi_label
+
+    @property
+    def metric(self) -> str:
+        """``mAP`` for multi-label data, else ``top1`` (:func:`~adaptcli.runs.results.headline_metric`)."""
+        return headline_metric(self.manifest.multi_label)
+
+    @property
+    def val_split(self) -> str | None:
+        """The recipe's validation split when the data has it (else training validates nothing)."""
+        split = self.config.data.val_split
+        return split if split in self.manifest.splits else None
+
+    def steps_per_epoch(self, world_size: int) -> int:
+        """Optimiser-independent steps (batches per process) of one training epoch."""
+        from adaptcli.data.loader import steps_per_epoch
+
+        train = self.config.train
+        samples = self.manifest.splits[self.config.data.train_split].samples
+        return steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
+
+    @classmethod
+    def around(cls, config: RunConfig, data_dir: Path, manifest: Manifest, model: nn.Module,
+               adapt: AdaptInfo | None = None, output: Output | None = None) -> Session:
+        """The preamble every command shares: modality check, normalisation, stream settings."""
+        check_modality(model, manifest.modality, config.model.name)
+        norm = normalisation(model)
+        spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
+        return cls(config, Path(data_dir), manifest, model, spec, adapt, output or Output())
+
+    @classmethod
+    def for_training(cls, config: RunConfig, data_dir: Path, manifest: Manifest,
+                     output: Output | None = None) -> Session:
+        """Check the data against the recipe, then build the adapted model from ``train.seed``.
+
+        Seeds Python, numpy and torch with ``train.seed`` first: the weights no checkpoint holds (the
+        method's, the head's) are drawn from it.
+        """
+        from accelerate.utils import set_seed
+
+        check_training_data(config, data_dir, manifest)
+        set_seed(config.train.seed)
+        adapted = build_adapted_model(config, manifest.num_classes, output=output)
+        return cls.around(config, data_dir, manifest, adapted.model, adapted.info, output)
+
+    @classmethod
+    def for_evaluation(cls, config: RunConfig, data_dir: Path, model: nn.Module, num_classes: int,
+                       adapt: AdaptInfo | None = None, output: Output | None = None) -> Session:
+        """A trained model (``num_classes`` outputs) on the shards in ``data_dir``."""
+        manifest = read_manifest(data_dir)
+        session = cls.around(config, data_dir, manifest, model, adapt, output)
+        if manifest.num_classes != num_classes:
+            raise AdaptError(
+                f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
+                "pass shards of the same dataset"
+            )
+        return session
+
+
+def check_training_data(config: RunConfig, data_dir: Path, manifest: Manifest) -> None:
+    """The training split exists, and no setting contradicts the task (label smoothing on multi-label)."""
+    if config.data.train_split not in manifest.splits:
+        raise AdaptError(
+            f"split '{config.data.train_split}' is not in {data_dir} "
+            f"(has {', '.join(manifest.splits)}); set --set data.train_split=NAME"
+        )
+    smoothing = config.train.label_smoothing
+    if manifest.multi_label and smoothing:
+        raise AdaptError(
+            f"train.label_smoothing={smoothing} does not apply to multi-label data "
+            "(binary cross-entropy per class); set --set train.label_smoothing=0"
+        )
+
+
+__all__ = ["Session", "check_training_data"]
