@@ -165,38 +165,60 @@ def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, float] | None:
             "mean": round(total / count, 3), "total": total}
 
 
+Plan = list[tuple[str, str, list[Item]]]  # (split, shard file, items), in writing order
+
+
 def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> PrepareResult:
     """Write ``listing`` as shards plus ``dataset.json`` into ``out`` (resuming a killed run)."""
-    from tqdm import tqdm
-
     start = time.time()
     out = Path(out)
     settings = run_settings(listing, options)
-    state = _check_out(out, settings, options.overwrite)
-    per_shard = settings["samples_per_shard"]
-    encode_opts = EncodeOptions(listing.modality, options.short_side, options.quality)
+    previous = _check_out(out, settings, options.overwrite)
+    plan = _plan(listing, settings["samples_per_shard"])
+    done = _reusable_shards(out, plan, previous)
+    state = {"settings": settings, "shards": dict(done)}
+    write_text(out / STATE_NAME, json.dumps(state))
+    _write_shards(out, listing, options, plan, state)
+    manifest = _manifest(listing, plan, state, settings)
+    write_manifest(out, manifest)
+    splits = manifest.splits
+    size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
+    return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
+                         skipped=len(manifest.skipped), seconds=time.time() - start, bytes=size,
+                         reused_shards=len(done))
 
-    plan: list[tuple[str, str, list[Item]]] = []  # (split, shard file, items)
+
+def _plan(listing: Listing, per_shard: int) -> Plan:
+    """Every shard to write: each split's items in mixed order, cut into shards of ``per_shard``."""
+    plan: Plan = []
     for split, items in listing.splits.items():
         items = sorted(items, key=lambda item: mixed_order_key(item.key))
         for index, chunk in enumerate(_chunks(items, per_shard)):
             plan.append((split, shard_name(split, index), chunk))
+    return plan
 
+
+def _reusable_shards(out: Path, plan: Plan, previous: dict[str, Any]) -> dict[str, Any]:
+    """The shards a killed run completed (intact on disk); deletes the leftovers of the rest."""
     done: dict[str, Any] = {}
     for _, name, _ in plan:
-        record = state["shards"].get(name)
+        record = previous["shards"].get(name)
         if record is None:
             continue
         if record["samples"] == 0 or ((out / name).is_file() and (out / name).stat().st_size == record["bytes"]):
             done[name] = record
-    reused = len(done)
-    state = {"settings": settings, "shards": dict(done)}
     for entry in out.iterdir():  # leftovers of a killed run
         if entry.name.endswith(TMP_SUFFIX) or _io_leftover(entry.name) \
                 or (entry.name.endswith(".tar") and entry.name not in done):
             entry.unlink()
-    write_text(out / STATE_NAME, json.dumps(state))
+    return done
 
+
+def _write_shards(out: Path, listing: Listing, options: PrepareOptions, plan: Plan, state: dict[str, Any]) -> None:
+    """Encode and write the shards ``state`` does not have yet, recording each in the state file."""
+    from tqdm import tqdm
+
+    done = state["shards"]
     todo = [(split, name, chunk) for split, name, chunk in plan if name not in done]
     total = sum(len(chunk) for _, _, chunk in plan)
     unit = "clip" if listing.modality == "video" else "img"
@@ -205,6 +227,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     bar.update(total - sum(len(chunk) for _, _, chunk in todo))
     skipped_count = len(listing.skipped) + sum(len(r["skipped"]) for r in done.values())
     bar.set_postfix(skipped=skipped_count)
+    encode_opts = EncodeOptions(listing.modality, options.short_side, options.quality)
     stream = _encoded_stream([item for _, _, chunk in todo for item in chunk], encode_opts, options.workers)
     try:
         for split, name, chunk in todo:
@@ -223,16 +246,18 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                             frames.append(result.frames)
                     bar.update(1)
                     bar.set_postfix(skipped=skipped_count, refresh=False)
-            samples, size = writer.count, writer.size
             stats = {"count": len(frames), "total": sum(frames), "min": min(frames, default=0),
                      "max": max(frames, default=0)}
-            state["shards"][name] = {"split": split, "samples": samples, "bytes": size,
-                                     "frames": stats, "skipped": skipped}
+            done[name] = {"split": split, "samples": writer.count, "bytes": writer.size,
+                          "frames": stats, "skipped": skipped}
             write_text(out / STATE_NAME, json.dumps(state))
     finally:
         stream.close()
         bar.close()
 
+
+def _manifest(listing: Listing, plan: Plan, state: dict[str, Any], settings: dict[str, Any]) -> Manifest:
+    """``dataset.json`` of the written shards: per split its shards, samples and frame statistics."""
     splits: dict[str, SplitInfo] = {}
     skipped_all = [s for s in listing.skipped if s["split"] in listing.splits]
     for split in listing.splits:
@@ -241,14 +266,9 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
         splits[split] = SplitInfo(shards=[n for n, r in records if r["samples"]],
                                   samples=sum(r["samples"] for _, r in records), frames=stats)
         skipped_all += [s for _, r in records for s in r["skipped"]]
-    manifest = Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
-                        splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,
-                        settings=settings)
-    write_manifest(out, manifest)
-    size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
-    return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
-                         skipped=len(skipped_all), seconds=time.time() - start, bytes=size,
-                         reused_shards=reused)
+    return Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
+                    splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,
+                    settings=settings)
 
 
 def _silent(line: str) -> None:

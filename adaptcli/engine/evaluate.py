@@ -8,7 +8,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from adaptcli.config import RunConfig
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
 from adaptcli.output import Output

@@ -97,6 +97,14 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
 
 
+def trainable_module(session: Session) -> tuple[nn.Module, bool]:
+    """What the optimiser trains: the head alone (:class:`HeadOnly`) when the feature cache applies
+    (then True), else the whole adapted model."""
+    if feature_cache_applies(session.config):
+        return HeadOnly(session.model), True
+    return session.model, False
+
+
 def feature_cache_applies(config: RunConfig) -> bool:
     """A method whose features never change (linear probing) and no augmentation: cache them."""
     data = config.data

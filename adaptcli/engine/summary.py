@@ -8,7 +8,7 @@ from typing import Any
 
 from adaptcli.engine.memory import peak_memory_mb
 from adaptcli.runs.checkpoint import TrainState
-from adaptcli.runs.results import TrainSummary
+from adaptcli.runs.results import METRIC_LABELS, TrainSummary
 from adaptcli.runs.session import Session
 
 PARAM_KEYS = ("backbone_params", "method_params", "head_params", "trainable_params", "trainable_percent", "mergeable")
@@ -49,6 +49,13 @@ def train_summary(session: Session, state: TrainState, stats: SessionStats, *, a
         precision=accelerator.mixed_precision, compiled=config.train.compile, effective_lr=lr,
         **{key: report[key] for key in PARAM_KEYS},
     )
+
+
+def epoch_line(record: dict[str, Any], metric: str) -> str:
+    """``epoch N: loss L[, val top-1 V]`` (mAP for multi-label data)."""
+    val = record.get(f"val_{metric}")
+    shown = f", val {METRIC_LABELS[metric]} {val:.2f}" if f"val_{metric}" in record else ""
+    return f"epoch {record['epoch']}: loss {record['loss']:.4f}{shown}"
 
 
 def epoch_record(epoch: int, step: int, loss: float, lr: float, seconds: float, samples: int,

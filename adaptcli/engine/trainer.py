@@ -7,16 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from adaptcli.engine.memory import reset_peak_memory
 from adaptcli.engine.signals import StopSignals
-from adaptcli.engine.summary import SessionStats, epoch_record, train_summary
+from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
 from adaptcli.errors import AdaptError
 from adaptcli.runs import checkpoint as ckpt
 from adaptcli.runs.folder import RunDir
-from adaptcli.runs.results import METRIC_LABELS, TrainSummary
+from adaptcli.runs.results import TrainSummary
 from adaptcli.runs.session import Session
 
 
@@ -53,7 +52,7 @@ class Trainer:
         when resuming. ``session`` was built with ``train.seed`` (:meth:`Session.for_training`)."""
         from adaptcli.engine.compile import compile_in_place
         from adaptcli.engine.device import build_accelerator
-        from adaptcli.engine.features import HeadOnly, feature_cache_applies
+        from adaptcli.engine.features import trainable_module
         from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
         from adaptcli.engine.tracking import tracker_names
         from adaptcli.models.recompute import apply_recompute
@@ -64,8 +63,7 @@ class Trainer:
                                         log_with=trackers or None, project_dir=str(run.path))
         apply_recompute(session.model, train.recompute)
         lr, steps = effective_lr(train, accelerator.num_processes), session.steps_per_epoch(accelerator.num_processes)
-        cached = feature_cache_applies(config)
-        trained: nn.Module = HeadOnly(session.model) if cached else session.model
+        trained, cached = trainable_module(session)
         if train.compile:  # after the method is applied; keys stay those of the eager model
             compile_in_place(trained)
         optimizer = build_optimizer(trained, train, lr)
@@ -195,9 +193,7 @@ class Trainer:
         self.accelerator.log(tracker_values(record), step=epoch + 1)  # no-op without trackers
         if self.is_main:
             self.run.log(record)
-        metric = self.session.metric
-        val = f", val {METRIC_LABELS[metric]} {record['val_' + metric]:.2f}" if f"val_{metric}" in record else ""
-        self.out.echo(f"epoch {epoch + 1}: loss {loss:.4f}{val}")
+        self.out.echo(epoch_line(record, self.session.metric))
         saved = self.save_checkpoint()
         if epoch + 1 < train.epochs and self.signals.requested(self.accelerator):
             self.signals.stop(self.run, self.accelerator, self.state, saved)

@@ -51,7 +51,7 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     from adaptcli.runs.build import normalisation
 
     loaded = load_run_model(RunDir(run))
-    model, config = loaded.model, loaded.config
+    model, config, info = loaded.model, loaded.config, loaded.info
     norm = normalisation(model)
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     correct, total, per_class = 0, 0, {}

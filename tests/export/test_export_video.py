@@ -23,6 +23,7 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
     import adaptcli.models.architectures  # noqa: F401
     from adaptcli.deploy.build import plain_model
     from adaptcli.engine.evaluate import evaluate_loaded
+    from adaptcli.runs.session import Session
     from adaptcli.runs.load import load_run_model
     from adaptcli.runs.folder import RunDir
 
@@ -45,7 +46,8 @@ def test_video_arc_merges_into_the_registered_video_model(runs, tmp_path):
 
     assert invoke("eval", "--run", run, "--split", "validation", "--views", "1x1").exit_code == 0
     by_run = json.loads((run / "eval.json").read_text())
-    by_merged = evaluate_loaded(plain, config, 2, run_data(run), "validation", "1x1")
+    session = Session.for_evaluation(config, run_data(run), plain, num_classes=2)
+    by_merged = evaluate_loaded(session, "validation", "1x1").to_dict()
     for key in ("top1", "per_class", "samples"):
         assert by_merged[key] == by_run[key], key
 
