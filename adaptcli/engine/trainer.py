@@ -7,12 +7,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from accelerate.utils import set_seed
 from torch import nn
+from tqdm.auto import tqdm
 
+from adaptcli.engine.batches import epoch_batches, log_first_keys
+from adaptcli.engine.compile import compile_in_place
+from adaptcli.engine.device import build_accelerator, fp32_note, pins_memory
+from adaptcli.engine.evaluate import validate
+from adaptcli.engine.features import cache_training_features, trainable_module
 from adaptcli.engine.memory import reset_peak_memory
+from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
 from adaptcli.engine.signals import StopSignals
+from adaptcli.engine.step import timed_step
 from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
+from adaptcli.engine.tracking import flat_hyperparameters, tracker_names, tracker_values
 from adaptcli.errors import AdaptError
+from adaptcli.models.recompute import apply_recompute
 from adaptcli.runs import checkpoint as ckpt
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.results import TrainSummary
@@ -31,8 +42,6 @@ class Trainer:
 
     def __init__(self, session: Session, run: RunDir, accelerator: Any, trained: nn.Module, optimizer: Any,
                  scheduler: Any, *, lr: float, steps_per_epoch: int, feature_cache: bool):
-        from adaptcli.engine.device import pins_memory
-
         self.session, self.config, self.run, self.accelerator = session, session.config, run, accelerator
         self.trained, self.optimizer, self.scheduler = trained, optimizer, scheduler
         self.lr, self.steps_per_epoch, self.use_feature_cache = lr, steps_per_epoch, feature_cache
@@ -41,22 +50,13 @@ class Trainer:
         self.out = session.output.main_only(self.is_main)
         self.weights = ckpt.Weights(session.model, session.adapt, session.config, session.manifest)
         self.val_split = session.val_split
-        self.state = ckpt.TrainState()
-        self.stats = SessionStats()
-        self.signals = StopSignals()
+        self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
         """Accelerator, recompute, feature cache, compilation, optimiser and scheduler; the last checkpoint
         when resuming. ``session`` was built with ``train.seed`` (:meth:`Session.for_training`)."""
-        from adaptcli.engine.compile import compile_in_place
-        from adaptcli.engine.device import build_accelerator
-        from adaptcli.engine.features import trainable_module
-        from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
-        from adaptcli.engine.tracking import tracker_names
-        from adaptcli.models.recompute import apply_recompute
-
         config, train = session.config, session.config.train
         trackers = tracker_names(train.log_with)  # started by train(): nothing is written before run.json
         accelerator = build_accelerator(config, gradient_accumulation_steps=train.accum_steps,
@@ -94,10 +94,6 @@ class Trainer:
 
     def train(self) -> TrainSummary:
         """Train the remaining epochs; :class:`Interrupted` after a stop signal (a checkpoint is saved)."""
-        from adaptcli.engine.device import fp32_note
-        from adaptcli.engine.features import cache_training_features
-        from adaptcli.engine.tracking import flat_hyperparameters, tracker_names
-
         acc = self.accelerator
         with self.signals.caught():
             if self.config.train.precision == "auto" and acc.mixed_precision == "no":
@@ -119,11 +115,6 @@ class Trainer:
 
     def _epoch(self, epoch: int, features: Any) -> float:
         """Train one epoch (the rest of it after a mid-epoch resume), validate, checkpoint; its mean loss."""
-        from accelerate.utils import set_seed
-        from tqdm.auto import tqdm
-
-        from adaptcli.engine.batches import epoch_batches
-
         train = self.config.train
         done = self.state.batch  # > 0 only when resuming from a mid-epoch checkpoint
         set_seed(train.seed + 1000 * (epoch + 1))  # the epoch's randomness depends on (seed, epoch) only
@@ -154,9 +145,6 @@ class Trainer:
 
     def _train_step(self, epoch: int, index: int, batch: dict[str, Any]) -> tuple[float, bool]:
         """One batch: (its loss, whether an optimiser step happened); a non-finite loss stops the run."""
-        from adaptcli.engine.batches import log_first_keys
-        from adaptcli.engine.step import timed_step
-
         if index == 0:
             log_first_keys(self.run, self.accelerator, epoch, batch.get("keys", []))
         self.stats.add_batch(batch)
@@ -183,8 +171,6 @@ class Trainer:
 
     def _end_epoch(self, epoch: int, loss: float, seconds: float, samples: int) -> None:
         """Validate when due, log the epoch's record, checkpoint; stop here after a stop signal."""
-        from adaptcli.engine.tracking import tracker_values
-
         train = self.config.train
         record = epoch_record(epoch, self.state.step, loss, self._current_lr(), seconds, samples, self.accelerator)
         if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
@@ -200,8 +186,6 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         """The epoch's validation values; keeps the best epoch's weights (on the headline metric)."""
-        from adaptcli.engine.evaluate import validate
-
         values, headline = validate(self.session, self.accelerator, self.val_split)
         if self.state.improves(headline) and self.is_main:
             self.weights.save(self.run.best_file, self.state)
