@@ -6,7 +6,6 @@ from pathlib import Path
 
 from adaptcli.config import RunConfig
 from adaptcli.errors import AdaptError, Interrupted
-from adaptcli.methods.registry import method_spec
 from adaptcli.output import Output
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.results import TrainSummary
@@ -24,6 +23,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     from adaptcli.engine.tracking import tracker_names
     from adaptcli.engine.trainer import Trainer
     from adaptcli.runs import record
+    from adaptcli.runs.checkpoint import save_frozen_backbone
 
     state = partial_state()
     main = state.is_main_process
@@ -42,7 +42,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
             record.start_run(run, config, data_dir, manifest)
-            _save_frozen_backbone(session, run)
+            save_frozen_backbone(run, session.model, session.adapt, config)
         elif main:
             record.mark_running(run, trainer.state.epoch, trainer.state.step)
         summary = trainer.train()
@@ -60,15 +60,3 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         if lock is not None:
             lock.release()
 
-
-def _save_frozen_backbone(session: Session, run: RunDir) -> None:
-    """Without a checkpoint file the frozen weights exist only in memory: keep them with the run."""
-    from adaptcli.io import save_tensors
-    from adaptcli.methods.apply import frozen_backbone_state
-
-    config = session.config
-    if config.model.checkpoint or method_spec(config.method).trains_backbone:
-        return
-    # Plain backbone key names: the file is also a valid --checkpoint for adapter-only files.
-    frozen = frozen_backbone_state(session.model, session.adapt)
-    save_tensors(run.backbone_file, frozen, {"format": "adaptcli.backbone/1", "backbone": config.model.name})
