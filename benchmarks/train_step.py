@@ -188,6 +188,7 @@ def depth_of(args: argparse.Namespace) -> int:
     from adaptcli.models.blocks import transformer_blocks
     from adaptcli.models.build import create_backbone
 
+    import timm  # noqa: F401  (before the meta device: torch 2.6's torch._dynamo import runs ops)
     import torch
 
     with torch.device("meta"):
