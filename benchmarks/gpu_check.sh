@@ -124,7 +124,7 @@ row suite "$(status $rc)" "$STAGE_S" "$(last_pytest_line "$OUT/suite.log")"
 if (( DRY )); then STEP=(--device cpu --quick --skip probe,time --methods arc); else STEP=(--device cuda --skip probe --repeats 3); fi
 stage train_step 120 $PY benchmarks/train_step.py "${STEP[@]}" --json "$OUT/train_step.json"
 rc=$?
-row train_step "$(status $rc)" "$STAGE_S" "$(grep -c '^  memory ' "$OUT/train_step.log") memory probes, one at a time; table in train_step.log"
+row train_step "$(status $rc)" "$STAGE_S" "$(grep -c '^  memory ' "$OUT/train_step.log") memory probes$( (( DRY )) || echo ', one at a time'); table in train_step.log"
 
 # ------------------------------------------------------------------------------------ pipeline
 pipeline() {
@@ -157,8 +157,8 @@ print(f"adaptformer {s['backbone']}: {s['samples_per_second']} samples/s, peak {
       f"({s['peak_memory_kind']}), precision {s['precision']}")
 EOF
 )
-merge=$(grep -o 'max |difference| = [^ ,;)]*' "$OUT/pipeline.log" | tail -1)
-row pipeline "$(status $rc)" "$STAGE_S" "${result:-no summary}${merge:+; arc merge check $merge}"
+merge=$(grep -o 'max |difference| = [^ ,;)]*' "$OUT/pipeline.log" | tail -1 | sed 's/.*= //')
+row pipeline "$(status $rc)" "$STAGE_S" "${result:-no summary}${merge:+; arc merge check: max diff $merge}"
 
 kill "$CLIPS_PID" 2>/dev/null
 rm -rf "$WORK"
