@@ -5,8 +5,10 @@
 
 Times, side by side in interleaved rounds (process CPU time, 1 thread, median):
 
-- ``adapter``: adaptcli's ``ArcAdapter`` around a LayerNorm (the fused form: bias on the norm's shift,
-  residual add inside ``addmm``), forward + backward;
+- ``adapter``: adaptcli's ``ArcAdapter`` around a frozen LayerNorm (the bias as one more row of the up
+  projection, residual add inside ``addmm``), forward + backward;
+- ``shift``: the earlier form, the bias folded into the norm's shift (``LN(x; w, beta + b)``), which
+  CUDA's LayerNorm backward breaks over > 65,536 rows (docs/performance.md); kept to compare speed;
 - ``formula``: the same adapter written as the paper's formula ``h + dropout(h U S) U^T + b``;
 - ``norm``: the LayerNorm alone (what a model without ARC pays anyway);
 - ``matmuls``: the six rank-r matmuls of forward + backward alone (two forward, four backward:
@@ -44,7 +46,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     n, d, r = args.tokens, args.dim, args.rank
-    norm = nn.LayerNorm(d, eps=1e-6)
+    norm = nn.LayerNorm(d, eps=1e-6).requires_grad_(False)  # frozen, as in every adapted model
     adapter = ArcAdapter(norm, ArcProjection(d, r), args.dropout, "xavier")
     with torch.no_grad():
         adapter.bias.normal_(0, 0.1)
@@ -56,6 +58,13 @@ def main() -> None:
     def formula() -> torch.Tensor:
         h = norm(x)
         return h + nn.functional.dropout(h @ (u * s), args.dropout, True) @ u.T + b
+
+    def shift() -> torch.Tensor:
+        down = u * s
+        hb = nn.functional.layer_norm(x, norm.normalized_shape, norm.weight, norm.bias + b, norm.eps)
+        flat = hb.reshape(-1, d)
+        z = nn.functional.dropout(torch.addmm(-(b @ down), flat, down), args.dropout, True)
+        return torch.addmm(flat, z, u.T.contiguous()).view(hb.shape)
 
     def matmuls() -> None:
         h = x.detach()
@@ -70,6 +79,7 @@ def main() -> None:
 
     steps = {
         "adapter": backward_of(lambda: adapter(x)),
+        "shift": backward_of(shift),
         "formula": backward_of(formula),
         "norm": backward_of(lambda: norm(x)),
         "matmuls": matmuls,
@@ -87,6 +97,7 @@ def main() -> None:
     print("| part | CPU ms | note |")
     print("| --- | ---: | --- |")
     print(f"| adapter (fused, adaptcli) | {ms['adapter']:.2f} | forward + backward, LayerNorm included |")
+    print(f"| earlier form (b on the norm's shift) | {ms['shift']:.2f} | {ms['shift'] / ms['adapter']:.3f}x the fused form |")
     print(f"| formula (h + dropout(hUS)U^T + b) | {ms['formula']:.2f} | {ms['formula'] / ms['adapter']:.2f}x the fused form |")
     print(f"| norm alone | {ms['norm']:.2f} | paid without ARC too |")
     print(f"| ARC's own cost (adapter - norm) | {ms['adapter'] - ms['norm']:.2f} | |")

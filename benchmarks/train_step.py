@@ -8,7 +8,9 @@ Three parts, all in one run:
 1. Memory. Every method gets a fresh subprocess (``ru_maxrss`` is a process-lifetime peak) that builds
    the adapted model and runs ONE training step. It reports
    - ``saved MB``: the bytes autograd keeps for the backward pass (``saved_tensors_hooks``, unique
-     storages, parameters and buffers excluded): the activation memory the method costs;
+     storages, parameters and buffers excluded): the activation memory the method costs; on a torch
+     whose ``checkpoint`` lacks ``respect_saved_tensors_hooks`` (before 2.14) the tensors that selective
+     recomputation keeps bypass the hooks, so ``+rc`` rows undercount (the run says so; peaks are exact);
    - ``live peak MB``: peak of bytes allocated minus freed by torch's CPU allocator during the step
      (profiler memory events): the CPU counterpart of ``max_memory_allocated``; memory goals use it;
    - ``dRSS MB``: peak RSS during the step minus RSS just before it: activations plus gradients,
@@ -188,6 +190,7 @@ def depth_of(args: argparse.Namespace) -> int:
     from adaptcli.models.blocks import transformer_blocks
     from adaptcli.models.build import create_backbone
 
+    import timm  # noqa: F401  (before the meta device: torch 2.6's torch._dynamo import runs ops)
     import torch
 
     with torch.device("meta"):
@@ -287,6 +290,11 @@ def run_memory_probes(args: argparse.Namespace, labels: list[str]) -> dict[str, 
 
     with ThreadPoolExecutor(max_workers=max(1, args.memory_jobs)) as pool:
         results = dict(zip(labels, pool.map(probe, labels)))
+    from adaptcli.models.recompute import HOOKS_KEYWORD
+
+    if not HOOKS_KEYWORD:
+        print("  note: this torch's checkpoint keeps selective-recompute tensors out of saved_tensors_hooks: "
+              "saved MB of +rc cases is a lower bound (live / CUDA peaks are exact)", flush=True)
     for label, m in results.items():
         print(f"  memory {label:16s} saved {m['saved_mb']:8.1f} MB   dRSS {m['rss_delta_mb']:8.1f} MB   "
               f"peak RSS {m['rss_peak_mb']:8.1f} MB", flush=True)
@@ -504,7 +512,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, default=174)
     parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 3, --quick 2)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--memory-jobs", type=int, default=2, help="memory-probe subprocesses at a time")
+    parser.add_argument("--memory-jobs", type=int, default=None, help="memory-probe subprocesses at a time "
+                        "(default 2 on CPU; on CUDA always 1: probes at the largest batch that fits cannot share a GPU)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (default 1: on a shared machine CPU time then measures work)")
     parser.add_argument("--methods", default=None, help="comma-separated case labels (default: all; full and the "
@@ -525,6 +534,9 @@ def main(argv: list[str] | None = None) -> None:
     args.model = args.model or ("video_vit_base_patch16" if cuda else "video_vit_small_patch16")
     args.frames = args.frames or (16 if cuda else 8)
     args.precision = args.precision or ("bf16" if cuda else "fp32")
+    if cuda and (args.memory_jobs or 1) > 1:
+        parser.error("--device cuda: memory probes run one at a time on one GPU (--memory-jobs 1)")
+    args.memory_jobs = args.memory_jobs or (1 if cuda else 2)
     if args.quick:
         args.img_size = 112 if args.img_size == 224 else args.img_size
         args.probe_epochs = min(args.probe_epochs, 4)

@@ -17,10 +17,15 @@ activation-checkpoint policies (``create_selective_checkpoint_contexts``), not a
 autograd engine: gradients equal the plain model's up to float rounding (dropout masks are
 replayed from the saved random state). The blocks are found by :func:`transformer_blocks`, so
 this works for every backbone and method without knowing either.
+
+Works on every torch adaptcli supports (pyproject.toml): the policy reads only the operator and its
+inputs (``SelectiveCheckpointContext.op_output`` is newer than some of them), and
+``respect_saved_tensors_hooks`` is passed only to a ``checkpoint`` that has it.
 """
 
 from __future__ import annotations
 
+import inspect
 import types
 from typing import Any, Callable, Literal
 
@@ -47,8 +52,12 @@ ATTENTION_OPS = frozenset({
     "_scaled_dot_product_fused_attention_overrideable",
 })
 #: Matmuls, and the position of their left operand (the activation in ``x @ W``): ``addmm`` and
-#: ``baddbmm`` take the tensor they add first.
+#: ``baddbmm`` take the tensor they add first; the right operand follows the left one.
 MATMUL_LEFT_OPERAND = {"mm": 0, "bmm": 0, "addmm": 1, "baddbmm": 1}
+#: Newer torch routes the tensors selective checkpointing keeps through the surrounding
+#: ``saved_tensors_hooks`` only when asked (older ones never do, and know no such keyword).
+HOOKS_KEYWORD = ({"respect_saved_tensors_hooks": True}
+                 if "respect_saved_tensors_hooks" in inspect.signature(checkpoint).parameters else {})
 
 
 def op_name(func: Any) -> str:
@@ -64,8 +73,10 @@ def frozen_block_policy(ctx: Any, func: Any, *args: Any, **kwargs: Any) -> Check
     if name in ATTENTION_OPS:
         return CheckpointPolicy.MUST_SAVE
     if name in MATMUL_LEFT_OPERAND:
-        left = args[MATMUL_LEFT_OPERAND[name]]
-        widens = ctx.op_output.numel() > left.numel()
+        position = MATMUL_LEFT_OPERAND[name]
+        left, right = args[position], args[position + 1]
+        # (.., n, k) @ (.., k, m) -> (.., n, m): larger than the left operand exactly when m > k.
+        widens = right.shape[-1] > left.shape[-1]
         # A vector times a matrix (one row) is cheap to redo, and torch's matmul squeezes that
         # result in place, which a cached tensor must not see.
         vector = left.shape[-2] == 1
@@ -89,8 +100,7 @@ def _checkpointed_forward(block: nn.Module, *args: Any, **kwargs: Any) -> Any:
     if not torch.is_grad_enabled() or not _needs_graph(block, args):
         return forward(*args, **kwargs)
     context: Callable[[], tuple[Any, Any]] = block.recompute_context
-    return checkpoint(forward, *args, use_reentrant=False, context_fn=context,
-                      respect_saved_tensors_hooks=True, **kwargs)
+    return checkpoint(forward, *args, use_reentrant=False, context_fn=context, **HOOKS_KEYWORD, **kwargs)
 
 
 def is_frozen_block(block: nn.Module) -> bool:

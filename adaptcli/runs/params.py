@@ -69,7 +69,10 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
     if config.model.checkpoint:
         model = build_backbone(config, num_classes, output=output)
     else:
-        # Counting needs shapes only: build on the meta device (instant, no memory).
+        # Counting needs shapes only: build on the meta device (instant, no memory). timm is imported
+        # first: on torch 2.6 the torch._dynamo import it brings runs ops, which fail on meta tensors.
+        import timm  # noqa: F401
+
         with torch.device("meta"):
             model = create_backbone(config.model, num_classes)
     info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)

@@ -87,7 +87,8 @@ class PeftMethod(Method):
         config = self.peft_config(options)
         try:
             tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
-            if tuner.uses_shared_state:
+            # peft < 0.21 has no such flag: its inject_adapter_in_model builds the tuner model itself.
+            if getattr(tuner, "uses_shared_state", True):
                 # VeRA and the like keep state on the tuner model: build it (as get_peft_model does); it
                 # injects into ``model`` in place, and every layer keeps a reference to what it shares.
                 tuner(model, config, adapter_name="default")
