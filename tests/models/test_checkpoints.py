@@ -68,7 +68,10 @@ def test_position_table_resampled_and_classifier_dropped(tmp_path: Path) -> None
     assert report.missing == ["head.weight", "head.bias"]
     assert set(report.unused) == {"head.weight", "head.bias"}
     assert "newly initialised" in report.summary()
-    # timm's own local-file loader agrees to the last bit
+    # timm's own local-file loader agrees to the last bit (from timm 1.0.31: older ViTs read any local
+    # `file` as a big_vision .npz, so there is nothing to compare with)
+    if tuple(int(p) for p in timm.__version__.split(".")[:3]) < (1, 0, 31):
+        return
     timm_loaded = timm.create_model(
         "vit_tiny_patch16_224", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)),
         img_size=48, embed_dim=64, depth=2, num_heads=2, num_classes=5,
