@@ -123,7 +123,9 @@ class KeepAttentionInputs:
     the output projection, fc1 and the element-wise ops are recomputed. Cheaper to recompute, more to keep."""
 
     def __init__(self) -> None:
-        self.after_attention = False
+        # One flag per pass: the forward and the recompute share this policy object, and the
+        # recompute must start before attention again (torch 2.6 replays the forward's decisions).
+        self.after_attention = {False: False, True: False}
 
     def __call__(self, ctx, func, *args, **kwargs):
         from torch.utils.checkpoint import CheckpointPolicy
@@ -132,9 +134,9 @@ class KeepAttentionInputs:
 
         name = op_name(func)
         if name in ATTENTION_OPS:
-            self.after_attention = True
+            self.after_attention[ctx.is_recompute] = True
             return CheckpointPolicy.MUST_SAVE
-        if not self.after_attention and name in ("mm", "addmm"):
+        if not self.after_attention[ctx.is_recompute] and name in ("mm", "addmm"):
             return CheckpointPolicy.MUST_SAVE
         return frozen_block_policy(ctx, func, *args, **kwargs)
 
