@@ -42,9 +42,10 @@ def cli_batch(jobs: list[list[str]], work: Path, timeout: float = 900) -> list[d
     return json.loads((work / "results.json").read_text())
 
 
-def finetune_args(data: Path, out: Path, method: str, *extra: str) -> list[str]:
+def finetune_args(data: Path, out: Path, method: str, *extra: str, short: bool = True) -> list[str]:
+    """``finetune`` of a tiny model with small method options; two steps unless ``short=False``."""
     return ["finetune", "--method", method, "--recipe", "quick", "--data", str(data), "--out", str(out),
-            *TINY, *SHORT, *OPTIONS.get(method, []), *extra]
+            *TINY, *(SHORT if short else []), *OPTIONS.get(method, []), *extra]
 
 
 def summary(run: Path) -> dict:
