@@ -123,7 +123,8 @@ class KeepAttentionInputs:
     the output projection, fc1 and the element-wise ops are recomputed. Cheaper to recompute, more to keep."""
 
     def __init__(self) -> None:
-        self.after_attention = False
+        # Per pass: torch before 2.14 asks the policy again while recomputing (ctx.is_recompute).
+        self.after_attention = {False: False, True: False}
 
     def __call__(self, ctx, func, *args, **kwargs):
         from torch.utils.checkpoint import CheckpointPolicy
@@ -131,10 +132,11 @@ class KeepAttentionInputs:
         from adaptcli.models.recompute import ATTENTION_OPS, frozen_block_policy, op_name
 
         name = op_name(func)
+        recomputing = bool(getattr(ctx, "is_recompute", False))
         if name in ATTENTION_OPS:
-            self.after_attention = True
+            self.after_attention[recomputing] = True
             return CheckpointPolicy.MUST_SAVE
-        if not self.after_attention and name in ("mm", "addmm"):
+        if not self.after_attention[recomputing] and name in ("mm", "addmm"):
             return CheckpointPolicy.MUST_SAVE
         return frozen_block_policy(ctx, func, *args, **kwargs)
 
