@@ -133,7 +133,6 @@ class KeepAttentionInputs:
         from adaptcli.models.recompute import ATTENTION_OPS, frozen_block_policy, op_name
 
         name = op_name(func)
-        recomputing = bool(getattr(ctx, "is_recompute", False))
         if name in ATTENTION_OPS:
             self.after_attention[ctx.is_recompute] = True
             return CheckpointPolicy.MUST_SAVE
