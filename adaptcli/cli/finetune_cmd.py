@@ -72,5 +72,6 @@ def efficiency_line(summary: TrainSummary) -> str:
     per_step = summary.seconds_per_step
     step = f"{per_step:.4f} s per optimiser step" if per_step is not None else "no optimiser step in this session"
     memory = kind.get(summary.peak_memory_kind or "", summary.peak_memory_kind)
+    wait = f", waiting for data {summary.data_wait:.0%} of it" if summary.data_wait is not None else ""
     return (f"peak memory {summary.peak_memory_mb:,.1f} MiB ({memory}), "
-            f"{summary.samples_per_second} samples/s, {step}, train time {summary.train_seconds:.1f} s")
+            f"{summary.samples_per_second} samples/s, {step}, train time {summary.train_seconds:.1f} s{wait}")

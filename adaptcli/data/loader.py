@@ -3,7 +3,7 @@
 Train: ``resampled`` shards, drawn independently by every (rank, worker) from seeds derived
 from ``(seed, epoch, rank, worker)``, a shuffle buffer of raw samples, decode + augment, fixed-size
 batches; every worker stops after its share of the epoch's steps (no batch is decoded that the
-epoch does not use) and ``WebLoader(...).with_epoch(steps)`` cuts the stream so every rank runs the same
+epoch does not use) and the epoch is cut at ``steps`` batches, so every rank runs the same
 number of steps. Never pass these loaders to ``accelerator.prepare`` (that would split again).
 
 Eval: every sample exactly once over all ranks x workers. With at least ``world_size * workers``
@@ -13,6 +13,7 @@ every shard and keeps the samples whose index in the split is its slot modulo th
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Iterable, Iterator
@@ -301,15 +302,13 @@ class _ReadShards:
 class _WorkerShare:
     """Stop this worker after its share of ``steps`` batches: the DataLoader takes batches from the
     workers in turn (worker 0 first), so worker w of W serves ``steps // W`` batches, plus one when
-    ``w < steps % W``, exactly the ones ``with_epoch(steps)`` would have kept. Without it every
+    ``w < steps % W``, exactly the ones a cut at ``steps`` keeps. Without it every
     worker would decode ``prefetch_factor`` batches past the end of each epoch for nothing."""
 
     def __init__(self, steps: int) -> None:
         self.steps = steps
 
     def __call__(self, src: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-        import itertools
-
         worker, workers = _worker()
         yield from itertools.islice(src, self.steps // workers + (worker < self.steps % workers))
 
@@ -445,9 +444,10 @@ class TrainStream:
     def __len__(self) -> int:
         return self.steps
 
-    def loader(self, epoch: int):  # -> wds.WebLoader
-        """The WebLoader of one epoch."""
+    def loader(self, epoch: int):  # -> torch.utils.data.DataLoader
+        """The DataLoader of one epoch: one pass over it gives this rank's ``steps`` batches."""
         import webdataset as wds
+        from torch.utils.data import DataLoader
 
         health = StreamHealth(self.urls, self.max_failures)
         pipeline = wds.DataPipeline(
@@ -459,14 +459,32 @@ class TrainStream:
             _WorkerShare(self.steps),
             _Report(health),
         )
-        loader = wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
-                               persistent_workers=False, pin_memory=self.pin_memory)
-        return loader.with_epoch(self.steps)
+        return DataLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
+                          persistent_workers=False, pin_memory=self.pin_memory)
+
+    def start(self, epoch: int) -> Iterator[dict[str, Any]]:
+        """The ``steps`` batches of ``epoch``, its loader's workers started now (they begin decoding at
+        once, unlike a generator's lazy start): ``with_epoch(steps)``'s cut of repeated passes."""
+        loader = self.loader(epoch)
+        return itertools.islice(_passes(iter(loader), loader), self.steps)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         epoch = self.epoch
         self.epoch += 1
-        yield from self.loader(epoch)
+        yield from self.start(epoch)
+
+
+def _passes(first: Iterator[Any], loader: Iterable[Any]) -> Iterator[Any]:
+    """``first``, then further passes over ``loader`` while a pass yields anything."""
+    source = first
+    while True:
+        count = 0
+        for item in source:
+            yield item
+            count += 1
+        if count == 0:
+            return
+        source = iter(loader)
 
 
 def _multi_label_classes(manifest: Manifest) -> int | None:

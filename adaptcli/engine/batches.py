@@ -1,13 +1,23 @@
-"""The training batches of one epoch: the shard stream, or the cached features of a linear probe."""
+"""The training batches of each epoch: the shard stream, or the cached features of a linear probe.
+
+:class:`EpochStreams` starts the loader of epoch e+1 while the last batches of epoch e train, so the
+first batch of the next epoch is decoded before it is asked for (no stall at epoch boundaries), and
+:class:`DataWait` times how long the training loop waits for its batches.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from adaptcli.engine.features import FeatureCache
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.session import Session
+
+#: A run whose training loop waits for data more than this share of its time says so, once.
+WAIT_WARNING_SHARE = 0.2
 
 
 def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory: bool,
@@ -18,12 +28,109 @@ def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory:
     if features is not None:
         return iter(features.epoch_batches(epoch))
     config = session.config
-    loader, _ = train_loader(
+    stream, _ = train_loader(
         session.data_dir, config.data.train_split, session.spec, config.train.batch_size,
         rank=accelerator.process_index, world_size=accelerator.num_processes, workers=config.data.workers,
         seed=config.train.seed, epoch=epoch, pin_memory=pin_memory, manifest=session.manifest,
     )
-    return iter(loader)
+    return stream.start(epoch)  # its workers start now
+
+
+class EpochStreams:
+    """:func:`epoch_batches` with the next epoch's loader workers started ahead of time.
+
+    Each epoch keeps its own loader, built exactly as before, so every batch (and a mid-epoch resume)
+    is unchanged; only *when* its workers start moves. :meth:`prefetch` starts epoch e+1's workers
+    once epoch e's workers have decoded their share (``lead`` batches before its end, the batches
+    already queued), so they fill their shuffle buffers and decode the first batches while the last
+    steps, validation and the checkpoint run. Workers that persist across epochs
+    (``persistent_workers``) were not used: the DataLoader hands out batches from its workers in
+    turn across epoch boundaries, so with ``steps % workers != 0`` epoch e+1 would start on another
+    worker than today and its batches would differ.
+
+    Creating a DataLoader iterator draws one 64-bit seed from torch's global RNG; the early start
+    runs under :func:`torch.random.fork_rng` and the draw is made when the epoch begins, so the
+    random state of training is what it would be without prefetching.
+    """
+
+    def __init__(self, session: Session, accelerator: Any, *, pin_memory: bool,
+                 features: FeatureCache | None = None) -> None:
+        self.session, self.accelerator, self.pin_memory, self.features = session, accelerator, pin_memory, features
+        self.workers = 0 if features is not None else session.config.data.workers
+        self._ready: tuple[int, Iterator[dict[str, Any]]] | None = None
+
+    @property
+    def lead(self) -> int:
+        """Batches before the end of an epoch at which the next epoch's workers start: the ones queued
+        by the DataLoader (``prefetch_factor`` = 2 per worker), after which the current workers are idle."""
+        return 2 * self.workers
+
+    def batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+        """The batches of ``epoch``: the prefetched stream when :meth:`prefetch` started it."""
+        import torch
+
+        ready, self._ready = self._ready, None
+        if ready is not None and ready[0] == epoch:
+            torch.empty((), dtype=torch.int64).random_()  # the seed draw iter(loader) makes (see class doc)
+            return ready[1]
+        return epoch_batches(self.session, epoch, self.accelerator, pin_memory=self.pin_memory, features=self.features)
+
+    def prefetch(self, epoch: int) -> None:
+        """Start ``epoch``'s loader workers now (once; nothing without workers or with cached features)."""
+        import torch
+
+        if self.workers == 0 or (self._ready is not None and self._ready[0] == epoch):
+            return
+        with torch.random.fork_rng(devices=[]):
+            self._ready = (epoch, epoch_batches(self.session, epoch, self.accelerator, pin_memory=self.pin_memory))
+
+    def close(self) -> None:
+        """Stop prefetched workers that will not be used (a stopped run)."""
+        self._ready = None
+
+
+@dataclass
+class DataWait:
+    """Seconds the training loop waited for batches, and the loop's wall time, for the data-wait share."""
+
+    waited: float = 0.0
+    wall: float = 0.0
+    warned: bool = False
+
+    def timed(self, batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``batches``, adding the time each ``next`` takes to :attr:`waited`."""
+        while True:
+            start = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            self.waited += time.perf_counter() - start
+            yield batch
+
+    def add_outside_loop(self, seconds: float) -> None:
+        """Time spent getting a stream before the loop (starting workers): waiting, and loop time."""
+        self.waited += seconds
+        self.wall += seconds
+
+    @property
+    def share(self) -> float:
+        """Waiting as a fraction of the training loop's wall time (0 before any training)."""
+        return self.share_with(0.0)
+
+    def share_with(self, running: float) -> float:
+        """:attr:`share` counting ``running`` more seconds of an epoch loop not yet added to :attr:`wall`."""
+        wall = self.wall + running
+        return min(1.0, self.waited / wall) if wall > 0 else 0.0
+
+    def warning(self, workers: int) -> str | None:
+        """The one-time note when the share is above :data:`WAIT_WARNING_SHARE`, with the fix."""
+        if self.warned or self.share <= WAIT_WARNING_SHARE:
+            return None
+        self.warned = True
+        return (f"note: training waited for data {100 * self.share:.0f}% of its time; the device idles while the "
+                f"loader decodes: raise data.workers (now {workers}) if CPU cores are free, or store smaller "
+                "frames (prepare --short-side)")
 
 
 def log_first_keys(run: RunDir, accelerator: Any, epoch: int, keys: list[str]) -> None:

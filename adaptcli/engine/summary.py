@@ -30,7 +30,8 @@ class SessionStats:
 
 
 def train_summary(session: Session, state: TrainState, stats: SessionStats, *, accelerator: Any, lr: float,
-                  feature_cache: bool, seconds: float, loss: float) -> TrainSummary:
+                  feature_cache: bool, seconds: float, loss: float, data_wait: float | None = None) -> TrainSummary:
+    """``data_wait``: the share of the training loops' wall time spent waiting for batches."""
     from adaptcli.runs.params import parameter_report
 
     config = session.config
@@ -48,6 +49,7 @@ def train_summary(session: Session, state: TrainState, stats: SessionStats, *, a
         skipped_samples=stats.skipped_samples, processes=accelerator.num_processes,
         precision=accelerator.mixed_precision, compiled=config.train.compile, effective_lr=lr,
         **{key: report[key] for key in PARAM_KEYS},
+        data_wait=None if data_wait is None else round(data_wait, 4),
     )
 
 

@@ -11,7 +11,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
-from adaptcli.engine.batches import epoch_batches, log_first_keys
+from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
 from adaptcli.engine.device import build_accelerator, fp32_note, pins_memory
 from adaptcli.engine.evaluate import validate
@@ -52,6 +52,7 @@ class Trainer:
         self.val_split = session.val_split
         self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
+        self.wait, self.streams = DataWait(), EpochStreams(session, accelerator, pin_memory=self.pin_memory)
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
@@ -107,19 +108,26 @@ class Trainer:
                 features = cache_training_features(self.session, getattr(self.trained, "module", self.trained), acc,
                                                    steps=self.steps_per_epoch, pin_memory=self.pin_memory,
                                                    damaged=self.stats.damaged)
+                self.streams = EpochStreams(self.session, acc, pin_memory=self.pin_memory, features=features)
             loss = float("nan")
-            for epoch in range(self.state.epoch, self.config.train.epochs):
-                loss = self._epoch(epoch, features)
+            try:
+                for epoch in range(self.state.epoch, self.config.train.epochs):
+                    loss = self._epoch(epoch)
+            finally:
+                self.streams.close()
         return train_summary(self.session, self.state, self.stats, accelerator=acc, lr=self.lr,
-                             feature_cache=self.use_feature_cache, seconds=time.time() - start, loss=loss)
+                             feature_cache=self.use_feature_cache, seconds=time.time() - start, loss=loss,
+                             data_wait=self.wait.share)
 
-    def _epoch(self, epoch: int, features: Any) -> float:
+    def _epoch(self, epoch: int) -> float:
         """Train one epoch (the rest of it after a mid-epoch resume), validate, checkpoint; its mean loss."""
         train = self.config.train
         done = self.state.batch  # > 0 only when resuming from a mid-epoch checkpoint
         set_seed(train.seed + 1000 * (epoch + 1))  # the epoch's randomness depends on (seed, epoch) only
         self.trained.train()
-        batches = epoch_batches(self.session, epoch, self.accelerator, pin_memory=self.pin_memory, features=features)
+        opened = time.time()
+        batches = self.streams.batches(epoch)  # without a prefetched stream, this starts the workers
+        self.wait.add_outside_loop(time.time() - opened)
         if done:
             for _ in range(done):  # the same batches the interrupted run trained on: not again
                 next(batches)
@@ -128,15 +136,19 @@ class Trainer:
         start, samples = time.time(), 0
         with tqdm(total=self.steps_per_epoch, initial=done, disable=not self.is_main,
                   desc=f"epoch {epoch + 1}/{train.epochs}", unit="step", dynamic_ncols=True) as bar:
-            for index, batch in zip(range(done, self.steps_per_epoch), batches):
+            for index, batch in zip(range(done, self.steps_per_epoch), self.wait.timed(batches)):
                 loss, synced = self._train_step(epoch, index, batch)
                 loss_sum, count = loss_sum + loss, count + 1
                 samples += batch["labels"].shape[0] * self.world
+                if index + 1 >= self.steps_per_epoch - self.streams.lead and epoch + 1 < train.epochs:
+                    self.streams.prefetch(epoch + 1)
+                elapsed = time.time() - start
                 bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._current_lr():.2e}",
-                                sps=f"{samples / max(time.time() - start, 1e-9):.1f}")
+                                sps=f"{samples / max(elapsed, 1e-9):.1f}", wait=f"{self.wait.share_with(elapsed):.0%}")
                 bar.update(1)
                 if synced and index + 1 < self.steps_per_epoch:
                     self._mid_epoch(index, loss_sum, count)
+        self.wait.wall += time.time() - start
         self.state.epoch, self.state.batch, self.state.loss_sum, self.state.loss_count = epoch + 1, 0, 0.0, 0
         self.stats.samples += samples
         loss = loss_sum / max(count, 1)
@@ -180,6 +192,9 @@ class Trainer:
         if self.is_main:
             self.run.log(record)
         self.out.echo(epoch_line(record, self.session.metric))
+        note = self.wait.warning(self.config.data.workers)
+        if note:
+            self.out.echo(note)
         saved = self.save_checkpoint()
         if epoch + 1 < train.epochs and self.signals.requested(self.accelerator):
             self.signals.stop(self.run, self.accelerator, self.state, saved)

@@ -60,6 +60,7 @@ class TrainSummary:
     trainable_params: int | None = None
     trainable_percent: float | None = None
     mergeable: bool | None = None
+    data_wait: float | None = None  # share of the training loops' wall time spent waiting for batches
 
     @property
     def metric(self) -> str:

@@ -76,7 +76,7 @@ def test_loaders_pass_pin_memory_to_torch_and_yield_the_same_batches(image_shard
     spec = StreamSpec(img_size=32, num_frames=1, mean=(0.5,) * 3, std=(0.5,) * 3, augment="resize", flip=False)
     plain, _ = train_loader(image_shards, "train", spec, 4)
     pinned, _ = train_loader(image_shards, "train", spec, 4, pin_memory=True)
-    assert pinned.loader(0).pipeline[0].pin_memory and not plain.loader(0).pipeline[0].pin_memory
+    assert pinned.loader(0).pin_memory and not plain.loader(0).pin_memory
     with _pin_warning():
         got = _batches(pinned.loader(0))
     assert all(torch.equal(a, b) for a, b in zip(_batches(plain.loader(0)), got, strict=True))
