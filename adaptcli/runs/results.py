@@ -29,6 +29,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text())
 
 
+#: Keys added after 0.1, written only when known, so an older summary.json reads and writes back unchanged.
+OPTIONAL_KEYS = ("data_wait",)
+
+
 @dataclass
 class TrainSummary:
     """What a finished training session reports (``summary.json``; keys as written since 0.1)."""
@@ -78,7 +82,7 @@ class TrainSummary:
         out.update(metric=self.metric, best_epoch=values.pop("best_epoch"))
         out[f"best_val_{self.metric}"] = values.pop("best_val")
         out["selected"] = self.selected
-        out.update(values)
+        out.update({k: v for k, v in values.items() if k not in OPTIONAL_KEYS or v is not None})
         return out
 
     @classmethod

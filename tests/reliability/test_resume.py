@@ -160,3 +160,23 @@ def test_feature_cache_run_resumes_exactly_mid_epoch(tiny_shards, tmp_path):
     stdout, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-2000:]
     _assert_same(tmp_path / "a", out)
+
+
+def test_resume_with_loader_workers_equals_an_uninterrupted_run(tiny_shards, tmp_path):
+    """With ``data.workers`` > 0 the next epoch's workers start early (batches.EpochStreams); a run killed
+    inside the second epoch (whose stream was prefetched) resumes onto a freshly built one, and both
+    must train on the same batches in the same random state as the uninterrupted run."""
+    args = [*COMMON, "--set", "data.workers=2", "--data", str(tiny_shards)]
+    straight = _cli([*args, "--out", str(tmp_path / "a")])
+    _, err = straight.communicate(timeout=600)
+    assert straight.returncode == 0, err[-2000:]
+
+    out = tmp_path / "b"
+    process = _cli([*args, "--out", str(out)])
+    _wait_for(out / "checkpoints" / "epoch-0001-step-00000008", process)
+    process.kill()
+    process.wait()
+    resumed = _cli([*args, "--out", str(out), "--resume"])
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    _assert_same(tmp_path / "a", out)
