@@ -15,7 +15,12 @@ Profiles: ``ssv2`` 427x240 VP9 webm at 12 fps in the SSv2 layout; ``hmdb51`` 320
 30 fps in the HMDB51 layout. Durations are drawn from 2-6 s (triangular, mode 3.2 s: mean 3.7 s,
 about 45 frames at 12 fps).
 
-Usage: python benchmarks/loader.py [--profile ssv2] [--clips 48] [--workers 0 2] [--quick]
+Then (``benchmarks/feed.py``): the epoch-boundary gap over a mean step with and without the next
+epoch's loader started early, the CPU cost per frame of the JPEG decode candidates, the cost of 720p
+frames stored as they are against ``prepare --short-side 320``, and the GPU row.
+
+Usage: python benchmarks/loader.py [--profile ssv2] [--clips 48] [--frames 16] [--workers 0 2] [--quick]
+       [--sections streams gap decode short-side]
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from adaptcli.data.synthetic import natural_clip, write_ssv2_layout, write_video
 from adaptcli.data.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+SECTIONS = ("streams", "gap", "decode", "short-side")
 MPEG4 = {"b": "800k"}  # XviD-like bitrate for 320x240 at 30 fps
 
 
@@ -246,6 +252,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measurements per path (best is kept)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
     parser.add_argument("--root", type=Path, default=None, help="keep the data here (default: temp)")
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        help="what to measure (default: all)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 8 half-size clips, 1 pass, 1 round, crop 112 (numbers mean little)")
     args = parser.parse_args()
@@ -288,9 +296,32 @@ def main() -> None:
 
     spec = StreamSpec(img_size=args.size, num_frames=args.frames, mean=MEAN, std=STD, sampling="segment",
                       augment="random_resized_crop", flip=False, shuffle_buffer=64)
-    files = [str(p) for p in paths]
     steps = args.clips * args.epochs // args.batch
 
+    if "streams" in args.sections:
+        measure_streams(args, profile, out, paths, samples, counts, spec, steps)
+    feed_sections(args, tmp, out, samples, spec)
+    if args.root is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def feed_sections(args, tmp: Path, out: Path, samples: list[dict], spec: StreamSpec) -> None:
+    """The sections of ``benchmarks/feed.py``, and the GPU row."""
+    from feed import NO_GPU, print_decoders, print_epoch_gap, print_short_side
+
+    if "gap" in args.sections:
+        print_epoch_gap(out, spec, args.batch, args.workers)
+    if "decode" in args.sections:
+        print_decoders(samples, spec)
+    if "short-side" in args.sections and not args.quick:
+        print_short_side(tmp / "short-side")
+    print(f"\nGPU: real finetune samples/s against train_step.py --device cuda: {NO_GPU}")
+
+
+def measure_streams(args, profile: Profile, out: Path, paths: list[Path], samples: list[dict], counts: list[int],
+                    spec: StreamSpec, steps: int) -> None:
+    """Shards against decoding the videos, and the unit costs behind them."""
+    files = [str(p) for p in paths]
     # warm-up: page cache, lazy imports and allocator growth would otherwise bias the first path
     throughput(map_loader(JpegCeiling(samples, spec), args.batch, 0, 1))
     cost = unit_costs(paths, samples, spec)
@@ -335,8 +366,6 @@ def main() -> None:
     for clock, rows in (("wall clock", wall_rows), ("CPU time", cpu_rows)):
         for line in verdicts(rows, profile.container):
             print(f"{line} [{clock}]")
-    if args.root is None:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 if __name__ == "__main__":
     main()

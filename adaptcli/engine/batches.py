@@ -8,7 +8,7 @@ first batch of the next epoch is decoded before it is asked for (no stall at epo
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,7 @@ def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory:
 
 
 class EpochStreams:
-    """:func:`epoch_batches` with the next epoch's loader workers started ahead of time.
+    """Each epoch's batches from ``open_epoch(epoch)``, the next epoch's loader workers started early.
 
     Each epoch keeps its own loader, built exactly as before, so every batch (and a mid-epoch resume)
     is unchanged; only *when* its workers start moves. :meth:`prefetch` starts epoch e+1's workers
@@ -48,16 +48,23 @@ class EpochStreams:
     turn across epoch boundaries, so with ``steps % workers != 0`` epoch e+1 would start on another
     worker than today and its batches would differ.
 
-    Creating a DataLoader iterator draws one 64-bit seed from torch's global RNG; the early start
+    Opening a DataLoader iterator draws one 64-bit seed from torch's global RNG; the early start
     runs under :func:`torch.random.fork_rng` and the draw is made when the epoch begins, so the
     random state of training is what it would be without prefetching.
     """
 
-    def __init__(self, session: Session, accelerator: Any, *, pin_memory: bool,
-                 features: FeatureCache | None = None) -> None:
-        self.session, self.accelerator, self.pin_memory, self.features = session, accelerator, pin_memory, features
-        self.workers = 0 if features is not None else session.config.data.workers
+    def __init__(self, open_epoch: Callable[[int], Iterator[dict[str, Any]]], workers: int) -> None:
+        self.open_epoch, self.workers = open_epoch, workers
         self._ready: tuple[int, Iterator[dict[str, Any]]] | None = None
+
+    @classmethod
+    def of(cls, session: Session, accelerator: Any, *, pin_memory: bool,
+           features: FeatureCache | None = None) -> EpochStreams:
+        """The training streams of a session (cached features: nothing to prefetch)."""
+        def open_epoch(epoch: int) -> Iterator[dict[str, Any]]:
+            return epoch_batches(session, epoch, accelerator, pin_memory=pin_memory, features=features)
+
+        return cls(open_epoch, 0 if features is not None else session.config.data.workers)
 
     @property
     def lead(self) -> int:
@@ -71,21 +78,21 @@ class EpochStreams:
 
         ready, self._ready = self._ready, None
         if ready is not None and ready[0] == epoch:
-            torch.empty((), dtype=torch.int64).random_()  # the seed draw iter(loader) makes (see class doc)
+            torch.empty((), dtype=torch.int64).random_()  # the seed draw opening it made (see class doc)
             return ready[1]
-        return epoch_batches(self.session, epoch, self.accelerator, pin_memory=self.pin_memory, features=self.features)
+        return self.open_epoch(epoch)
 
     def prefetch(self, epoch: int) -> None:
-        """Start ``epoch``'s loader workers now (once; nothing without workers or with cached features)."""
+        """Start ``epoch``'s loader workers now (once; nothing without workers)."""
         import torch
 
         if self.workers == 0 or (self._ready is not None and self._ready[0] == epoch):
             return
         with torch.random.fork_rng(devices=[]):
-            self._ready = (epoch, epoch_batches(self.session, epoch, self.accelerator, pin_memory=self.pin_memory))
+            self._ready = (epoch, self.open_epoch(epoch))
 
     def close(self) -> None:
-        """Stop prefetched workers that will not be used (a stopped run)."""
+        """Drop a prefetched stream that will not be used (its workers stop when it is collected)."""
         self._ready = None
 
 

@@ -52,7 +52,7 @@ class Trainer:
         self.val_split = session.val_split
         self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
-        self.wait, self.streams = DataWait(), EpochStreams(session, accelerator, pin_memory=self.pin_memory)
+        self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
@@ -108,7 +108,7 @@ class Trainer:
                 features = cache_training_features(self.session, getattr(self.trained, "module", self.trained), acc,
                                                    steps=self.steps_per_epoch, pin_memory=self.pin_memory,
                                                    damaged=self.stats.damaged)
-                self.streams = EpochStreams(self.session, acc, pin_memory=self.pin_memory, features=features)
+                self.streams = EpochStreams.of(self.session, acc, pin_memory=self.pin_memory, features=features)
             loss = float("nan")
             try:
                 for epoch in range(self.state.epoch, self.config.train.epochs):

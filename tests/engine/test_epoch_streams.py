@@ -32,7 +32,7 @@ def _keys(batches) -> list[list[str]]:
 
 def test_prefetched_epoch_has_the_batches_and_random_state_of_a_fresh_one(image_shards):
     session = _session(image_shards, workers=2)
-    streams = EpochStreams(session, ONE_PROCESS, pin_memory=False)
+    streams = EpochStreams.of(session, ONE_PROCESS, pin_memory=False)
     assert streams.lead == 4
     torch.manual_seed(7)
     fresh = epoch_batches(session, 1, ONE_PROCESS, pin_memory=False)
@@ -58,13 +58,13 @@ def _seeded_state(seed: int) -> torch.Tensor:
 
 def test_a_prefetched_stream_of_another_epoch_is_not_used(image_shards):
     session = _session(image_shards, workers=1)
-    streams = EpochStreams(session, ONE_PROCESS, pin_memory=False)
+    streams = EpochStreams.of(session, ONE_PROCESS, pin_memory=False)
     streams.prefetch(2)
     assert _keys(streams.batches(1)) == _keys(epoch_batches(session, 1, ONE_PROCESS, pin_memory=False))
 
 
 def test_no_prefetch_without_workers(image_shards):
-    streams = EpochStreams(_session(image_shards, workers=0), ONE_PROCESS, pin_memory=False)
+    streams = EpochStreams.of(_session(image_shards, workers=0), ONE_PROCESS, pin_memory=False)
     streams.prefetch(1)
     assert streams.lead == 0 and streams._ready is None
 
