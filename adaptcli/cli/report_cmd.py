@@ -32,18 +32,27 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli report runs/* suites/vtab-arc suites/vtab-adaptformer --plot top1_vs_params.png
         """
+        from adaptcli.errors import AdaptError
         from adaptcli.io import write_text
+        from adaptcli.ownership import check_output_file, record_output
         from adaptcli.protocols.report import plot as draw
         from adaptcli.protocols.report import render
         from adaptcli.protocols.report import report as build
 
+        for path, option in ((out, "--out"), (plot, "--plot")):
+            if path is not None:
+                check_output_file(path, option)
+        if out is not None and plot is not None and out.resolve() == plot.resolve():
+            raise AdaptError(f"--out and --plot name the same file {out}; give each its own")
         data = build(list(paths))
         text = render(data, fmt.value)
         if out is not None:
             write_text(out, text)
+            record_output(out)
             typer.echo(f"written: {out}")
         else:
             typer.echo(text, nl=False)
         if plot is not None:
             draw(data, plot)
+            record_output(plot)
             typer.echo(f"plot: {plot}")

@@ -1,0 +1,77 @@
+"""The ownership rule for single-file outputs: ``report --out/--plot`` and ``eval --scores`` write a new
+path or a file adaptcli wrote there itself, never a user's file or one a run, suite or dataset reads."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from adaptcli.cli import app
+from adaptcli.ownership import LEDGER
+from tests.reliability.conftest import TINY, checksums, message_lines
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(tiny_shards, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("own") / "run"
+    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", *TINY, "--set",
+                                 "train.epochs=1", "--data", str(tiny_shards), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _refused(args: list[str], *roots: Path) -> str:
+    before = checksums(*roots)
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = message_lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in result.output, lines
+    assert checksums(*roots) == before
+    return lines[0]
+
+
+@pytest.mark.parametrize("option,name", [("--out", "summary.json"), ("--plot", "best.safetensors"),
+                                         ("--out", "run.json"), ("--plot", "config.yaml")])
+def test_report_never_writes_over_a_runs_own_files(run, tiny_shards, option, name):
+    line = _refused(["report", str(run), option, str(run / name)], run, tiny_shards)
+    assert "adaptcli did not write it" in line and name in line
+    assert runner.invoke(app, ["eval", "--run", str(run), "--split", "test"]).exit_code == 0  # the run still works
+
+
+def test_report_never_writes_over_a_datasets_manifest(run, tiny_shards):
+    _refused(["report", str(run), "--out", str(tiny_shards / "dataset.json")], run, tiny_shards)
+
+
+def test_report_replaces_only_what_it_wrote_and_nobody_changed(run, tmp_path):
+    user = tmp_path / "notes.md"
+    user.write_text("my notes\n")
+    _refused(["report", str(run), "--out", str(user)], tmp_path)
+
+    table = tmp_path / "table.md"
+    for _ in range(2):  # a new path, then the file adaptcli wrote there
+        result = runner.invoke(app, ["report", str(run), "--out", str(table)])
+        assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / LEDGER).read_text())["table.md"]
+    table.write_text(table.read_text() + "a line the user added\n")
+    _refused(["report", str(run), "--out", str(table)], tmp_path)
+    assert table.read_text().endswith("a line the user added\n")
+
+
+def test_report_refuses_its_ledger_and_one_file_for_both(run, tmp_path):
+    _refused(["report", str(run), "--out", str(tmp_path / LEDGER)], tmp_path)
+    _refused(["report", str(run), "--out", str(tmp_path / "x"), "--plot", str(tmp_path / "x")], tmp_path)
+
+
+def test_eval_scores_never_replace_a_users_file(run, tmp_path):
+    user = tmp_path / "scores.safetensors"
+    user.write_bytes(b"not adaptcli's")
+    _refused(["eval", "--run", str(run), "--split", "test", "--scores", str(user)], tmp_path, run)
+    fresh = tmp_path / "fresh.safetensors"
+    for _ in range(2):
+        result = runner.invoke(app, ["eval", "--run", str(run), "--split", "test", "--scores", str(fresh)])
+        assert result.exit_code == 0, result.output
