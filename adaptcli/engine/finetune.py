@@ -35,6 +35,12 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
                          "(check the class folders given to adaptcli prepare)")
     tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
+    if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
+        if lock is not None:
+            lock.release()
+        output.echo(f"{run.path} is finished ({run.info().get('epoch')} epochs, step {run.info().get('step')}); "
+                    "nothing to resume: its files are unchanged")
+        return TrainSummary.read(run.summary_file)
     try:
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
         state.wait_for_everyone()
@@ -60,3 +66,13 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         if lock is not None:
             lock.release()
 
+
+
+def _finished(run: RunDir) -> bool:
+    """A run folder whose run.json says finished and whose summary.json is there."""
+    if not run.is_run() or not run.summary_file.is_file():
+        return False
+    try:
+        return run.info().get("state") == "finished"
+    except (OSError, ValueError):
+        return False

@@ -31,6 +31,11 @@ from adaptcli.output import Output
 from adaptcli.runs.lock import LOCK_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
+#: Everything adaptcli writes in a run folder (``--overwrite`` removes these and nothing else): the run's
+#: files, its checkpoints, the trackers' folder (Accelerate's project name), the single-file outputs' ledger.
+RUN_ENTRIES = frozenset({"config.yaml", "run.json", "trainable.safetensors", "best.safetensors",
+                         "backbone.safetensors", "checkpoints", "metrics.jsonl", "summary.json", "eval.json",
+                         "adaptcli", ".adaptcli-outputs.json"})
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -140,23 +145,32 @@ class RunDir:
             (output or Output()).warn(note)
         if entries and overwrite and not resume:
             try:
-                self.clear()
+                left = self.clear()
             except BaseException:
                 lock.release()
                 raise
+            if left:
+                shown = ", ".join(left[:5]) + (", ..." if len(left) > 5 else "")
+                (output or Output()).warn(f"--overwrite replaced the run in {self.path} and left {len(left)} "
+                                          f"entr{'y' if len(left) == 1 else 'ies'} adaptcli did not write: {shown}")
         return lock
 
     def visible_entries(self) -> list[Path]:
         """What the folder holds, without the run lock (which belongs to the process holding it)."""
         return [p for p in self.path.iterdir() if p.name != LOCK_NAME]
 
-    def clear(self) -> None:
-        """Delete the run's contents (the folder holds run.json: adaptcli created it), keeping the lock."""
+    def clear(self) -> list[str]:
+        """Delete what adaptcli writes in a run folder (:data:`RUN_ENTRIES`, its ``.tmp-`` leftovers),
+        keeping the lock; anything else is a user's and stays. Returns the names left."""
+        left = []
         for entry in self.visible_entries():
-            if entry.is_dir() and not entry.is_symlink():
+            if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"):
+                left.append(entry.name)
+            elif entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
             else:
                 entry.unlink()
+        return sorted(left)
 
     def write_config(self, config: RunConfig, info: dict[str, Any]) -> None:
         write_text(self.config_file, config.to_yaml())

@@ -75,3 +75,32 @@ def test_eval_scores_never_replace_a_users_file(run, tmp_path):
     for _ in range(2):
         result = runner.invoke(app, ["eval", "--run", str(run), "--split", "test", "--scores", str(fresh)])
         assert result.exit_code == 0, result.output
+
+
+def _finetune(shards: Path, out: Path, *extra: str):
+    return runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "quick", *TINY, "--set", "train.epochs=1",
+                               "--data", str(shards), "--out", str(out), *extra])
+
+
+def test_resume_of_a_finished_run_changes_nothing(run, tiny_shards):
+    before = checksums(run)
+    result = _finetune(tiny_shards, run, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "is finished" in result.output and "nothing to resume" in result.output
+    assert checksums(run) == before
+    assert json.loads((run / "summary.json").read_text())["samples_per_second"] > 0
+
+
+def test_overwrite_removes_only_what_adaptcli_wrote_and_says_what_it_left(tiny_shards, tmp_path):
+    out = tmp_path / "run"
+    assert _finetune(tiny_shards, out).exit_code == 0
+    (out / "notes.txt").write_text("mine\n")
+    (out / "plots").mkdir()
+    (out / "plots" / "a.png").write_bytes(b"png")
+    mine = checksums(out / "notes.txt", out / "plots")
+    result = _finetune(tiny_shards, out, "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert checksums(out / "notes.txt", out / "plots") == mine
+    warning = [line for line in message_lines(result.stderr) if "--overwrite" in line]
+    assert len(warning) == 1 and "left 2 entries adaptcli did not write: notes.txt, plots" in warning[0]
+    assert json.loads((out / "run.json").read_text())["state"] == "finished"
