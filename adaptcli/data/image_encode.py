@@ -21,8 +21,10 @@ def encode_image_file(path: str | Path, quality: int = 95) -> tuple[str, bytes, 
     """
     from PIL import Image, UnidentifiedImageError
 
+    from adaptcli.files import MAX_IMAGE_BYTES, read_bounded
+
     try:
-        data = Path(path).read_bytes()
+        data = read_bounded(path, MAX_IMAGE_BYTES)
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format
             image.load()

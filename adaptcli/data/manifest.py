@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from adaptcli.data.names import file_name_problem, split_problem
+from adaptcli.files import read_text_bounded
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_text
 
@@ -95,6 +97,10 @@ def manifest_from_dict(data: Any) -> Manifest:
         shards = info["shards"]
         if not isinstance(shards, list) or not all(isinstance(s, str) for s in shards):
             raise ValueError(f"split {name}: shards must be a list of file names")
+        problem = split_problem(name) or next((f"shard {s[:60]!r} is {file_name_problem(s)}" for s in shards
+                                               if file_name_problem(s)), None)
+        if problem:
+            raise ValueError(f"split {str(name)[:60]!r}: {problem} (every shard must lie in the data folder)")
         splits[name] = SplitInfo(shards=shards, samples=int(info["samples"]), frames=info.get("frames"))
     return Manifest(
         dataset=str(data["dataset"]),
@@ -118,8 +124,8 @@ def read_manifest(shards_dir: str | Path) -> Manifest:
             "a folder without it is incomplete"
         )
     try:
-        manifest = manifest_from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
+        manifest = manifest_from_dict(json.loads(read_text_bounded(path)))
+    except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise AdaptError(f"{path} is not a valid adaptcli manifest ({exc}); prepare the data again") from None
     if manifest.version > FORMAT_VERSION:
         raise AdaptError(f"{path} has format version {manifest.version}; this adaptcli reads up to "

@@ -30,6 +30,7 @@ from adaptcli.data.manifest import (
     SplitInfo,
     write_manifest,
 )
+from adaptcli.data.names import check_split_name
 from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
 from adaptcli.data.sources.base import Item, Listing, SourceOptions
 from adaptcli.data.sources.registry import list_dataset
@@ -192,6 +193,7 @@ def _plan(listing: Listing, per_shard: int) -> Plan:
     """Every shard to write: each split's items in mixed order, cut into shards of ``per_shard``."""
     plan: Plan = []
     for split, items in listing.splits.items():
+        check_split_name(split, f"{listing.dataset} data")
         items = sorted(items, key=lambda item: mixed_order_key(item.key))
         for index, chunk in enumerate(_chunks(items, per_shard)):
             plan.append((split, shard_name(split, index), chunk))

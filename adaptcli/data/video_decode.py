@@ -38,7 +38,10 @@ def _frames(path: str | Path) -> Iterator[tuple[Any, float, float | None]]:
     """Yield (av frame, fps, expected duration in s) for the first video stream."""
     import av
 
+    from adaptcli.files import regular_file
+
     try:
+        regular_file(path)  # a FIFO or a device would block or never end inside FFmpeg
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
         raise BadVideo(f"unreadable: {type(exc).__name__}: {exc}") from None

@@ -161,7 +161,7 @@ def copy_run(source: Path, target: Path) -> None:
         if target.exists():
             shutil.rmtree(target)
         with atomic_path(target) as tmp:
-            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock"))
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock", ".run.lock.takeover"))
     partial_state().wait_for_everyone()
 
 

@@ -28,7 +28,7 @@ from adaptcli.config import RunConfig, load_run_config
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_json, write_text
 from adaptcli.output import Output
-from adaptcli.runs.lock import LOCK_NAME, RunLock
+from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
 #: Everything adaptcli writes in a run folder (``--overwrite`` removes these and nothing else): the run's
@@ -156,8 +156,9 @@ class RunDir:
         return lock
 
     def visible_entries(self) -> list[Path]:
-        """What the folder holds, without the run lock (which belongs to the process holding it)."""
-        return [p for p in self.path.iterdir() if p.name != LOCK_NAME]
+        """What the folder holds, without the run lock and its takeover file (they belong to the lock,
+        and unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
+        return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, TAKEOVER_NAME)]
 
     def clear(self) -> list[str]:
         """Delete what adaptcli writes in a run folder (:data:`RUN_ENTRIES`, its ``.tmp-`` leftovers),

@@ -3,14 +3,21 @@
 Taken with ``os.link`` of a complete file (atomic, fails when the lock exists), so two processes
 never both hold it and nobody reads a half-written one. A lock whose process is gone on this host
 is stale: it is taken over with a note. A lock from another host is never taken over.
+
+A takeover is check-then-replace, so takeovers are serialised by an exclusive ``flock`` on
+``.run.lock.takeover``: the holder is read again under it, and only a lock still stale is moved
+aside. Without that, two processes that both saw the same stale lock could each replace it (the
+second replacing the first one's fresh lock) and both hold the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,23 @@ from typing import Any
 from adaptcli.errors import AdaptError
 
 LOCK_NAME = "run.lock"
+TAKEOVER_NAME = ".run.lock.takeover"
+
+
+@contextlib.contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the ``with`` block."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock (Windows): takeovers are not serialised
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def process_alive(pid: int) -> bool:
@@ -55,9 +79,9 @@ class RunLock:
         except ValueError:
             return {"pid": -1, "host": "?", "started": 0}
 
-    def live_holder(self) -> dict[str, Any] | None:
-        """The holder when it may still be running (another host counts as running)."""
-        holder = self.holder()
+    def live_holder(self, holder: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """The holder (read now unless given) when it may still be running (another host counts)."""
+        holder = self.holder() if holder is None else holder
         if holder is None:
             return None
         if holder.get("host") != socket.gethostname():
@@ -65,8 +89,8 @@ class RunLock:
         pid = int(holder.get("pid", -1))
         return holder if pid > 0 and pid != os.getpid() and process_alive(pid) else None
 
-    def refuse_if_held(self) -> None:
-        holder = self.live_holder()
+    def refuse_if_held(self, holder: dict[str, Any] | None = None) -> None:
+        holder = self.live_holder(holder)
         if holder is not None:
             raise AdaptError(f"{self.folder} is in use by {holder_text(holder)}; wait for that run to end, "
                              "or stop it, or choose another --out")
@@ -85,15 +109,21 @@ class RunLock:
                     return note
                 except FileExistsError:
                     pass
-                self.refuse_if_held()
-                stale = self.holder()
-                try:  # only one process can move the stale lock aside
-                    os.replace(self.path, self.folder / f".{LOCK_NAME}.stale.{os.getpid()}")
-                except FileNotFoundError:
-                    continue
-                (self.folder / f".{LOCK_NAME}.stale.{os.getpid()}").unlink(missing_ok=True)
-                if stale and stale.get("pid") != os.getpid():
-                    note = f"note: took over the stale lock of {holder_text(stale)}: that process is gone"
+                with exclusive(self.folder / TAKEOVER_NAME):
+                    stale = self.holder()  # read once: the file replaced below is the one judged stale
+                    if stale is None:
+                        continue
+                    self.refuse_if_held(stale)
+                    aside = self.folder / f".{LOCK_NAME}.stale.{os.getpid()}"
+                    os.replace(self.path, aside)
+                    aside.unlink(missing_ok=True)
+                    if stale.get("pid") != os.getpid():
+                        note = f"note: took over the stale lock of {holder_text(stale)}: that process is gone"
+                    try:  # still under the flock, so no other takeover sees the gap
+                        os.link(staged, self.path)
+                        return note
+                    except FileExistsError:
+                        continue
             raise AdaptError(f"could not take the lock {self.path}; check who else writes {self.folder}")
         finally:
             staged.unlink(missing_ok=True)

@@ -49,6 +49,8 @@ def checksums(*roots: Path) -> dict[str, str]:
                 found[str(path)] = f"-> {path.readlink()}"
             elif path.is_dir():
                 found[str(path)] = "<dir>"
+            elif not path.is_file():  # a FIFO or device: reading it would block or never end
+                found[str(path)] = f"<special {path.stat().st_mode:o}>"
             else:
                 try:
                     found[str(path)] = hashlib.sha1(path.read_bytes()).hexdigest()

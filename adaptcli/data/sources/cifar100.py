@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
+from adaptcli.files import MAX_TEXT_BYTES, read_bounded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -44,7 +45,7 @@ class _CheckedUnpickler(pickle.Unpickler):
 def load_checked_pickle(path: Path) -> Any:
     """Unpickle ``path`` with :class:`_CheckedUnpickler` (bytes keys, like ``encoding="bytes"``)."""
     try:
-        data = path.read_bytes()
+        data = read_bounded(path, MAX_TEXT_BYTES)
         return _CheckedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
             ModuleNotFoundError, KeyError) as exc:

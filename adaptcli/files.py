@@ -1,0 +1,70 @@
+"""Every file adaptcli reads from a dataset, a shard folder or an option is first checked to be a regular
+file of bounded size: a FIFO would block the read forever, a link to ``/dev/zero`` would never end.
+
+:func:`regular_file` checks (following links, as the read will), :func:`read_bounded` reads at most the
+bound, :func:`open_regular` opens without blocking on a FIFO that appeared in between.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import BinaryIO
+
+#: A JSON or CSV file adaptcli reads whole (manifests, summaries, results, lists, label files).
+MAX_TEXT_BYTES = 256 << 20
+#: One image file read whole by ``prepare``.
+MAX_IMAGE_BYTES = 512 << 20
+
+
+class NotRegularFile(OSError):
+    """A path that is not a regular file, or one larger than the bound it is read with."""
+
+
+def regular_file(path: str | Path, max_bytes: int | None = None) -> int:
+    """The size of ``path``; :class:`NotRegularFile` when it is a FIFO, device, socket or folder, or larger
+    than ``max_bytes`` (``FileNotFoundError`` and permission errors as the OS raises them)."""
+    info = os.stat(path)  # follows links: what a read would reach
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a folder" if stat.S_ISDIR(info.st_mode)
+                else "a device or socket")
+        raise NotRegularFile(f"{path} is {kind}, not a regular file")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise NotRegularFile(f"{path} is {info.st_size:,} bytes, more than the {max_bytes:,} adaptcli reads from "
+                             "such a file")
+    return info.st_size
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """Open ``path`` for reading after :func:`regular_file`; ``O_NONBLOCK`` so that a FIFO swapped in after
+    the check cannot block the open (the opened file is checked again)."""
+    regular_file(path)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotRegularFile(f"{path} is not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bounded(path: str | Path, max_bytes: int) -> bytes:
+    """The whole of a regular file of at most ``max_bytes`` bytes."""
+    regular_file(path, max_bytes)
+    with open_regular(path) as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise NotRegularFile(f"{path} grew past {max_bytes:,} bytes while it was read")
+    return data
+
+
+def read_text_bounded(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, encoding: str = "utf-8") -> str:
+    """:func:`read_bounded` of a text file (``UnicodeDecodeError`` when it is not in ``encoding``)."""
+    return read_bounded(path, max_bytes).decode(encoding)
+
+
+__all__ = ["MAX_IMAGE_BYTES", "MAX_TEXT_BYTES", "NotRegularFile", "open_regular", "read_bounded",
+           "read_text_bounded", "regular_file"]
