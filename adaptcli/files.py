@@ -7,10 +7,11 @@ bound, :func:`open_regular` opens without blocking on a FIFO that appeared in be
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 #: A JSON or CSV file adaptcli reads whole (manifests, summaries, results, lists, label files).
 MAX_TEXT_BYTES = 256 << 20
@@ -66,5 +67,14 @@ def read_text_bounded(path: str | Path, max_bytes: int = MAX_TEXT_BYTES, encodin
     return read_bounded(path, max_bytes).decode(encoding)
 
 
+def read_json(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> Any:
+    """The parsed JSON of a bounded regular file; ``ValueError`` naming the file when it is not valid
+    UTF-8 JSON (``OSError`` as the OS raises it, :class:`NotRegularFile` for special or huge files)."""
+    try:
+        return json.loads(read_text_bounded(path, max_bytes))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{Path(path).name} is not valid JSON ({exc})") from None
+
+
 __all__ = ["MAX_IMAGE_BYTES", "MAX_TEXT_BYTES", "NotRegularFile", "open_regular", "read_bounded",
-           "read_text_bounded", "regular_file"]
+           "read_json", "read_text_bounded", "regular_file"]

@@ -18,6 +18,20 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @contextlib.contextmanager
+def naming_errors(target: str | Path, staging: str | Path | None = None) -> Iterator[None]:
+    """OS errors raised in the block name ``target``: a write's ``ENOSPC`` carries no file name, and one
+    on the ``staging`` file (or anything under it) would name a temporary the user never asked for."""
+    try:
+        yield
+    except OSError as exc:
+        where = None if exc.filename is None else str(exc.filename)
+        staged = staging is not None and where is not None and where.startswith(str(staging))
+        if exc.errno is not None and (where is None or staged):
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(target)) from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; it replaces ``target`` only if the block succeeds.
 
@@ -28,10 +42,11 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = target.with_name(f".tmp-{os.getpid()}-{target.name}")
     _remove(tmp)
     try:
-        yield tmp
-        if target.is_dir() and tmp.is_dir():
-            _remove(target)
-        os.replace(tmp, target)
+        with naming_errors(target, tmp):
+            yield tmp
+            if target.is_dir() and tmp.is_dir():
+                _remove(target)
+            os.replace(tmp, target)
     finally:
         _remove(tmp)
 

@@ -21,12 +21,12 @@ LAYERS: list[tuple[str, ...]] = [
     ("demo",),
     ("protocols",),  # suites over a benchmark and reports, made of engine runs
     ("deploy", "engine"),
-    ("runs",),
+    ("runs", "ownership"),  # ownership: which single-file outputs adaptcli wrote (its ledger)
     ("config",),
     ("methods", "data"),
     ("models",),
     ("io", "registry"),  # files; the one registry mechanism (names, discovery, help); both raise AdaptErrors
-    ("errors", "output"),  # output: where library messages go
+    ("errors", "output", "files"),  # output: where library messages go; files: reads bounded to regular files
 ]
 ENTRY_POINTS = {"adaptcli", "adaptcli.__main__"}
 

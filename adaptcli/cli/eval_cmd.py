@@ -88,7 +88,8 @@ def show(result: EvalResult, as_json: bool, run: Optional[Path]) -> None:
     typer.echo(result_line(result))
     if result.missing_samples:
         shards = ", ".join(result.damaged_shards or {})
-        typer.echo(f"warning: {result.missing_samples} samples missing (damaged: {shards})", err=True)
+        why = f"damaged: {shards}" if shards else "the shards hold fewer than dataset.json claims"
+        typer.echo(f"warning: {result.missing_samples} samples missing ({why})", err=True)
     if run is not None:
         typer.echo(f"written: {run / 'eval.json'}")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import signal
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -460,7 +461,8 @@ class TrainStream:
             _Report(health),
         )
         return DataLoader(pipeline, batch_size=None, shuffle=False, num_workers=self.workers,
-                          persistent_workers=False, pin_memory=self.pin_memory)
+                          persistent_workers=False, pin_memory=self.pin_memory,
+                          worker_init_fn=ignore_stop_signals if self.workers else None)
 
     def start(self, epoch: int) -> Iterator[dict[str, Any]]:
         """The ``steps`` batches of ``epoch``, its loader's workers started now (they begin decoding at
@@ -485,6 +487,15 @@ def _passes(first: Iterator[Any], loader: Iterable[Any]) -> Iterator[Any]:
         if count == 0:
             return
         source = iter(loader)
+
+
+def ignore_stop_signals(worker_id: int) -> None:
+    """``worker_init_fn`` of every loader: a worker ignores SIGTERM and SIGUSR1. Schedulers (Slurm on
+    preemption) signal the whole process group; a worker killed by it would fail the trainer's next
+    fetch with a traceback and no checkpoint. The trainer catches the signal, saves, and stops its
+    workers itself (they also exit when the trainer's process is gone)."""
+    for name in ("SIGTERM", "SIGUSR1"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def _multi_label_classes(manifest: Manifest) -> int | None:
@@ -554,7 +565,8 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
                     partial=True),
         _EvalReport(source),
     )
-    return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory)
+    return wds.WebLoader(pipeline, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory,
+                         worker_init_fn=ignore_stop_signals if workers else None)
 
 
 __all__ = ["StreamSpec", "TrainStream", "train_loader", "eval_loader", "steps_per_epoch", "SampleDecoder",

@@ -18,11 +18,16 @@ FORMAT_VERSION = 1
 
 @dataclass
 class SplitInfo:
-    """One split: its shard files (relative to the folder), sample count and frame-count stats."""
+    """One split: its shard files (relative to the folder), sample count and frame-count stats.
+
+    ``shard_samples``: the samples of each shard, in ``shards`` order (None in manifests written
+    before it was recorded); the loaders check the counts against it before any work.
+    """
 
     shards: list[str]
     samples: int
     frames: dict[str, float] | None = None
+    shard_samples: list[int] | None = None
 
 
 @dataclass
@@ -101,7 +106,14 @@ def manifest_from_dict(data: Any) -> Manifest:
                                                if file_name_problem(s)), None)
         if problem:
             raise ValueError(f"split {str(name)[:60]!r}: {problem} (every shard must lie in the data folder)")
-        splits[name] = SplitInfo(shards=shards, samples=int(info["samples"]), frames=info.get("frames"))
+        samples = info["samples"]
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+            raise ValueError(f"split {name}: samples must be a whole number >= 0, not {str(samples)[:40]!r}")
+        counts = info.get("shard_samples")
+        if counts is not None and (not isinstance(counts, list) or len(counts) != len(shards) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)):
+            raise ValueError(f"split {name}: shard_samples must list one whole number >= 0 per shard")
+        splits[name] = SplitInfo(shards=shards, samples=samples, frames=info.get("frames"), shard_samples=counts)
     return Manifest(
         dataset=str(data["dataset"]),
         modality=modality,

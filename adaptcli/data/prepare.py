@@ -265,8 +265,9 @@ def _manifest(listing: Listing, plan: Plan, state: dict[str, Any], settings: dic
     for split in listing.splits:
         records = [(name, state["shards"][name]) for s, name, _ in plan if s == split]
         stats = _merge_stats([r["frames"] for _, r in records]) if listing.modality == "video" else None
-        splits[split] = SplitInfo(shards=[n for n, r in records if r["samples"]],
-                                  samples=sum(r["samples"] for _, r in records), frames=stats)
+        kept = [(n, r) for n, r in records if r["samples"]]
+        splits[split] = SplitInfo(shards=[n for n, _ in kept], samples=sum(r["samples"] for _, r in kept),
+                                  frames=stats, shard_samples=[r["samples"] for _, r in kept])
         skipped_all += [s for _, r in records for s in r["skipped"]]
     return Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
                     splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,

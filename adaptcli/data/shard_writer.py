@@ -9,6 +9,7 @@ from pathlib import Path
 from types import TracebackType
 
 from adaptcli.data.encode import Encoded
+from adaptcli.io import naming_errors
 
 TMP_SUFFIX = ".tmp"
 
@@ -29,6 +30,10 @@ class ShardWriter:
         self._tar = tarfile.open(fileobj=self._handle, mode="w", format=tarfile.GNU_FORMAT)
 
     def add(self, sample: Encoded) -> None:
+        with naming_errors(self.path, self.tmp):
+            self._add(sample)
+
+    def _add(self, sample: Encoded) -> None:
         for name, data in sample.files:
             info = tarfile.TarInfo(f"{sample.key}.{name}")
             info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -43,12 +48,16 @@ class ShardWriter:
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if kind is not None:  # leave the .tmp as a crash would; the next run removes it
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError:  # a full disk fails the buffered flush again: the first error is the one to show
+                pass
             return
-        self._tar.close()
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
-        self._handle.close()
+        with naming_errors(self.path, self.tmp):
+            self._tar.close()
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+            self._handle.close()
         if self.count == 0:
             self.tmp.unlink()
             return

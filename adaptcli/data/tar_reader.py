@@ -37,6 +37,27 @@ def _octal(field: bytes) -> int:
 
 def iter_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
     """(name, data) of every regular file in the tar at ``path``."""
+    yield from _walk(path, with_data=True)  # type: ignore[misc]
+
+
+def member_names(path: str | Path) -> Iterator[str]:
+    """The name of every regular file in the tar at ``path``, reading only headers (data is skipped)."""
+    for name, _ in _walk(path, with_data=False):
+        yield name
+
+
+def count_samples(path: str | Path) -> int:
+    """How many WebDataset samples (runs of members with one key) the tar at ``path`` holds."""
+    count, last = 0, None
+    for name in member_names(path):
+        key = split_name(name)[0]
+        if key != last:
+            count, last = count + 1, key
+    return count
+
+
+def _walk(path: str | Path, with_data: bool) -> Iterator[tuple[str, bytes | None]]:
+    """(name, data or None) of every regular file; GNU long names and pax paths are always read."""
     from adaptcli.files import open_regular
 
     with open_regular(path) as handle:
@@ -57,10 +78,14 @@ def iter_members(path: str | Path) -> Iterator[tuple[str, bytes]]:
             kind = header[156:157]
             if size > remaining - handle.tell():  # a damaged size field: never allocate past the file
                 raise BadShard(f"{path}: truncated member")
-            data = handle.read(size)
-            if len(data) < size:
-                raise BadShard(f"{path}: truncated member")
-            handle.seek((-size) % BLOCK, 1)
+            data: bytes | None = None
+            if with_data or kind in (b"L", b"x"):
+                data = handle.read(size)
+                if len(data) < size:
+                    raise BadShard(f"{path}: truncated member")
+                handle.seek((-size) % BLOCK, 1)
+            else:
+                handle.seek(size + (-size) % BLOCK, 1)
             if kind == b"L":  # GNU long name for the next member
                 long_name = data.rstrip(b"\0").decode()
                 continue
@@ -106,4 +131,4 @@ def iter_samples(path: str | Path) -> Iterator[dict[str, Any]]:
         yield current
 
 
-__all__ = ["BadShard", "iter_members", "iter_samples", "split_name"]
+__all__ = ["BadShard", "count_samples", "iter_members", "iter_samples", "member_names", "split_name"]

@@ -66,12 +66,15 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
     """
+    from adaptcli.data.counts import check_split_count
     from adaptcli.data.loader import eval_loader
     from adaptcli.engine.device import pins_memory
 
     manifest, data_dir = session.manifest, session.data_dir
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
+    if not skip_damaged:
+        check_split_count(data_dir, manifest, split)
     loader = eval_loader(data_dir, split, session.spec, session.config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
                          workers=session.config.data.workers, skip_damaged=skip_damaged,
@@ -85,6 +88,11 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     seen, damaged = _gather(accelerator, keys, scores, labels, damaged, session.multi_label)
     if not seen:
         raise AdaptError(f"split '{split}' of {data_dir} has no samples")
+    expected = manifest.split(split).samples
+    if not skip_damaged and len(seen) != expected:
+        raise AdaptError(f"evaluated {len(seen):,} samples of split '{split}' but {data_dir}/dataset.json claims "
+                         f"{expected:,}; prepare the data again, or pass --skip-damaged to report on the "
+                         f"{len(seen):,} there are")
     all_scores, all_labels, metrics = _score(session, split, seen)
     if scores_file is not None and accelerator.is_main_process:
         from adaptcli.io import save_tensors
@@ -95,7 +103,6 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
         metrics.update(scores_file=str(scores_file))
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
     if skip_damaged:
-        expected = manifest.split(split).samples
         metrics.update(missing_samples=max(0, expected - len(seen)),
                        damaged_shards={Path(url).name: reason for url, reason in sorted(damaged.items())})
     return EvalResult.from_dict(metrics)

@@ -18,6 +18,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
+    from adaptcli.data.counts import check_split_count
     from adaptcli.data.manifest import read_manifest
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.tracking import tracker_names
@@ -34,6 +35,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
                          "(check the class folders given to adaptcli prepare)")
     tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
+    check_split_count(data_dir, manifest, config.data.train_split)  # steps per epoch come from it
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
         if lock is not None:

@@ -10,6 +10,7 @@ from statistics import mean
 from typing import Any
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import read_json
 from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.results import EvalResult, TrainSummary
@@ -50,21 +51,67 @@ def _dataset(info: dict[str, Any]) -> str:
     return f"{name}/{folder}" if name and folder != name else (name or folder)
 
 
+#: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.
+_ROW_NUMBERS = ("trainable_params", "trainable_percent", "val", "test", "train_seconds", "samples_per_second",
+                "peak_memory_mb")
+
+
+def _number(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ValueError(f"{what} is {str(value)[:40]!r}, not a number")
+
+
+def _checked_row(row: dict[str, Any]) -> dict[str, Any]:
+    for key in _ROW_NUMBERS:
+        _number(row[key], key)
+    return row
+
+
+def _checked_suite(data: Any) -> dict[str, Any]:
+    """``results.json`` of a suite with every field the report reads of the type it needs."""
+    if not isinstance(data, dict):
+        raise ValueError("results.json is not a JSON object")
+    for key in ("benchmark", "method", "backbone"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"results.json has no {key} name")
+    tasks, averages = data.get("tasks"), data.get("averages")
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("task"), str) for t in tasks):
+        raise ValueError("results.json: tasks must be a list of objects with a task name")
+    for row in tasks:
+        _number(row.get("test_top1"), f"{row['task']} test_top1")
+        _number(row.get("trainable_params"), f"{row['task']} trainable_params")
+        row.setdefault("test_top1", None)
+        row.setdefault("trainable_params", None)
+    if not isinstance(averages, dict):
+        raise ValueError("results.json has no averages")
+    for key in ("mean_over_tasks", "mean_of_group_means", "tasks_present", "tasks_total"):
+        _number(averages.get(key), f"averages.{key}")
+    if not isinstance(averages.get("complete"), bool):
+        raise ValueError("results.json: averages.complete must be true or false")
+    return data
+
+
 def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(run rows, suite results) of the given run folders and suite folders."""
+    """(run rows, suite results) of the given run folders and suite folders; a folder with a damaged
+    file (not JSON, truncated, a field of the wrong type) is a one-line error naming it."""
     runs, suites = [], []
     for path in paths:
         path = Path(path)
         results = path / "results.json"
-        if results.is_file() and (path / "suite.json").is_file():
-            data = json.loads(results.read_text())
-            data["path"] = str(path)
-            suites.append(data)
-        elif RunDir(path).is_run():
-            runs.append(run_row(path))
-        else:
-            raise AdaptError(f"{path} is neither a run folder (config.yaml + run.json) nor a suite folder "
-                             "(suite.json + results.json); pass folders made by finetune or suite")
+        try:
+            if results.is_file() and (path / "suite.json").is_file():
+                data = _checked_suite(read_json(results))
+                data["path"] = str(path)
+                suites.append(data)
+            elif RunDir(path).is_run():
+                runs.append(_checked_row(run_row(path)))
+            else:
+                raise AdaptError(f"{path} is neither a run folder (config.yaml + run.json) nor a suite folder "
+                                 "(suite.json + results.json); pass folders made by finetune or suite")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise AdaptError(f"{path} has a damaged file ({reason[:200]}); run the command that wrote it again, "
+                             "or leave this folder out of the report") from None
     if not runs and not suites:
         raise AdaptError("report needs at least one run or suite folder")
     return runs, suites

@@ -26,7 +26,8 @@ from typing import Any
 
 from adaptcli.config import RunConfig, load_run_config
 from adaptcli.errors import AdaptError
-from adaptcli.io import write_json, write_text
+from adaptcli.files import read_json
+from adaptcli.io import naming_errors, write_json, write_text
 from adaptcli.output import Output
 from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
 
@@ -180,7 +181,10 @@ class RunDir:
     def info(self) -> dict[str, Any]:
         if not self.is_run():
             raise AdaptError(f"{self.path} is not a run folder (no config.yaml/run.json); pass the --out of a finetune run")
-        return json.loads(self.info_file.read_text())
+        info = read_json(self.info_file)
+        if not isinstance(info, dict):
+            raise ValueError(f"{self.info_file.name} is not a JSON object")
+        return info
 
     def config(self) -> RunConfig:
         self.info()
@@ -248,7 +252,7 @@ class RunDir:
                 f"{meta.get('epoch', '?')}, step {meta.get('step', '?')}; finish it with finetune --resume")
 
     def log(self, record: dict[str, Any]) -> None:
-        with self.metrics_file.open("a") as handle:
+        with naming_errors(self.metrics_file), self.metrics_file.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
 
 

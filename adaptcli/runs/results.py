@@ -6,10 +6,11 @@ The JSON files keep the keys they always had; these types are the only code that
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from adaptcli.files import read_json
 
 #: How each headline metric is named in printed lines.
 METRIC_LABELS = {"top1": "top-1", "mAP": "mAP"}
@@ -26,7 +27,10 @@ def metric_of_task(task: str | None) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{Path(path).name} is not a JSON object")
+    return data
 
 
 #: Keys added after 0.1, written only when known, so an older summary.json reads and writes back unchanged.

@@ -265,9 +265,13 @@ SUBPROCESS_CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
                                                check=lambda ws: _assert("Permission denied" in skipped_keys(ws.tmp / "o").get("red/0000", ""))), None),
     ("nodac-unreadable-class-folder", lambda ws: Spec(prep(source_with(ws, lambda s: (s / "train" / "green").chmod(0)), ws.tmp / "o"), [ws.tmp / "src"], wrap="nodac",
                                                       check=lambda ws: _assert(any("unreadable folder" in r for r in skipped_keys(ws.tmp / "o").values()))), None),
-    ("disk-full-prepare", lambda ws: Spec(prep(ws.source, ws.tmp / "mnt" / "o"), [], wrap="full"), r"No space left on device; the disk is full"),
-    ("disk-full-finetune", lambda ws: Spec(ft(ws, out=ws.tmp / "mnt" / "run"), [], wrap="full"), r"No space left on device; the disk is full"),
-    ("disk-full-export", lambda ws: Spec(["export", "--run", str(ws.run), "--full", "--out", str(ws.tmp / "mnt" / "m.safetensors")], [], wrap="full"), r"No space left on device"),
+    ("disk-full-prepare", lambda ws: Spec(prep(ws.source, ws.tmp / "mnt" / "o"), [], wrap="full"), r"mnt/o/\S+: No space left on device; the disk is full"),
+    ("disk-full-finetune", lambda ws: Spec(ft(ws, out=ws.tmp / "mnt" / "run"), [], wrap="full"), r"mnt/run\S*: No space left on device; the disk is full"),
+    ("disk-full-export", lambda ws: Spec(["export", "--run", str(ws.run), "--full", "--out", str(ws.tmp / "mnt" / "m.safetensors")], [], wrap="full"), r"mnt/m.safetensors: No space left on device"),
+    ("disk-full-report", lambda ws: Spec(["report", str(ws.run), "--out", str(ws.tmp / "mnt" / "r.md")], [ws.run], wrap="filled"), r"mnt/r.md: No space left on device"),
+    ("disk-full-plot", lambda ws: Spec(["report", str(ws.run), "--plot", str(ws.tmp / "mnt" / "p.png")], [ws.run], wrap="filled"), r"mnt/p.png: No space left on device|no run has an accuracy"),
+    ("disk-full-scores", lambda ws: Spec(["eval", "--run", str(ws.copy(ws.run, "run")), "--scores", str(ws.tmp / "mnt" / "s.safetensors")], [], wrap="filled"), r"mnt/s.safetensors: No space left on device"),
+    ("disk-full-prepare-filled", lambda ws: Spec(prep(ws.source, ws.tmp / "mnt" / "o"), [], wrap="filled"), r"mnt/o\S*: No space left on device"),
     ("read-only-finetune", lambda ws: Spec(ft(ws, out=ws.tmp / "mnt" / "run"), [], wrap="ro"), r"Read-only file system; the file system is read-only"),
     ("read-only-prepare", lambda ws: Spec(prep(ws.source, ws.tmp / "mnt" / "o"), [], wrap="ro"), r"Read-only file system"),
     ("read-only-export", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--out", str(ws.tmp / "mnt" / "m.safetensors")], [], wrap="ro"), r"Read-only file system"),
@@ -387,14 +391,17 @@ def test_fault_in_a_subprocess(ws, name, build, expected):
         if problem:
             pytest.skip(f"setpriv cannot drop CAP_DAC_OVERRIDE here: {problem}")
         command = [*NO_DAC, *command]
-    elif spec.wrap in ("full", "ro"):
+    elif spec.wrap in ("full", "filled", "ro"):
         mount = ws.tmp / "mnt"
         mount.mkdir(exist_ok=True)
-        options = "size=64k" if spec.wrap == "full" else "ro,size=64k"
+        options = "ro,size=64k" if spec.wrap == "ro" else "size=64k"
         problem = _can(["unshare", "-m", "sh", "-c", f"mount -t tmpfs -o {options} tmpfs {mount}"])
         if problem:
             pytest.skip(f"no private mount namespace with a tmpfs here (unshare -m): {problem}")
-        command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o {options} tmpfs {mount} && exec "$0" "$@"', *command]
+        # "filled": no byte left, so even a small report or plot meets a full disk
+        fill = f" && (head -c 1M /dev/zero > {mount}/.filler 2>/dev/null; true)" if spec.wrap == "filled" else ""
+        command = ["unshare", "-m", "sh", "-c", f'mount -t tmpfs -o {options} tmpfs {mount}{fill} && exec "$0" "$@"',
+                   *command]
     before = _watched(ws, spec)
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)

@@ -180,3 +180,28 @@ def test_resume_with_loader_workers_equals_an_uninterrupted_run(tiny_shards, tmp
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-2000:]
     _assert_same(tmp_path / "a", out)
+
+
+def test_sigterm_to_the_process_group_with_workers_checkpoints_and_resumes_exactly(tiny_shards, tmp_path):
+    """Slurm signals the whole process group on preemption: the loader workers get SIGTERM too. They
+    ignore it; the trainer finishes the step, saves, exits 143, and the resumed run equals a straight one."""
+    args = [*COMMON, "--set", "data.workers=2", "--data", str(tiny_shards)]
+    straight = _cli([*args, "--out", str(tmp_path / "a")])
+    _, err = straight.communicate(timeout=600)
+    assert straight.returncode == 0, err[-2000:]
+
+    out = tmp_path / "b"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "adaptcli", *args, "--out", str(out)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _wait_for(out / "checkpoints" / "epoch-0001-step-00000008", process)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 143, stderr[-3000:]
+    assert "Traceback" not in stderr and "SIGTERM" in stderr and "--resume" in stderr
+    info = json.loads((out / "run.json").read_text())
+    assert info["state"] == "interrupted" and info["reason"] == "SIGTERM"
+    resumed = _cli([*args, "--out", str(out), "--resume"])
+    _, stderr = resumed.communicate(timeout=600)
+    assert resumed.returncode == 0, stderr[-2000:]
+    _assert_same(tmp_path / "a", out)
