@@ -96,7 +96,9 @@ def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
     if raw is None:
         raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
     indices = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    outside = [i for i in indices if not 0 <= int(i) < num_classes]
+    if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+        raise ValueError(f"sample {sample.get('__key__')}: 'labels' is not a list of class indices")
+    outside = [i for i in indices if not 0 <= i < num_classes]
     if outside:
         raise AdaptError(f"label {outside[0]} of sample {sample.get('__key__')} in {sample.get('__url__')} is outside "
                          f"the {num_classes} classes of dataset.json: the manifest and the shards disagree; "
@@ -111,8 +113,10 @@ class SampleDecoder:
 
     def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
                  views: tuple[int, int] = (1, 1), num_classes: int | None = None,
-                 multi_label_classes: int | None = None) -> None:
+                 multi_label_classes: int | None = None, unlabelled_ok: bool | None = None) -> None:
         self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
+        # label -1 (unlabelled: SSv2's test split) may pass to eval, whose scoring refuses it in one line
+        self.lowest_label = -1 if ((not train) if unlabelled_ok is None else unlabelled_ok) else 0
         self.multi_label_classes = multi_label_classes  # set: labels are multi-hot vectors
         self.clips, self.crops = views if modality == "video" else (1, 1)
         self.num_classes = num_classes
@@ -132,14 +136,14 @@ class SampleDecoder:
         key = sample["__key__"]
         if self.multi_label_classes is None:
             label: int | np.ndarray = label_of(sample)
-            outside = self.num_classes is not None and label >= self.num_classes
+            outside = label < self.lowest_label or (self.num_classes is not None and label >= self.num_classes)
         else:
             label = multi_hot_of(sample, self.multi_label_classes)
             outside = False  # multi_hot_of refuses an index outside the classes itself
         if outside:
             raise AdaptError(f"label {label} of sample {key} in {sample.get('__url__')} is outside the "
-                             f"{self.num_classes} classes of dataset.json: the manifest and the shards disagree; "
-                             "prepare the data again")
+                             f"{self.num_classes} classes of dataset.json (0..{(self.num_classes or 1) - 1}): the "
+                             "manifest and the shards disagree; prepare the data again")
         if self.modality == "video":
             raw = frame_fields(sample)
             clips = self._frames(sample, rng)
@@ -540,14 +544,15 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
 def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *,
                 views: tuple[int, int] = (1, 1), rank: int = 0, world_size: int = 1,
                 workers: int = 0, skip_damaged: bool = False, pin_memory: bool = False,
-                manifest: Manifest | None = None):  # -> wds.WebLoader
+                manifest: Manifest | None = None, labelled: bool = False):  # -> wds.WebLoader
     """Every sample of ``split`` exactly once over all ranks x workers, in a fixed order.
 
     Video inputs are ``B x V x 3 x T x H x W`` with ``V = clips * crops`` (clip-major); images
     ``B x 3 x H x W``. The last batch of each worker may be smaller. A damaged shard or sample is
     an error naming it; with ``skip_damaged`` it is left out and listed in ``batch["damaged"]``
     (a last ``{"damaged": ...}`` item without inputs carries what came after the last batch).
-    ``pin_memory`` and ``manifest`` as in :func:`train_loader`.
+    ``pin_memory`` and ``manifest`` as in :func:`train_loader`. ``labelled``: every sample must have a
+    class (label -1, unlabelled, is refused as for training: the feature cache trains on these samples).
     """
     import webdataset as wds
 
@@ -556,7 +561,8 @@ def eval_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size
     manifest = manifest or read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
     decoder = SampleDecoder(spec, manifest.modality, train=False, flip=False, views=views,
-                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))
+                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest),
+                            unlabelled_ok=not labelled)
     source = _EvalSource(urls, rank, world_size, skip_damaged)
     pipeline = wds.DataPipeline(
         source,

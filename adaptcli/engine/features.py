@@ -131,7 +131,7 @@ def cache_training_features(session: Session, head: HeadOnly, accelerator: Any, 
     rank, world = accelerator.process_index, accelerator.num_processes
     loader = eval_loader(data_dir, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
                          workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory,
-                         manifest=session.manifest)
+                         manifest=session.manifest, labelled=True)
     cache = compute_features(session.model, head.entry(), accelerator, loader, batch_size=config.train.batch_size,
                              steps=steps, seed=config.train.seed, rank=rank, show=accelerator.is_main_process,
                              damaged=damaged)

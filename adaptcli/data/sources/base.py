@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import NotRegularFile, read_text_bounded
 
 if TYPE_CHECKING:
     import numpy as np
@@ -79,6 +80,18 @@ class DataSource:
     help: str
     find: Callable[[Path, SourceOptions], Found]
     order: int = 100  # position in listings (``prepare --help``)
+
+
+def read_source_text(path: Path, source: str) -> str:
+    """A release's text file (a list, a CSV, a JSON label file): a regular file of bounded size in UTF-8
+    (a byte-order mark is dropped); a one-line error naming the file and the fix otherwise."""
+    try:
+        return read_text_bounded(path, encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise AdaptError(f"{source}: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset "
+                         f"{exc.start}); save it as UTF-8 and prepare again") from None
+    except NotRegularFile as exc:
+        raise AdaptError(f"{source}: {exc}; pass the dataset's own file") from None
 
 
 def sanitise_key(text: str) -> str:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, parse_int_label,
-    select_splits, unique_keys)
+    read_source_text, select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -33,7 +33,7 @@ def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None
     for split in chosen:
         path = base / f"{split}.json"
         try:
-            mapping = json.loads(path.read_text())
+            mapping = json.loads(read_source_text(path, "fgvc"))
         except ValueError as exc:
             raise AdaptError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
         if not isinstance(mapping, dict):

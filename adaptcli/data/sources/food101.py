@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, select_splits,
-    unique_keys)
+from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, read_source_text,
+    select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -17,7 +17,7 @@ def list_food101(src: str | Path, splits: list[str] | None = None) -> Listing:
     classes_path = base / "meta" / "classes.txt"
     if not classes_path.is_file():
         raise AdaptError(f"Food-101 meta/classes.txt not found under {base}")
-    classes = [line.strip() for line in classes_path.read_text().splitlines() if line.strip()]
+    classes = [line.strip() for line in read_source_text(classes_path, "food101").splitlines() if line.strip()]
     index = {name: i for i, name in enumerate(classes)}
     chosen = select_splits(["train", "test"], splits, "food101")
     listing = Listing("food101", "image", classes, {})
@@ -26,7 +26,7 @@ def list_food101(src: str | Path, splits: list[str] | None = None) -> Listing:
         if not path.is_file():
             raise AdaptError(f"Food-101 split file {path} not found")
         items = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(read_source_text(path, "food101").splitlines(), 1):
             rel = line.strip()
             if not rel:
                 continue

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
-    sanitise_key, select_splits, subfolders)
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+    require_dir, sanitise_key, select_splits, subfolders)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -39,7 +39,7 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
                       settings={"split_id": split_id})
     for name, path in files.items():
         label = classes.index(name)
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(read_source_text(path, "hmdb51").splitlines(), 1):
             parts = line.split()
             if not parts:
                 continue

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, require_dir,
-    sanitise_key, select_splits, unique_keys)
+from adaptcli.data.names import file_name_problem
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+    require_dir, sanitise_key, select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -30,7 +31,24 @@ def read_lines(path: Path, what: str) -> list[str]:
     """Non-empty stripped lines of a release text file (one-line error when it is missing)."""
     if not path.is_file():
         raise AdaptError(f"nuswide: {what} not found: {path}")
-    return [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    return [line.strip() for line in read_source_text(path, "nuswide").splitlines() if line.strip()]
+
+
+def read_concepts(root: Path) -> list[str]:
+    """The concept list: at least one concept, no repeats, each a plain name (it becomes part of a label
+    file's name, so a separator or ``..`` would read outside the release)."""
+    path = root / CONCEPTS
+    concepts = read_lines(path, "concept list")
+    if not concepts:
+        raise AdaptError(f"nuswide: {path} lists no concepts; use the release's Concepts81.txt")
+    bad = next((c for c in concepts if file_name_problem(f"Labels_{c}_Train.txt")), None)
+    if bad is not None:
+        raise AdaptError(f"nuswide: {path} lists the concept {bad[:60]!r}, which is not a plain name; "
+                         "use the release's Concepts81.txt")
+    repeated = next((c for i, c in enumerate(concepts) if c in concepts[:i]), None)
+    if repeated is not None:
+        raise AdaptError(f"nuswide: {path} lists the concept {repeated!r} twice; each concept once")
+    return concepts
 
 
 def concept_flags(root: Path, concept: str, split: str, count: int) -> list[bool]:
@@ -49,7 +67,7 @@ def concept_flags(root: Path, concept: str, split: str, count: int) -> list[bool
 def find(src: Path, opts: SourceOptions) -> Found:
     root = require_dir(src, "NUS-WIDE root")
     images = require_dir(opts.images or root / "Flickr", "NUS-WIDE image folder (pass --images DIR)")
-    concepts = read_lines(root / CONCEPTS, "concept list")
+    concepts = read_concepts(root)
     listing = Listing("nuswide", "image", concepts, {}, task="multi-label",
                       settings={"images": str(images)})
     unlabelled = 0

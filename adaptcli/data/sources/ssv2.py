@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, missing, select_splits
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+    select_splits)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -29,7 +30,7 @@ def find_label_file(roots: list[Path], kind: str) -> Path | None:
 
 def _load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
+        return json.loads(read_source_text(path, "ssv2"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise AdaptError(f"label file {path} is not valid JSON ({str(exc).splitlines()[0]})") from None
 

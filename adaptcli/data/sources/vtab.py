@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, list_item,
-    parse_int_label, require_dir, select_splits, unique_keys)
+    parse_int_label, read_source_text, require_dir, select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -35,7 +35,7 @@ def list_vtab(src: str | Path, task: str, splits: list[str] | None = None) -> Li
     for split in chosen:
         path = base / f"{split}.txt"
         items: list[Item] = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
+        for number, line in enumerate(read_source_text(path, "vtab").splitlines(), 1):
             if not line.strip():
                 continue
             rel, _, label_text = line.strip().rpartition(" ")
