@@ -5,6 +5,7 @@ one stderr line without a traceback, exit 2, and the user's files unchanged."""
 from __future__ import annotations
 
 import io
+import json
 import shutil
 import tarfile
 from pathlib import Path
@@ -92,3 +93,16 @@ def test_a_negative_label_in_a_training_shard_is_one_line_naming_it(tiny_shards,
     line = _one_error(["finetune", "--method", "linear", "--recipe", "quick", *TINY, "--set", "train.epochs=1",
                        "--set", f"train.feature_cache={cache}", "--data", str(data), "--out", str(tmp_path / "run")], data)
     assert f"label {label} of sample {key} in {shard}" in line and "outside the 3 classes" in line, line
+
+
+@pytest.mark.parametrize("setting,expected", [
+    (["--method", "lora", "--set", "method.r=1000000"], "method.r=1e+06 would add about"),
+    (["--method", "peft", "--set", "method.peft_config={r: 8, target_modules: [[qkv]]}"], "peft_config.target_modules"),
+], ids=["huge-rank", "nested-garbage"])
+def test_peft_options_are_checked_before_anything_is_allocated(tiny_shards, tmp_path, setting, expected):
+    line = _one_error(["finetune", *setting, "--recipe", "quick", *TINY, "--data", str(tiny_shards),
+                       "--out", str(tmp_path / "run")], tiny_shards)
+    assert expected in line, line
+    run = tmp_path / "run"
+    assert not (run / "trainable.safetensors").exists() and not (run / "summary.json").exists()
+    assert not (run / "run.json").exists() or json.loads((run / "run.json").read_text())["state"] == "failed"

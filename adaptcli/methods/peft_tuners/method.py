@@ -16,6 +16,7 @@ from torch import nn
 
 from adaptcli.errors import ConfigError, NotMergeableError
 from adaptcli.methods.base import Method
+from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.models.blocks import set_submodule
 
@@ -45,6 +46,9 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"method.peft_type: '{peft_type}' is not a peft tuner{hint}; choose one of {', '.join(types)}")
     cls = types[name]
+    if not isinstance(options, dict):
+        raise ConfigError(f"method.peft_config must be a mapping of {cls.__name__}'s options, not "
+                          f"{str(options)[:60]!r}")
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "peft_type"]
     for key in options:
         if key not in fields:
@@ -55,9 +59,10 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
             )
     if "target_modules" in fields and "target_modules" not in options:
         options = {**options, "target_modules": list(DEFAULT_TARGETS)}
+    check_kinds(cls, options)
     try:
         return cls(**options)
-    except (TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - peft's checks raise what they like: one line, --debug shows it
         raise ConfigError(f"method.peft_config: {cls.__name__} refused the options: {_one_line(exc)}") from exc
 
 
@@ -85,6 +90,7 @@ class PeftMethod(Method):
         from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
 
         config = self.peft_config(options)
+        check_ranks(config, model)
         try:
             tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
             # peft < 0.21 has no such flag: its inject_adapter_in_model builds the tuner model itself.
@@ -94,7 +100,7 @@ class PeftMethod(Method):
                 tuner(model, config, adapter_name="default")
             else:
                 inject_adapter_in_model(config, model)
-        except (ValueError, TypeError, NotImplementedError, KeyError) as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
@@ -129,4 +135,4 @@ class Dora(PeftMethod):
 
 class AnyPeftTuner(PeftMethod):
     def peft_config(self, options: PeftOptions) -> Any:
-        return build_peft_config(options.peft_type, dict(options.peft_config))
+        return build_peft_config(options.peft_type, options.peft_config)
