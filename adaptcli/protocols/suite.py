@@ -159,6 +159,10 @@ def copy_run(source: Path, target: Path) -> None:
 
     if partial_state().is_main_process:
         if target.exists():
+            foreign = RunDir(target).foreign_entries()
+            if foreign:
+                raise AdaptError(f"{target} holds entries adaptcli did not write ({', '.join(foreign[:5])}); move "
+                                 "them out of the suite folder, then run the suite again")
             shutil.rmtree(target)
         with atomic_path(target) as tmp:
             shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock", ".run.lock.takeover"))

@@ -161,6 +161,11 @@ class RunDir:
         and unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
         return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, TAKEOVER_NAME)]
 
+    def foreign_entries(self) -> list[str]:
+        """Names in the folder that adaptcli does not write there (a user's files), sorted."""
+        return sorted(entry.name for entry in self.visible_entries()
+                      if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"))
+
     def clear(self) -> list[str]:
         """Delete what adaptcli writes in a run folder (:data:`RUN_ENTRIES`, its ``.tmp-`` leftovers),
         keeping the lock; anything else is a user's and stays. Returns the names left."""

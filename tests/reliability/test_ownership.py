@@ -104,3 +104,24 @@ def test_overwrite_removes_only_what_adaptcli_wrote_and_says_what_it_left(tiny_s
     warning = [line for line in message_lines(result.stderr) if "--overwrite" in line]
     assert len(warning) == 1 and "left 2 entries adaptcli did not write: notes.txt, plots" in warning[0]
     assert json.loads((out / "run.json").read_text())["state"] == "finished"
+
+
+def test_a_suites_final_copy_never_deletes_a_users_file(tmp_path):
+    from adaptcli.errors import AdaptError
+    from adaptcli.protocols.suite import copy_run
+
+    source, target = tmp_path / "sweep", tmp_path / "final"
+    source.mkdir()
+    (source / "config.yaml").write_text("method: arc\n")
+    (source / "run.json").write_text("{}")
+    target.mkdir()
+    (target / "run.json").write_text("{\"old\": true}")
+    (target / "notes.txt").write_text("mine")
+    before = checksums(target)
+    with pytest.raises(AdaptError, match=r"final holds entries adaptcli did not write \(notes.txt\)"):
+        copy_run(source, target)
+    assert checksums(target) == before
+    (target / "notes.txt").unlink()
+    copy_run(source, target)
+    assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "run.json"]
+    assert (target / "run.json").read_text() == "{}"
