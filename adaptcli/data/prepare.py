@@ -132,7 +132,9 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
     if old != settings:
         what = "another dataset" if (old or {}).get("dataset") != settings["dataset"] else "other settings"
         changed = sorted(k for k in set(old or {}) | set(settings) if (old or {}).get(k) != settings.get(k))
-        raise AdaptError(f"--shards {out} holds {what} ({', '.join(changed)} differ): pass --overwrite "
+        shown = "; ".join(f"{k}: stored {str((old or {}).get(k))[:60]}, now {str(settings.get(k))[:60]}"
+                          for k in changed[:3])
+        raise AdaptError(f"--shards {out} holds {what} ({shown}): pass --overwrite "
                          "to replace it, or choose another folder")
     if "shards" not in previous:  # finished run whose progress file is gone: redo, same result
         previous = {"settings": settings, "shards": {}}

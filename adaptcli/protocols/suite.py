@@ -20,7 +20,8 @@ from adaptcli.config import RunConfig, resolve
 from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
-from adaptcli.runs.folder import RunDir, check_out_paths, first_difference
+from adaptcli.files import read_json
+from adaptcli.runs.folder import RunDir, check_out_paths, difference
 from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
@@ -101,9 +102,9 @@ def status(step: Step) -> tuple[str, str]:
         return "restart", ""
     stored = run.config()
     if stored != step.config:
-        return "differs", first_difference(stored.to_dict(), step.config.to_dict())
+        return "differs", difference(stored.to_dict(), step.config.to_dict())
     if Path(run.info()["data"]) != step.data.resolve():
-        return "differs", "data"
+        return "differs", f"'data' (stored {run.info()['data']}, now {step.data.resolve()})"
     if run.summary_file.exists():
         evaluated = read_eval(step)
         return ("done" if evaluated is not None else "evaluate"), ""
@@ -122,7 +123,7 @@ def read_eval(step: Step) -> EvalResult | None:
 def refuse_if_changed(step: Step, overwrite: bool) -> None:
     state, key = status(step)
     if state == "differs" and not overwrite:
-        raise AdaptError(f"{step.path} was trained with a different setting at '{key}'; re-run the same command "
+        raise AdaptError(f"{step.path} was trained with a different setting at {key}; re-run the same command "
                          "to continue, or pass --overwrite to retrain the runs whose settings changed")
 
 
@@ -194,11 +195,15 @@ def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
             raise AdaptError(f"--out {out} holds files that are not an adaptcli suite (found: {found}; no suite.json); "
                              "choose a new or empty folder")
         return
-    stored = json.loads(file.read_text())
-    stored.pop("protocol", None)
+    try:
+        stored = read_json(file)
+        stored.pop("protocol", None)
+    except (ValueError, AttributeError) as exc:
+        raise AdaptError(f"{file} is damaged ({str(exc)[:120]}); move the suite folder away or choose another "
+                         "--out") from None
     if stored != spec.settings() and not overwrite:
-        key = first_difference(stored, spec.settings())
-        raise AdaptError(f"{spec.out} holds a suite with a different '{key}' ({file}); re-run the same command "
+        raise AdaptError(f"{spec.out} holds a suite with a different {difference(stored, spec.settings())} "
+                         f"({file}); re-run the same command "
                          "to continue it, or pass --overwrite to retrain what changed")
 
 
@@ -236,7 +241,7 @@ def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[s
 def _describe(state: str, key: str) -> str:
     return {"done": "done (skipped)", "evaluate": "trained, to evaluate", "resume": "interrupted, resumes",
             "restart": "interrupted before its first checkpoint, restarts", "new": "to train",
-            "differs": f"DIFFERS at '{key}' (refused without --overwrite)"}[state]
+            "differs": f"DIFFERS at {key} (refused without --overwrite)"}[state]
 
 
 def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> dict[str, Any]:

@@ -124,9 +124,9 @@ class RunDir:
             if self.is_run():
                 stored = load_run_config(self.config_file)
                 if stored != config:
-                    key = first_difference(stored.to_dict(), config.to_dict())
                     raise AdaptError(
-                        f"--resume: the configuration differs from {self.config_file} at '{key}'; "
+                        f"--resume: the configuration differs from {self.config_file} at "
+                        f"{difference(stored.to_dict(), config.to_dict())}; "
                         "resume with the same recipe and --set values, or start a new --out"
                     )
         elif entries:
@@ -262,8 +262,23 @@ class RunDir:
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str:
+    """The dotted key of the first place two nested mappings differ (``(root)`` when they are not both
+    mappings)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             if a.get(key) != b.get(key):
                 return first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
     return prefix.rstrip(".") or "(root)"
+
+
+def _value_at(data: Any, key: str) -> Any:
+    for part in key.split(".") if key != "(root)" else []:
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def difference(stored: Any, given: Any) -> str:
+    """What differs, for a refusal: ``'train.lr' (stored 0.003, now 0.01)``."""
+    key = first_difference(stored, given)
+    shown = [str(_value_at(d, key))[:60] if _value_at(d, key) is not None else "not set" for d in (stored, given)]
+    return f"'{key}' (stored {shown[0]}, now {shown[1]})"

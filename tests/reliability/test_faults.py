@@ -175,7 +175,7 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("out-is-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(ft(ws, out=ws.tmp / "f"), [ws.tmp / "f"]))[1], r"is a file, not a folder"),
     ("checkpoint-inside-out", lambda ws: Spec(ft(ws, "--overwrite", "--checkpoint", str(ws.run / "backbone.safetensors"), out=ws.run)), r"holds the backbone checkpoint"),
     ("resume-foreign", lambda ws: Spec(ft(ws, "--resume", out=foreign(ws)), [ws.tmp / "mine"]), r"is not an adaptcli run folder \(no run.json\)"),
-    ("resume-other-config", lambda ws: Spec(ft(ws, "--resume", method="arc", out=ws.run)), r"configuration differs"),
+    ("resume-other-config", lambda ws: Spec(ft(ws, "--resume", method="arc", out=ws.run)), r"configuration differs from \S+ at '[^']+' \(stored .+, now \S+\)"),
     ("out-holds-a-run", lambda ws: Spec(ft(ws, out=ws.run)), r"already holds a run; pass --resume to continue it or --overwrite"),
     ("out-name-too-long", lambda ws: Spec(ft(ws, out=ws.tmp / ("x" * 300))), r"File name too long; choose a shorter name"),
     ("out-under-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(ft(ws, out=ws.tmp / "f" / "run"), [ws.tmp / "f"]))[1], r"Not a directory; a part of the path is a file"),
@@ -224,6 +224,7 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("suite-out-foreign", lambda ws: (ws.copy(ws.shards, "vtab/dtd"), Spec(["suite", "vtab", "--method", "linear", "--data", str(ws.tmp / "vtab"), "--out", str(foreign(ws)), *TINY, "--no-progress"], [ws.tmp / "mine", ws.tmp / "vtab"]))[1], r"holds files that are not an adaptcli suite \(found: thesis.tex; no suite.json\); choose a new or empty folder$"),
     ("suite-out-inside-data", lambda ws: (ws.copy(ws.shards, "vtab/dtd"), Spec(["suite", "vtab", "--method", "linear", "--data", str(ws.tmp / "vtab"), "--out", str(ws.tmp / "vtab" / "suite"), *TINY, "--no-progress"], [ws.tmp / "vtab"]))[1], r"lies inside --data"),
     # prepare
+    ("prepare-other-settings", lambda ws: Spec(prep(ws.source, ws.copy(ws.shards, "data"), "--samples-per-shard", "4"), [ws.tmp / "data"]), r"holds other settings \(samples_per_shard: stored 6, now 4\): pass --overwrite"),
     ("prepare-unknown-dataset", lambda ws: Spec(["prepare", "nosuch", str(ws.source), "--shards", str(ws.tmp / "o")]), r"unknown dataset 'nosuch'"),
     ("prepare-source-missing", lambda ws: Spec(prep(ws.tmp / "nowhere", ws.tmp / "o")), r"does not exist"),
     ("prepare-shards-is-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(prep(ws.source, ws.tmp / "f"), [ws.tmp / "f"]))[1], r"is a file, not a folder"),
