@@ -22,6 +22,7 @@ from annotated_types import Ge, Gt, Interval
 
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
+from adaptcli.files import read_text_bounded
 from adaptcli.methods.registry import NoOptions, method_names, method_spec
 from adaptcli.models.config import ModelConfig
 
@@ -386,7 +387,7 @@ def load_recipe(recipe: str | Path) -> dict[str, Any]:
         names = ", ".join(sorted(shipped)) or "none"
         raise ConfigError(f"recipe '{recipe}' is neither a shipped recipe ({names}) nor a YAML file")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(read_text_bounded(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
@@ -477,7 +478,7 @@ def header_config(meta: dict[str, Any]) -> RunConfig:
 
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a resolved ``config.yaml`` back."""
-    return from_dict(yaml.safe_load(Path(path).read_text()))
+    return from_dict(yaml.safe_load(read_text_bounded(path)))
 
 
 __all__ = [

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import regular_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -99,8 +100,9 @@ def read_safetensors(path: str | Path, *, tensors: bool = True) -> tuple[dict[st
     from safetensors import safe_open
 
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AdaptError(f"file not found: {path}")
+    regular_file(path)  # a FIFO or device: never read
     with path.open("rb"):  # permission problems as the OS names them
         pass
     try:

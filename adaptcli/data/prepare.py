@@ -35,6 +35,7 @@ from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
 from adaptcli.data.sources.base import Item, Listing, SourceOptions
 from adaptcli.data.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
+from adaptcli.files import read_json
 from adaptcli.io import write_text
 
 STATE_NAME = ".prepare-state.json"
@@ -122,7 +123,7 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
     for path in (state_path, manifest_path):
         if path.is_file():
             try:
-                previous = json.loads(path.read_text())
+                previous = read_json(path)
             except ValueError:
                 previous = None
             break

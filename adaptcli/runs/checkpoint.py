@@ -7,7 +7,6 @@ complete. ``trainable.safetensors`` (and ``best.safetensors``) hold the trainabl
 
 from __future__ import annotations
 
-import json
 import pickle
 import random
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ from torch import nn
 from adaptcli.config import RunConfig
 from adaptcli.data.manifest import Manifest
 from adaptcli.errors import AdaptError
+from adaptcli.files import read_json
 from adaptcli.io import atomic_path, save_tensors, write_json
 from adaptcli.methods.base import AdaptInfo
 from adaptcli.output import Output
@@ -149,7 +149,7 @@ def load_last_checkpoint(run: RunDir, accelerator: Any, output: Output) -> tuple
     last = checkpoints[-1]
     try:
         accelerator.load_state(str(last), strict=False)
-        state = TrainState.from_dict(json.loads((last / "state.json").read_text()))
+        state = TrainState.from_dict(read_json(last / "state.json"))
     except (OSError, ValueError, RuntimeError, EOFError, TypeError, KeyError, pickle.UnpicklingError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise AdaptError(f"checkpoint {last} is unreadable ({type(exc).__name__}: {first}); delete that folder "

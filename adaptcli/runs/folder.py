@@ -210,7 +210,7 @@ class RunDir:
         if config.model.checkpoint:
             found.add(Path(config.model.checkpoint).resolve())
         if self.info_file.is_file():
-            data = json.loads(self.info_file.read_text()).get("data")
+            data = read_json(self.info_file).get("data")
             if data:
                 found.add(Path(data).resolve())
         return found
@@ -234,7 +234,7 @@ class RunDir:
     # ------------------------------------------------------------------ state
     def set_state(self, state: str, **fields: Any) -> None:
         """Record ``running`` / ``interrupted`` / ``finished`` (with epoch, step, ...) in run.json."""
-        info = json.loads(self.info_file.read_text()) if self.info_file.is_file() else {}
+        info = read_json(self.info_file) if self.info_file.is_file() else {}
         info.update(state=state, **fields)
         write_json(self.info_file, info)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import read_json
 
 LOCK_NAME = "run.lock"
 TAKEOVER_NAME = ".run.lock.takeover"
@@ -73,7 +74,7 @@ class RunLock:
     def holder(self) -> dict[str, Any] | None:
         """The record of the process holding the lock (None when there is none)."""
         try:
-            return json.loads(self.path.read_text())
+            return read_json(self.path)
         except FileNotFoundError:
             return None
         except ValueError:

@@ -130,3 +130,17 @@ def test_imagelist_split_names_never_become_paths_outside_shards(tmp_path, split
                            "--no-progress"))
     assert "split name" in line
     assert {k: v for k, v in checksums(tmp_path).items() if "/out" not in k} == before
+
+
+@pytest.mark.parametrize("option", ["recipe", "checkpoint"])
+def test_a_special_file_given_as_an_option_is_one_line(tiny_shards, tmp_path, option):
+    special = tmp_path / f"special.{'yaml' if option == 'recipe' else 'safetensors'}"
+    os.mkfifo(special)
+    args = ["finetune", "--method", "linear", "--recipe", "quick", *TINY, "--data", str(tiny_shards),
+            "--out", str(tmp_path / "run")]
+    if option == "recipe":
+        args[args.index("quick")] = str(special)
+    else:
+        args += ["--set", f"model.checkpoint={special}"]
+    line = _one_error(_cli(*args))
+    assert str(special) in line and "named pipe" in line, line

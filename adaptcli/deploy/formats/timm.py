@@ -55,12 +55,12 @@ def timm_config(export: "Export") -> dict[str, Any]:
 
 def wrote_folder(path: Path) -> bool:
     """Whether ``path`` is a folder this format wrote: config.json (with adaptcli's section) and the weights only."""
-    import json
+    from adaptcli.files import read_json
 
     if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS}:
         return False
     try:
-        return "adaptcli" in json.loads((path / CONFIG).read_text())
+        return "adaptcli" in read_json(path / CONFIG)
     except (OSError, ValueError):
         return False
 

@@ -29,7 +29,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict_backbone: bool
     with ``strict_backbone``, when any backbone weight is missing or does not fit.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise AdaptError(f"checkpoint not found: {path}")
     try:
         kind = container_kind(path)

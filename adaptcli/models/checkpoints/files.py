@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import regular_file
 
 #: Classes beyond torch's weights-only defaults that real training checkpoints carry.
 HARMLESS_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
@@ -25,6 +26,7 @@ HARMLESS_GLOBALS: tuple[type, ...] = (argparse.Namespace,)
 def container_kind(path: str | Path) -> str:
     """``safetensors``, ``npz`` or ``torch``, from the file's first bytes."""
     path = Path(path)
+    regular_file(path)  # a FIFO or device would block or never end
     with path.open("rb") as handle:
         head = handle.read(16)
     if len(head) >= 9 and head[8:9] == b"{":
