@@ -104,6 +104,13 @@ def _tv_torch(data: bytes, box, size: int) -> np.ndarray:
     return out[0].permute(1, 2, 0).numpy()
 
 
+def _batch_path(data: bytes, box, size: int) -> np.ndarray:
+    """``data.decode: cuda``'s code on the CPU: torchvision decode, then the exact Pillow resample."""
+    from adaptcli.data.batch_decode import resample
+
+    return resample(_tv_decode(data), box, size).permute(1, 2, 0).numpy()
+
+
 def decoder_costs(samples: list[dict], spec: StreamSpec, frames: int = 400) -> dict[str, dict[str, float]]:
     """CPU ms per frame and pixel differences from the stream's path, for each candidate."""
     import torch
@@ -116,7 +123,8 @@ def decoder_costs(samples: list[dict], spec: StreamSpec, frames: int = 400) -> d
              for _ in jpegs]
     paths = {"pil (stream)": lambda j, b: render(open_image(j), b, spec.img_size),
              "torchvision decode + pil resize": lambda j, b: _tv_pil(j, b, spec.img_size),
-             "torchvision decode + torch resize": lambda j, b: _tv_torch(j, b, spec.img_size)}
+             "torchvision decode + torch resize": lambda j, b: _tv_torch(j, b, spec.img_size),
+             "data.decode=cuda path, on the cpu": lambda j, b: _batch_path(j, b, spec.img_size)}
     reference = [paths["pil (stream)"](j, b).astype(np.int16) for j, b in zip(jpegs, boxes)]
     out = {}
     for name, run in paths.items():
@@ -139,6 +147,33 @@ def print_decoders(samples: list[dict], spec: StreamSpec) -> None:
     for name, c in costs.items():
         print(f"{name:>34}: {c['ms']:.3f} ms ({base / c['ms']:.2f}x)  max {c['max']:.0f}, interior "
               f"{c['interior']:.0f}, >1: {c['share>1']:.2%}")
+
+
+def worker_costs(shards: Path, spec: StreamSpec, batch: int, batches: int = 6) -> dict[str, float]:
+    """CPU ms per clip in the loader (one process, no workers): decoding there (``data.decode: cpu``)
+    against only reading and sampling the JPEG bytes (``data.decode: cuda``)."""
+    import torch
+
+    from adaptcli.data.loader import train_loader
+
+    torch.set_num_threads(1)
+    out = {}
+    for name, encoded in (("cpu", False), ("cuda", True)):
+        stream, _ = train_loader(shards, "train", spec, batch, seed=0, workers=0, encoded=encoded)
+        start, clips = time.process_time(), 0
+        for index, got in enumerate(stream.start(0)):
+            clips += len(got["keys"])
+            if index + 1 == batches:
+                break
+        out[name] = (time.process_time() - start) / max(1, clips) * 1e3
+    return out
+
+
+def print_worker_costs(shards: Path, spec: StreamSpec, batch: int) -> None:
+    costs = worker_costs(shards, spec, batch)
+    print(f"\nloader CPU ms per clip ({spec.num_frames} frames, one thread): decoding in the workers "
+          f"{costs['cpu']:.2f} ms; data.decode=cuda (bytes, boxes and flips only) {costs['cuda']:.2f} ms "
+          f"({costs['cpu'] / costs['cuda']:.1f}x fewer CPU-seconds per clip; the decode moves to the GPU)")
 
 
 # --------------------------------------------------------------------------- stored frame size
@@ -178,5 +213,6 @@ def print_short_side(root: Path) -> None:
           f"--short-side 320 {small:.1f} ms ({full / small:.2f}x cheaper)")
 
 
-__all__ = ["NO_GPU", "epoch_gap", "decoder_costs", "short_side_cost", "print_epoch_gap", "print_decoders",
+__all__ = ["NO_GPU", "epoch_gap", "decoder_costs", "worker_costs", "short_side_cost", "print_epoch_gap",
+           "print_worker_costs", "print_decoders",
            "print_short_side"]

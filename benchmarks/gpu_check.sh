@@ -139,6 +139,12 @@ pipeline() {
   "${cli[@]}" finetune --method adaptformer --recipe ssv2 --data "$WORK/shards" --out "$run" "${model[@]}" \
     --set train.warmup_epochs=0 --set train.save_every_steps=null || return 1
   cp "$run/summary.json" "$OUT/pipeline_summary.json"
+  # the same training with the decode on the GPU (data.decode=cuda), one epoch: samples/s and data wait
+  local decode=cuda
+  (( DRY )) && decode=cpu
+  "${cli[@]}" finetune --method adaptformer --recipe ssv2 --data "$WORK/shards" --out "$WORK/decode-run" \
+    "${model[@]}" --set train.warmup_epochs=0 --set train.save_every_steps=null --set train.epochs=1 \
+    --set data.decode=$decode && cp "$WORK/decode-run/summary.json" "$WORK/decode.json"
   "${cli[@]}" eval --run "$run" --split validation --views 2x3 --json || return 1
   "${cli[@]}" export --run "$run" --full --out "$WORK/full.safetensors" || return 1
   local arc=$WORK/arc
@@ -150,11 +156,17 @@ export PY WORK W DRY OUT CLIPS_PID
 export -f pipeline
 stage pipeline 200 bash -c pipeline
 rc=$?
-result=$($PY - "$OUT/pipeline_summary.json" <<'EOF' 2>/dev/null
+result=$($PY - "$OUT/pipeline_summary.json" "$WORK/decode.json" <<'EOF' 2>/dev/null
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"adaptformer {s['backbone']}: {s['samples_per_second']} samples/s, peak {s['peak_memory_mb']:,.0f} MiB "
-      f"({s['peak_memory_kind']}), precision {s['precision']}")
+line = (f"adaptformer {s['backbone']}: {s['samples_per_second']} samples/s (data wait {s.get('data_wait')}), "
+        f"peak {s['peak_memory_mb']:,.0f} MiB ({s['peak_memory_kind']}), precision {s['precision']}")
+try:
+    d = json.load(open(sys.argv[2]))
+    line += f"; data.decode=cuda (cpu with --dry): {d['samples_per_second']} samples/s (data wait {d.get('data_wait')})"
+except OSError:
+    line += "; data.decode=cuda: no summary"
+print(line)
 EOF
 )
 merge=$(grep -o 'max |difference| = [^ ,;)]*' "$OUT/pipeline.log" | tail -1 | sed 's/.*= //')

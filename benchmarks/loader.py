@@ -307,12 +307,13 @@ def main() -> None:
 
 def feed_sections(args, tmp: Path, out: Path, samples: list[dict], spec: StreamSpec) -> None:
     """The sections of ``benchmarks/feed.py``, and the GPU row."""
-    from feed import NO_GPU, print_decoders, print_epoch_gap, print_short_side
+    from feed import NO_GPU, print_decoders, print_epoch_gap, print_short_side, print_worker_costs
 
     if "gap" in args.sections:
         print_epoch_gap(out, spec, args.batch, args.workers)
     if "decode" in args.sections:
         print_decoders(samples, spec)
+        print_worker_costs(out, spec, args.batch)
     if "short-side" in args.sections and not args.quick:
         print_short_side(tmp / "short-side")
     print(f"\nGPU: real finetune samples/s against train_step.py --device cuda: {NO_GPU}")

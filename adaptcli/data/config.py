@@ -28,4 +28,7 @@ class DataConfig:
     flip: bool = True
     crop_pct: Annotated[float, Interval(gt=0, le=1)] = 0.875
     workers: Annotated[int, Ge(0)] = 2
+    # where training batches are decoded: the loader workers (cpu), or the training device (cuda: workers
+    # only read and sample the JPEG bytes); auto is cpu until a measurement shows cuda faster
+    decode: Literal["cpu", "cuda", "auto"] = "cpu"
     shuffle_buffer: Annotated[int, Ge(0)] = 500

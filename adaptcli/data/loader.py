@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset
 
+from adaptcli.data.batch_decode import EncodedClip, EncodedCollate
 from adaptcli.data.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
@@ -113,8 +114,11 @@ class SampleDecoder:
 
     def __init__(self, spec: StreamSpec, modality: str, train: bool, flip: bool,
                  views: tuple[int, int] = (1, 1), num_classes: int | None = None,
-                 multi_label_classes: int | None = None, unlabelled_ok: bool | None = None) -> None:
+                 multi_label_classes: int | None = None, unlabelled_ok: bool | None = None,
+                 encoded: bool = False) -> None:
         self.spec, self.modality, self.train, self.flip = spec, modality, train, flip
+        # encoded (training with data.decode: cuda): hand over the chosen frames' bytes, box and flip
+        self.encoded = encoded and train
         # label -1 (unlabelled: SSv2's test split) may pass to eval, whose scoring refuses it in one line
         self.lowest_label = -1 if ((not train) if unlabelled_ok is None else unlabelled_ok) else 0
         self.multi_label_classes = multi_label_classes  # set: labels are multi-hot vectors
@@ -155,6 +159,8 @@ class SampleDecoder:
             assert rng is not None
             boxes = [train_box(s.augment, width, height, s.img_size, s.crop_scale, s.crop_pct, rng)]  # type: ignore[arg-type]
             flip = self.flip and rng.random() < 0.5
+            if self.encoded:
+                return EncodedClip([raw[i] for i in clips[0]], boxes[0], flip), label, key
         else:
             boxes = eval_boxes(s.augment, width, height, self.crops, s.crop_pct)  # type: ignore[arg-type]
             flip = False
@@ -444,7 +450,9 @@ class TrainStream:
         self.pin_memory = pin_memory
         self.max_failures = max_failures
         self.rank, self.workers, self.seed, self.epoch, self.buffer = rank, workers, seed, epoch, buffer
-        self.collate = Collate(decoder.spec.mean, decoder.spec.std, decoder.modality == "video")
+        video = decoder.modality == "video"
+        self.collate = (EncodedCollate(decoder.spec.img_size, decoder.spec.mean, decoder.spec.std, video)
+                        if decoder.encoded else Collate(decoder.spec.mean, decoder.spec.std, video))
 
     def __len__(self) -> int:
         return self.steps
@@ -515,7 +523,7 @@ def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: i
 def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_size: int, *, rank: int = 0,
                  world_size: int = 1, workers: int = 0, seed: int = 0, epoch: int = 0,
                  max_steps: int | None = None, pin_memory: bool = False,
-                 manifest: Manifest | None = None) -> tuple[TrainStream, int]:
+                 manifest: Manifest | None = None, encoded: bool = False) -> tuple[TrainStream, int]:
     """The shuffled, resampled, augmented training stream and its steps per epoch.
 
     With at least ``world_size`` shards, rank r draws only from shards r, r + world_size, ...
@@ -525,6 +533,9 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     flip needs both ``spec.flip`` and the manifest's ``hflip`` (False where left/right is a label).
     ``pin_memory``: page-locked batches, for non-blocking copies to a CUDA device (the caller decides).
     ``manifest``: the folder's ``dataset.json`` as the caller read it (read here when not given).
+    ``encoded``: batches carry the chosen frames' JPEG bytes, boxes and flips instead of pixels
+    (``data.decode: cuda``); :func:`adaptcli.data.batch_decode.batch_inputs` decodes them on the device.
+    The random draws are the same, so the batches hold the same samples, crops and flips.
     """
     manifest = manifest or read_manifest(shards_dir)
     urls = _urls(shards_dir, manifest, split)
@@ -534,7 +545,8 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     samples = manifest.split(split).samples
     steps = steps_per_epoch(samples, batch_size, world_size, max_steps)
     decoder = SampleDecoder(spec, manifest.modality, train=True, flip=spec.flip and manifest.hflip,
-                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest))
+                            num_classes=manifest.num_classes, multi_label_classes=_multi_label_classes(manifest),
+                            encoded=encoded)
     stream = TrainStream(urls, decoder, batch_size, steps, rank=rank, workers=workers, seed=seed,
                          epoch=epoch, buffer=spec.shuffle_buffer, max_failures=max(100, samples),
                          pin_memory=pin_memory)

@@ -24,6 +24,7 @@ def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory:
                   features: FeatureCache | None = None) -> Iterator[dict[str, Any]]:
     """This process's batches of ``epoch`` (a pure function of seed, epoch, rank and worker)."""
     from adaptcli.data.loader import train_loader
+    from adaptcli.engine.device import decodes_on_device
 
     if features is not None:
         return iter(features.epoch_batches(epoch))
@@ -32,6 +33,7 @@ def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory:
         session.data_dir, config.data.train_split, session.spec, config.train.batch_size,
         rank=accelerator.process_index, world_size=accelerator.num_processes, workers=config.data.workers,
         seed=config.train.seed, epoch=epoch, pin_memory=pin_memory, manifest=session.manifest,
+        encoded=decodes_on_device(config.data.decode, accelerator.device),
     )
     return stream.start(epoch)  # its workers start now
 
@@ -136,8 +138,8 @@ class DataWait:
             return None
         self.warned = True
         return (f"note: training waited for data {100 * self.share:.0f}% of its time; the device idles while the "
-                f"loader decodes: raise data.workers (now {workers}) if CPU cores are free, or store smaller "
-                "frames (prepare --short-side)")
+                f"loader decodes: raise data.workers (now {workers}) if CPU cores are free, decode on the GPU "
+                "(data.decode=cuda, on a CUDA machine), or store smaller frames (prepare --short-side)")
 
 
 def log_first_keys(run: RunDir, accelerator: Any, epoch: int, keys: list[str]) -> None:

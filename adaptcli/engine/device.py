@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from adaptcli.config import RunConfig
+from adaptcli.errors import AdaptError
 from adaptcli.methods.registry import method_spec
 
 
@@ -23,6 +24,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 def pins_memory(device: torch.device) -> bool:
     """Page-locked batches only help (and only work) when they are copied to a CUDA device."""
     return device.type == "cuda"
+
+
+def decodes_on_device(setting: str, device: torch.device) -> bool:
+    """Whether training batches are decoded on ``device`` (``data.decode``). ``auto`` stays on the CPU:
+    no measurement in docs/performance.md shows the GPU path faster yet (torchcodec users report GPU
+    decode of small frames slower than the CPU). ``cuda`` on a device that is not CUDA is one line."""
+    if setting != "cuda":
+        return False
+    if device.type != "cuda":
+        raise AdaptError(f"data.decode=cuda decodes batches on a CUDA GPU, but this run trains on {device.type}; "
+                         "use data.decode=cpu")
+    return True
 
 
 def fp32_note(device: torch.device) -> str:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import TrainConfig
+from adaptcli.data.batch_decode import batch_inputs
 
 
 def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
@@ -30,7 +31,7 @@ def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict
     Multi-label batches (labels ``B x C`` multi-hot) train with binary cross-entropy per class.
     """
     acc = accelerator
-    inputs = batch["inputs"].to(acc.device, non_blocking=True)
+    inputs = batch_inputs(batch, acc.device)  # decoded on the device with data.decode: cuda
     labels = batch["labels"].to(acc.device, non_blocking=True)
     with acc.accumulate(trained):
         with acc.autocast():

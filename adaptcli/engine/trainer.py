@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
-from adaptcli.engine.device import build_accelerator, fp32_note, pins_memory
+from adaptcli.engine.device import build_accelerator, decodes_on_device, fp32_note, pins_memory
 from adaptcli.engine.evaluate import validate
 from adaptcli.engine.features import cache_training_features, trainable_module
 from adaptcli.engine.memory import reset_peak_memory
@@ -62,6 +62,7 @@ class Trainer:
         trackers = tracker_names(train.log_with)  # started by train(): nothing is written before run.json
         accelerator = build_accelerator(config, gradient_accumulation_steps=train.accum_steps,
                                         log_with=trackers or None, project_dir=str(run.path))
+        decodes_on_device(config.data.decode, accelerator.device)  # data.decode=cuda without CUDA: one line now
         apply_recompute(session.model, train.recompute)
         lr, steps = effective_lr(train, accelerator.num_processes), session.steps_per_epoch(accelerator.num_processes)
         trained, cached = trainable_module(session)

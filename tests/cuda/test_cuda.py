@@ -170,3 +170,28 @@ def test_sigterm_on_cuda_saves_exits_143_and_resumes(image_shards, tmp_path):
     assert "resumed from" in resumed.stdout
     assert json.loads((out / "run.json").read_text())["state"] == "finished"
     assert summary(out)["precision"] == "bf16" and math.isfinite(summary(out)["final_loss"])
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_batches_decoded_on_cuda_equal_the_cpu_decode_within_decoder_rounding(image_shards, video_shards, kind):
+    """``data.decode: cuda``: nvJPEG on the GPU against libjpeg-turbo on the CPU, the same resample code on
+    both (bit-identical to Pillow on the CPU). Only the decoders' colour rounding may differ."""
+    from adaptcli.data.batch_decode import decode_batch
+    from adaptcli.data.loader import StreamSpec, train_loader
+
+    spec = StreamSpec(img_size=24, num_frames=4 if kind == "video" else 1, mean=(0.5,) * 3, std=(0.25,) * 3)
+    stream, _ = train_loader(video_shards if kind == "video" else image_shards, "train", spec, 4, encoded=True,
+                             pin_memory=True)
+    batch = next(iter(stream.start(0)))
+    on_gpu = decode_batch(batch, "cuda").cpu()
+    on_cpu = decode_batch(batch, "cpu")
+    levels = ((on_gpu - on_cpu).abs() * 255 * 0.25).round()  # back to 8-bit levels
+    assert on_gpu.shape == on_cpu.shape and levels.max().item() <= 4 and levels.mean().item() < 0.5
+
+
+def test_finetune_with_data_decode_cuda_trains(video_shards, tmp_path):
+    run = tmp_path / "decode-cuda"
+    done = cli(*finetune_args(video_shards, run, "adaptformer", *VIDEO, "--set", "data.decode=cuda",
+                              "--set", "data.workers=2"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert summary(run)["steps"] == 2 and math.isfinite(summary(run)["final_loss"])

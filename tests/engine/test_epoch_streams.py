@@ -17,7 +17,7 @@ from adaptcli.engine.batches import DataWait, EpochStreams, epoch_batches
 from adaptcli.runs.session import Session
 from tests.engine.conftest import TINY
 
-ONE_PROCESS = SimpleNamespace(process_index=0, num_processes=1)
+ONE_PROCESS = SimpleNamespace(process_index=0, num_processes=1, device=torch.device("cpu"))
 
 
 def _session(shards, workers: int) -> Session:
