@@ -7,7 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from adaptcli.cli import (
+    config_cmd,
     demo_cmd,
+    env_cmd,
     eval_cmd,
     export_cmd,
     finetune_cmd,
@@ -22,7 +24,7 @@ app = typer.Typer(
     name="adaptcli",
     help=app_help(),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -50,5 +52,6 @@ def _global(
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, suite_cmd, report_cmd, inspect_cmd, demo_cmd):
+for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, suite_cmd, report_cmd, inspect_cmd, config_cmd,
+               env_cmd, demo_cmd):
     module.register(app)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from adaptcli.cli.choices import method_option_help
+from adaptcli.cli.completion import complete_method, complete_recipe
 from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
 
@@ -21,8 +22,8 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def finetune(
-        method: Annotated[str, typer.Option("--method", help=method_option_help())],
-        recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.")],
+        method: Annotated[str, typer.Option("--method", help=method_option_help(), autocompletion=complete_method)],
+        recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.", autocompletion=complete_recipe)],
         data: Annotated[Path, typer.Option("--data", help="A folder written by 'adaptcli prepare'.")],
         out: Annotated[Path, typer.Option("--out", help="The run folder to create.")],
         model: Annotated[Optional[str], typer.Option("--model", help="Backbone name (timm, video_vit_* or swin3d_t|s|b); overrides the recipe.")] = None,
@@ -30,6 +31,7 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (configuration, data, model, parameters, steps) and train nothing.")] = False,
     ) -> None:
         """Adapt a backbone to a prepared dataset with one method.
 
@@ -39,6 +41,14 @@ def register(app: typer.Typer) -> None:
 
         overrides = model_overrides(model, checkpoint, set_)
         config = resolve(recipe, method=method, overrides=overrides)
+        if dry_run:
+            from adaptcli.engine.distributed import partial_state
+            from adaptcli.engine.plan import plan_lines
+
+            for line in plan_lines(config, data, out, resume=resume, overwrite=overwrite,
+                                   world_size=partial_state().num_processes):
+                typer.echo(line)
+            return
 
         from adaptcli.engine.finetune import finetune as run_finetune
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from adaptcli.cli.choices import method_option_help
+from adaptcli.cli.completion import complete_method
 from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
 
@@ -20,7 +21,7 @@ def register(app: typer.Typer) -> None:
     @user_errors
     def inspect_params(
         model: Annotated[str, typer.Option("--model", help="Backbone name: a timm model, video_vit_* or swin3d_t|s|b.")],
-        method: Annotated[str, typer.Option("--method", help=method_option_help())],
+        method: Annotated[str, typer.Option("--method", help=method_option_help(), autocompletion=complete_method)],
         num_classes: Annotated[int, typer.Option("--num-classes", min=1, help="Classes of the target task.")],
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Method or model option, e.g. --set method.mid_dim=16 (repeatable).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local weights to load (random weights otherwise).")] = None,

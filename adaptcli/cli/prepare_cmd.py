@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from adaptcli.cli.completion import complete_dataset
 from adaptcli.cli.errors import user_errors
 from adaptcli.data.sources.registry import dataset_help
 
@@ -21,7 +22,7 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def prepare(
-        dataset: Annotated[str, typer.Argument(help=dataset_help())],
+        dataset: Annotated[str, typer.Argument(help=dataset_help(), autocompletion=complete_dataset)],
         src: Annotated[Path, typer.Argument(help="The dataset's root folder, as downloaded.")],
         shards: Annotated[Path, typer.Option("--shards", help="Output folder for the shards and dataset.json.")],
         splits: Annotated[Optional[str], typer.Option("--splits", help="Comma-separated splits (default: all the dataset has).")] = None,

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from adaptcli.cli.choices import benchmark_help, method_option_help
+from adaptcli.cli.completion import complete_benchmark, complete_method, complete_recipe
 from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
 
@@ -18,13 +19,13 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def suite(
-        bench: Annotated[str, typer.Argument(help=benchmark_help())],
-        method: Annotated[str, typer.Option("--method", help=method_option_help())],
+        bench: Annotated[str, typer.Argument(help=benchmark_help(), autocompletion=complete_benchmark)],
+        method: Annotated[str, typer.Option("--method", help=method_option_help(), autocompletion=complete_method)],
         data: Annotated[Path, typer.Option("--data", help="The --shards folder of 'adaptcli prepare vtab' (or one 'prepare fgvc' per dataset under one folder): one sub-folder per task.")],
         out: Annotated[Path, typer.Option("--out", help="The suite folder (re-run the same command to continue it).")],
         model: Annotated[Optional[str], typer.Option("--model", help="Backbone name; overrides the recipe.")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights.")] = None,
-        recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe name or YAML (default: the benchmark's, vtab or fgvc).")] = None,
+        recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe name or YAML (default: the benchmark's, vtab or fgvc).", autocompletion=complete_recipe)] = None,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key for every run (repeatable).")] = None,
         sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="KEY=V1,V2,... tuned per task (repeatable; replaces the recipe's sweep: grid).")] = None,
         tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to run (default: every prepared task).")] = None,

@@ -1,0 +1,37 @@
+"""``adaptcli config``: the resolved configuration of a recipe, method and overrides, without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptcli.cli.choices import method_option_help
+from adaptcli.cli.completion import complete_method, complete_recipe
+from adaptcli.cli.errors import user_errors
+from adaptcli.cli.overrides import model_overrides
+
+PANEL = "Getting started"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("config", rich_help_panel=PANEL)
+    @user_errors
+    def config(
+        recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.", autocompletion=complete_recipe)],
+        method: Annotated[str, typer.Option("--method", help=method_option_help(), autocompletion=complete_method)],
+        model: Annotated[Optional[str], typer.Option("--model", help="Backbone name; overrides the recipe.")] = None,
+        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights.")] = None,
+        set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
+    ) -> None:
+        """Print the configuration finetune would run (recipe + method defaults + --set), as YAML.
+
+        The output is a recipe: save it and pass it back with --recipe FILE.
+
+        Example: adaptcli config --recipe vtab --method lora --set method.r=4 > my-recipe.yaml
+        """
+        from adaptcli.config import resolve
+
+        resolved = resolve(recipe, method=method, overrides=model_overrides(model, checkpoint, set_))
+        typer.echo(resolved.to_yaml().rstrip("\n"))

@@ -1,0 +1,66 @@
+"""``finetune --dry-run``: what a run would do (configuration, data, model, parameters, steps), checked
+the way the run checks it, with nothing trained and nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaptcli.config import RunConfig
+from adaptcli.errors import AdaptError
+
+
+def out_state(out: Path, resume: bool, overwrite: bool) -> str:
+    """What finetune would do with ``--out``."""
+    from adaptcli.runs.folder import RunDir
+
+    run = RunDir(out)
+    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+        return f"{out}: a new run folder"
+    if not run.is_run():
+        return f"{out}: not empty and not a run folder: finetune would refuse it"
+    state = run.info().get("state", "finished")
+    if resume:
+        return f"{out}: a run ({state}); --resume continues it from its last checkpoint"
+    if overwrite:
+        return f"{out}: a run ({state}); --overwrite would replace what adaptcli wrote there"
+    return f"{out}: a run ({state}); finetune would refuse it without --resume or --overwrite"
+
+
+def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False, overwrite: bool = False,
+               world_size: int = 1) -> list[str]:
+    """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training."""
+    from adaptcli.data.counts import check_split_count
+    from adaptcli.data.loader import steps_per_epoch
+    from adaptcli.data.manifest import read_manifest
+    from adaptcli.runs.params import inspect_report
+
+    manifest = read_manifest(data)
+    train_split, train = config.data.train_split, config.train
+    if train_split not in manifest.splits:
+        raise AdaptError(f"split '{train_split}' is not in {data} (it has: {', '.join(manifest.splits)}); "
+                         "set data.train_split")
+    check_split_count(data, manifest, train_split)
+    samples = manifest.splits[train_split].samples
+    steps = steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
+    updates = max(1, steps // train.accum_steps) * train.epochs
+    val = config.data.val_split if config.data.val_split in manifest.splits else None
+    report = inspect_report(config, manifest.num_classes)
+    return [
+        config.to_yaml().rstrip("\n"),
+        "",
+        f"data: {data} ({manifest.dataset}, {manifest.modality}, {manifest.num_classes} classes, {manifest.task}); "
+        f"train on '{train_split}' ({samples:,} samples)"
+        + (f", validate on '{val}' ({manifest.splits[val].samples:,})" if val else ", no validation split"),
+        f"model: {config.model.name} at {config.model.img_size} px"
+        + (f", {config.model.num_frames} frames" if manifest.modality == "video" else "")
+        + (f", weights from {config.model.checkpoint}" if config.model.checkpoint else ", random weights"),
+        f"parameters: {report['trainable_params']:,} trainable ({report['trainable_percent']:.3f}% of the "
+        f"backbone's {report['backbone_params']:,}): method {report['method_params']:,}, head {report['head_params']:,}",
+        f"steps: {steps:,} per epoch x {train.epochs} epochs at batch {train.batch_size} x {world_size} "
+        f"process(es) = {updates:,} optimiser steps",
+        f"out: {out_state(Path(out), resume, overwrite)}",
+        "dry run: nothing was trained or written",
+    ]
+
+
+__all__ = ["out_state", "plan_lines"]
