@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -30,20 +30,29 @@ def register(app: typer.Typer) -> None:
         adapter_only: Annotated[bool, typer.Option(ADAPTER_ONLY.flag, help=ADAPTER_ONLY.help)] = False,
         file_format: Annotated[str, typer.Option("--format", help=f"How the export is laid out. {format_option_help()}")] = "safetensors",
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (never one the run reads).")] = False,
+        push: Annotated[Optional[str], typer.Option("--push", help="With --format hub: upload the folder to this Hugging Face Hub model repository (USER/NAME) afterwards.")] = None,
     ) -> None:
         """Write a run's weights for deployment (one of --merge, --full, --adapter-only).
 
         Example: adaptcli export --run runs/dtd-arc --merge --out dtd.safetensors
+
+        Example: adaptcli export --run runs/dtd-arc --merge --format hub --out dtd-arc --push me/dtd-arc
         """
         chosen = [mode for mode, flag in ((MERGE, merge), (FULL, full), (ADAPTER_ONLY, adapter_only)) if flag]
         if len(chosen) != 1:
             what = "none" if not chosen else " and ".join(mode.flag for mode in chosen)
             raise AdaptError(f"choose exactly one of {', '.join(mode.flag for mode in ExportMode)} (got {what})")
+        if push is not None and file_format != "hub":
+            raise AdaptError(f"--push uploads a hub folder: add --format hub (got --format {file_format})")
         from adaptcli.deploy import export_run
 
         result = export_run(run, out, chosen[0], file_format, overwrite=overwrite)
         for line in summary_lines(result):
             typer.echo(line)
+        if push is not None:
+            from adaptcli.deploy.formats.hub import push_folder
+
+            typer.echo(f"pushed: {push_folder(out, push)}")
 
 
 def summary_lines(result: "ExportResult") -> list[str]:

@@ -38,6 +38,7 @@ class Export:
     inputs: torch.Tensor  # a seeded random batch in the run's input shape
     backbone_file: Path | None = None  # adapter-only: the backbone the check attaches to
     checkable: bool = True
+    run: Path | None = None  # the run folder (a model card reads its summary.json and eval.json)
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,13 @@ def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: 
     meta = export_metadata(mode, model, config, info)
     inputs = random_batch(config, is_video_model(model))
     if mode is ExportMode.MERGE:
-        return Export(mode, _merged_state(model, adapt, config, meta), meta, model, config, inputs)
-    if mode is ExportMode.FULL:
-        return Export(mode, model.state_dict(), meta, model, config, inputs)
-    return _adapter_export(model, adapt, config, meta, inputs, run)
+        export = Export(mode, _merged_state(model, adapt, config, meta), meta, model, config, inputs)
+    elif mode is ExportMode.FULL:
+        export = Export(mode, model.state_dict(), meta, model, config, inputs)
+    else:
+        export = _adapter_export(model, adapt, config, meta, inputs, run)
+    export.run = run.path
+    return export
 
 
 def _adapter_export(model: nn.Module, adapt: AdaptInfo, config: RunConfig, meta: dict, inputs: torch.Tensor,
