@@ -10,8 +10,8 @@ from adaptcli.errors import AdaptError
 
 
 def test_names_in_order_with_help():
-    assert SOURCES.names() == ("ssv2", "hmdb51", "vtab", "cifar100", "svhn", "food101", "fgvc",
-                               "imagefolder", "videofolder", "nuswide", "imagelist")
+    assert SOURCES.names() == ("ssv2", "hmdb51", "ucf101", "kinetics", "vtab", "cifar100", "svhn", "food101", "fgvc",
+                               "imagefolder", "videofolder", "nuswide", "imagelist", "videolist")
     text = dataset_help()
     assert all(f"{name}: " in text for name in SOURCES.names())
     assert all(SOURCES.get(name).help and "\n" not in SOURCES.get(name).help for name in SOURCES.names())
@@ -27,7 +27,7 @@ def test_every_module_of_the_folder_is_discovered():
 
 
 def test_unknown_name_lists_the_choices():
-    with pytest.raises(AdaptError, match="unknown dataset 'nosuch': choose one of ssv2, hmdb51, vtab"):
+    with pytest.raises(AdaptError, match="unknown dataset 'nosuch': choose one of ssv2, hmdb51, ucf101, kinetics, vtab"):
         SOURCES.get("nosuch")
 
 

@@ -94,6 +94,40 @@ def read_source_text(path: Path, source: str) -> str:
         raise AdaptError(f"{source}: {exc}; pass the dataset's own file") from None
 
 
+#: The longest field a CSV row may hold (csv's own limit is 128 KiB; a path or a label list is far shorter).
+MAX_FIELD = 64 << 10
+
+
+def read_csv_rows(path: Path, source: str, required: tuple[str, ...], layout: str) -> list[dict[str, str]]:
+    """A list file's rows as ``{column: value}``: the header must name ``required``; every row has one
+    field per column and no field longer than :data:`MAX_FIELD`; a one-line error naming the line
+    otherwise. ``layout`` (``path,labels[,split]``) is shown in the errors."""
+    import csv
+    import io
+
+    if not path.is_file():
+        raise AdaptError(f"{source}: {path} is not a file; pass the CSV itself (columns {layout})")
+    reader = csv.reader(io.StringIO(read_source_text(path, source), newline=""))
+    try:
+        header = [c.strip() for c in next(reader, [])]
+        if not all(column in header for column in required):
+            raise AdaptError(f"{source}: {path} needs the columns {layout}; it has: {', '.join(header)[:200] or 'none'}")
+        rows = []
+        for fields in reader:
+            if not any(f.strip() for f in fields):
+                continue
+            where = f"{source}: {path}, line {reader.line_num}"
+            if len(fields) != len(header):
+                raise AdaptError(f"{where} has {len(fields)} fields, the header {len(header)}; quote fields that "
+                                 "hold commas")
+            if max(map(len, fields)) > MAX_FIELD:
+                raise AdaptError(f"{where} has a field longer than {MAX_FIELD:,} characters; check the file")
+            rows.append({name: value.strip() for name, value in zip(header, fields)})
+    except csv.Error as exc:
+        raise AdaptError(f"{source}: {path}, line {reader.line_num}: {exc}; check the file") from None
+    return rows
+
+
 def sanitise_key(text: str) -> str:
     """A WebDataset-safe key: no dots, only letters, digits, ``_``, ``-`` and ``/``."""
     parts = [_UNSAFE.sub("_", part).strip("_") or "_" for part in text.replace("\\", "/").split("/") if part]

@@ -7,11 +7,9 @@ then name none). Classes are the names in sorted order; a missing image is skipp
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_csv_rows,
     sanitise_key, select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
@@ -19,35 +17,9 @@ from adaptcli.errors import AdaptError
 SEPARATOR = ";"
 
 
-#: The longest field a row may hold (csv's own limit is 128 KiB; a path or a label list is far shorter).
-MAX_FIELD = 64 << 10
-
-
 def read_rows(path: Path) -> list[dict[str, str]]:
-    """The CSV's rows, checked for the ``path`` and ``labels`` columns, one field per column and a bounded
-    field size; a one-line error naming the line otherwise."""
-    if not path.is_file():
-        raise AdaptError(f"imagelist: {path} is not a file; pass the CSV itself (columns path,labels[,split])")
-    reader = csv.reader(io.StringIO(read_source_text(path, "imagelist"), newline=""))
-    try:
-        header = [c.strip() for c in next(reader, [])]
-        if "path" not in header or "labels" not in header:
-            raise AdaptError(f"imagelist: {path} needs the columns path,labels (and optionally split); "
-                             f"it has: {', '.join(header)[:200] or 'none'}")
-        rows = []
-        for fields in reader:
-            if not any(f.strip() for f in fields):
-                continue
-            where = f"imagelist: {path}, line {reader.line_num}"
-            if len(fields) != len(header):
-                raise AdaptError(f"{where} has {len(fields)} fields, the header {len(header)}; quote fields that "
-                                 "hold commas")
-            if max(map(len, fields)) > MAX_FIELD:
-                raise AdaptError(f"{where} has a field longer than {MAX_FIELD:,} characters; check the file")
-            rows.append({name: value.strip() for name, value in zip(header, fields)})
-    except csv.Error as exc:
-        raise AdaptError(f"imagelist: {path}, line {reader.line_num}: {exc}; check the file") from None
-    return rows
+    """The CSV's rows, checked for the ``path`` and ``labels`` columns (:func:`read_csv_rows`)."""
+    return read_csv_rows(path, "imagelist", ("path", "labels"), "path,labels[,split]")
 
 
 def find(src: Path, opts: SourceOptions) -> Found:
