@@ -476,6 +476,17 @@ def header_config(meta: dict[str, Any]) -> RunConfig:
     return config
 
 
+def parse_views(text: str) -> tuple[int, int]:
+    """``"2x3"`` -> (2 clips, 3 crops) for ``eval.views`` and ``--views``."""
+    try:
+        clips, crops = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--views expects CLIPSxCROPS such as 2x3, got '{text}'") from None
+    if clips < 1 or crops < 1:
+        raise ConfigError(f"--views needs at least one clip and one crop, got '{text}'")
+    return clips, crops
+
+
 def load_run_config(path: str | Path) -> RunConfig:
     """Read a resolved ``config.yaml`` back."""
     return from_dict(yaml.safe_load(read_text_bounded(path)))

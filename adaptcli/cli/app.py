@@ -14,6 +14,7 @@ from adaptcli.cli import (
     export_cmd,
     finetune_cmd,
     inspect_cmd,
+    predict_cmd,
     prepare_cmd,
     report_cmd,
     suite_cmd,
@@ -52,6 +53,6 @@ def _global(
     ctx.ensure_object(dict)["debug"] = debug
 
 
-for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, suite_cmd, report_cmd, inspect_cmd, config_cmd,
-               env_cmd, demo_cmd):
+for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, predict_cmd, suite_cmd, report_cmd, inspect_cmd,
+               config_cmd, env_cmd, demo_cmd):
     module.register(app)

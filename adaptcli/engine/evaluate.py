@@ -8,23 +8,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from adaptcli.config import parse_views
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
 from adaptcli.ownership import check_output_file, record_output
 from adaptcli.output import Output
 from adaptcli.runs.results import EvalResult
 from adaptcli.runs.session import Session
-
-
-def parse_views(text: str) -> tuple[int, int]:
-    """``"2x3"`` -> (2 clips, 3 crops)."""
-    try:
-        clips, crops = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise AdaptError(f"--views expects CLIPSxCROPS such as 2x3, got '{text}'") from None
-    if clips < 1 or crops < 1:
-        raise AdaptError(f"--views needs at least one clip and one crop, got '{text}'")
-    return clips, crops
 
 
 @torch.no_grad()

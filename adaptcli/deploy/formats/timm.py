@@ -49,7 +49,9 @@ def timm_config(export: "Export") -> dict[str, Any]:
             "first_conv": "patch_embed.proj",
             "classifier": "head",
         },
-        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames") if k in meta},
+        # the run's configuration: its evaluation transform, for adaptcli predict
+        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames", "config")
+                     if k in meta},
     }
 
 

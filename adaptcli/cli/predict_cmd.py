@@ -1,0 +1,87 @@
+"""``adaptcli predict``: labels for raw images and videos from a run or an export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from adaptcli.cli.errors import user_errors
+from adaptcli.errors import AdaptError
+
+PANEL = "Deployment"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(rich_help_panel=PANEL)
+    @user_errors
+    def predict(
+        model: Annotated[Path, typer.Argument(help="A run folder, a .safetensors export (merged, full or adapter-only), a timm folder or an .onnx file.")],
+        paths: Annotated[list[Path], typer.Argument(help="Images, videos, folders of them (searched recursively) or .txt lists of paths.")],
+        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="The backbone weights an adapter-only file attaches to.")] = None,
+        top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many classes to show per file.")] = 5,
+        out: Annotated[Optional[Path], typer.Option("--out", help="Also write the predictions: .csv (one row per file and rank) or .jsonl (one object per file).")] = None,
+        device: Annotated[str, typer.Option("--device", help="cpu or cuda (ONNX files run on the CPU).")] = "cpu",
+        batch_size: Annotated[int, typer.Option("--batch-size", min=1, max=4096, help="Images per forward pass.")] = 16,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = True,
+    ) -> None:
+        """Predict the classes of raw images and videos with the run's evaluation transform (videos: its
+        eval.views clips x crops, averaged). Unreadable files are listed and skipped.
+
+        Example: adaptcli predict runs/dtd-arc photos/ --top-k 3 --out predictions.csv
+        """
+        from tqdm import tqdm
+
+        from adaptcli.deploy.predict import Prediction, input_files, open_predictor, predict_files, top_k as best
+
+        if out is not None:
+            if out.suffix not in (".csv", ".jsonl"):
+                raise AdaptError(f"--out {out}: name a .csv or .jsonl file")
+            from adaptcli.ownership import check_output_file
+
+            check_output_file(out, "--out")
+        if device not in ("cpu", "cuda"):
+            raise AdaptError(f"--device {device}: choose cpu or cuda")
+        files, skipped = input_files(paths)
+        if not files:
+            raise AdaptError("no image or video file among the given paths; pass files, folders or a list file")
+        predictor = open_predictor(model, backbone=backbone, device=device)
+        rows: list[tuple[str, list[tuple[str, int, float]]]] = []
+        with tqdm(total=len(files), desc="predicting", unit="file", disable=not progress, leave=False) as bar:
+            for result in predict_files(predictor, files, batch_size=batch_size, progress=bar.update):
+                if isinstance(result, Prediction):
+                    rows.append((result.path, best(result, predictor.classes, top_k)))
+                else:
+                    skipped.append(result)
+        for path, ranked in rows:
+            typer.echo(f"{path}\t" + "\t".join(f"{name} {score:.3f}" for name, _, score in ranked))
+        if out is not None:
+            _write(out, rows)
+        typer.echo(f"predicted {len(rows)} file(s) with {predictor.source}" + (f"; wrote {out}" if out else ""))
+        if skipped:
+            shown = "; ".join(f"{p} ({why})" for p, why in skipped[:5]) + ("; ..." if len(skipped) > 5 else "")
+            typer.echo(f"warning: skipped {len(skipped)} file(s): {shown}", err=True)
+
+
+def _write(out: Path, rows: list[tuple[str, list[tuple[str, int, float]]]]) -> None:
+    from adaptcli.io import write_text
+    from adaptcli.ownership import record_output
+
+    if out.suffix == ".csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["path", "rank", "class", "index", "score"])
+        for path, ranked in rows:
+            for rank, (name, index, score) in enumerate(ranked, 1):
+                writer.writerow([path, rank, name, index, f"{score:.6f}"])
+        text = buffer.getvalue()
+    else:
+        text = "".join(json.dumps({"path": path, "top": [{"class": n, "index": i, "score": round(s, 6)}
+                                                          for n, i, s in ranked]}) + "\n" for path, ranked in rows)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, text)
+    record_output(out)
