@@ -1,0 +1,92 @@
+"""peft's own adapter folder: ``adapter_config.json`` + ``adapter_model.safetensors``, what
+``peft.PeftModel.from_pretrained(timm.create_model(BACKBONE, num_classes=N), DIR)`` loads.
+
+For runs of ``lora``, ``dora`` and ``peft`` (the methods injected through peft): the tuner's weights under
+peft's key names, and the trained classifier as a module peft saves whole (``modules_to_save: [head]``).
+The folder is checked by loading it with ``PeftModel.from_pretrained`` onto the run's backbone weights and
+comparing logits. A head with a norm before it (``head.norm``) is not timm's plain ``head``: refused.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.modes import ExportMode
+from adaptcli.errors import AdaptError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.deploy.export import Export
+
+CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
+CHECK = "PeftModel.from_pretrained check"
+PREFIX = "base_model.model."  # how PeftModel names the wrapped model's modules
+
+
+def peft_files(export: "Export"):  # -> (peft config, state dict)
+    """peft's config (with the head to save) and its state dict of the run's model, or a one-line refusal."""
+    from peft import get_peft_model_state_dict
+
+    model, config = export.model, export.config
+    if "default" not in getattr(model, "peft_config", {}):
+        raise AdaptError(f"--format peft holds runs of methods injected through peft (lora, dora, peft); "
+                         f"this run used {config.method}: export --adapter-only instead")
+    if config.head.norm != "none":
+        raise AdaptError(f"--format peft needs timm's plain head, but this run puts a {config.head.norm} norm before "
+                         "it (head.norm); export --adapter-only or --full instead")
+    peft_config = copy.deepcopy(model.peft_config["default"])
+    peft_config.modules_to_save = ["head"]
+    peft_config.base_model_name_or_path = str(export.meta["backbone"])
+    peft_config.inference_mode = True
+    state = {PREFIX + key: value for key, value in get_peft_model_state_dict(model, adapter_name="default").items()}
+    state.update({f"{PREFIX}head.{name}": value for name, value in model.head.state_dict().items()})
+    return peft_config, state
+
+
+def load_folder(folder: Path, base):  # -> nn.Module
+    """What a user does: ``PeftModel.from_pretrained(base, folder)`` in eval mode."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(base, str(folder)).eval()
+
+
+def write(export: "Export", out: Path) -> Written:
+    """The folder under a temporary name, checked on the run's backbone when it is at hand, then renamed."""
+    from safetensors.torch import save_file
+
+    from adaptcli.deploy.adapter import AdapterSwitcher
+    from adaptcli.deploy.check import check_difference, max_abs_difference
+    from adaptcli.io import atomic_path
+
+    peft_config, state = peft_files(export)
+    diff = None
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        peft_config.save_pretrained(str(tmp))
+        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / WEIGHTS),
+                  metadata={"format": "pt"})
+        if export.backbone_file is not None:
+            base = copy.deepcopy(AdapterSwitcher(export.backbone_file).backbone_for(export.meta))
+            diff = max_abs_difference(export.model, load_folder(tmp, base), export.inputs)
+            check_difference(diff, CHECK)
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
+    return Written(tensors=len(state), max_abs_diff=diff, check=CHECK,
+                   use=(f'use: PeftModel.from_pretrained(timm.create_model("{export.meta["backbone"]}", {kwargs}, '
+                        f'pretrained=True), "{out}")  (the backbone weights the run started from)',))
+
+
+def wrote_folder(path: Path) -> bool:
+    """A folder this format wrote: exactly peft's two files."""
+    return path.is_dir() and not path.is_symlink() and {p.name for p in path.iterdir()} == {CONFIG, WEIGHTS}
+
+
+register(ExportFormat(
+    name="peft",
+    summary="peft's adapter folder (adapter_config.json + adapter_model.safetensors) for lora, dora and peft runs; "
+            "PeftModel.from_pretrained loads it",
+    modes=(ExportMode.ADAPTER_ONLY,),
+    write=write,
+    wrote=wrote_folder,
+))
