@@ -29,6 +29,16 @@ def _prepare(*args: str) -> dict:
     return json.loads((Path(args[args.index("--shards") + 1]) / "dataset.json").read_text())
 
 
+def _train_one_step(shards: Path, out: Path, recipe: str) -> None:
+    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", recipe, "--data", str(shards),
+                                 "--out", str(out), "--model", "video_vit_test", "--set", "model.num_frames=4",
+                                 "--set", "model.img_size=32", "--set", "train.epochs=1", "--set",
+                                 "train.batch_size=2", "--set", "data.workers=0", "--set",
+                                 "train.max_steps_per_epoch=1"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "summary.json").read_text())["steps"] == 1
+
+
 def test_ucf101_official_split_with_a_missing_clip(tmp_path):
     root = tmp_path / "ucf"
     lists = root / "ucfTrainTestlist"
@@ -48,6 +58,7 @@ def test_ucf101_official_split_with_a_missing_clip(tmp_path):
     assert manifest["splits"]["train"]["samples"] == 4 and manifest["splits"]["test"]["samples"] == 2
     assert [s["key"] for s in manifest["skipped"]] == ["MoveLeft/v_MoveLeft_g09_c01"]
     assert manifest["settings"]["split_id"] == 1
+    _train_one_step(tmp_path / "shards", tmp_path / "run", "ucf101")
 
 
 def test_ucf101_refuses_a_list_line_outside_its_classes(tmp_path):
@@ -85,13 +96,7 @@ def test_kinetics_as_distributed_prepares_and_trains_one_step(tmp_path):
     assert manifest["splits"]["train"]["samples"] == 4 and manifest["splits"]["validation"]["samples"] == 2
     assert [(s["key"], s["reason"]) for s in manifest["skipped"]] == [("gone00_000005_000015", "no video file")]
 
-    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", "k400", "--data", str(shards),
-                                 "--out", str(tmp_path / "run"), "--model", "video_vit_test", "--set",
-                                 "model.num_frames=4", "--set", "model.img_size=32", "--set", "train.epochs=1",
-                                 "--set", "train.batch_size=2", "--set", "data.workers=0", "--set",
-                                 "train.max_steps_per_epoch=1"])
-    assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "run" / "summary.json").read_text())["steps"] == 1
+    _train_one_step(shards, tmp_path / "run", "k400")
 
 
 def test_videolist_prepares_paths_labels_and_splits(tmp_path):
@@ -107,6 +112,7 @@ def test_videolist_prepares_paths_labels_and_splits(tmp_path):
     assert manifest["modality"] == "video" and list(manifest["classes"].values()) == ["left", "right"]
     assert manifest["splits"]["train"]["samples"] == 3 and manifest["splits"]["validation"]["samples"] == 1
     assert [s["key"] for s in manifest["skipped"]] == ["gone"]
+    _train_one_step(tmp_path / "shards", tmp_path / "run", "quick")
 
 
 @pytest.mark.parametrize("recipe,values", [

@@ -5,6 +5,7 @@ files listed and skipped."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 from pathlib import Path
 
@@ -72,15 +73,22 @@ def test_videos_are_predicted_over_the_runs_views_and_written_as_csv(runs, tmp_p
     for i, direction in enumerate(("left", "right")):
         write_video(clips / f"{direction}.webm", moving_square(direction, 12, 32, 32, seed=i))
     (tmp_path / "list.txt").write_text("clips/left.webm\nclips/right.webm\nclips/missing.webm\n")
-    merged = _exported(run, tmp_path, "merge", "safetensors", "video.safetensors")
-    for source, out in ((run, "run.csv"), (merged, "merged.csv")):
-        result = invoke("predict", source, tmp_path / "list.txt", "--out", tmp_path / out, "--no-progress")
+    sources = {"run.csv": [run], "merged.csv": [_exported(run, tmp_path, "merge", "safetensors", "v.safetensors")],
+               "timm.csv": [_exported(run, tmp_path, "merge", "timm", "v-timm")],
+               "adapter.csv": [_exported(run, tmp_path, "adapter-only", "safetensors", "va.safetensors"),
+                               "--backbone", run / "backbone.safetensors"]}
+    if importlib.util.find_spec("onnxruntime") is not None:
+        sources["onnx.csv"] = [_exported(run, tmp_path, "merge", "onnx", "v.onnx")]
+    for out, source in sources.items():
+        result = invoke("predict", source[0], tmp_path / "list.txt", *source[1:], "--out", tmp_path / out,
+                        "--no-progress")
         assert result.exit_code == 0, result.output
         assert "missing.webm" in result.stderr and "skipped 1 file(s)" in result.stderr
-    rows = {name: list(csv.DictReader((tmp_path / name).open())) for name in ("run.csv", "merged.csv")}
+    rows = {name: list(csv.DictReader((tmp_path / name).open())) for name in sources}
     assert len(rows["run.csv"]) == 2 * 2  # two videos x two classes (top-k capped at the classes)
-    for a, b in zip(rows["run.csv"], rows["merged.csv"]):
-        assert a["class"] == b["class"] and abs(float(a["score"]) - float(b["score"])) <= 1e-4
+    for name in sources:
+        for a, b in zip(rows["run.csv"], rows[name], strict=True):
+            assert a["class"] == b["class"] and abs(float(a["score"]) - float(b["score"])) <= 1e-4, name
 
 
 def test_predict_refuses_bad_input_in_one_line(runs, tmp_path):
