@@ -5,6 +5,12 @@ recipe's ``per_method.<method>`` section, then ``--set KEY=VALUE`` overrides. Th
 :class:`RunConfig` that validates every key and type and can be written back to YAML.
 
 This module must not import torch: ``--help`` stays instant.
+
+Why the validation is not pydantic's: pydantic v2 is a dependency neither of adaptcli nor of
+accelerate (the lowest supported environment, ``constraints-lowest.txt``, installs no pydantic), so it
+would be a new dependency for what the checks below already do from the same annotated-types
+annotations, with one-line messages and did-you-mean suggestions on top. The JSON schema comes from
+those annotations too (:func:`json_schema`, ``adaptcli config --schema``).
 """
 
 from __future__ import annotations
@@ -302,6 +308,63 @@ def check_range(value: Any, hint: Any, key: str) -> None:
     """A one-line :class:`ConfigError` naming key, value and range when ``value`` is outside it."""
     if not _fits(value, hint):
         raise ConfigError(f"{key}={value!r} is out of range (expected {range_text(hint)})")
+
+
+# --------------------------------------------------------------------------- JSON schema
+
+
+_JSON_TYPES = {bool: "boolean", int: "integer", float: "number", str: "string", type(None): "null"}
+_BOUNDS = {annotated_types.Ge: ("minimum", "ge"), annotated_types.Gt: ("exclusiveMinimum", "gt"),
+           annotated_types.Le: ("maximum", "le"), annotated_types.Lt: ("exclusiveMaximum", "lt"),
+           annotated_types.MinLen: ("minItems", "min_length"), annotated_types.MaxLen: ("maxItems", "max_length")}
+
+
+def _schema_of(hint: Any) -> dict[str, Any]:
+    """The JSON schema of one field's annotation, its annotated-types ranges included (a predicate
+    becomes the description: JSON schema cannot say "increasing")."""
+    origin = get_origin(hint)
+    if origin is Annotated:
+        base, *metadata = get_args(hint)
+        schema = _schema_of(base)
+        for constraint in _constraints(tuple(metadata)):
+            if type(constraint) in _BOUNDS:
+                key, attribute = _BOUNDS[type(constraint)]
+                schema[key] = getattr(constraint, attribute)
+            elif isinstance(constraint, annotated_types.Predicate):
+                schema["description"] = (constraint.func.__doc__ or constraint.func.__name__).strip()
+        return schema
+    if origin in (Union, types.UnionType):
+        return {"anyOf": [_schema_of(arg) for arg in get_args(hint)]}
+    if origin is Literal:
+        return {"enum": list(get_args(hint))}
+    if origin is list:
+        return {"type": "array", "items": _schema_of(get_args(hint)[0])}
+    if origin is dict or hint is dict:
+        return {"type": "object"}
+    return {"type": _JSON_TYPES[hint]} if hint in _JSON_TYPES else {}
+
+
+def _section_schema(cls: type, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    hints = get_type_hints(cls, include_extras=True)
+    properties = dict(extra or {})
+    for f in dataclasses.fields(cls):
+        schema = _schema_of(hints[f.name])
+        if f.default is not dataclasses.MISSING:
+            schema["default"] = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            schema["default"] = f.default_factory()  # type: ignore[misc]
+        properties[f.name] = schema
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+def json_schema(method: str) -> dict[str, Any]:
+    """The JSON schema of a recipe for ``method``: every section, its keys, types, ranges and defaults,
+    read from the same annotations the validator checks (``adaptcli config --schema``)."""
+    spec = method_spec(method)
+    sections = {name: _section_schema(cls) for name, cls in _SECTIONS.items()}
+    sections["method"] = _section_schema(spec.options, {"name": {"const": spec.name}})
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"adaptcli recipe ({spec.name})",
+            "type": "object", "properties": sections, "additionalProperties": True}
 
 
 #: Keys of earlier versions, and what replaces them.

@@ -94,3 +94,54 @@ def test_shell_completion_offers_registered_names(words, expected, absent):
 def test_new_commands_help_has_an_example(command):
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0 and "Example: adaptcli " + command in result.stdout
+
+
+def _accepts(schema: dict, value) -> bool:
+    """A small JSON-schema check for the keywords json_schema emits (no jsonschema dependency)."""
+    if "anyOf" in schema:
+        return any(_accepts(option, value) for option in schema["anyOf"])
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if "const" in schema and value != schema["const"]:
+        return False
+    kind = schema.get("type")
+    types = {"boolean": bool, "string": str, "object": dict, "array": list, "null": type(None)}
+    if kind == "integer" and (not isinstance(value, int) or isinstance(value, bool)):
+        return False
+    if kind == "number" and (not isinstance(value, (int, float)) or isinstance(value, bool)):
+        return False
+    if kind in types and not isinstance(value, types[kind]):
+        return False
+    checks = {"minimum": lambda b: value >= b, "exclusiveMinimum": lambda b: value > b,
+              "maximum": lambda b: value <= b, "exclusiveMaximum": lambda b: value < b,
+              "minItems": lambda b: len(value) >= b, "maxItems": lambda b: len(value) <= b}
+    if not all(check(schema[key]) for key, check in checks.items() if key in schema):
+        return False
+    if kind == "array":
+        return all(_accepts(schema["items"], item) for item in value)
+    if kind == "object" and "properties" in schema:
+        if schema.get("additionalProperties") is False and set(value) - set(schema["properties"]):
+            return False
+        return all(_accepts(schema["properties"][k], v) for k, v in value.items() if k in schema["properties"])
+    return True
+
+
+@pytest.mark.parametrize("method", ["lora", "arc", "adaptformer", "linear"])
+def test_schema_accepts_every_shipped_recipe_and_refuses_what_the_validator_refuses(method):
+    from adaptcli.config import json_schema, shipped_recipes
+
+    result = runner.invoke(app, ["config", "--method", method, "--schema"])
+    assert result.exit_code == 0, result.output
+    schema = json.loads(result.stdout)
+    assert schema == json.loads(json.dumps(json_schema(method)))
+    for name in shipped_recipes():
+        assert _accepts(schema, resolve(name, method=method, overrides=[]).to_dict()), name
+    train = schema["properties"]["train"]["properties"]
+    assert train["lr"]["exclusiveMinimum"] == 0 and train["epochs"]["minimum"] == 1
+    assert schema["properties"]["data"]["properties"]["decode"]["enum"] == ["cpu", "cuda", "auto"]
+    good = resolve("quick", method=method, overrides=[]).to_dict()
+    for section, key, bad in (("train", "epochs", 0), ("train", "lr", 0), ("data", "decode", "gpu"),
+                              ("data", "crop_scale", [0.5]), ("train", "nosuchkey", 1)):
+        broken = json.loads(json.dumps(good))
+        broken[section][key] = bad
+        assert not _accepts(schema, broken), (section, key, bad)

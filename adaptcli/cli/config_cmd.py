@@ -19,19 +19,31 @@ def register(app: typer.Typer) -> None:
     @app.command("config", rich_help_panel=PANEL)
     @user_errors
     def config(
-        recipe: Annotated[str, typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path.", autocompletion=complete_recipe)],
         method: Annotated[str, typer.Option("--method", help=method_option_help(), autocompletion=complete_method)],
+        recipe: Annotated[Optional[str], typer.Option("--recipe", help="A shipped recipe name (vtab, ssv2, quick, ...) or a YAML path (needed unless --schema).", autocompletion=complete_recipe)] = None,
         model: Annotated[Optional[str], typer.Option("--model", help="Backbone name; overrides the recipe.")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local pre-trained weights.")] = None,
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
+        schema: Annotated[bool, typer.Option("--schema", help="Print the JSON schema of a recipe for --method instead (keys, types, ranges, defaults).")] = False,
     ) -> None:
         """Print the configuration finetune would run (recipe + method defaults + --set), as YAML.
 
         The output is a recipe: save it and pass it back with --recipe FILE.
 
         Example: adaptcli config --recipe vtab --method lora --set method.r=4 > my-recipe.yaml
+
+        Example: adaptcli config --method lora --schema > recipe.schema.json
         """
-        from adaptcli.config import resolve
+        from adaptcli.config import json_schema, resolve
+        from adaptcli.errors import AdaptError
+
+        if schema:
+            import json
+
+            typer.echo(json.dumps(json_schema(method), indent=2))
+            return
+        if recipe is None:
+            raise AdaptError("config needs --recipe NAME_OR_FILE (or --schema for the JSON schema)")
 
         resolved = resolve(recipe, method=method, overrides=model_overrides(model, checkpoint, set_))
         typer.echo(resolved.to_yaml().rstrip("\n"))
