@@ -99,7 +99,7 @@ def test_any_peft_tuner_by_name():
     ("method.peft_config=3", "expected a mapping"),
     ("method.peft_config={r: 1000000}", "method.r=1e+06 would add about"),
     ("method.peft_config={r: 0}", "a rank must be at least 1"),
-    ("method.peft_config={target_modules: {a: [1, {b: 2}]}}", "LoraConfig takes (list[str] | str | None)"),
+    ("method.peft_config={target_modules: {a: [1, {b: 2}]}}", "is not what LoraConfig takes ("),
     ("method.peft_config={lora_dropout: [0.1]}", "method.peft_config.lora_dropout: [0.1] is not what LoraConfig takes"),
     ("method.peft_config={r: four}", "method.peft_config.r: four is not what LoraConfig takes (int)"),
 ])
