@@ -128,6 +128,12 @@ def read_csv_rows(path: Path, source: str, required: tuple[str, ...], layout: st
     return rows
 
 
+def csv_row_file(list_file: Path, rel: str) -> tuple[Path, str]:
+    """A list row's file (relative to the list's folder unless absolute) and its sample key."""
+    path = Path(rel) if Path(rel).is_absolute() else list_file.parent / rel
+    return path, sanitise_key(str(Path(rel).with_suffix("")))
+
+
 def sanitise_key(text: str) -> str:
     """A WebDataset-safe key: no dots, only letters, digits, ``_``, ``-`` and ``/``."""
     parts = [_UNSAFE.sub("_", part).strip("_") or "_" for part in text.replace("\\", "/").split("/") if part]

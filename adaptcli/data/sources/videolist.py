@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_csv_rows,
-    sanitise_key, select_splits, unique_keys)
+from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, csv_row_file, missing,
+    read_csv_rows, select_splits, unique_keys)
 from adaptcli.data.sources.registry import register
 from adaptcli.errors import AdaptError
 
@@ -30,8 +30,7 @@ def find(src: Path, opts: SourceOptions) -> Found:
     for row, split in zip(rows, splits):
         if split not in listing.splits:
             continue
-        path = Path(row["path"]) if Path(row["path"]).is_absolute() else src.parent / row["path"]
-        key = sanitise_key(str(Path(row["path"]).with_suffix("")))
+        path, key = csv_row_file(src, row["path"])
         if not path.is_file():
             listing.skipped.append(missing(split, key, path))
             continue
