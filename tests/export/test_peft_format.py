@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 folder, backbone, kwargs, inputs, out = sys.argv[1:6]
 base = timm.create_model("test_vit", **json.loads(kwargs))
 base.load_state_dict(load_file(backbone), strict=False)
-model = PeftModel.from_pretrained(base, folder).eval()
+model = PeftModel.from_pretrained(base, folder, autocast_adapter_dtype=False).eval()  # see LOAD_KWARGS
 with torch.no_grad():
     save_file({"logits": model(load_file(inputs)["x"]).contiguous()}, out)
 """

@@ -45,11 +45,17 @@ def peft_files(export: "Export"):  # -> (peft config, state dict)
     return peft_config, state
 
 
+#: ``PeftModel.from_pretrained`` keyword: the adapter is stored in float32 already, and peft 0.19's
+#: up-cast step names ``torch.float8_e8m0fnu``, which torch < 2.7 lacks (the lowest supported pair fails
+#: without it).
+LOAD_KWARGS = {"autocast_adapter_dtype": False}
+
+
 def load_folder(folder: Path, base):  # -> nn.Module
     """What a user does: ``PeftModel.from_pretrained(base, folder)`` in eval mode."""
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base, str(folder)).eval()
+    return PeftModel.from_pretrained(base, str(folder), **LOAD_KWARGS).eval()
 
 
 def write(export: "Export", out: Path) -> Written:
@@ -74,7 +80,7 @@ def write(export: "Export", out: Path) -> Written:
     kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
     return Written(tensors=len(state), max_abs_diff=diff, check=CHECK,
                    use=(f'use: PeftModel.from_pretrained(timm.create_model("{export.meta["backbone"]}", {kwargs}, '
-                        f'pretrained=True), "{out}")  (the backbone weights the run started from)',))
+                        f'pretrained=True), "{out}", autocast_adapter_dtype=False)  (the backbone weights the run started from)',))
 
 
 def wrote_folder(path: Path) -> bool:
