@@ -110,6 +110,15 @@ def test_bad_peft_options_are_one_line(setting, message):
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
 
 
+def test_bitfit_follows_the_baselines_rule_on_swin():
+    """Every tensor named *bias* (VPT/NOAH/V-PETL's BitFit baselines): Swin-B's relative position bias
+    tables included, 200,760 with 100 classes; ViT-B's count is its .bias vectors."""
+    swin = inspect("--model", "swin_base_patch4_window7_224", "--method", "bitfit", "--num-classes", "100")
+    assert swin["method_params"] == 200_760
+    vit = inspect("--model", "vit_base_patch16_224", "--method", "bitfit", "--num-classes", "100")
+    assert vit["method_params"] == 102_912
+
+
 def test_vpt_deep_one_token():
     report = inspect("--model", "vit_base_patch16_224", "--method", "vpt_deep", "--num-classes", "10",
                      "--set", "method.tokens=1")

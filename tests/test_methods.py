@@ -50,8 +50,8 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     elif method == "adapter_plus":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias", "scale"]
         names |= {f"blocks.{i}.adapter_plus.{p}" for i in layers for p in parts}
-    elif method == "bitfit":  # every bias of the backbone
-        names |= {n for n, _ in plain.named_parameters() if n.endswith(".bias") and not n.startswith(heads)}
+    elif method == "bitfit":  # every tensor named *bias* of the backbone
+        names |= {n for n, _ in plain.named_parameters() if "bias" in n and not n.startswith(heads)}
     elif method == "ssf":  # after the patch conv, six layers per block and the final norm (when it has weights)
         targets = ["patch_embed.proj"]
         targets += [f"blocks.{i}.{t}" for i in range(depth)

@@ -29,7 +29,7 @@ METHOD_PARAMS = {
     "vpt_deep": r"^vpt\.embeddings$",
     "linear": r"$^",
     "adapter_plus": r"\.adapter_plus\.",
-    "bitfit": r"(?<!base_layer)\.bias$",  # every bias of the backbone
+    "bitfit": r"(?<!base_layer)\.bias$|\.relative_position_bias_table$",  # every tensor named *bias*
     "ssf": r"\.ssf\.(scale|shift)$",
     "lora": r"\.attn\.qkv\.lora_[AB]\.default\.weight$",
     "dora": r"\.attn\.qkv\.lora_([AB]|magnitude_vector)\.default\.weight$",

@@ -6,7 +6,7 @@ from adaptcli.methods.registry import MethodSpec, NoOptions, register
 
 register(MethodSpec(
     name="bitfit",
-    summary="every bias of the backbone trains (mergeable)",
+    summary="every backbone tensor named *bias* trains, Swin's relative position bias too (mergeable)",
     options=NoOptions,
     implementation="adaptcli.methods.bitfit.method:BitFit",
     order=32,
