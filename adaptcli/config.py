@@ -48,6 +48,12 @@ class TrainConfig:
     ``recompute``: trade compute for activation memory (see :mod:`adaptcli.models.recompute`).
     ``save_every_steps``: also checkpoint every N optimiser steps inside an epoch (``--resume``
     continues from the exact batch); ``None`` checkpoints at epoch ends only.
+
+    The schedule is timm's ``CosineLRScheduler``: ``schedule_unit`` says whether the lr changes every
+    optimiser step or once per epoch (timm's ``t_in_epochs``, as timm's train.py and Adapter+ do);
+    ``warmup_lr`` is where the warm-up starts (``None``: lr / (warm-up length + 1)); ``warmup_prefix``
+    starts the cosine after the warm-up (``false``: the warm-up replaces its first part, timm train.py's
+    default); the last ``cooldown_epochs`` of ``epochs`` stay at ``min_lr`` (timm train.py's cool-down).
     """
 
     epochs: Count = 10
@@ -60,6 +66,10 @@ class TrainConfig:
     weight_decay: Annotated[float, Ge(0)] = 0.0
     warmup_epochs: Annotated[float, Ge(0)] = 1.0
     min_lr: Annotated[float, Ge(0)] = 0.0
+    schedule_unit: Literal["step", "epoch"] = "step"
+    warmup_lr: Optional[Annotated[float, Ge(0)]] = None
+    warmup_prefix: bool = True
+    cooldown_epochs: Annotated[int, Ge(0)] = 0
     clip_grad: Optional[Annotated[float, Gt(0)]] = None
     label_smoothing: Rate = 0.0
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
@@ -462,8 +472,13 @@ def resolve(
     recipe: str | Path | dict[str, Any] | None,
     method: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
+    task: str | None = None,
 ) -> RunConfig:
-    """Resolve a recipe, a method and ``--set`` overrides into a validated :class:`RunConfig`."""
+    """Resolve a recipe, a method and ``--set`` overrides into a validated :class:`RunConfig`.
+
+    ``task`` (a suite's task name) adds the recipe's ``per_method.<method>.per_task.<task>`` section, the
+    settings a paper's scripts give that one task, after the method's own section and before ``--set``.
+    """
     tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
     tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
     recipe_method = tree.get("method")
@@ -480,7 +495,10 @@ def resolve(
     tree.pop("method", None)
     tree.pop("sweep", None)  # a suite's tuning grid (see recipe_sweep), not part of one run
     tree["method"] = method_tree
-    tree = _deep_merge(tree, {k: v for k, v in (per_method.get(name, {}) or {}).items() if k != "sweep"})
+    own = per_method.get(name, {}) or {}
+    tree = _deep_merge(tree, {k: v for k, v in own.items() if k not in ("sweep", "per_task")})
+    if task is not None:
+        tree = _deep_merge(tree, _per_task(own, name).get(task) or {})
     for text in overrides:
         key, value = parse_override(text)
         _set_dotted(tree, key, value, name)
@@ -494,7 +512,22 @@ def resolve(
         for section, cls in _SECTIONS.items()
     }
     options = build_section(spec.options, tree.get("method") or {}, "method", keys)
+    _check_schedule(sections["train"])
     return RunConfig(method=name, method_options=options, **sections)
+
+
+def _check_schedule(train: TrainConfig) -> None:
+    if train.cooldown_epochs >= train.epochs:
+        raise ConfigError(f"train.cooldown_epochs ({train.cooldown_epochs}) must be below train.epochs "
+                          f"({train.epochs}): the cool-down is the last part of the epochs")
+
+
+def _per_task(own: dict[str, Any], method: str) -> dict[str, Any]:
+    per_task = (own.get("per_task") if isinstance(own, dict) else None) or {}
+    if not isinstance(per_task, dict) or not all(isinstance(v, dict) or v is None for v in per_task.values()):
+        raise ConfigError(f"per_method.{method}.per_task must map task names to recipe sections, "
+                          "e.g. {dtd: {train: {lr: 5.0e-3}}}")
+    return per_task
 
 
 def _per_method(per_method: Any) -> dict[str, Any]:

@@ -37,20 +37,42 @@ def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.op
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, train: TrainConfig, steps_per_epoch: int, lr: float):
-    """timm's ``CosineLRScheduler`` counted in optimiser steps: linear warm-up, then cosine to ``min_lr``.
+    """timm's ``CosineLRScheduler``: warm-up from ``warmup_lr``, cosine to ``min_lr``, then the cool-down.
 
-    The caller calls ``step_update(num_updates=steps_done)`` after every optimiser step.
+    Counted in optimiser steps (``schedule_unit: step``) or in epochs (``epoch``: the lr changes once
+    per epoch, as in timm's train.py and Adapter+'s scheduler). Either way the caller calls
+    ``step_update(num_updates=steps_done)`` after every optimiser step.
     """
     from timm.scheduler import CosineLRScheduler
 
-    total = max(1, train.epochs * steps_per_epoch)
-    warmup = min(int(round(train.warmup_epochs * steps_per_epoch)), total - 1)
-    return CosineLRScheduler(
+    per_epoch = train.schedule_unit == "epoch"
+    unit = 1 if per_epoch else steps_per_epoch
+    total = max(1, (train.epochs - train.cooldown_epochs) * unit)
+    warmup = min(int(round(train.warmup_epochs * unit)), total - 1)
+    scheduler = CosineLRScheduler(
         optimizer,
-        t_initial=max(1, total - warmup),
+        t_initial=max(1, total - warmup) if train.warmup_prefix else total,
         lr_min=train.min_lr,
         warmup_t=warmup,
-        warmup_lr_init=lr / (warmup + 1) if warmup else 0.0,
-        warmup_prefix=True,
-        t_in_epochs=False,
+        warmup_lr_init=train.warmup_lr if train.warmup_lr is not None else (lr / (warmup + 1) if warmup else 0.0),
+        warmup_prefix=train.warmup_prefix,
+        t_in_epochs=per_epoch,
     )
+    return EpochScheduler(scheduler, steps_per_epoch) if per_epoch else scheduler
+
+
+class EpochScheduler:
+    """An epoch-counted timm scheduler driven by the trainer's per-step calls: it moves to epoch
+    ``steps_done // steps_per_epoch`` (so a mid-epoch resume lands on the same lr)."""
+
+    def __init__(self, scheduler, steps_per_epoch: int):
+        self.scheduler, self.steps_per_epoch = scheduler, max(1, steps_per_epoch)
+
+    def step_update(self, num_updates: int) -> None:
+        self.scheduler.step(num_updates // self.steps_per_epoch)
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)

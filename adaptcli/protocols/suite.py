@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,11 +66,12 @@ class Step:
         return f"{self.task} {self.kind} {self.point.name}"
 
 
-def step_config(spec: SuiteSpec, point: Point, train_split: str, val_split: str | None) -> RunConfig:
+def step_config(spec: SuiteSpec, task: str, point: Point, train_split: str, val_split: str | None) -> RunConfig:
+    """The task's settings (the recipe's ``per_task`` section included), the point and the splits."""
     splits = [f"data.train_split={train_split}", f"data.val_split={val_split if val_split else 'null'}",
               f"data.test_split={spec.bench.test_split}"]
     return resolve(spec.recipe or spec.bench.recipe, method=spec.method,
-                   overrides=[*spec.overrides, *point.overrides, *splits])
+                   overrides=[*spec.overrides, *point.overrides, *splits], task=task)
 
 
 def sweep_steps(spec: SuiteSpec, task: str, points: list[Point]) -> list[Step]:
@@ -78,14 +80,14 @@ def sweep_steps(spec: SuiteSpec, task: str, points: list[Point]) -> list[Step]:
         return []
     bench = spec.bench
     return [Step(task, "sweep", p, Path(spec.out) / task / "sweep" / p.name,
-                 step_config(spec, p, bench.tune_split, bench.tune_val_split), Path(spec.data) / task,
+                 step_config(spec, task, p, bench.tune_split, bench.tune_val_split), Path(spec.data) / task,
                  bench.select_split) for p in points]
 
 
 def final_step(spec: SuiteSpec, task: str, point: Point) -> Step:
     bench = spec.bench
     return Step(task, "final", point, Path(spec.out) / task / "final",
-                step_config(spec, point, bench.final_split, bench.final_val_split), Path(spec.data) / task,
+                step_config(spec, task, point, bench.final_split, bench.final_val_split), Path(spec.data) / task,
                 bench.test_split)
 
 
@@ -215,8 +217,13 @@ def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[s
         lines.append("points: " + "; ".join(f"{p.name} ({', '.join(p.overrides)})" for p in points))
     else:
         lines.append("one point: tuning is skipped, only the final run trains")
+    common = settings_line(final_step(spec, tasks[0], points[0]).config) if tasks else ""
+    lines.append(f"settings: {common}" + (" (sweep keys vary per point)" if len(points) > 1 else ""))
     todo = 0
     for task in tasks:
+        own = settings_line(final_step(spec, task, points[0]).config)
+        if own != common:
+            lines.append(f"  {task} settings: {own}")
         sweeps = sweep_steps(spec, task, points)
         scores = {}
         for step in sweeps:
@@ -235,6 +242,18 @@ def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[s
             lines.append(f"  {Path(spec.out) / task / 'final'}: point {chosen.name}, {_describe(state, key)}")
     lines.append(f"{todo} run(s) to train or evaluate; --dry-run trained nothing")
     return lines
+
+
+def settings_line(config: RunConfig) -> str:
+    """The values a paper's protocol fixes, in one line (the dry-run's view of a run's settings)."""
+    train = config.train
+    warmup = f"{train.warmup_epochs:g} warm-up" + (f" from {train.warmup_lr:g}" if train.warmup_lr is not None else "")
+    cooldown = f", {train.cooldown_epochs} at min lr" if train.cooldown_epochs else ""
+    options = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config.method_options).items())
+    return (f"{train.optimizer} lr {train.lr:g} wd {train.weight_decay:g}, batch {train.batch_size}, "
+            f"{train.epochs} epochs ({warmup}, cosine per {train.schedule_unit} to {train.min_lr:g}{cooldown}), "
+            f"drop path {config.model.drop_path:g}, clip {train.clip_grad}, smoothing {train.label_smoothing:g}, "
+            f"augment {config.data.augment}; method {config.method}" + (f" ({options})" if options else ""))
 
 
 def _describe(state: str, key: str) -> str:

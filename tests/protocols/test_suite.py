@@ -140,3 +140,28 @@ def test_the_default_grid_comes_from_the_recipe(vtab_suite, tmp_path, method, po
     named = result.output.split("points: ")[1].splitlines()[0]
     assert "; ".join(part.split(" (")[0] for part in named.split("; ")) == points
     assert "12 run(s) to train or evaluate" in result.output and not (tmp_path / "s").exists()
+
+
+def test_adapter_plus_dry_run_shows_the_official_settings_and_no_sweep(vtab_suite, tmp_path):
+    result = CliRunner().invoke(app, ["suite", "vtab", "--method", "adapter_plus", "--data", str(vtab_suite.shards),
+                                      "--out", str(tmp_path / "s"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "one point: tuning is skipped" in result.output and "/sweep/" not in result.output
+    settings = result.output.split("settings: ")[1].splitlines()[0]
+    assert settings.startswith("adamw lr 0.001 wd 0.0001, batch 64, 100 epochs (10 warm-up from 1e-05, cosine "
+                               "per epoch to 1e-06), drop path 0.1, clip None, smoothing 0")
+    assert "method adapter_plus (bottleneck=8, drop_path=0.1" in settings
+    assert "3 run(s) to train or evaluate" in result.output and not (tmp_path / "s").exists()
+
+
+def test_ssf_trains_each_task_with_its_scripts_values(vtab_suite, tmp_path):
+    result = CliRunner().invoke(app, ["suite", "vtab", "--method", "ssf", "--data", str(vtab_suite.shards),
+                                      "--out", str(tmp_path / "s"), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "one point: tuning is skipped" in result.output
+    assert "110 epochs (10 warm-up from 1e-07, cosine per epoch to 1e-08, 10 at min lr)" in result.output
+    # dtd is the first task (lr 5e-3, wd 5e-5, drop path 0); eurosat and kitti differ (their scripts)
+    assert "adamw lr 0.005 wd 5e-05, batch 64" in result.output.split("settings: ")[1].splitlines()[0]
+    assert "eurosat settings: adamw lr 0.003 wd 0.05, batch 64" in result.output
+    assert "drop path 0.2" in result.output.split("eurosat settings: ")[1].splitlines()[0]
+    assert "kitti settings: adamw lr 0.01 wd 5e-05" in result.output

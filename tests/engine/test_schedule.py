@@ -1,0 +1,92 @@
+"""The lr schedule: per step (adaptcli's default) or per epoch with timm train.py's warm-up, no prefix and
+cool-down (SSF's scripts), and Adapter+'s per-epoch schedule to lr/1000."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from adaptcli.config import TrainConfig, resolve
+from adaptcli.engine.optim import build_scheduler
+from adaptcli.errors import ConfigError
+
+
+def lrs_per_step(train: TrainConfig, steps_per_epoch: int, lr: float) -> list[float]:
+    """The lr of every optimiser step of the run, driven like the trainer drives it."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=lr)
+    scheduler = build_scheduler(optimizer, train, steps_per_epoch, lr)
+    seen = []
+    for step in range(train.epochs * steps_per_epoch):
+        seen.append(optimizer.param_groups[0]["lr"])
+        scheduler.step_update(num_updates=step + 1)
+    return seen
+
+
+def test_default_schedule_is_unchanged_per_step_warmup_then_cosine():
+    train = TrainConfig(epochs=4, warmup_epochs=1, lr=0.1, min_lr=0.0)
+    seen = lrs_per_step(train, 5, 0.1)
+    assert seen[0] == pytest.approx(0.1 / 6)
+    assert seen[5] == pytest.approx(0.1)  # the cosine starts after the 5 warm-up steps
+    assert len(set(seen[5:10])) == 5  # changes every step
+    assert seen[-1] == pytest.approx(0.5 * 0.1 * (1 + math.cos(math.pi * 14 / 15)))
+
+
+def test_ssf_schedule_is_timm_train_py_per_epoch_no_prefix_with_cooldown():
+    """SSF's scripts: timm 0.6 train.py, ``--warmup-lr 1e-7 --warmup-epochs 10 --min-lr 1e-8`` with its
+    default 10 cool-down epochs after a 100-epoch cosine that counts from epoch 0."""
+    config = resolve("vtab", "ssf", task="dtd")
+    train = config.train
+    lr = train.lr
+    per_epoch = lrs_per_step(train, 3, lr)[::3]
+    steps = lrs_per_step(train, 3, lr)
+    assert len(per_epoch) == 110 and all(steps[3 * e] == steps[3 * e + 2] for e in range(110))
+    for epoch, value in enumerate(per_epoch):
+        if epoch < 10:
+            want = 1e-7 + epoch * (lr - 1e-7) / 10
+        elif epoch < 100:
+            want = 1e-8 + 0.5 * (lr - 1e-8) * (1 + math.cos(math.pi * epoch / 100))
+        else:
+            want = 1e-8
+        assert value == pytest.approx(want, rel=1e-9, abs=1e-15), epoch
+
+
+def pl_bolts_closed_form(epoch: int, lr: float, warmup: int, epochs: int) -> float:
+    """visinf/adapter_plus modeling/lr_scheduler.py (LinearWarmupCosineAnnealingLR), closed form, with
+    warmup_start_lr = lr/100 and eta_min = lr/1000 (conf/train/default.yaml)."""
+    start, eta = lr / 100, lr / 1000
+    if epoch < warmup:
+        return start + epoch * (lr - start) / (warmup - 1)
+    return eta + 0.5 * (lr - eta) * (1 + math.cos(math.pi * (epoch - warmup) / (epochs - warmup)))
+
+
+def test_adapter_plus_schedule_matches_the_official_cosine_after_warmup():
+    train = resolve("vtab", "adapter_plus").train
+    per_epoch = lrs_per_step(train, 2, train.lr)[::2]
+    official = [pl_bolts_closed_form(e, train.lr, 10, 100) for e in range(100)]
+    assert per_epoch[10:] == pytest.approx(official[10:], rel=1e-9)
+    # The warm-up is timm's: it starts at the same lr/100 and reaches lr one epoch later (documented).
+    assert per_epoch[0] == pytest.approx(official[0])
+    assert per_epoch[9] == pytest.approx(train.lr / 100 + 9 * (train.lr - train.lr / 100) / 10)
+    assert per_epoch[-1] > train.lr / 1000
+
+
+def test_mid_epoch_resume_lands_on_the_same_lr():
+    train = TrainConfig(epochs=6, warmup_epochs=2, lr=0.1, schedule_unit="epoch", warmup_lr=1e-3)
+    straight = lrs_per_step(train, 4, 0.1)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    first = build_scheduler(optimizer, train, 4, 0.1)
+    for step in range(9):
+        first.step_update(num_updates=step + 1)
+    state = first.state_dict()
+    optimizer2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    second = build_scheduler(optimizer2, train, 4, 0.1)
+    second.load_state_dict(state)
+    second.step_update(num_updates=10)
+    assert optimizer2.param_groups[0]["lr"] == pytest.approx(straight[10])
+
+
+def test_cooldown_must_leave_epochs_to_train():
+    with pytest.raises(ConfigError, match="cooldown_epochs.*below train.epochs"):
+        resolve(None, "linear", ["train.epochs=5", "train.cooldown_epochs=5"])

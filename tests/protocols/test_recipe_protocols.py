@@ -1,0 +1,93 @@
+"""Each method's recipe values against its official code's, transcribed here from the cited files (read
+from visinf/adapter_plus and dongzelian/SSF), so a change to a recipe that drifts from a paper fails."""
+
+from __future__ import annotations
+
+import pytest
+
+from adaptcli.config import recipe_sweep, resolve
+
+# visinf/adapter_plus: conf/train/optimizer/adamw.yaml, conf/train/default.yaml (lr/100 start,
+# lr/1000 end), conf/data/base_data.yaml, conf/config.yaml (vit.drop_path), conf/adapter/base_adapter.yaml.
+ADAPTER_PLUS = {"train.optimizer": "adamw", "train.lr": 1e-3, "train.weight_decay": 1e-4, "train.epochs": 100,
+                "train.warmup_epochs": 10, "train.warmup_lr": 1e-5, "train.min_lr": 1e-6,
+                "train.schedule_unit": "epoch", "train.batch_size": 64, "train.clip_grad": None,
+                "train.label_smoothing": 0.0, "model.drop_path": 0.1, "method.drop_path": 0.1}
+ADAPTER_PLUS_VTAB = {**ADAPTER_PLUS, "method.bottleneck": 8}  # conf/experiment/vtab/adapter_plus_dim8.yaml
+# conf/experiment/fgvc/adapter_plus_dim1-32.yaml dataset_dim
+ADAPTER_PLUS_FGVC_DIM = {"CUB_200_2011": 2, "nabirds": 2, "OxfordFlower": 1, "Stanford-cars": 32, "Stanford-dogs": 1}
+# conf/experiment/vtab/lora.yaml + conf/lora/base_lora.yaml: rank 8, scaling 1.0, dropout 0.1
+LORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
+             "method.r": 8, "method.alpha": 8.0, "method.dropout": 0.1}
+
+# dongzelian/SSF train_scripts/vit/vtab/<script folder>/train_ssf.sh: --lr, --weight-decay, --drop-path
+SSF_VTAB = {
+    "caltech101": (1e-3, 5e-2, 0.1), "cifar": (5e-3, 5e-5, 0.0), "dtd": (5e-3, 5e-5, 0.0),
+    "oxford_flowers102": (5e-3, 5e-5, 0.0), "oxford_iiit_pet": (5e-3, 5e-5, 0.0), "svhn": (1e-2, 5e-5, 0.0),
+    "sun397": (5e-3, 5e-5, 0.0), "patch_camelyon": (5e-3, 5e-5, 0.0), "eurosat": (3e-3, 5e-2, 0.2),
+    "resisc45": (2e-3, 5e-5, 0.1), "diabetic_retinopathy": (5e-3, 5e-5, 0.2), "clevr_count": (2e-3, 5e-2, 0.1),
+    "clevr_dist": (5e-2, 5e-2, 0.1), "dmlab": (5e-3, 5e-5, 0.1), "kitti": (1e-2, 5e-5, 0.0),
+    "dsprites_loc": (1e-2, 5e-5, 0.0), "dsprites_ori": (5e-3, 5e-5, 0.2), "smallnorb_azi": (2e-2, 5e-5, 0.1),
+    "smallnorb_ele": (5e-3, 5e-2, 0.2),
+}
+# train_scripts/vit/fgvc/<dataset>/train_ssf.sh
+SSF_FGVC = {"CUB_200_2011": (1e-2, 5e-2, 0.0), "nabirds": (2e-4, 5e-2, 0.1), "OxfordFlower": (1e-2, 5e-2, 0.1),
+            "Stanford-cars": (2e-2, 5e-2, 0.0), "Stanford-dogs": (2.5e-4, 5e-2, 0.0)}
+# Every SSF script: AdamW, 2 processes x --batch-size 32, --warmup-lr 1e-7 --warmup-epochs 10 --min-lr 1e-8,
+# --epochs 100 plus timm 0.6 train.py's default --cooldown-epochs 10, its per-epoch cosine without prefix.
+SSF_COMMON = {"train.optimizer": "adamw", "train.batch_size": 64, "train.warmup_lr": 1e-7, "train.warmup_epochs": 10,
+              "train.min_lr": 1e-8, "train.epochs": 110, "train.cooldown_epochs": 10, "train.schedule_unit": "epoch",
+              "train.warmup_prefix": False, "train.clip_grad": None, "train.label_smoothing": 0.0}
+
+
+def value(config, dotted: str):
+    section, key = dotted.split(".")
+    return getattr(config.method_options if section == "method" else getattr(config, section), key)
+
+
+def assert_values(config, expected: dict) -> None:
+    got = {key: value(config, key) for key in expected}
+    assert got == pytest.approx(expected) if all(isinstance(v, float) for v in expected.values()) else got == expected
+
+
+@pytest.mark.parametrize("recipe", ["vtab", "fgvc"])
+def test_adapter_plus_is_the_official_setting_without_a_sweep(recipe):
+    expected = ADAPTER_PLUS_VTAB if recipe == "vtab" else ADAPTER_PLUS
+    assert_values(resolve(recipe, "adapter_plus"), expected)
+    assert recipe_sweep(recipe, "adapter_plus") == {}
+
+
+@pytest.mark.parametrize("task, dim", sorted(ADAPTER_PLUS_FGVC_DIM.items()))
+def test_adapter_plus_fgvc_bottleneck_per_dataset(task, dim):
+    assert resolve("fgvc", "adapter_plus", task=task).method_options.bottleneck == dim
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_lora_and_dora_take_adapter_plus_lora_baseline_and_the_grid_holds_its_lr(method):
+    assert_values(resolve("vtab", method), LORA_VTAB)
+    assert LORA_VTAB["train.lr"] in recipe_sweep("vtab", method)["train.lr"]
+
+
+@pytest.mark.parametrize("recipe, table", [("vtab", SSF_VTAB), ("fgvc", SSF_FGVC)])
+def test_ssf_each_task_has_its_script_values(recipe, table):
+    assert recipe_sweep(recipe, "ssf") == {}
+    for task, (lr, wd, drop_path) in table.items():
+        config = resolve(recipe, "ssf", task=task)
+        assert_values(config, SSF_COMMON)
+        assert (config.train.lr, config.train.weight_decay, config.model.drop_path) == (lr, wd, drop_path), task
+
+
+def test_vtab_per_task_names_are_vtab_tasks():
+    from adaptcli.data.sources.vtab import VTAB_TASKS
+
+    assert sorted(SSF_VTAB) == sorted(VTAB_TASKS)
+
+
+def test_a_task_without_per_task_values_gets_the_method_section():
+    assert resolve("vtab", "ssf", task="not_a_vtab_task").train.lr == resolve("vtab", "ssf").train.lr
+
+
+@pytest.mark.parametrize("method, paper_lr", [("arc", 1e-2), ("vpt_deep", 0.5), ("full", 1e-4)])
+def test_other_grids_hold_the_recipe_value(method, paper_lr):
+    assert resolve("vtab", method).train.lr == paper_lr
+    assert paper_lr in recipe_sweep("vtab", method)["train.lr"]
