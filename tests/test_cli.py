@@ -119,6 +119,14 @@ def test_bitfit_follows_the_baselines_rule_on_swin():
     assert vit["method_params"] == 102_912
 
 
+def test_bitfit_on_the_video_vit_counts_no_key_bias():
+    """VideoMAE's layout has q and v biases only: 12 x (2 x 768 + 4 x 768 + 3,072) + 768 = 92,928, which is
+    ViT-B's 102,912 less the 12 x 768 key biases and the final norm's 768 (mean pooling: fc_norm is head)."""
+    video = inspect("--model", "video_vit_base_patch16", "--method", "bitfit", "--num-classes", "174")
+    assert video["method_params"] == 92_928
+    assert video["trainable_params"] == 92_928 + 174 * 768 + 174 + 2 * 768  # head and fc_norm
+
+
 def test_vpt_deep_one_token():
     report = inspect("--model", "vit_base_patch16_224", "--method", "vpt_deep", "--num-classes", "10",
                      "--set", "method.tokens=1")

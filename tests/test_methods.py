@@ -338,3 +338,28 @@ def test_bitfit_trains_the_backbone_biases_it_already_has():
     assert set(info_of(model).method_param_names) == {
         n for n, _ in plain.named_parameters() if n.endswith(".bias") and not n.startswith(("head.", "fc_norm."))
     }
+
+
+def test_bitfit_holds_the_video_vit_key_bias_at_zero():
+    """The key third of every fused qkv bias gets no gradient and stays zero through AdamW steps; the
+    query and value thirds train."""
+    from adaptcli.engine.optim import build_optimizer
+    from adaptcli.config import TrainConfig
+
+    model = adapted_model("video_vit_test", "bitfit", {})
+    model.train()
+    dim = model.embed_dim
+    qkv = dict(model.named_parameters())["blocks.0.attn.qkv.bias"]
+    with torch.no_grad():
+        qkv[dim:2 * dim] = 0
+    before = qkv.detach().clone()
+    optimizer = build_optimizer(model, TrainConfig(optimizer="adamw", lr=1e-2, weight_decay=0.05), 1e-2)
+    clip = torch.randn(2, 3, model.num_frames, *model.patch_embed.grid_size[1:]).repeat_interleave(16, -1).repeat_interleave(16, -2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(clip).logsumexp(-1).sum().backward()
+        assert torch.count_nonzero(qkv.grad[dim:2 * dim]) == 0
+        optimizer.step()
+    assert torch.count_nonzero(qkv[dim:2 * dim]) == 0
+    assert not torch.equal(qkv[:dim], before[:dim]) and not torch.equal(qkv[2 * dim:], before[2 * dim:])
+    assert info_of(model).fixed_elements["blocks.0.attn.qkv.bias"] == dim

@@ -9,7 +9,7 @@ from torch import nn
 
 import importlib
 
-from adaptcli.methods.base import AdaptInfo, Method, freeze_all, new_parameter_names
+from adaptcli.methods.base import AdaptInfo, Method, freeze_all, hold_fixed, new_parameter_names
 from adaptcli.methods.head import add_head_norm, fold_head_norms
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import head_modules
@@ -52,12 +52,15 @@ def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: st
     for param_name, param in model.named_parameters():
         if method.spec.trains_backbone or param_name in method_params or _under(param_name, heads):
             param.requires_grad_(True)
+    params = dict(model.named_parameters())
+    fixed = {n: hold_fixed(params[n], part) for n, part in method.fixed_parts(model).items() if params[n].requires_grad}
     return AdaptInfo(
         method=name,
         options=options,
         mergeable=method.spec.mergeable,
         owned_prefixes=owned,
         method_param_names=method_params,
+        fixed_elements=fixed,
     )
 
 

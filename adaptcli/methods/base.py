@@ -22,6 +22,8 @@ class AdaptInfo:
     mergeable: bool
     owned_prefixes: list[str] = field(default_factory=list)  # method and head modules (state to save)
     method_param_names: list[str] = field(default_factory=list)
+    #: parts of trained tensors held fixed (gradient zeroed) and not counted: name -> element count
+    fixed_elements: dict[str, int] = field(default_factory=dict)
 
 
 class Method:
@@ -48,6 +50,10 @@ class Method:
         """Backbone parameters the method trains as its own (BitFit's biases); none by default."""
         return []
 
+    def fixed_parts(self, model: nn.Module) -> dict[str, slice]:
+        """Slices (along the first dimension) of trained parameters that must stay as they are."""
+        return {}
+
     def merge(self, model: nn.Module) -> None:
         """Fold the method into the backbone in place, restoring the original architecture."""
         raise NotMergeableError(cannot_merge_message(self.name))
@@ -56,6 +62,18 @@ class Method:
 def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:
     """Names of parameters that were not in the model before (by identity: wrapping renames)."""
     return [name for name, param in model.named_parameters() if id(param) not in before]
+
+
+def hold_fixed(param: nn.Parameter, part: slice) -> int:
+    """Zero the gradient of ``param[part]`` on every backward (with no weight decay on it, as biases
+    have, the optimiser then leaves it unchanged); returns its element count."""
+    def zero_part(grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        grad[part] = 0
+        return grad
+
+    param.register_hook(zero_part)
+    return param[part].numel()
 
 
 def freeze_all(model: nn.Module) -> None:

@@ -147,6 +147,12 @@ class VideoVisionTransformer(nn.Module):
             self.global_pool = global_pool
         self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
 
+    def key_bias_parts(self) -> dict[str, slice]:
+        """The key third of each fused ``qkv.bias``: VideoMAE's layout has only ``q_bias`` and ``v_bias``,
+        so these stay zero (a key bias cannot change attention: softmax ignores a per-query constant)."""
+        return {f"blocks.{i}.attn.qkv.bias": slice(self.embed_dim, 2 * self.embed_dim)
+                for i, block in enumerate(self.blocks) if getattr(block.attn.qkv, "bias", None) is not None}
+
     def position_table(self, num_tokens: int, like: torch.Tensor) -> torch.Tensor:
         """The fixed table for ``num_tokens`` tokens (the cached one when the size matches)."""
         table = self.pos_embed

@@ -16,7 +16,8 @@ def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
     """Exact counts for a model adapted as ``info`` says (see :func:`adaptcli.methods.apply_method`).
 
     backbone = every parameter that is neither the method's nor the classifier's;
-    trainable_percent is relative to the backbone.
+    trainable_percent is relative to the backbone. Parts a method holds fixed (``info.fixed_elements``,
+    the video ViT's key bias under BitFit) are not counted anywhere.
     """
     from adaptcli.models.blocks import classifier, qualified_name
 
@@ -25,7 +26,7 @@ def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
     backbone = method = head = trainable = 0
     where: dict[str, int] = defaultdict(int)
     for name, param in model.named_parameters():
-        n = param.numel()
+        n = param.numel() - info.fixed_elements.get(name, 0)
         if name in method_names:
             method += n
         elif name == head_name or name.startswith(head_name + "."):
