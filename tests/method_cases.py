@@ -27,6 +27,7 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("adapter_plus", {"bottleneck": 4, "layers": [0, 2], "drop_path": 0.0}),
     ("bitfit", {}),
     ("ssf", {}),
+    ("ssf", {"pooled_site": "fc_norm"}),
     ("lora", {}),
     ("lora", {"r": 4, "alpha": 16, "target_modules": ["qkv", "fc1"]}),
     ("dora", {}),

@@ -119,6 +119,19 @@ def test_bitfit_follows_the_baselines_rule_on_swin():
     assert vit["method_params"] == 102_912
 
 
+@pytest.mark.parametrize("model, params, mergeable", [
+    # the paper's count: patch conv + norm 2 x 2 x 128, merging norms 2 x 4 x (128 + 256 + 512), blocks, final norm
+    ("swin_base_patch4_window7_224", 274_432, True), ("swin3d_b", 274_432, True),
+    # mean pooling: the pooled site before the frozen fc_norm replaces the final norm's 2 x 768
+    ("video_vit_base_patch16", 205_824, False),
+])
+def test_ssf_sits_where_the_paper_puts_it(model, params, mergeable):
+    report = inspect("--model", model, "--method", "ssf", "--num-classes", "100")
+    assert report["method_params"] == params and report["mergeable"] is mergeable
+    width = 1024 if "swin" in model else 768
+    assert report["trainable_params"] == params + width * 100 + 100  # no fc_norm: it stays frozen
+
+
 def test_bitfit_on_the_video_vit_counts_no_key_bias():
     """VideoMAE's layout has q and v biases only: 12 x (2 x 768 + 4 x 768 + 3,072) + 768 = 92,928, which is
     ViT-B's 102,912 less the 12 x 768 key biases and the final norm's 768 (mean pooling: fc_norm is head)."""

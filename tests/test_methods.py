@@ -7,6 +7,7 @@ import timm
 import torch
 from torch import nn
 
+from adaptcli.errors import NotMergeableError
 from adaptcli.methods import apply_method, merge_method, trainable_state_dict
 from adaptcli.methods.adaptformer.config import AdaptFormerOptions
 from adaptcli.methods.arc.config import ArcOptions
@@ -33,8 +34,10 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     depth = len(plain.blocks)
     layers = options.get("layers") or range(depth)
     names = {"head.1.weight", "head.1.bias"} if method == "linear" else {"head.weight", "head.bias"}
+    pooled_ssf = method == "ssf" and options.get("pooled_site", "official") == "official"
     if isinstance(plain.fc_norm, nn.LayerNorm):
-        names |= {"fc_norm.weight", "fc_norm.bias"}
+        # SSF's paper site before a mean-pooling backbone's fc_norm keeps that norm frozen
+        names |= {"fc_norm.ssf.scale", "fc_norm.ssf.shift"} if pooled_ssf else {"fc_norm.weight", "fc_norm.bias"}
     if method == "adaptformer":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias"]
         if options.get("layernorm") == "in":
@@ -53,7 +56,7 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     elif method == "bitfit":  # every tensor named *bias* of the backbone
         names |= {n for n, _ in plain.named_parameters() if "bias" in n and not n.startswith(heads)}
     elif method == "ssf":  # after the patch conv, six layers per block and the final norm (when it has weights)
-        targets = ["patch_embed.proj"]
+        targets = ["patch_embed.proj"] + (["patch_embed.norm"] if isinstance(plain.patch_embed.norm, nn.LayerNorm) else [])
         targets += [f"blocks.{i}.{t}" for i in range(depth)
                     for t in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")]
         if isinstance(plain.norm, nn.LayerNorm):
@@ -122,6 +125,11 @@ MERGE_TOLERANCE = {torch.float64: 1e-5, torch.float32: 2e-4}  # fp64 holds the i
 def test_merge_is_exact_and_restores_the_plain_architecture(model_name, case, dtype):
     method, options = case
     model = adapted_model(model_name, method, options).to(dtype)
+    if not info_of(model).mergeable:  # SSF's paper site before a mean-pooling backbone's fc_norm
+        with pytest.raises(NotMergeableError, match="--full or --adapter-only") as refused:
+            merge_method(model, info_of(model))
+        assert "\n" not in str(refused.value) and method == "ssf" and isinstance(model.fc_norm.base_layer, nn.LayerNorm)
+        return
     randomise_method_params(model)
     if method == "linear":  # give the probe's BatchNorm real statistics
         model.train()

@@ -49,15 +49,17 @@ def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: st
 
     freeze_all(model)
     owned = [*added, *heads]
+    kept_frozen = set(method.kept_frozen(model))
     for param_name, param in model.named_parameters():
-        if method.spec.trains_backbone or param_name in method_params or _under(param_name, heads):
+        if method.spec.trains_backbone or param_name in method_params or (
+                _under(param_name, heads) and param_name not in kept_frozen):
             param.requires_grad_(True)
     params = dict(model.named_parameters())
     fixed = {n: hold_fixed(params[n], part) for n, part in method.fixed_parts(model).items() if params[n].requires_grad}
     return AdaptInfo(
         method=name,
         options=options,
-        mergeable=method.spec.mergeable,
+        mergeable=method.is_mergeable(model),
         owned_prefixes=owned,
         method_param_names=method_params,
         fixed_elements=fixed,

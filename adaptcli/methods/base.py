@@ -50,6 +50,15 @@ class Method:
         """Backbone parameters the method trains as its own (BitFit's biases); none by default."""
         return []
 
+    def is_mergeable(self, model: nn.Module) -> bool:
+        """Whether this adapted ``model`` folds into the plain architecture (the spec's flag unless an
+        option placed something no layer can absorb)."""
+        return self.spec.mergeable
+
+    def kept_frozen(self, model: nn.Module) -> list[str]:
+        """Parameters that stay frozen although they sit in a module that always trains (the head's)."""
+        return []
+
     def fixed_parts(self, model: nn.Module) -> dict[str, slice]:
         """Slices (along the first dimension) of trained parameters that must stay as they are."""
         return {}

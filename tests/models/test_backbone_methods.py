@@ -54,7 +54,8 @@ def test_train_step_reaches_exactly_the_trainable_parameters(kind: str, method: 
         assert trainable == {n for n, _ in model.named_parameters()}
     else:
         pattern = re.compile(f"{METHOD_PARAMS[method]}|{HEADS}")
-        assert trainable == {n for n, _ in model.named_parameters() if pattern.search(n)}
+        frozen_norm = re.compile(r"^fc_norm\.base_layer\.")  # SSF's paper site keeps the pooled fc_norm frozen
+        assert trainable == {n for n, _ in model.named_parameters() if pattern.search(n) and not frozen_norm.search(n)}
         assert any(re.search(HEADS, n) for n in trainable)
     model.train()
     x = batch_for(model, batch=4)
@@ -100,7 +101,8 @@ def test_arc_shares_one_projection_across_the_video_vit() -> None:
 @pytest.mark.parametrize("kind,method", [(k, m) for k in ("video_vit", "swin")
                                          for m in ("arc", "arc_att", "linear", "bitfit", "ssf", "lora", "dora")])
 def test_merge_is_exact_and_gives_the_plain_architecture(kind: str, method: str) -> None:
-    model, info = adapted_with_info(kind, method)
+    # SSF's paper site on the mean-pooling video ViT does not merge (tested below); its fc_norm variant does
+    model, info = adapted_with_info(kind, method, **({"pooled_site": "fc_norm"} if method == "ssf" else {}))
     x = batch_for(model)
     if method == "linear":
         model.train()
@@ -149,11 +151,60 @@ def test_ssf_follows_the_patch_embedding_of_each_backbone() -> None:
     video = adapted("video_vit", "ssf")
     assert isinstance(video.patch_embed.proj.base_layer, nn.Conv3d)  # one gamma per output channel
     swin = adapted("swin", "ssf")
-    assert isinstance(swin.patch_embed.norm.base_layer, nn.LayerNorm)  # Swin's embedding ends in a norm
+    # Swin's embedding: its convolution and its norm (the paper's ssf_scale_1 and ssf_scale_2)
+    assert isinstance(swin.patch_embed.proj.base_layer, nn.Conv2d)
+    assert isinstance(swin.patch_embed.norm.base_layer, nn.LayerNorm)
+    assert isinstance(swin.layers[1].downsample.norm.base_layer, nn.LayerNorm)  # patch merging, 4 x 32 channels
     assert isinstance(swin.norm.base_layer, nn.LayerNorm)
     per_block = 2 * (32 + 3 * 32 + 32 + 32 + 4 * 32 + 32)
     count = sum(p.numel() for n, p in swin.named_parameters() if ".ssf." in n)
-    assert count == 2 * 32 + 2 * per_block + 2 * per_block * 2 + 2 * 64
+    assert count == 2 * (32 + 32) + 2 * per_block + 2 * 4 * 32 + 2 * per_block * 2 + 2 * 64
+
+
+def test_ssf_pooled_site_scales_the_pooled_features_before_the_frozen_fc_norm() -> None:
+    from adaptcli.errors import NotMergeableError
+
+    model, info = adapted_with_info("video_vit", "ssf")
+    randomise(model, info.method_param_names)
+    model.eval()
+    x = batch_for(model)
+    site = model.fc_norm
+    assert not any(p.requires_grad for p in site.base_layer.parameters()) and site.ssf.scale.requires_grad
+    with torch.no_grad():
+        tokens = model.forward_features(x)
+        expected = model.head(site.base_layer(tokens.mean(1) * site.ssf.scale + site.ssf.shift))
+        # the paper's site is on the tokens before pooling: the same by linearity of the mean
+        on_tokens = model.head(site.base_layer((tokens * site.ssf.scale + site.ssf.shift).mean(1)))
+        assert torch.allclose(model(x), expected, atol=1e-6) and torch.allclose(model(x), on_tokens, atol=1e-5)
+    assert not info.mergeable
+    with pytest.raises(NotMergeableError, match="pooled_site=fc_norm"):
+        merge_method(model, info)
+    plain, plain_info = adapted_with_info("video_vit", "ssf", pooled_site="fc_norm")
+    assert plain_info.mergeable and plain.fc_norm.weight.requires_grad
+    count = lambda m: sum(p.numel() for p in m.parameters() if p.requires_grad)  # noqa: E731
+    assert count(model) == count(plain)  # 2D either way: the site's gamma and beta, or fc_norm's
+
+
+def test_ssf_on_video_swin_counts_like_swin() -> None:
+    import timm
+
+    import adaptcli.models.architectures  # noqa: F401
+
+    model = timm.create_model("swin3d_t", num_classes=5)
+    info = apply_method(model, "ssf")
+    sites = [n.rsplit(".ssf", 1)[0] for n, _ in model.named_modules() if n.endswith(".ssf")]
+    assert sites[:2] == ["patch_embed.proj", "patch_embed.norm"] and sites[-1] == "norm"
+    assert sum(1 for s in sites if s.endswith((".mlp.0", ".mlp.3"))) == 2 * 12  # 12 blocks, both MLP layers
+    assert sum(1 for s in sites if s.startswith("features.") and s.count(".") == 2 and s.endswith(".norm")) == 3
+    assert info.mergeable
+    randomise(model, info.method_param_names)
+    model.eval()
+    x = torch.randn(1, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(x)
+        merge_method(model, info)
+        assert (model(x) - before).abs().max() <= 1e-5
+    assert not any(".ssf." in n for n, _ in model.named_parameters())
 
 
 def test_a_wrapped_patch_embedding_is_still_seen_as_video() -> None:

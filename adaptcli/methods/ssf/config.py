@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Ge
 
@@ -12,9 +12,12 @@ from adaptcli.methods.registry import MethodSpec, register
 
 @dataclass
 class SsfOptions:
-    """Scale ~ N(1, init_std), shift ~ N(0, init_std), as in the paper's code."""
+    """Scale ~ N(1, init_std), shift ~ N(0, init_std), as in the paper's code. ``pooled_site``: on a
+    mean-pooling backbone, ``official`` scales and shifts the pooled features before the frozen
+    ``fc_norm`` (the paper's final site; not mergeable), ``fc_norm`` trains ``fc_norm`` instead (mergeable)."""
 
     init_std: Annotated[float, Ge(0)] = 0.02
+    pooled_site: Literal["official", "fc_norm"] = "official"
 
 
 register(MethodSpec(

@@ -1,9 +1,17 @@
 """SSF: ``y = x * gamma + beta`` (one gamma and beta per channel) after the layers that make features.
 
-Positions (as in the paper's ViT code): the patch embedding, and in every block norm1, the fused
-qkv (3D channels), the attention projection, norm2, fc1 and fc2; then the final norm. Each
-position wraps its layer (kept as ``base_layer``, so plain key names map back), and merging
-folds gamma and beta into that layer's weight and bias: the plain architecture, exactly.
+Sites, as in the paper's code (dongzelian/SSF models/vision_transformer.py and swin_transformer.py):
+the patch embedding's convolution and, when it has one, its norm; in every block norm1, the fused
+qkv (3D channels), the attention projection, norm2, fc1 and fc2; Swin's patch-merging norms (4D
+channels, before the reduction); then the final norm. Each site wraps its layer (kept as
+``base_layer``, so plain key names map back), and merging folds gamma and beta into that layer's
+weight and bias: the plain architecture, exactly.
+
+On a mean-pooling backbone (``norm`` is an identity, ``fc_norm`` after the pooling: MAE, VideoMAE)
+the paper's final site sits on the tokens before the pooling, which by linearity is a scale-shift of
+the pooled features before the frozen ``fc_norm`` (``method.pooled_site: official``). No layer can
+absorb it, so such a run does not merge; ``pooled_site: fc_norm`` trains ``fc_norm`` instead (as every
+other method does) and merges.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from adaptcli.methods.base import Method, is_plain_layer_norm
 from adaptcli.methods.ssf.config import SsfOptions
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
-BLOCK_TARGETS = ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2")
+#: Each block's sites; a tuple lists the names one site has in different layouts (timm's fc1/fc2,
+#: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3).
+BLOCK_TARGETS = ("norm1", "attn.qkv", "attn.proj", "norm2", ("mlp.fc1", "mlp.0"), ("mlp.fc2", "mlp.3"))
 
 
 class ScaleShift(nn.Module):
@@ -83,31 +93,59 @@ def _has_weights(module: nn.Module | None) -> bool:
     return isinstance(module, nn.Module) and any(True for _ in module.parameters(recurse=False))
 
 
+def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> str | None:
+    for name in (names,) if isinstance(names, str) else names:
+        try:
+            layer = block.get_submodule(name)
+        except AttributeError:
+            continue
+        if _has_weights(layer):
+            return name
+    return None
+
+
 def ssf_targets(model: nn.Module) -> list[str]:
-    """Qualified names of every layer SSF follows, in forward order."""
+    """Qualified names of every layer SSF follows, in forward order (the pooled site apart)."""
     targets = []
     patch_embed = getattr(model, "patch_embed", None)
     if patch_embed is not None:
-        # The last layer with weights in the embedding: its norm (Swin) or its convolution (ViT).
-        if _has_weights(getattr(patch_embed, "norm", None)):
-            targets.append("patch_embed.norm")
-        elif _has_weights(getattr(patch_embed, "proj", None)):
-            targets.append("patch_embed.proj")
-    for name, block in transformer_blocks(model):
-        for target in BLOCK_TARGETS:
-            try:
-                layer = block.get_submodule(target)
-            except AttributeError:
-                layer = None
-            if not _has_weights(layer):
-                raise UnsupportedModelError(
-                    f"SSF needs {target} with weights in every block; {type(model).__name__}'s {name} has none "
-                    "(separate q/k/v or another layout): use lora or adaptformer"
-                )
-            targets.append(f"{name}.{target}")
+        targets += [f"patch_embed.{n}" for n in ("proj", "norm") if _has_weights(getattr(patch_embed, n, None))]
+    blocks = transformer_blocks(model)
+    block_names = {name for name, _ in blocks}
+    for name, module in model.named_modules():
+        if name in block_names:
+            for names in BLOCK_TARGETS:
+                site = _block_site(module, names)
+                if site is None:
+                    raise UnsupportedModelError(
+                        f"SSF needs {names if isinstance(names, str) else ' or '.join(names)} with weights in every "
+                        f"block; {type(model).__name__}'s {name} has none (separate q/k/v or another layout): use "
+                        "lora or adaptformer")
+                targets.append(f"{name}.{site}")
+        elif "PatchMerging" in type(module).__name__ and _has_weights(getattr(module, "norm", None)):
+            targets.append(f"{name}.norm")  # Swin's merging: norm over 4D channels, then the reduction
     if _has_weights(getattr(model, "norm", None)):
-        targets.append("norm")  # without weights (mean pooling + fc_norm) the trained fc_norm takes its place
+        targets.append("norm")
     return targets
+
+
+def pooled_site(model: nn.Module) -> str | None:
+    """``fc_norm`` when the backbone pools before its last norm (its ``norm`` has no weights)."""
+    if not _has_weights(getattr(model, "norm", None)) and _has_weights(getattr(model, "fc_norm", None)):
+        return "fc_norm"
+    return None
+
+
+class SsfBefore(nn.Module):
+    """A scale-shift of a layer's input (the pooled features before ``fc_norm``): not mergeable."""
+
+    def __init__(self, base_layer: nn.Module, init_std: float):
+        super().__init__()
+        self.base_layer = base_layer
+        self.ssf = ScaleShift(_out_channels(base_layer), init_std, -1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.base_layer(self.ssf(x))
 
 
 class Ssf(Method):
@@ -120,9 +158,25 @@ class Ssf(Method):
         for target in ssf_targets(model):
             set_submodule(model, target, SsfWrapped(model.get_submodule(target), options.init_std))
             added.append(f"{target}.ssf")
+        site = pooled_site(model)
+        if site and options.pooled_site == "official":
+            set_submodule(model, site, SsfBefore(model.get_submodule(site), options.init_std))
+            added.append(f"{site}.ssf")
         return added
 
+    def is_mergeable(self, model: nn.Module) -> bool:
+        return not any(isinstance(m, SsfBefore) for m in model.modules())
+
+    def kept_frozen(self, model: nn.Module) -> list[str]:
+        """The paper keeps the pretrained ``fc_norm`` behind its pooled site."""
+        return [n for n, _ in model.named_parameters() if n.startswith("fc_norm.base_layer.")]
+
     def merge(self, model: nn.Module) -> None:
+        if any(isinstance(m, SsfBefore) for m in model.modules()):
+            raise NotMergeableError(
+                "cannot merge SSF's pooled site (method.pooled_site=official on a mean-pooling backbone): no "
+                "layer can absorb a scale-shift before fc_norm; export with --full or --adapter-only, or train "
+                "with --set method.pooled_site=fc_norm to merge")
         for name, module in list(model.named_modules()):
             if isinstance(module, SsfWrapped):
                 set_submodule(model, name, module.folded())
