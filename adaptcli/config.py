@@ -54,6 +54,9 @@ class TrainConfig:
     ``warmup_lr`` is where the warm-up starts (``None``: lr / (warm-up length + 1)); ``warmup_prefix``
     starts the cosine after the warm-up (``false``: the warm-up replaces its first part, timm train.py's
     default); the last ``cooldown_epochs`` of ``epochs`` stay at ``min_lr`` (timm train.py's cool-down).
+    ``layer_decay``: block i of L trains at lr x layer_decay^(L - i) (timm's ``param_groups_layer_decay``;
+    the embedding one step lower, the final norm with the last block, the head at lr). ``ema``: keep a weight EMA with this decay (:mod:`adaptcli.engine.ema`), validated and saved beside
+    the raw weights.
     """
 
     epochs: Count = 10
@@ -72,6 +75,8 @@ class TrainConfig:
     cooldown_epochs: Annotated[int, Ge(0)] = 0
     clip_grad: Optional[Annotated[float, Gt(0)]] = None
     label_smoothing: Rate = 0.0
+    ema: Optional[Annotated[float, Interval(gt=0, lt=1)]] = None  # weight EMA decay (timm ModelEmaV3); None: off
+    layer_decay: Optional[Annotated[float, Interval(gt=0, le=1)]] = None  # layer-wise lr decay (timm, BEiT); None: off
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
     #: none | frozen (selective recomputation in blocks with frozen weights) | all (every block)
     recompute: Literal["none", "frozen", "all"] = "none"

@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.runs.results import EvalResult
 
 PANEL = "Training"
+WEIGHTS = ("selected", "last", "best", "ema")
 
 
 def register(app: typer.Typer) -> None:
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter (any layout finetune accepts).")] = None,
         scores: Annotated[Optional[Path], typer.Option("--scores", help="Also write every sample's scores and targets to this .safetensors file.")] = None,
+        weights: Annotated[str, typer.Option("--weights", help="Which of the run's weights: selected (best on validation, else last), last, best, or ema (a run trained with train.ema).")] = "selected",
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
         skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Evaluate around damaged shards or samples; eval.json records how many samples were missing.")] = False,
     ) -> None:
@@ -41,7 +43,7 @@ def register(app: typer.Typer) -> None:
                                       skip_damaged=skip_damaged, scores=scores)
         else:
             result = evaluate_run_folder(run, checkpoint, data, split=split, views=views,
-                                         skip_damaged=skip_damaged, scores=scores)
+                                         skip_damaged=skip_damaged, scores=scores, weights=weights)
         from adaptcli.engine.distributed import partial_state
 
         if partial_state().is_main_process:
@@ -68,7 +70,8 @@ def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[P
 
 
 def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: Optional[Path], *, split: str,
-                        views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+                        views: Optional[str], skip_damaged: bool, scores: Optional[Path],
+                        weights: str = "selected") -> EvalResult:
     """``--run RUN`` (writes its eval.json)."""
     from adaptcli.engine.evaluate import evaluate_run
     from adaptcli.errors import AdaptError
@@ -77,7 +80,10 @@ def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: O
         raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
     if checkpoint is not None:
         raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
-    return evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged, scores_file=scores)
+    if weights not in WEIGHTS:
+        raise AdaptError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
+    return evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged, scores_file=scores,
+                        weights=weights)
 
 
 def show(result: EvalResult, as_json: bool, run: Optional[Path]) -> None:

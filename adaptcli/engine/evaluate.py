@@ -130,8 +130,9 @@ def _score(session: Session, split: str,
 
 def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None,
                  skip_damaged: bool = False, scores_file: Path | None = None,
-                 output: Output | None = None) -> EvalResult:
-    """Evaluate a finished run; writes ``eval.json`` in the run folder and returns the metrics."""
+                 output: Output | None = None, weights: str = "selected") -> EvalResult:
+    """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`); writes ``eval.json``
+    in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.io import write_json
     from adaptcli.runs.folder import RunDir
@@ -143,7 +144,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         if data is not None:
             reads.add(Path(data).resolve())
         check_scores_file(scores_file, reads)
-    loaded = load_run_model(run, output=output)
+    loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
     session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
                                      loaded.info["num_classes"], loaded.adapt, output)
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)

@@ -18,19 +18,24 @@ def effective_lr(train: TrainConfig, world_size: int) -> float:
     return train.lr * train.batch_size * train.accum_steps * world_size / train.lr_base_batch
 
 
-def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """timm's decay / no-decay groups (``param_groups_weight_decay``), tokens and prompts exempt too."""
-    from timm.optim import param_groups_weight_decay
+def parameter_groups(model: nn.Module, weight_decay: float, layer_decay: float | None = None) -> list[dict]:
+    """timm's decay / no-decay groups (``param_groups_weight_decay``), tokens and prompts exempt too;
+    with ``layer_decay``, timm's ``param_groups_layer_decay`` (each group carries its ``lr_scale``, which
+    timm's schedulers apply)."""
+    from timm.optim import param_groups_layer_decay, param_groups_weight_decay
 
     skip = set(getattr(model, "no_weight_decay", lambda: set())())
     exempt = [name for name, _ in model.named_parameters()
               if name in skip or any(token in name for token in NO_DECAY_NAMES)]
-    groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=exempt)
+    if layer_decay is not None:
+        groups = param_groups_layer_decay(model, weight_decay, no_weight_decay_list=exempt, layer_decay=layer_decay)
+    else:
+        groups = param_groups_weight_decay(model, weight_decay, no_weight_decay_list=exempt)
     return [group for group in groups if group["params"]]
 
 
 def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    groups = parameter_groups(model, train.weight_decay)
+    groups = parameter_groups(model, train.weight_decay, train.layer_decay)
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
     return torch.optim.AdamW(groups, lr=lr)

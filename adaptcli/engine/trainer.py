@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
+from adaptcli.engine.ema import EMA_FILE, WeightEma
 from adaptcli.engine.device import build_accelerator, decodes_on_device, fp32_note, pins_memory
 from adaptcli.engine.evaluate import validate
 from adaptcli.engine.features import cache_training_features, trainable_module
@@ -23,6 +25,7 @@ from adaptcli.engine.step import timed_step
 from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
 from adaptcli.engine.tracking import flat_hyperparameters, tracker_names, tracker_values
 from adaptcli.errors import AdaptError
+from adaptcli.io import save_tensors
 from adaptcli.models.recompute import apply_recompute
 from adaptcli.runs import checkpoint as ckpt
 from adaptcli.runs.folder import RunDir
@@ -53,6 +56,7 @@ class Trainer:
         self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
         self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
+        self.ema: WeightEma | None = None
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
@@ -76,9 +80,13 @@ class Trainer:
         accelerator.register_for_checkpointing(scheduler)
         if not cached:  # with the feature cache the prepared module is the head alone: all of it trains
             accelerator.register_save_state_pre_hook(ckpt.trainable_only_hook(trainer.weights))
+        if train.ema is not None:  # after prepare: the average lives where the weights do
+            trainer.ema = WeightEma(session.model, train.ema, trainer.weights.names())
         resumed = ckpt.load_last_checkpoint(run, accelerator, trainer.out) if resume else None
         if resumed is not None:
             trainer.state, trainer.resume_rng = resumed
+            if trainer.ema is not None:
+                trainer.ema.load(ckpt.ema_checkpoint_file(run))
         return trainer
 
     def save_checkpoint(self, mid_epoch: bool = False) -> Path:
@@ -90,7 +98,11 @@ class Trainer:
         acc.save_state(str(staged))
         acc.wait_for_everyone()
         if self.is_main:
+            if self.ema is not None:
+                save_tensors(staged / EMA_FILE, self.ema.tensors(), {"format": "adaptcli.ema/1"})
             ckpt.finish_checkpoint(self.run, staged, final, self.state, self.weights, self.config.train.keep_checkpoints)
+            if self.ema is not None:
+                save_tensors(self.run.ema_file, self.ema.tensors(), {**self.weights.metadata(self.state), "weights": "ema"})
         acc.wait_for_everyone()
         return final
 
@@ -167,6 +179,8 @@ class Trainer:
         if synced:
             self.state.step += 1
             self.scheduler.step_update(num_updates=self.state.step)
+            if self.ema is not None:
+                self.ema.update(self.session.model, self.state.step)
         if not math.isfinite(loss):
             raise AdaptError(f"loss became {loss} at step {self.state.step} (epoch {epoch + 1}); training "
                              f"stopped, the last good checkpoint is kept in {self.run.checkpoints}; lower train.lr")
@@ -205,6 +219,10 @@ class Trainer:
         values, headline = validate(self.session, self.accelerator, self.val_split)
         if self.state.improves(headline) and self.is_main:
             self.weights.save(self.run.best_file, self.state)
+        if self.ema is not None:
+            averaged, _ = validate(dataclasses.replace(self.session, model=self.ema.module), self.accelerator,
+                                   self.val_split)
+            values.update({f"ema_{key}": value for key, value in averaged.items()})
         return values
 
     def _current_lr(self) -> float:

@@ -134,6 +134,11 @@ class VideoVisionTransformer(nn.Module):
         return set()  # the position table is a fixed buffer, there is no class token
 
     @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """timm's layer grouping (layer-wise lr decay): the embedding, each block, then ``fc_norm``."""
+        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^fc_norm", (99999,))])
+
+    @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         self.grad_checkpointing = enable
 

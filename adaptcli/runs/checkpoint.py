@@ -159,6 +159,16 @@ def load_last_checkpoint(run: RunDir, accelerator: Any, output: Output) -> tuple
     return state, rng_state()
 
 
+def ema_checkpoint_file(run: RunDir) -> Path:
+    """The weight EMA saved with the run's last checkpoint (``train.ema``)."""
+    last = run.checkpoint_dirs()[-1]
+    path = last / "ema.safetensors"
+    if not path.is_file():
+        raise AdaptError(f"checkpoint {last} has no ema.safetensors (it was saved without train.ema); resume with "
+                         "the settings the run was started with, or start again with --overwrite")
+    return path
+
+
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch (CPU and CUDA) random states, as Accelerate's ``load_state`` left them."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}

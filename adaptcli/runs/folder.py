@@ -6,6 +6,7 @@
     RUN/run.lock             pid, host and start time of the process training the run (while it runs)
     RUN/trainable.safetensors  trainable tensors of the last checkpoint (method + head), with metadata
     RUN/best.safetensors       the same for the epoch that was best on validation (when there is one)
+    RUN/ema.safetensors        the weight EMA's trainable tensors at the last checkpoint (train.ema)
     RUN/backbone.safetensors   frozen backbone weights, only when no --checkpoint file was given
     RUN/checkpoints/epoch-NNNN Accelerate save_state (model, optimiser, scheduler, RNG) at an epoch end;
     RUN/checkpoints/epoch-NNNN-step-SSSSSSSS  the same mid-epoch (train.save_every_steps, SIGTERM);
@@ -34,7 +35,7 @@ from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
 CHECKPOINT_PREFIX = "epoch-"
 #: Everything adaptcli writes in a run folder (``--overwrite`` removes these and nothing else): the run's
 #: files, its checkpoints, the trackers' folder (Accelerate's project name), the single-file outputs' ledger.
-RUN_ENTRIES = frozenset({"config.yaml", "run.json", "trainable.safetensors", "best.safetensors",
+RUN_ENTRIES = frozenset({"config.yaml", "run.json", "trainable.safetensors", "best.safetensors", "ema.safetensors",
                          "backbone.safetensors", "checkpoints", "metrics.jsonl", "summary.json", "eval.json",
                          "adaptcli", ".adaptcli-outputs.json"})
 
@@ -76,6 +77,10 @@ class RunDir:
     @property
     def best_file(self) -> Path:
         return self.path / "best.safetensors"
+
+    @property
+    def ema_file(self) -> Path:
+        return self.path / "ema.safetensors"
 
     @property
     def backbone_file(self) -> Path:
@@ -195,6 +200,17 @@ class RunDir:
         self.info()
         return load_run_config(self.config_file)
 
+    def weights_file(self, which: str) -> Path:
+        """``selected`` (best on validation, else last), ``last``, ``best`` or ``ema`` (train.ema)."""
+        if which == "selected":
+            return self.selected_weights()
+        path = {"last": self.trainable_file, "best": self.best_file, "ema": self.ema_file}[which]
+        if not path.is_file():
+            why = {"best": "no validation split chose one", "ema": "the run was trained without train.ema",
+                   "last": "the run has not finished an epoch"}[which]
+            raise AdaptError(f"{self.path} has no {path.name} ({why}); choose other --weights")
+        return path
+
     def selected_weights(self) -> Path:
         """The weights eval and export use: best on validation when known, else the last epoch."""
         for path in (self.best_file, self.trainable_file):
@@ -204,7 +220,7 @@ class RunDir:
 
     def dependencies(self, config: RunConfig) -> set[Path]:
         """Resolved paths nothing may be written over: the run's own files, its data, its checkpoint."""
-        own = {self.config_file, self.info_file, self.trainable_file, self.best_file, self.backbone_file,
+        own = {self.config_file, self.info_file, self.trainable_file, self.best_file, self.ema_file, self.backbone_file,
                self.checkpoints, self.metrics_file, self.summary_file, self.eval_file, self.path / LOCK_NAME}
         found = {p.resolve() for p in own}
         if config.model.checkpoint:

@@ -90,3 +90,52 @@ def test_mid_epoch_resume_lands_on_the_same_lr():
 def test_cooldown_must_leave_epochs_to_train():
     with pytest.raises(ConfigError, match="cooldown_epochs.*below train.epochs"):
         resolve(None, "linear", ["train.epochs=5", "train.cooldown_epochs=5"])
+
+
+def test_layer_decay_gives_each_block_its_scaled_lr():
+    """timm's param_groups_layer_decay on a 4-block ViT: embedding layer 0, block i layer i + 1 (the final
+    norm with the last block), head layer 5; the scheduler applies lr_scale = decay ** (5 - layer)."""
+    import timm
+
+    from adaptcli.methods import apply_method
+
+    model = timm.create_model("vit_tiny_patch16_224", img_size=32, depth=4, num_classes=3)
+    apply_method(model, "full")
+    train = TrainConfig(optimizer="adamw", lr=1e-3, layer_decay=0.75, warmup_epochs=0, epochs=2)
+    from adaptcli.engine.optim import build_optimizer
+
+    optimizer = build_optimizer(model, train, 1e-3)
+    build_scheduler(optimizer, train, 4, 1e-3)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    params = dict(model.named_parameters())
+    assert lr_of[id(params["head.weight"])] == pytest.approx(1e-3)
+    assert lr_of[id(params["norm.weight"])] == pytest.approx(1e-3 * 0.75)
+    for block in range(4):
+        expected = 1e-3 * 0.75 ** (4 - block)
+        assert lr_of[id(params[f"blocks.{block}.attn.qkv.weight"])] == pytest.approx(expected), block
+        assert lr_of[id(params[f"blocks.{block}.norm1.bias"])] == pytest.approx(expected), block
+    assert lr_of[id(params["patch_embed.proj.weight"])] == pytest.approx(1e-3 * 0.75 ** 5)
+    assert lr_of[id(params["cls_token"])] == pytest.approx(1e-3 * 0.75 ** 5)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decay_of[id(params["cls_token"])] == 0 and decay_of[id(params["blocks.0.norm1.bias"])] == 0
+
+
+def test_layer_decay_groups_the_video_vit_by_block():
+    import timm
+
+    import adaptcli.models.architectures  # noqa: F401
+    from adaptcli.engine.optim import build_optimizer
+    from adaptcli.methods import apply_method
+
+    model = timm.create_model("video_vit_test", num_classes=3)
+    apply_method(model, "adaptformer")
+    train = TrainConfig(optimizer="adamw", lr=1.0, layer_decay=0.5, warmup_epochs=0, epochs=2)
+    optimizer = build_optimizer(model, train, 1.0)
+    build_scheduler(optimizer, train, 4, 1.0)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    params = dict(model.named_parameters())
+    depth = len(model.blocks)
+    for block in range(depth):  # the adapters inside a block take that block's rate
+        assert lr_of[id(params[f"blocks.{block}.adaptmlp.down.weight"])] == pytest.approx(0.5 ** (depth - block))
+    assert lr_of[id(params["head.weight"])] == pytest.approx(1.0)
+    assert lr_of[id(params["fc_norm.weight"])] == pytest.approx(0.5)  # with the last block, as timm's ViT norm
