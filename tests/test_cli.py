@@ -83,6 +83,16 @@ def test_lora_family_counts_exactly(method, params):
     assert report["backbone_params"] == 85_798_656 and report["mergeable"] is True
 
 
+@pytest.mark.parametrize("method, params", [("lora", 12 * 2 * 8 * (768 + 768)), ("dora", 313_344)])
+def test_lora_split_q_k_counts_exactly(method, params):
+    # method.qkv=split, split_targets [q, k] (the default), r 8 each: 2 x 8 x (768 + 768) per block, the same
+    # as one rank-8 update of the fused qkv; DoRA adds one magnitude per adapted row (2 x 768 per block).
+    report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100",
+                     "--set", "method.qkv=split")
+    assert report["method_params"] == params == 294_912 + (12 * 2 * 768 if method == "dora" else 0)
+    assert report["trainable_params"] == params + 76_900 and report["mergeable"] is True
+
+
 def test_any_peft_tuner_by_name():
     report = inspect("--model", "vit_base_patch16_224", "--method", "peft", "--num-classes", "10",
                      "--set", "method.peft_type=VERA", "--set", "method.peft_config={r: 256, target_modules: [qkv, fc1]}")

@@ -62,6 +62,10 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
         if isinstance(plain.norm, nn.LayerNorm):
             targets.append("norm")
         names |= {f"{t}.ssf.{p}" for t in targets for p in ("scale", "shift")}
+    elif method in ("lora", "dora") and options.get("qkv") == "split":  # A and B (and magnitude) per part
+        kinds = ["lora_A", "lora_B"] + (["lora_magnitude"] if method == "dora" else [])
+        names |= {f"blocks.{i}.attn.qkv.{kind}.{part}" + (".weight" if kind != "lora_magnitude" else "")
+                  for i in range(depth) for part in options.get("split_targets", ["q", "k"]) for kind in kinds}
     elif method in ("lora", "dora"):  # A and B beside each target (and DoRA's magnitude), peft's names
         parts = ["lora_A.default.weight", "lora_B.default.weight"]
         if method == "dora":

@@ -211,3 +211,28 @@ def test_peft_tuner_with_shared_state_trains_merges_and_reloads(runs, tmp_path):
     plain.load_state_dict(load_file(str(out)), strict=True)
     model, _, _ = run_model(run)
     assert max_diff(model, plain, batch()) <= 1e-4
+
+
+@pytest.mark.parametrize("method", ["lora", "dora"])
+def test_split_qkv_runs_merge_and_export_adapters(runs, tmp_path, method):
+    import timm
+    from safetensors.torch import load_file
+
+    run = runs.get(method, "colours", "--set", "method.qkv=split", "--set", "method.split_targets=[q,v]")
+    model, _, _ = run_model(run)
+    x = batch()
+    merged = tmp_path / "model.safetensors"
+    assert export(run, merged, "merge").exit_code == 0
+    plain = timm.create_model("test_vit", num_classes=3, img_size=32).eval()
+    plain.load_state_dict(load_file(str(merged)), strict=True)
+    assert max_diff(model, plain, x) <= 1e-5
+
+    adapter = tmp_path / "task.safetensors"
+    result = export(run, adapter, "adapter-only")
+    assert result.exit_code == 0 and "round-trip check: max |difference| = 0.00e+00" in result.output, result.output
+    assert max_diff(model, adaptcli.load(adapter, backbone=run / "backbone.safetensors"), x) <= 1e-6
+    assert export(run, tmp_path / "full.safetensors", "full").exit_code == 0
+
+    refused = invoke("export", "--run", run, "--adapter-only", "--format", "peft", "--out", tmp_path / "peft")
+    assert refused.exit_code == 2 and "cannot hold method.qkv=split" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "peft").exists()

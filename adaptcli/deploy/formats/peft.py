@@ -30,6 +30,9 @@ def peft_files(export: "Export"):  # -> (peft config, state dict)
     from peft import get_peft_model_state_dict
 
     model, config = export.model, export.config
+    if getattr(config.method_options, "qkv", "fused") == "split":
+        raise AdaptError("--format peft cannot hold method.qkv=split (peft's LoRA updates whole layers, not the q/k/v "
+                         "rows of qkv): export --adapter-only or --merge instead")
     if "default" not in getattr(model, "peft_config", {}):
         raise AdaptError(f"--format peft holds runs of methods injected through peft (lora, dora, peft); "
                          f"this run used {config.method}: export --adapter-only instead")

@@ -7,21 +7,34 @@ this toolkit's defaults; ``peft`` takes any peft tuner by name and its options a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from annotated_types import Ge, Gt, Interval
+from annotated_types import Ge, Gt, Interval, Predicate
 
 from adaptcli.methods.registry import MethodSpec, register
 
 
+def distinct_parts(parts: list[str]) -> bool:
+    """one to three distinct parts"""
+    return 0 < len(parts) == len(set(parts))
+
+
 @dataclass
 class LoraOptions:
-    """Low-rank update ``W + (alpha / r) B A`` of each target Linear (peft's ``LoraConfig``)."""
+    """Low-rank update ``W + (alpha / r) B A`` of each target Linear (peft's ``LoraConfig``).
+
+    ``qkv: split`` instead gives each part in ``split_targets`` of every block's fused ``qkv`` its own
+    rank-r update of its output rows (Adapter+'s LoRA baseline adapts q and k so); ``target_modules``
+    then stays ``[qkv]``.
+    """
 
     r: Annotated[int, Ge(1)] = 8
     alpha: Annotated[float, Gt(0)] = 8.0
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["qkv"])
+    qkv: Literal["fused", "split"] = "fused"
+    split_targets: Annotated[list[Literal["q", "k", "v"]], Predicate(distinct_parts)] = field(
+        default_factory=lambda: ["q", "k"])
 
 
 @dataclass

@@ -18,6 +18,7 @@ from adaptcli.errors import ConfigError, NotMergeableError
 from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
+from adaptcli.methods.peft_tuners.split import inject_split, merge_split
 from adaptcli.models.blocks import set_submodule
 
 DEFAULT_TARGETS = ["qkv"]
@@ -123,14 +124,42 @@ class PeftMethod(Method):
             set_submodule(model, name, layer.get_base_layer())
 
 
+def check_split(options: LoraOptions) -> bool:
+    """Whether ``options`` ask for ``qkv: split``; options that only apply to the other choice are one line."""
+    if options.qkv == "split":
+        if list(options.target_modules) != DEFAULT_TARGETS:
+            raise ConfigError(f"method.qkv=split adapts the q/k/v rows of each block's qkv; method.target_modules "
+                              f"{options.target_modules} would be ignored: leave it at [qkv] or use method.qkv=fused")
+        return True
+    if sorted(options.split_targets) != ["k", "q"]:
+        raise ConfigError(f"method.split_targets={options.split_targets} applies with method.qkv=split only: "
+                          "add --set method.qkv=split")
+    return False
+
+
 class Lora(PeftMethod):
+    """peft's LoRA, or :mod:`~adaptcli.methods.peft_tuners.split` with ``qkv: split``."""
+
+    use_dora = False
+
     def peft_config(self, options: LoraOptions) -> Any:
-        return lora_config(options, use_dora=False)
+        return lora_config(options, use_dora=self.use_dora)
+
+    def inject(self, model: nn.Module, options: LoraOptions) -> list[str]:
+        if not check_split(options):
+            return super().inject(model, options)
+        return inject_split(model, options.split_targets, options.r, options.alpha, options.dropout, self.use_dora)
+
+    def existing_parameters(self, model: nn.Module) -> list[str]:
+        return super().existing_parameters(model) if tuner_layers(model) else []
+
+    def merge(self, model: nn.Module) -> None:
+        merge_split(model)
+        super().merge(model)
 
 
-class Dora(PeftMethod):
-    def peft_config(self, options: LoraOptions) -> Any:
-        return lora_config(options, use_dora=True)
+class Dora(Lora):
+    use_dora = True
 
 
 class AnyPeftTuner(PeftMethod):
