@@ -22,7 +22,7 @@ from adaptcli.deploy.header import export_metadata
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError, NotMergeableError
 from adaptcli.methods.base import AdaptInfo
-from adaptcli.methods.registry import cannot_merge_message, method_spec
+from adaptcli.methods.registry import merge_refusal
 from adaptcli.runs.folder import RunDir
 
 
@@ -78,8 +78,9 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: s
         raise AdaptError(f"--out {out}: the file name must end in {writer.suffix}")
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(Path(run_dir))
     config = run.config()
-    if mode is ExportMode.MERGE and not method_spec(config.method).mergeable:
-        raise NotMergeableError(cannot_merge_message(config.method))
+    refusal = merge_refusal(config.method, config.method_options) if mode is ExportMode.MERGE else None
+    if refusal is not None:
+        raise NotMergeableError(refusal)
     check_export_out(out, run, config, overwrite, writer)
     loaded = load_run_model(run)
     model, config, info = loaded.model, loaded.config, loaded.info

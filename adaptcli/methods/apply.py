@@ -11,7 +11,7 @@ import importlib
 
 from adaptcli.methods.base import AdaptInfo, Method, freeze_all, hold_fixed, new_parameter_names
 from adaptcli.methods.head import add_head_norm, fold_head_norms
-from adaptcli.methods.registry import method_spec
+from adaptcli.methods.registry import merge_refusal, method_spec
 from adaptcli.models.blocks import head_modules
 
 
@@ -59,7 +59,7 @@ def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: st
     return AdaptInfo(
         method=name,
         options=options,
-        mergeable=method.is_mergeable(model),
+        mergeable=merge_refusal(name, options) is None and method.is_mergeable(model),
         owned_prefixes=owned,
         method_param_names=method_params,
         fixed_elements=fixed,

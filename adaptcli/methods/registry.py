@@ -8,7 +8,9 @@ below, never from a method's name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from adaptcli.errors import ConfigError
 from adaptcli.registry import Registry
@@ -30,6 +32,8 @@ class MethodSpec:
     order: int = 100  # position in listings (the papers' order)
     trains_backbone: bool = False  # every backbone weight trains (checkpoints hold the whole model)
     mergeable: bool = False  # folds exactly into the backbone's own architecture
+    #: options that make a mergeable method unmergeable: returns the one-line refusal, or None
+    merge_refusal: Optional[Callable[[Any], Optional[str]]] = None
     feature_cache: bool = False  # the backbone's output never changes in training: cache it
     unused_parameters: bool = False  # some trainable parameter can miss a gradient in a step (DDP must search)
 
@@ -61,6 +65,14 @@ def method_spec(name: str) -> MethodSpec:
 def method_help() -> str:
     """``name: summary`` for every method, for ``--method`` help texts."""
     return METHODS.help()
+
+
+def merge_refusal(name: str, options: Any) -> Optional[str]:
+    """Why a run of method ``name`` with ``options`` cannot be merged (one line), or None when it can."""
+    spec = method_spec(name)
+    if not spec.mergeable:
+        return cannot_merge_message(name)
+    return spec.merge_refusal(options) if spec.merge_refusal is not None else None
 
 
 def cannot_merge_message(name: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from annotated_types import Ge, Interval
 
@@ -20,6 +20,20 @@ class ArcOptions:
     #: zero: both zero (the adapter starts as the identity); xavier: both xavier-uniform.
     scale_init: Literal["official", "zero", "xavier"] = "official"
     layers: Optional[list[Annotated[int, Ge(0)]]] = None
+    #: mergeable: on Swin too, both adapters sit after their LayerNorm and fold into qkv / fc1;
+    #: official: as ARC's released Swin code, the MLP-side adapter rewrites the residual stream
+    #: before norm2 (Swin only; not mergeable).
+    swin_placement: Literal["mergeable", "official"] = "mergeable"
+
+
+OFFICIAL_NOT_MERGEABLE = (
+    "arc with method.swin_placement=official cannot be merged into the backbone (its MLP-side adapter "
+    "rewrites the residual stream before norm2); export with --full or --adapter-only instead")
+
+
+def arc_merge_refusal(options: Any) -> Optional[str]:
+    """Why an ``arc`` run cannot be merged (its MLP-side adapter sits before norm2), or None."""
+    return OFFICIAL_NOT_MERGEABLE if getattr(options, "swin_placement", "mergeable") == "official" else None
 
 
 register(MethodSpec(
@@ -29,6 +43,7 @@ register(MethodSpec(
     implementation="adaptcli.methods.arc.method:Arc",
     order=20,
     mergeable=True,
+    merge_refusal=arc_merge_refusal,
 ))
 register(MethodSpec(
     name="arc_att",

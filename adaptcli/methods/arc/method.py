@@ -4,16 +4,27 @@
 (the whole ViT, or one Swin stage), s_l (r) and b_l (D) are per block. At inference the adapter is
 ``h' = h A + b`` with ``A = I + U diag(s_l) U^T``, which folds exactly into the Linear layers that
 read h' (qkv on the attention side, fc1 on the MLP side).
+
+``method.swin_placement=official`` follows ARC's released Swin code (``Model/ARC_swin_b.py``): there
+the MLP-side adapter re-composes the residual stream itself before norm2,
+``x = A(x); x = x + MLP(norm2(x))``, so the skip connection carries the adapted stream and the
+adapter sits in front of a LayerNorm, not a Linear: not mergeable. It lives as the block's own child
+``arc_stream`` (same parameters as the mergeable placement) and the block's class becomes a subclass
+whose forward calls it. The attention side stays after norm1, because the released code puts it
+there too (``x = A(norm1(x))`` before the windowed attention). On a backbone without Swin blocks the
+option is refused: ARC's released ViT code already places both adapters as the default does.
 """
 
 from __future__ import annotations
 
 import torch
+from timm.models.swin_transformer import SwinTransformerBlock as TimmSwinBlock
 from torch import nn
+from torchvision.models.swin_transformer import SwinTransformerBlock as TorchvisionSwinBlock
 
-from adaptcli.methods.arc.config import ArcOptions
+from adaptcli.methods.arc.config import OFFICIAL_NOT_MERGEABLE, ArcOptions
 from adaptcli.methods.base import Method, fold_into_linear
-from adaptcli.errors import NotMergeableError
+from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.models.blocks import (
     attention_inputs,
     block_groups,
@@ -35,13 +46,12 @@ class ArcProjection(nn.Module):
         nn.init.xavier_uniform_(self.weight)
 
 
-class ArcAdapter(nn.Module):
-    """Wraps a norm layer (kept as ``base_layer``) and re-composes its output."""
+class ArcRecompose(nn.Module):
+    """``h -> h + dropout(h (U * s)) U^T + b`` over the last dimension."""
 
-    def __init__(self, base_layer: nn.Module, projection: ArcProjection, dropout: float, scale_init: str):
+    def __init__(self, projection: ArcProjection, dropout: float, scale_init: str):
         super().__init__()
         dim, rank = projection.weight.shape
-        self.base_layer = base_layer
         # Not registered here: the projection is registered once on the model and shared.
         object.__setattr__(self, "projection", projection)
         self.scale = nn.Parameter(torch.zeros(rank))
@@ -50,9 +60,8 @@ class ArcAdapter(nn.Module):
         self.bias = nn.Parameter(torch.zeros(dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
         u = self.projection.weight
-        h = self.base_layer(x)
         flat = h.reshape(-1, h.shape[-1])
         z = self.dropout(flat @ (u * self.scale))
         # h' = h + z U^T + b with no stream-sized element-wise pass: b is one more row of the up
@@ -73,6 +82,45 @@ class ArcAdapter(nn.Module):
         return eye + (u * self.scale) @ u.T, self.bias.detach().clone()
 
 
+class ArcAdapter(ArcRecompose):
+    """Wraps a norm layer (kept as ``base_layer``) and re-composes its output."""
+
+    def __init__(self, base_layer: nn.Module, projection: ArcProjection, dropout: float, scale_init: str):
+        super().__init__(projection, dropout, scale_init)
+        self.base_layer = base_layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.base_layer(x))
+
+
+class ArcTimmSwinBlock(TimmSwinBlock):
+    """timm's Swin block with ARC's released MLP side: ``x = arc_stream(x); x = x + MLP(norm2(x))``."""
+
+    arc_stream: ArcRecompose
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path1(self._attn(self.norm1(x)))
+        x = self.arc_stream(x)
+        return x + self.drop_path2(self.mlp(self.norm2(x)))
+
+
+class ArcTorchvisionSwinBlock(TorchvisionSwinBlock):
+    """torchvision's Swin block (Video Swin) with ARC's released MLP side, as :class:`ArcTimmSwinBlock`."""
+
+    arc_stream: ArcRecompose
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.stochastic_depth(self.attn(self.norm1(x)))
+        x = self.arc_stream(x)
+        return x + self.stochastic_depth(self.mlp(self.norm2(x)))
+
+
+#: Swin block classes (exactly these: V2 is post-norm) and their ARC-official subclass.
+OFFICIAL_SWIN_BLOCKS: dict[type, type] = {
+    TimmSwinBlock: ArcTimmSwinBlock, TorchvisionSwinBlock: ArcTorchvisionSwinBlock,
+}
+
+
 def side_scale_init(scale_init: str, side: str) -> str:
     """``official``: zero on the attention side, xavier-uniform on the MLP side (ARC's released code)."""
     if scale_init == "official":
@@ -85,6 +133,11 @@ class Arc(Method):
 
     def inject(self, model: nn.Module, options: ArcOptions) -> list[str]:
         blocks = transformer_blocks(model)
+        official = options.swin_placement == "official"
+        if official and not all(type(block) in OFFICIAL_SWIN_BLOCKS for _, block in blocks):
+            raise UnsupportedModelError(
+                f"method.swin_placement=official applies to Swin backbones only, not {type(model).__name__} "
+                "(ARC's released ViT code places the adapters as the default mergeable does); drop the option")
         selected = set(select_layers(len(blocks), options.layers))
         shared = nn.ModuleDict()
         added = []
@@ -99,6 +152,12 @@ class Arc(Method):
                 norm_attr = "norm1" if side == "att" else "norm2"
                 for index in members:
                     name, block = blocks[index]
+                    if official and side == "mlp":
+                        block.__class__ = OFFICIAL_SWIN_BLOCKS[type(block)]
+                        block.arc_stream = ArcRecompose(projection, options.dropout,
+                                                        side_scale_init(options.scale_init, side))
+                        added.append(f"{name}.arc_stream")
+                        continue
                     adapter = ArcAdapter(getattr(block, norm_attr), projection, options.dropout,
                                          side_scale_init(options.scale_init, side))
                     setattr(block, norm_attr, adapter)
@@ -107,6 +166,8 @@ class Arc(Method):
         return [SHARED_NAME, *added]
 
     def merge(self, model: nn.Module) -> None:
+        if any(type(module) is ArcRecompose for module in model.modules()):  # official Swin placement
+            raise NotMergeableError(OFFICIAL_NOT_MERGEABLE)
         for name, block in transformer_blocks(model):
             for norm_attr, consumers in (("norm1", attention_inputs), ("norm2", mlp_inputs)):
                 adapter = getattr(block, norm_attr)
