@@ -18,7 +18,8 @@ ADAPTER_PLUS_VTAB = {**ADAPTER_PLUS, "method.bottleneck": 8}  # conf/experiment/
 ADAPTER_PLUS_FGVC_DIM = {"CUB_200_2011": 2, "nabirds": 2, "OxfordFlower": 1, "Stanford-cars": 32, "Stanford-dogs": 1}
 # conf/experiment/vtab/lora.yaml + conf/lora/base_lora.yaml: rank 8, scaling 1.0, dropout 0.1
 LORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
-             "method.r": 8, "method.alpha": 8.0, "method.dropout": 0.1}
+             "method.r": 8, "method.alpha": 8.0, "method.dropout": 0.1, "method.qkv": "split",
+             "method.split_targets": ["q", "k"]}
 
 # dongzelian/SSF train_scripts/vit/vtab/<script folder>/train_ssf.sh: --lr, --weight-decay, --drop-path
 SSF_VTAB = {
