@@ -54,7 +54,8 @@ class TrainConfig:
     ``warmup_lr`` is where the warm-up starts (``None``: lr / (warm-up length + 1)); ``warmup_prefix``
     starts the cosine after the warm-up (``false``: the warm-up replaces its first part, timm train.py's
     default); the last ``cooldown_epochs`` of ``epochs`` stay at ``min_lr`` (timm train.py's cool-down).
-    ``layer_decay``: block i of L trains at lr x layer_decay^(L - i) (timm's ``param_groups_layer_decay``;
+    ``mixup``/``cutmix``/``random_erasing`` run on the training batch in the training process
+    (:mod:`adaptcli.engine.batch_augment`). ``layer_decay``: block i of L trains at lr x layer_decay^(L - i) (timm's ``param_groups_layer_decay``;
     the embedding one step lower, the final norm with the last block, the head at lr). ``ema``: keep a weight EMA with this decay (:mod:`adaptcli.engine.ema`), validated and saved beside
     the raw weights.
     """
@@ -77,6 +78,13 @@ class TrainConfig:
     label_smoothing: Rate = 0.0
     ema: Optional[Annotated[float, Interval(gt=0, lt=1)]] = None  # weight EMA decay (timm ModelEmaV3); None: off
     layer_decay: Optional[Annotated[float, Interval(gt=0, le=1)]] = None  # layer-wise lr decay (timm, BEiT); None: off
+    # timm Mixup / CutMix on each training batch (alpha 0: off); label_smoothing goes into their targets
+    mixup: Annotated[float, Ge(0)] = 0.0
+    cutmix: Annotated[float, Ge(0)] = 0.0
+    mixup_prob: Annotated[float, Interval(ge=0, le=1)] = 1.0
+    mixup_switch_prob: Annotated[float, Interval(ge=0, le=1)] = 0.5
+    mixup_mode: Literal["batch", "pair", "elem"] = "batch"
+    random_erasing: Annotated[float, Interval(ge=0, le=1)] = 0.0  # timm RandomErasing probability (pixel mode)
     precision: Literal["auto", "no", "bf16", "fp16"] = "auto"  # auto: bf16 on a CUDA GPU that has it, else fp32
     #: none | frozen (selective recomputation in blocks with frozen weights) | all (every block)
     recompute: Literal["none", "frozen", "all"] = "none"
@@ -518,6 +526,7 @@ def resolve(
     }
     options = build_section(spec.options, tree.get("method") or {}, "method", keys)
     _check_schedule(sections["train"])
+    _check_augmentation(sections["train"], sections["data"])
     return RunConfig(method=name, method_options=options, **sections)
 
 
@@ -525,6 +534,20 @@ def _check_schedule(train: TrainConfig) -> None:
     if train.cooldown_epochs >= train.epochs:
         raise ConfigError(f"train.cooldown_epochs ({train.cooldown_epochs}) must be below train.epochs "
                           f"({train.epochs}): the cool-down is the last part of the epochs")
+
+
+def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:
+    mixing = train.mixup > 0 or train.cutmix > 0
+    if mixing and train.batch_size % 2:
+        raise ConfigError(f"train.mixup/cutmix mix each batch with its reverse and need an even train.batch_size "
+                          f"(got {train.batch_size})")
+    if data.rand_augment:
+        if data.decode == "cuda":
+            raise ConfigError("data.rand_augment runs in the loader workers on decoded frames; it does not combine "
+                              "with data.decode=cuda: set data.decode=cpu")
+        from adaptcli.data.clip_augment import check_rand_augment
+
+        check_rand_augment(data.rand_augment)
 
 
 def _per_task(own: dict[str, Any], method: str) -> dict[str, Any]:

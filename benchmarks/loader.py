@@ -17,10 +17,12 @@ about 45 frames at 12 fps).
 
 Then (``benchmarks/feed.py``): the epoch-boundary gap over a mean step with and without the next
 epoch's loader started early, the CPU cost per frame of the JPEG decode candidates, the cost of 720p
-frames stored as they are against ``prepare --short-side 320``, and the GPU row.
+frames stored as they are against ``prepare --short-side 320``, and the GPU row. ``augment``: the CPU
+cost per clip of VideoMAE's augmentations (timm RandAugment per clip in the workers; random erasing,
+mixup and cutmix on the batch in the training process) against the plain training decode.
 
 Usage: python benchmarks/loader.py [--profile ssv2] [--clips 48] [--frames 16] [--workers 0 2] [--quick]
-       [--sections streams gap decode short-side]
+       [--sections streams gap decode short-side augment]
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from adaptcli.data.synthetic import natural_clip, write_ssv2_layout, write_video
 from adaptcli.data.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-SECTIONS = ("streams", "gap", "decode", "short-side")
+SECTIONS = ("streams", "gap", "decode", "short-side", "augment")
 MPEG4 = {"b": "800k"}  # XviD-like bitrate for 320x240 at 30 fps
 
 
@@ -316,7 +318,37 @@ def feed_sections(args, tmp: Path, out: Path, samples: list[dict], spec: StreamS
         print_worker_costs(out, spec, args.batch)
     if "short-side" in args.sections and not args.quick:
         print_short_side(tmp / "short-side")
+    if "augment" in args.sections:
+        print_augment_costs(samples, spec, args.batch)
     print(f"\nGPU: real finetune samples/s against train_step.py --device cuda: {NO_GPU}")
+
+
+def print_augment_costs(samples: list[dict], spec: StreamSpec, batch: int) -> None:
+    """CPU ms per clip: the worker's decode without and with RandAugment (VideoMAE's rand-m7-n4-mstd0.5-inc1),
+    and the training process's erasing + mixup/cutmix on a batch (VideoMAE's 0.25, 0.8, 1.0)."""
+    import dataclasses
+
+    import torch
+
+    from adaptcli.config import TrainConfig
+    from adaptcli.engine.batch_augment import BatchAugment
+
+    plain = SampleDecoder(spec, "video", train=True, flip=True)
+    augmented = SampleDecoder(dataclasses.replace(spec, rand_augment="rand-m7-n4-mstd0.5-inc1"), "video", train=True,
+                              flip=True)
+    rng = random.Random(0)
+    base = _cpu_ms(lambda: [plain(s, rng) for s in samples]) / len(samples)
+    with_ra = _cpu_ms(lambda: [augmented(s, rng) for s in samples]) / len(samples)
+    augment = BatchAugment(TrainConfig(mixup=0.8, cutmix=1.0, random_erasing=0.25, label_smoothing=0.1,
+                                       batch_size=batch), 174, "cpu")
+    clips = torch.randn(batch, 3, spec.num_frames, spec.img_size, spec.img_size)
+    labels = torch.arange(batch) % 174
+    mixing = _cpu_ms(lambda: augment(clips.clone(), labels), 5) / batch
+    copy = _cpu_ms(lambda: clips.clone(), 5) / batch
+    print(f"\naugmentation, CPU ms per {spec.num_frames}-frame clip at {spec.img_size} px (this process):")
+    print(f"  worker decode {base:.2f}; with RandAugment {with_ra:.2f} ({with_ra / base:.2f}x)")
+    print(f"  batch erasing + mixup/cutmix {max(mixing - copy, 0.0):.2f} (training process, CPU tensors; "
+          f"{max(mixing - copy, 0.0) / base:.2f}x of the worker decode)")
 
 
 def measure_streams(args, profile: Profile, out: Path, paths: list[Path], samples: list[dict], counts: list[int],

@@ -26,6 +26,7 @@ import numpy as np
 from torch.utils.data import IterableDataset
 
 from adaptcli.data.batch_decode import EncodedClip, EncodedCollate
+from adaptcli.data.clip_augment import ClipRandAugment
 from adaptcli.data.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
 from adaptcli.data.sampling import clip_indices
@@ -51,6 +52,7 @@ class StreamSpec:
     flip: bool = True
     crop_pct: float = 0.875
     shuffle_buffer: int = 500
+    rand_augment: str | None = None
 
     @classmethod
     def from_config(cls, data: DataConfig, img_size: int, num_frames: int, mean: Iterable[float],
@@ -59,7 +61,7 @@ class StreamSpec:
         return cls(img_size=img_size, num_frames=num_frames, mean=tuple(mean), std=tuple(std),  # type: ignore[arg-type]
                    sampling=data.sampling, stride=data.stride, augment=data.augment,
                    crop_scale=(float(data.crop_scale[0]), float(data.crop_scale[1])), flip=data.flip,
-                   crop_pct=data.crop_pct, shuffle_buffer=data.shuffle_buffer)
+                   crop_pct=data.crop_pct, shuffle_buffer=data.shuffle_buffer, rand_augment=data.rand_augment)
 
 
 # --------------------------------------------------------------------------- sample decoding
@@ -124,6 +126,7 @@ class SampleDecoder:
         self.multi_label_classes = multi_label_classes  # set: labels are multi-hot vectors
         self.clips, self.crops = views if modality == "video" else (1, 1)
         self.num_classes = num_classes
+        self.rand_augment = ClipRandAugment(spec.rand_augment, spec.mean) if train and spec.rand_augment else None
 
     def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
         frames = frame_fields(sample)
@@ -172,6 +175,9 @@ class SampleDecoder:
                     if (i, b) not in cache:
                         cache[(i, b)] = render(open_image(raw[i]), box, s.img_size, flip)
                 views.append(np.stack([cache[(i, b)] for i in indices]))
+        if self.rand_augment is not None:
+            assert rng is not None
+            views[0] = self.rand_augment(views[0], rng)
         if self.modality == "image":
             return views[0][0], label, key  # H x W x 3 uint8
         if self.train:

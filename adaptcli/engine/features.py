@@ -107,12 +107,14 @@ def trainable_module(session: Session) -> tuple[nn.Module, bool]:
 
 def feature_cache_applies(config: RunConfig) -> bool:
     """A method whose features never change (linear probing) and no augmentation: cache them."""
-    data = config.data
+    data, train = config.data, config.train
     return (
         method_spec(config.method).feature_cache
-        and config.train.feature_cache
+        and train.feature_cache
         and data.augment == "resize"
         and not data.flip
+        and not data.rand_augment
+        and train.mixup == train.cutmix == train.random_erasing == 0
     )
 
 

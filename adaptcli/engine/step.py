@@ -6,38 +6,45 @@ import time
 from typing import Any
 
 import torch
+from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
 from adaptcli.config import TrainConfig
 from adaptcli.data.batch_decode import batch_inputs
+from adaptcli.engine.batch_augment import BatchAugment
 
 
 def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
-               multi_label: bool) -> tuple[float, bool, float]:
+               multi_label: bool, augment: BatchAugment | None = None) -> tuple[float, bool, float]:
     """:func:`train_step` with compilation errors explained: (loss, optimiser stepped, seconds it took)."""
     from adaptcli.engine.compile import compile_errors
 
     start = time.perf_counter()
     with compile_errors(train.compile):
-        loss, synced = train_step(accelerator, trained, optimizer, batch, train, multi_label)
+        loss, synced = train_step(accelerator, trained, optimizer, batch, train, multi_label, augment)
     value = loss.item()  # waits for the device, so the step time is real
     return value, synced, time.perf_counter() - start
 
 
 def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
-               multi_label: bool) -> tuple[torch.Tensor, bool]:
+               multi_label: bool, augment: BatchAugment | None = None) -> tuple[torch.Tensor, bool]:
     """One forward/backward; the loss and whether an optimiser step happened (end of accumulation).
 
-    Multi-label batches (labels ``B x C`` multi-hot) train with binary cross-entropy per class.
+    Multi-label batches (labels ``B x C`` multi-hot) train with binary cross-entropy per class;
+    ``augment`` (random erasing, mixup/cutmix) may turn labels into soft targets (soft cross-entropy).
     """
     acc = accelerator
     inputs = batch_inputs(batch, acc.device)  # decoded on the device with data.decode: cuda
     labels = batch["labels"].to(acc.device, non_blocking=True)
+    if augment is not None:
+        inputs, labels = augment(inputs, labels)
     with acc.accumulate(trained):
         with acc.autocast():
             logits = trained(inputs)
             if multi_label:
                 loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            elif augment is not None and augment.soft_targets:  # smoothing is already in the targets
+                loss = SoftTargetCrossEntropy()(logits.float(), labels)
             else:
                 loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=train.label_smoothing)
         acc.backward(loss)

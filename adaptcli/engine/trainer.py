@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
+from adaptcli.engine.batch_augment import BatchAugment
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
 from adaptcli.engine.ema import EMA_FILE, WeightEma
@@ -57,6 +58,7 @@ class Trainer:
         self.resume_rng: dict[str, Any] | None = None
         self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
         self.ema: WeightEma | None = None
+        self.augment = BatchAugment.of(session.config.train, session.manifest.num_classes, accelerator.device)
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
@@ -174,7 +176,7 @@ class Trainer:
             log_first_keys(self.run, self.accelerator, epoch, batch.get("keys", []))
         self.stats.add_batch(batch)
         loss, synced, seconds = timed_step(self.accelerator, self.trained, self.optimizer, batch, self.config.train,
-                                           self.session.multi_label)
+                                           self.session.multi_label, self.augment)
         self.stats.step_seconds += seconds
         if synced:
             self.state.step += 1

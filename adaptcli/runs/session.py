@@ -103,6 +103,9 @@ def check_training_data(config: RunConfig, data_dir: Path, manifest: Manifest) -
             f"(has {', '.join(manifest.splits)}); set --set data.train_split=NAME"
         )
     smoothing = config.train.label_smoothing
+    if manifest.multi_label and (config.train.mixup or config.train.cutmix):
+        raise AdaptError("train.mixup/cutmix mix single-label targets; multi-label data trains without them: "
+                         "set --set train.mixup=0 --set train.cutmix=0")
     if manifest.multi_label and smoothing:
         raise AdaptError(
             f"train.label_smoothing={smoothing} does not apply to multi-label data "
