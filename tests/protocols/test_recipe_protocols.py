@@ -92,3 +92,26 @@ def test_a_task_without_per_task_values_gets_the_method_section():
 def test_other_grids_hold_the_recipe_value(method, paper_lr):
     assert resolve("vtab", method).train.lr == paper_lr
     assert paper_lr in recipe_sweep("vtab", method)["train.lr"]
+
+
+# MCG-NJU/VideoMAE run_class_finetuning.py defaults with scripts/ssv2/..._epoch_2400/finetune.sh and
+# scripts/ucf101/..._epoch_3200/finetune.sh (the small-dataset protocol the hmdb51 recipe follows).
+VIDEOMAE_COMMON = {"train.optimizer": "adamw", "train.lr": 5e-4, "train.lr_base_batch": 256,
+                   "train.weight_decay": 0.05, "train.warmup_epochs": 5, "train.label_smoothing": 0.1,
+                   "train.mixup": 0.8, "train.cutmix": 1.0, "train.mixup_prob": 1.0, "train.mixup_switch_prob": 0.5,
+                   "train.mixup_mode": "batch", "train.random_erasing": 0.25, "train.clip_grad": None,
+                   "data.rand_augment": "rand-m7-n4-mstd0.5-inc1", "model.num_frames": 16, "model.img_size": 224,
+                   "data.crop_scale": [0.08, 1.0]}
+VIDEOMAE = {
+    "ssv2_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 30, "train.batch_size": 6, "train.layer_decay": 0.75,
+                           "train.min_lr": 1e-6, "train.warmup_lr": 1e-6, "model.drop_path": 0.1, "data.flip": False,
+                           "data.sampling": "segment", "eval.views": "2x3"},
+    "hmdb51_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 100, "train.batch_size": 16, "train.layer_decay": 0.7,
+                             "train.min_lr": 1e-5, "train.warmup_lr": 1e-8, "model.drop_path": 0.2, "data.flip": True,
+                             "data.sampling": "stride", "data.stride": 4, "eval.views": "5x3"},
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(VIDEOMAE))
+def test_full_fine_tuning_recipes_carry_videomae_settings(recipe):
+    assert_values(resolve(recipe, "full"), VIDEOMAE[recipe])
