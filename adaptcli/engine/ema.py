@@ -1,7 +1,8 @@
 """A weight EMA for training (``train.ema: DECAY``): timm's ``ModelEmaV3`` over the adapted model.
 
 It updates after every optimiser step, is validated next to the raw weights (``ema_val_top1`` or
-``ema_val_mAP`` in each epoch's record), and its trainable tensors are saved as their own weights:
+``ema_val_mAP`` in each epoch's record) and chooses the best epoch (``best.safetensors`` then holds
+the average, as timm's train.py selects on its EMA), and its trainable tensors are saved as their own weights:
 ``RUN/ema.safetensors`` (same header as ``trainable.safetensors``) and ``ema.safetensors`` inside every
 checkpoint, so ``--resume`` continues the average exactly. Only the run's trainable tensors are saved:
 the frozen ones never change, so their average is themselves.

@@ -219,12 +219,17 @@ class Trainer:
     def _validate(self) -> dict[str, float]:
         """The epoch's validation values; keeps the best epoch's weights (on the headline metric)."""
         values, headline = validate(self.session, self.accelerator, self.val_split)
-        if self.state.improves(headline) and self.is_main:
-            self.weights.save(self.run.best_file, self.state)
-        if self.ema is not None:
-            averaged, _ = validate(dataclasses.replace(self.session, model=self.ema.module), self.accelerator,
-                                   self.val_split)
-            values.update({f"ema_{key}": value for key, value in averaged.items()})
+        if self.ema is None:
+            if self.state.improves(headline) and self.is_main:
+                self.weights.save(self.run.best_file, self.state)
+            return values
+        # with an EMA the best epoch is chosen on the average's score and its weights are kept (timm's
+        # train.py, which SSF's scripts run, selects on the EMA's metrics too)
+        averaged, ema_headline = validate(dataclasses.replace(self.session, model=self.ema.module), self.accelerator,
+                                          self.val_split)
+        values.update({f"ema_{key}": value for key, value in averaged.items()})
+        if self.state.improves(ema_headline) and self.is_main:
+            save_tensors(self.run.best_file, self.ema.tensors(), {**self.weights.metadata(self.state), "weights": "ema"})
         return values
 
     def _current_lr(self) -> float:

@@ -34,6 +34,8 @@ def test_ema_weights_differ_from_the_raw_ones_are_validated_and_evaluated(image_
     assert header["weights"] == "ema" and json.loads(header["step"]) > 0
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("ema_val_top1" in r and "val_top1" in r for r in records)
+    _, best = read_safetensors(run / "best.safetensors")  # the best epoch is chosen on the average
+    assert best["weights"] == "ema"
     shown = runner.invoke(app, ["eval", "--run", str(run), "--weights", "ema", "--json"])
     assert shown.exit_code == 0, shown.output
     assert json.loads(shown.output[shown.output.index("{"):shown.output.rindex("}") + 1])["samples"] == 18

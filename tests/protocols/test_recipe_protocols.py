@@ -74,8 +74,27 @@ def test_ssf_each_task_has_its_script_values(recipe, table):
     assert recipe_sweep(recipe, "ssf") == {}
     for task, (lr, wd, drop_path) in table.items():
         config = resolve(recipe, "ssf", task=task)
-        assert_values(config, SSF_COMMON)
+        assert_values(config, {**SSF_COMMON, "train.ema": SSF_FGVC_EMA.get(task)})
         assert (config.train.lr, config.train.weight_decay, config.model.drop_path) == (lr, wd, drop_path), task
+
+
+# train_scripts/vit/fgvc/<dataset>/train_ssf.sh --model-ema-decay
+SSF_FGVC_EMA = {"CUB_200_2011": 0.9998, "nabirds": 0.9998, "OxfordFlower": 0.999, "Stanford-cars": 0.9998,
+                "Stanford-dogs": 0.9998}
+# train_scripts/vit/cifar_100/train_ssf.sh with train.py's defaults (--aa, --reprob, --mixup, --cutmix, --smoothing)
+SSF_CIFAR100 = {**SSF_COMMON, "train.lr": 1e-3, "train.weight_decay": 0.05, "train.batch_size": 128,
+                "train.ema": 0.99992, "train.label_smoothing": 0.1, "train.mixup": 0.8, "train.cutmix": 1.0,
+                "train.random_erasing": 0.25, "data.rand_augment": "rand-m9-mstd0.5-inc1", "model.drop_path": 0.0,
+                "head.norm": "none"}
+
+
+@pytest.mark.parametrize("task, decay", sorted(SSF_FGVC_EMA.items()))
+def test_ssf_fgvc_keeps_its_scripts_weight_ema(task, decay):
+    assert resolve("fgvc", "ssf", task=task).train.ema == decay
+
+
+def test_ssf_cifar100_is_its_script_with_train_py_defaults():
+    assert_values(resolve("cifar100", "ssf"), SSF_CIFAR100)
 
 
 def test_vtab_per_task_names_are_vtab_tasks():
