@@ -127,6 +127,13 @@ def test_bitfit_follows_the_baselines_rule_on_swin():
     assert swin["method_params"] == 200_760
     vit = inspect("--model", "vit_base_patch16_224", "--method", "bitfit", "--num-classes", "100")
     assert vit["method_params"] == 102_912
+    # Video Swin-B: per block 11 C of biases (norms, qkv, proj, fc1, fc2) and a (2x8-1)(2x7-1)(2x7-1) x heads
+    # relative position table; the embedding's conv and norm biases, the merging norms (4 C; the reduction
+    # has no bias) and the final norm
+    video = inspect("--model", "swin3d_b", "--method", "bitfit", "--num-classes", "100")
+    widths, heads, depths = (128, 256, 512, 1024), (4, 8, 16, 32), (2, 2, 18, 2)
+    blocks = sum(d * (11 * c + 15 * 13 * 13 * h) for c, h, d in zip(widths, heads, depths))
+    assert video["method_params"] == blocks + 2 * 128 + 4 * (128 + 256 + 512) + 1024 == 1_090_376
 
 
 @pytest.mark.parametrize("model, params, mergeable", [
