@@ -127,6 +127,12 @@ def test_videolist_prepares_paths_labels_and_splits(tmp_path):
 ])
 def test_video_recipes_hold_videomaes_values(recipe, values):
     config = resolve(recipe, "adaptformer").to_dict()
+    # run_class_finetuning.py's defaults (the scripts keep them; UCF101's sets layer decay and warm-up lr)
+    values = {**values, "train.mixup": 0.8, "train.cutmix": 1.0, "train.mixup_prob": 1.0,
+              "train.mixup_switch_prob": 0.5, "train.mixup_mode": "batch", "train.random_erasing": 0.25,
+              "data.rand_augment": "rand-m7-n4-mstd0.5-inc1",
+              "train.layer_decay": 0.75 if recipe == "k400" else 0.7,
+              "train.warmup_lr": 1e-6 if recipe == "k400" else 1e-8}
     for key, expected in values.items():
         section, name = key.split(".")
         assert config[section][name] == expected, key
