@@ -250,10 +250,14 @@ def settings_line(config: RunConfig) -> str:
     warmup = f"{train.warmup_epochs:g} warm-up" + (f" from {train.warmup_lr:g}" if train.warmup_lr is not None else "")
     cooldown = f", {train.cooldown_epochs} at min lr" if train.cooldown_epochs else ""
     options = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(config.method_options).items())
+    extras = [f"{name} {value:g}" for name, value in (("ema", train.ema), ("layer decay", train.layer_decay),
+              ("mixup", train.mixup), ("cutmix", train.cutmix), ("erasing", train.random_erasing)) if value]
+    extras += [f"RandAugment {config.data.rand_augment}"] if config.data.rand_augment else []
     return (f"{train.optimizer} lr {train.lr:g} wd {train.weight_decay:g}, batch {train.batch_size}, "
             f"{train.epochs} epochs ({warmup}, cosine per {train.schedule_unit} to {train.min_lr:g}{cooldown}), "
             f"drop path {config.model.drop_path:g}, clip {train.clip_grad}, smoothing {train.label_smoothing:g}, "
-            f"augment {config.data.augment}; method {config.method}" + (f" ({options})" if options else ""))
+            f"augment {config.data.augment}" + "".join(f", {e}" for e in extras)
+            + f"; method {config.method}" + (f" ({options})" if options else ""))
 
 
 def _describe(state: str, key: str) -> str:
