@@ -148,7 +148,7 @@ def _for_image(model: nn.Module, state: dict[str, torch.Tensor], report: LoadRep
         )
     module = sys.modules.get(type(model).__module__)
     convert = getattr(module, "checkpoint_filter_fn", None)
-    if convert is None:
+    if convert is None or _in_model_layout(model, state):
         return state
     before = {k: tuple(v.shape) for k, v in state.items()}
     state = convert(state, model)
@@ -162,6 +162,16 @@ def _for_image(model: nn.Module, state: dict[str, torch.Tensor], report: LoadRep
     elif removed:
         report.unused.extend(removed)
     return state
+
+
+def _in_model_layout(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    """Every backbone tensor of ``model`` under its own name and shape, nothing else: no conversion is
+    needed (and none is tried: timm 1.0.28's Swin converter takes a headless state dict for the original
+    release's layout and moves its patch-merging keys one stage on)."""
+    own = model.state_dict()
+    heads = tuple(p + "." for p in _head_prefixes(model))
+    wanted = {k for k, _ in model.named_parameters() if not k.startswith(heads)}
+    return wanted <= set(state) and all(k in own and tuple(own[k].shape) == tuple(v.shape) for k, v in state.items())
 
 
 def _head_prefixes(model: nn.Module) -> list[str]:
