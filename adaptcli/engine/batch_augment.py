@@ -33,8 +33,8 @@ class BatchAugment:
     @classmethod
     def of(cls, train: TrainConfig, num_classes: int, device: Any) -> "BatchAugment | None":
         """None when the recipe asks for none of them (the step stays as it was)."""
-        wanted = train.random_erasing > 0 or train.mixup > 0 or train.cutmix > 0
-        return cls(train, num_classes, device) if wanted else None
+        augment = cls(train, num_classes, device)
+        return augment if augment.erasing is not None or augment.mixup is not None else None
 
     @property
     def soft_targets(self) -> bool:

@@ -144,7 +144,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         if data is not None:
             reads.add(Path(data).resolve())
         check_scores_file(scores_file, reads)
-    run.config()  # not a run folder: said before anything about its weights
+    run.info()  # not a run folder: said before anything about its weights
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
     session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
                                      loaded.info["num_classes"], loaded.adapt, output)

@@ -100,11 +100,12 @@ class Trainer:
         acc.save_state(str(staged))
         acc.wait_for_everyone()
         if self.is_main:
-            if self.ema is not None:
-                save_tensors(staged / EMA_FILE, self.ema.tensors(), {"format": "adaptcli.ema/1"})
+            averaged = self.ema.tensors() if self.ema is not None else None
+            if averaged is not None:
+                save_tensors(staged / EMA_FILE, averaged, {"format": "adaptcli.ema/1"})
             ckpt.finish_checkpoint(self.run, staged, final, self.state, self.weights, self.config.train.keep_checkpoints)
-            if self.ema is not None:
-                save_tensors(self.run.ema_file, self.ema.tensors(), {**self.weights.metadata(self.state), "weights": "ema"})
+            if averaged is not None:
+                save_tensors(self.run.ema_file, averaged, {**self.weights.metadata(self.state), "weights": "ema"})
         acc.wait_for_everyone()
         return final
 
