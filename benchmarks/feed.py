@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from adaptcli.data.loader import SampleDecoder, StreamSpec, frame_fields, train_loader
-from adaptcli.data.transforms import open_image, render, train_box
+from adaptcli.data.stream.transforms import open_image, render, train_box
 from adaptcli.engine.batches import EpochStreams
 
 NO_GPU = "No GPU was available this session (2026-12-05): no GPU row was measured"
@@ -106,7 +106,7 @@ def _tv_torch(data: bytes, box, size: int) -> np.ndarray:
 
 def _batch_path(data: bytes, box, size: int) -> np.ndarray:
     """``data.decode: cuda``'s code on the CPU: torchvision decode, then the exact Pillow resample."""
-    from adaptcli.data.batch_decode import resample
+    from adaptcli.data.stream.batch_decode import resample
 
     return resample(_tv_decode(data), box, size).permute(1, 2, 0).numpy()
 
@@ -183,9 +183,9 @@ def short_side_cost(root: Path, clips: int = 6, frames: int = 24, num_frames: in
     """CPU ms per training clip (T sampled frames decoded and cropped) from 1280x720 sources prepared as
     they are and with ``--short-side 320``."""
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.data.prepare import prepare_dataset
+    from adaptcli.data.prepare.prepare import prepare_dataset
     from adaptcli.data.synthetic import natural_clip, write_video
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     for i in range(clips):
         write_video(root / "src" / "train" / f"class{i % 2}" / f"clip{i}.avi", natural_clip(frames, 720, 1280, seed=i),

@@ -42,9 +42,9 @@ import numpy as np
 from measure import throughput
 
 from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader
-from adaptcli.data.sampling import segment_indices
+from adaptcli.data.stream.sampling import segment_indices
 from adaptcli.data.synthetic import natural_clip, write_ssv2_layout, write_video
-from adaptcli.data.transforms import render, train_box
+from adaptcli.data.stream.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SECTIONS = ("streams", "gap", "decode", "short-side", "augment")
@@ -110,7 +110,7 @@ def unit_costs(paths: list[Path], samples: list[dict], spec: StreamSpec) -> dict
     import av
     from PIL import Image
 
-    from adaptcli.data.transforms import normalise, open_image
+    from adaptcli.data.stream.transforms import normalise, open_image
 
     frames, decode, rgb = 0, 0.0, 0.0
     arrays = []
@@ -266,8 +266,8 @@ def main() -> None:
     import torch
 
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.data.prepare import prepare_dataset
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.prepare.prepare import prepare_dataset
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     profile = PROFILES[args.profile]
     tmp = Path(tempfile.mkdtemp(prefix="adaptcli-bench-")) if args.root is None else args.root

@@ -56,7 +56,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
     """
-    from adaptcli.data.counts import check_split_count
+    from adaptcli.data.stream.counts import check_split_count
     from adaptcli.data.loader import eval_loader
     from adaptcli.engine.device import pins_memory
 

@@ -18,7 +18,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
-    from adaptcli.data.counts import check_split_count
+    from adaptcli.data.stream.counts import check_split_count
     from adaptcli.data.manifest import read_manifest
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.tracking import tracker_names

@@ -29,7 +29,7 @@ def out_state(out: Path, resume: bool, overwrite: bool) -> str:
 def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False, overwrite: bool = False,
                world_size: int = 1) -> list[str]:
     """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training."""
-    from adaptcli.data.counts import check_split_count
+    from adaptcli.data.stream.counts import check_split_count
     from adaptcli.data.loader import steps_per_epoch
     from adaptcli.data.manifest import read_manifest
     from adaptcli.runs.params import inspect_report

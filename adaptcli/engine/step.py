@@ -10,7 +10,7 @@ from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
 from adaptcli.config import TrainConfig
-from adaptcli.data.batch_decode import batch_inputs
+from adaptcli.data.stream.batch_decode import batch_inputs
 from adaptcli.engine.batch_augment import BatchAugment
 
 

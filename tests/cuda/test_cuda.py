@@ -176,7 +176,7 @@ def test_sigterm_on_cuda_saves_exits_143_and_resumes(image_shards, tmp_path):
 def test_batches_decoded_on_cuda_equal_the_cpu_decode_within_decoder_rounding(image_shards, video_shards, kind):
     """``data.decode: cuda``: nvJPEG on the GPU against libjpeg-turbo on the CPU, the same resample code on
     both (bit-identical to Pillow on the CPU). Only the decoders' colour rounding may differ."""
-    from adaptcli.data.batch_decode import decode_batch
+    from adaptcli.data.stream.batch_decode import decode_batch
     from adaptcli.data.loader import StreamSpec, train_loader
 
     spec = StreamSpec(img_size=24, num_frames=4 if kind == "video" else 1, mean=(0.5,) * 3, std=(0.25,) * 3)

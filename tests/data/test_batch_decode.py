@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from adaptcli.data.batch_decode import decode_batch, resample
+from adaptcli.data.stream.batch_decode import decode_batch, resample
 from adaptcli.data.loader import StreamSpec, train_loader
-from adaptcli.data.transforms import random_resized_box
+from adaptcli.data.stream.transforms import random_resized_box
 from tests.engine.conftest import image_shards, video_shards  # noqa: F401
 
 

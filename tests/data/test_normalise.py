@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptcli.data.transforms import normalise
+from adaptcli.data.stream.transforms import normalise
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -3,10 +3,10 @@ and flip; decode, crop + resize, flip and normalisation run on the batch in the 
 training device (nvJPEG through ``torchvision.io.decode_jpeg(..., device="cuda")``).
 
 The resize reproduces Pillow's antialiased bilinear ``Image.resize(size, BILINEAR, box=...)`` that the
-worker path uses (:func:`adaptcli.data.transforms.render`): the same filter taps, the same 22-bit
+worker path uses (:func:`adaptcli.data.stream.transforms.render`): the same filter taps, the same 22-bit
 fixed-point coefficients (from the box as 32-bit floats), one pass per axis with its result rounded to
 8 bits, each summed exactly (float64 holds every partial sum of 8-bit pixels times 22-bit weights); the
-normalisation uses the same float32 table as :func:`adaptcli.data.transforms.normalise`.
+normalisation uses the same float32 table as :func:`adaptcli.data.stream.transforms.normalise`.
 
 The passes run in the order the installed Pillow uses (Pillow 13 runs the vertical pass first when the
 height shrinks by more than twice as many pixels as the width; earlier releases always go horizontal
@@ -114,7 +114,7 @@ def _decode(chunks: list[torch.Tensor], device: torch.device) -> list[torch.Tens
 
 def normalise_on(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``... x 3 x ...`` uint8 (channels at dim 1) to float32 through the same 256-entry table per
-    channel as :func:`adaptcli.data.transforms.normalise` (bit-identical values)."""
+    channel as :func:`adaptcli.data.stream.transforms.normalise` (bit-identical values)."""
     table = (torch.arange(256, dtype=torch.float32)[:, None] - torch.tensor(mean, dtype=torch.float32) * 255) \
         * (1 / (torch.tensor(std, dtype=torch.float32) * 255))
     table = table.T.contiguous().to(frames.device)  # 3 x 256

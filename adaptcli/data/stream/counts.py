@@ -21,7 +21,7 @@ MIN_SAMPLE_BYTES = 512
 def counted_samples(shards_dir: str | Path, manifest: Manifest, split: str) -> int | None:
     """The samples the shards of ``split`` hold, by the manifest's per-shard record or by reading
     headers; None when that cannot be known here (a shard missing or damaged: the loaders report it)."""
-    from adaptcli.data.tar_reader import BadShard, count_samples
+    from adaptcli.data.stream.tar_reader import BadShard, count_samples
 
     info = manifest.split(split)
     paths = [Path(shards_dir) / name for name in info.shards]

@@ -25,13 +25,13 @@ from typing import Any
 import numpy as np
 from torch.utils.data import IterableDataset
 
-from adaptcli.data.batch_decode import EncodedClip, EncodedCollate
-from adaptcli.data.clip_augment import ClipRandAugment
+from adaptcli.data.stream.batch_decode import EncodedClip, EncodedCollate
+from adaptcli.data.stream.clip_augment import ClipRandAugment
 from adaptcli.data.config import DataConfig
 from adaptcli.data.manifest import Manifest, read_manifest
-from adaptcli.data.sampling import clip_indices
-from adaptcli.data.tar_reader import BadShard, iter_samples
-from adaptcli.data.transforms import eval_boxes, normalise, open_image, render, train_box
+from adaptcli.data.stream.sampling import clip_indices
+from adaptcli.data.stream.tar_reader import BadShard, iter_samples
+from adaptcli.data.stream.transforms import eval_boxes, normalise, open_image, render, train_box
 from adaptcli.errors import AdaptError
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
@@ -540,7 +540,7 @@ def train_loader(shards_dir: str | Path, split: str, spec: StreamSpec, batch_siz
     ``pin_memory``: page-locked batches, for non-blocking copies to a CUDA device (the caller decides).
     ``manifest``: the folder's ``dataset.json`` as the caller read it (read here when not given).
     ``encoded``: batches carry the chosen frames' JPEG bytes, boxes and flips instead of pixels
-    (``data.decode: cuda``); :func:`adaptcli.data.batch_decode.batch_inputs` decodes them on the device.
+    (``data.decode: cuda``); :func:`adaptcli.data.stream.batch_decode.batch_inputs` decodes them on the device.
     The random draws are the same, so the batches hold the same samples, crops and flips.
     """
     manifest = manifest or read_manifest(shards_dir)
