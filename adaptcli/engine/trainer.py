@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
+from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.batch_augment import BatchAugment
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
@@ -155,7 +156,7 @@ class Trainer:
             for index, batch in zip(range(done, self.steps_per_epoch), self.wait.timed(batches)):
                 loss, synced = self._train_step(epoch, index, batch)
                 loss_sum, count = loss_sum + loss, count + 1
-                samples += batch["labels"].shape[0] * self.world
+                samples += len(batch) * self.world
                 if index + 1 >= self.steps_per_epoch - self.streams.lead and epoch + 1 < train.epochs:
                     self.streams.prefetch(epoch + 1)
                 elapsed = time.time() - start
@@ -171,10 +172,10 @@ class Trainer:
         self._end_epoch(epoch, loss, time.time() - start, samples)
         return loss
 
-    def _train_step(self, epoch: int, index: int, batch: dict[str, Any]) -> tuple[float, bool]:
+    def _train_step(self, epoch: int, index: int, batch: Batch) -> tuple[float, bool]:
         """One batch: (its loss, whether an optimiser step happened); a non-finite loss stops the run."""
         if index == 0:
-            log_first_keys(self.run, self.accelerator, epoch, batch.get("keys", []))
+            log_first_keys(self.run, self.accelerator, epoch, batch.keys)
         self.stats.add_batch(batch)
         loss, synced, seconds = timed_step(self.accelerator, self.trained, self.optimizer, batch, self.config.train,
                                            self.session.multi_label, self.augment)

@@ -43,14 +43,16 @@ class Batch:
             inputs=None if self.inputs is None else self.inputs.pin_memory(),
             encoded=None if self.encoded is None else self.encoded.pin_memory())
 
-    def to(self, device: torch.device | str) -> Batch:
-        """Inputs and labels on ``device`` (copied without blocking; encoded frames decoded there)."""
+    def inputs_on(self, device: torch.device | str) -> torch.Tensor:
+        """The inputs on ``device``: copied without blocking, or decoded there when encoded."""
         if self.encoded is not None:
-            inputs = self.encoded.decode(device)
-        else:
-            assert self.inputs is not None
-            inputs = self.inputs.to(device, non_blocking=True)
-        return dataclasses.replace(self, inputs=inputs, encoded=None,
+            return self.encoded.decode(device)
+        assert self.inputs is not None  # one of the two is always set
+        return self.inputs.to(device, non_blocking=True)
+
+    def to(self, device: torch.device | str) -> Batch:
+        """Inputs (:meth:`inputs_on`) and labels on ``device``."""
+        return dataclasses.replace(self, inputs=self.inputs_on(device), encoded=None,
                                    labels=self.labels.to(device, non_blocking=True))
 
 
