@@ -22,7 +22,10 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from adaptcli.data.loader import SampleDecoder, StreamSpec, frame_fields, train_loader
+from adaptcli.data.stream.samples import SampleDecoder, frame_fields
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import train_loader
 from adaptcli.data.stream.transforms import open_image, render, train_box
 from adaptcli.engine.batches import EpochStreams
 
@@ -58,7 +61,7 @@ def _boundary_times(open_epoch: Callable[[int], Iterator[Any]], streams: EpochSt
 def epoch_gap(shards: Path, spec: StreamSpec, batch: int, workers: int, epochs: int = 3,
               step_seconds: float = 0.2) -> dict[str, float]:
     """Mean epoch-boundary gap / mean step, before (loader opened at epoch start) and now (prefetched)."""
-    stream, steps = train_loader(shards, "train", spec, batch, workers=workers, seed=0)
+    stream, steps = train_loader(ShardFolder.read(shards), "train", spec, batch, workers=workers, seed=0)
     out = {"steps": float(steps)}
     for name, streams in (("before", None), ("now", EpochStreams(stream.start, workers))):
         gaps, seen = _boundary_times(stream.start, streams, steps, epochs, step_seconds)
@@ -154,15 +157,14 @@ def worker_costs(shards: Path, spec: StreamSpec, batch: int, batches: int = 6) -
     against only reading and sampling the JPEG bytes (``data.decode: cuda``)."""
     import torch
 
-    from adaptcli.data.loader import train_loader
 
     torch.set_num_threads(1)
     out = {}
     for name, encoded in (("cpu", False), ("cuda", True)):
-        stream, _ = train_loader(shards, "train", spec, batch, seed=0, workers=0, encoded=encoded)
+        stream, _ = train_loader(ShardFolder.read(shards), "train", spec, batch, seed=0, workers=0, encoded=encoded)
         start, clips = time.process_time(), 0
         for index, got in enumerate(stream.start(0)):
-            clips += len(got["keys"])
+            clips += len(got.keys)
             if index + 1 == batches:
                 break
         out[name] = (time.process_time() - start) / max(1, clips) * 1e3

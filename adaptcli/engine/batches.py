@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptcli.data.stream.batch import Batch
-from adaptcli.engine.features import FeatureCache
+from adaptcli.engine.features import FeatureCache, HeadOnly, cache_training_features
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.session import Session
 
@@ -68,6 +68,15 @@ class EpochStreams:
             return epoch_batches(session, epoch, accelerator, pin_memory=pin_memory, features=features)
 
         return cls(open_epoch, 0 if features is not None else session.config.data.workers)
+
+    @classmethod
+    def cached(cls, session: Session, head: HeadOnly, accelerator: Any, *, steps: int, pin_memory: bool,
+               damaged: dict[str, str]) -> EpochStreams:
+        """A linear probe's streams: the frozen backbone runs once over the training split now (the shards
+        it skipped as damaged are added to ``damaged``), every epoch replays those features."""
+        features = cache_training_features(session, head, accelerator, steps=steps, pin_memory=pin_memory,
+                                           damaged=damaged)
+        return cls.of(session, accelerator, pin_memory=pin_memory, features=features)
 
     @property
     def lead(self) -> int:
