@@ -75,6 +75,7 @@ def test_an_encoded_stream_decoded_on_the_cpu_equals_the_workers_stream(image_sh
         decoded = decode_batch(encoded.encoded, "cpu")
         assert decoded.shape == plain.inputs.shape and decoded.dtype == torch.float32
         assert torch.equal(decoded, plain.inputs)  # same decoder (libjpeg-turbo / zlib) on the CPU
+        assert torch.equal(encoded.to("cpu").inputs, plain.inputs)  # what a training step calls
 
 
 def test_data_decode_cuda_without_a_gpu_is_one_line(image_shards, tmp_path):

@@ -15,7 +15,7 @@ from adaptcli.data.stream.batch_decode import EncodedClip, EncodedFrames
 from adaptcli.data.stream.transforms import normalise
 
 
-@dataclass
+@dataclass(eq=False)  # tensors have no single truth value: a batch equals only itself
 class Batch:
     """Samples and their labels, with what the stream skipped on the way.
 
