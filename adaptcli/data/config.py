@@ -32,5 +32,5 @@ class DataConfig:
     # only read and sample the JPEG bytes); auto is cpu until a measurement shows cuda faster
     decode: Literal["cpu", "cuda", "auto"] = "cpu"
     shuffle_buffer: Annotated[int, Ge(0)] = 500
-    # timm RandAugment on each training clip, the same ops on every frame (adaptcli.data.clip_augment)
+    # timm RandAugment on each training clip, the same ops on every frame (adaptcli.data.stream.clip_augment)
     rand_augment: Optional[str] = None

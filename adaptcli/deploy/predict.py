@@ -144,8 +144,8 @@ def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
 
 def image_views(path: Path, predictor: Predictor) -> torch.Tensor:
     """1 x 3 x S x S: the eval crop of one image file."""
-    from adaptcli.data.image_encode import encode_image_file
-    from adaptcli.data.transforms import eval_boxes, normalise, open_image, render
+    from adaptcli.data.prepare.image_encode import encode_image_file
+    from adaptcli.data.stream.transforms import eval_boxes, normalise, open_image, render
 
     data = predictor.config.data
     _, raw, _ = encode_image_file(path)
@@ -159,9 +159,9 @@ def video_views(path: Path, predictor: Predictor) -> torch.Tensor:
     """V x 3 x T x S x S: ``eval.views`` clips x crops of one video file (clip-major)."""
     from PIL import Image
 
-    from adaptcli.data.sampling import clip_indices
-    from adaptcli.data.transforms import eval_boxes, normalise, render
-    from adaptcli.data.video_decode import decode_to_arrays
+    from adaptcli.data.stream.sampling import clip_indices
+    from adaptcli.data.stream.transforms import eval_boxes, normalise, render
+    from adaptcli.data.prepare.video_decode import decode_to_arrays
     from adaptcli.files import regular_file
 
     regular_file(path)

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
 from adaptcli.ownership import check_output_file, record_output
@@ -18,7 +19,7 @@ from adaptcli.runs.session import Session
 
 
 @torch.no_grad()
-def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
+def predict(model: nn.Module, accelerator: Any, loader: EvalStream, show: bool = False,
             multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Softmax (multi-label: sigmoid) scores averaged over views, labels and keys of this process's share;
     the shards the loader skipped as damaged are added to ``damaged``."""
@@ -27,11 +28,7 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
     scores, labels, keys = [], [], []
     model.eval()
     for batch in tqdm(loader, disable=not show, desc="evaluating", unit="batch", dynamic_ncols=True):
-        if damaged is not None:
-            damaged.update(batch.get("damaged") or {})
-        if "inputs" not in batch:
-            continue
-        inputs = batch["inputs"].to(accelerator.device, non_blocking=True)
+        inputs = batch.inputs_on(accelerator.device)
         views = 1
         if inputs.ndim == 6:  # B x V x C x T x H x W
             views = inputs.shape[1]
@@ -39,8 +36,10 @@ def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
         with accelerator.autocast():
             logits = model(inputs)
         scores.append(average_views(logits, views, multi_label).cpu())
-        labels.append(batch["labels"].cpu())
-        keys.extend(batch["keys"])
+        labels.append(batch.labels)
+        keys.extend(batch.keys)
+    if damaged is not None:
+        damaged.update(loader.damaged)
     if not scores:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long), []
     return torch.cat(scores), torch.cat(labels), keys
@@ -56,19 +55,19 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
     """
-    from adaptcli.data.counts import check_split_count
-    from adaptcli.data.loader import eval_loader
+    from adaptcli.data.stream.counts import check_split_count
+    from adaptcli.data.stream.evaluation import eval_loader
     from adaptcli.engine.device import pins_memory
 
-    manifest, data_dir = session.manifest, session.data_dir
+    manifest, data_dir = session.manifest, session.shards.path
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
-        check_split_count(data_dir, manifest, split)
-    loader = eval_loader(data_dir, split, session.spec, session.config.eval.batch_size, views=views,
+        check_split_count(session.shards, split)
+    loader = eval_loader(session.shards, split, session.spec, session.config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
                          workers=session.config.data.workers, skip_damaged=skip_damaged,
-                         pin_memory=pins_memory(accelerator.device), manifest=manifest)
+                         pin_memory=pins_memory(accelerator.device))
     model = session.model
     was_training = model.training
     damaged: dict[str, str] = {}
@@ -180,7 +179,7 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
         view_pair = (1, 1)
     result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
                             scores_file=scores_file, skip_damaged=skip_damaged)
-    result.data, result.method, result.backbone = str(session.data_dir), config.method, config.model.name
+    result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
     return result
 
 

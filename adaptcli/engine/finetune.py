@@ -18,8 +18,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
-    from adaptcli.data.counts import check_split_count
-    from adaptcli.data.manifest import read_manifest
+    from adaptcli.data.stream.counts import check_split_count
+    from adaptcli.data.stream.shards import ShardFolder
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.tracking import tracker_names
     from adaptcli.engine.trainer import Trainer
@@ -30,12 +30,13 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     main = state.is_main_process
     output = (output or Output()).main_only(main)
     run = RunDir(Path(out))
-    manifest = read_manifest(data_dir)  # fail early, before touching --out
+    shards = ShardFolder.read(data_dir)  # fail early, before touching --out
+    manifest = shards.manifest
     if manifest.num_classes < 2:
         raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
                          "(check the class folders given to adaptcli prepare)")
     tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
-    check_split_count(data_dir, manifest, config.data.train_split)  # steps per epoch come from it
+    check_split_count(shards, config.data.train_split)  # steps per epoch come from it
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
         if lock is not None:
@@ -46,7 +47,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     try:
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
         state.wait_for_everyone()
-        session = Session.for_training(config, Path(data_dir), manifest, output)
+        session = Session.for_training(config, shards, output)
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
             record.start_run(run, config, data_dir, manifest)

@@ -45,7 +45,9 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     assert reported == json.loads((run / "eval.json").read_text())
 
     # Hand count on the same predictions.
-    from adaptcli.data.loader import StreamSpec, eval_loader
+    from adaptcli.data.stream.evaluation import eval_loader
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
     from adaptcli.runs.load import load_run_model
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.build import normalisation
@@ -56,9 +58,9 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     correct, total, per_class = 0, 0, {}
     with torch.no_grad():
-        for batch in eval_loader(image_shards, "test", spec, 5):
-            predictions = model(batch["inputs"]).argmax(1)
-            for p, y in zip(predictions.tolist(), batch["labels"].tolist()):
+        for batch in eval_loader(ShardFolder.read(image_shards), "test", spec, 5):
+            predictions = model(batch.inputs).argmax(1)
+            for p, y in zip(predictions.tolist(), batch.labels.tolist()):
                 correct += p == y
                 total += 1
                 hits, seen = per_class.get(y, (0, 0))

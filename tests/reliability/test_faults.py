@@ -312,7 +312,7 @@ def _stored_pixel(out: Path, key: str) -> int:
 
     from PIL import Image
 
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     for shard in sorted(out.glob("*.tar")):
         for sample in iter_samples(shard):

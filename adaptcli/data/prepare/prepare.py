@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -31,9 +31,9 @@ from adaptcli.data.manifest import (
     write_manifest,
 )
 from adaptcli.data.names import check_split_name
-from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.sources.base import Item, Listing, SourceOptions
-from adaptcli.data.sources.registry import list_dataset
+from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions
+from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
