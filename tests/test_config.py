@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from adaptcli.config import RunConfig, from_dict, load_run_config, resolve, shipped_recipes
+from adaptcli.config import RunConfig, from_dict, resolve, shipped_recipes
 from adaptcli.errors import ConfigError
+from adaptcli.runs.folder import load_run_config
 
 
 def test_defaults_are_the_papers():
