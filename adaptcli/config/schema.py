@@ -8,6 +8,7 @@ numbers written as YAML strings (``1e-3``) are read, and each field's docstring 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -56,12 +57,21 @@ def json_schema(method: str) -> dict[str, Any]:
     spec = method_spec(method)
     generated = recipe_model(method).model_json_schema()
     schema = _inline(generated, generated.pop("$defs", {}))
+    for name, cls in sections_of(method).items():
+        _add_factory_defaults(schema["properties"][name], cls)
     method_section = schema["properties"]["method"]
     method_section["properties"] = {"name": {"const": spec.name, "description": "The method."},
                                     **method_section.get("properties", {})}
     # A recipe file may also hold per_method and sweep sections (adaptcli.config.recipes).
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema,
             "title": f"adaptcli recipe ({spec.name})", "additionalProperties": True}
+
+
+def _add_factory_defaults(section: dict[str, Any], cls: type) -> None:
+    """The defaults pydantic leaves out of the schema: those a ``default_factory`` makes (lists, mappings)."""
+    for entry in dataclasses.fields(cls):
+        if entry.default_factory is not dataclasses.MISSING:
+            section["properties"][entry.name].setdefault("default", entry.default_factory())
 
 
 def _inline(node: Any, defs: dict[str, Any]) -> Any:
