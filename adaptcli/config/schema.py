@@ -59,6 +59,8 @@ def json_schema(method: str) -> dict[str, Any]:
     schema = _inline(generated, generated.pop("$defs", {}))
     for name, cls in sections_of(method).items():
         _add_factory_defaults(schema["properties"][name], cls)
+        # extra="forbid" holds in every section: pydantic 2.14 says so in a dataclass's schema, 2.12 does not
+        schema["properties"][name]["additionalProperties"] = False
     method_section = schema["properties"]["method"]
     method_section["properties"] = {"name": {"const": spec.name, "description": "The method."},
                                     **method_section.get("properties", {})}
