@@ -73,7 +73,8 @@ class TrainConfig:
     ``param_groups_layer_decay``; the embedding one step lower, the final norm with the last block, the head
     at lr); null: off."""
     mixup: Annotated[float, Ge(0)] = 0.0
-    """timm Mixup alpha on each training batch (in the training process); 0: off."""
+    """timm Mixup alpha on each training batch, in the training process (:mod:`adaptcli.engine.batch_augment`);
+    0: off."""
     cutmix: Annotated[float, Ge(0)] = 0.0
     """timm CutMix alpha on each training batch; 0: off."""
     mixup_prob: Annotated[float, Interval(ge=0, le=1)] = 1.0
