@@ -99,7 +99,7 @@ class TrainConfig:
     keep_checkpoints: Count = 2
     """Checkpoints kept in the run folder."""
     max_steps_per_epoch: Optional[Count] = None
-    """Cut every epoch after N optimiser steps; null: whole epochs."""
+    """Cut every epoch after N batches; null: whole epochs."""
     save_every_steps: Optional[Count] = None
     """Also checkpoint every N optimiser steps inside an epoch (``--resume`` continues from the exact
     batch); null: at epoch ends only."""
