@@ -25,9 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from adaptcli.config import RunConfig, load_run_config
+import yaml
+
+from adaptcli.config import RunConfig, from_dict
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_json
+from adaptcli.files import read_json, read_text_bounded
 from adaptcli.io import naming_errors, write_json, write_text
 from adaptcli.output import Output
 from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
@@ -56,6 +58,11 @@ def check_out_paths(out: Path, data: Path | None, checkpoint: str | None) -> Non
     if checkpoint and _inside(Path(checkpoint).resolve(), target):
         raise AdaptError(f"--out {out} holds the backbone checkpoint {checkpoint} the run reads; "
                          "move the checkpoint or choose another --out")
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a run's resolved ``config.yaml`` back."""
+    return from_dict(yaml.safe_load(read_text_bounded(path)))
 
 
 @dataclass
