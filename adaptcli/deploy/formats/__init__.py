@@ -39,6 +39,11 @@ class ExportFormat:
     marker: str | Marker | None = None
     entries: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.suffix is None and self.marker is None:
+            raise ValueError(f"export format {self.name} writes a folder: name its marker, the file that says "
+                             "adaptcli wrote the folder")
+
     def wrote(self, path: Path) -> bool:
         """Whether ``path`` is a folder this format wrote (its marker, nothing but its entries)."""
         return self.marker is not None and wrote_folder(path, self.marker, self.entries)
