@@ -21,10 +21,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("demo",),
     ("protocols",),  # suites over a benchmark and reports, made of engine runs
     ("deploy", "engine"),
-    ("runs", "ownership"),  # ownership: which single-file outputs adaptcli wrote (its ledger)
+    ("runs",),
     ("config",),
     ("methods", "data"),
     ("models",),
+    ("ownership",),  # which folders and files adaptcli wrote: claim_folder, claim_file (its ledger)
     ("io", "registry"),  # files; the one registry mechanism (names, discovery, help); both raise AdaptErrors
     ("errors", "output", "files"),  # output: where library messages go; files: reads bounded to regular files
 ]

@@ -12,7 +12,7 @@ from adaptcli.config import parse_views
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
-from adaptcli.ownership import check_output_file, record_output
+from adaptcli.ownership import claim_file, record_file
 from adaptcli.output import Output
 from adaptcli.runs.results import EvalResult
 from adaptcli.runs.session import Session
@@ -88,7 +88,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
 
         save_tensors(scores_file, {"scores": all_scores, "targets": all_labels},
                      {"keys": sorted(seen), "classes": manifest.classes, "split": split})
-        record_output(Path(scores_file))
+        record_file(Path(scores_file))
         metrics.update(scores_file=str(scores_file))
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
     if skip_damaged:
@@ -163,7 +163,7 @@ def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
     if target.is_dir():
         raise AdaptError(f"--scores {scores_file} is a folder; name the file to write, such as "
                          f"{Path(scores_file) / 'scores.safetensors'}")
-    check_output_file(Path(scores_file), "--scores")
+    claim_file(Path(scores_file), "--scores")
 
 
 def evaluate_loaded(session: Session, split: str = "test", views: str | None = None,

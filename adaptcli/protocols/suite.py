@@ -21,10 +21,15 @@ from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.files import read_json
+from adaptcli.ownership import claim_folder
 from adaptcli.runs.folder import RunDir, check_out_paths, difference
+from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME
 from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
+SUITE_FILE = "suite.json"
+#: What the suite writes at the top of its folder; each task folder holds run folders, claimed one by one.
+SUITE_ENTRIES = (SUITE_FILE, "results.md", "results.json", "results.csv")
 
 
 @dataclass
@@ -160,14 +165,9 @@ def copy_run(source: Path, target: Path) -> None:
     from adaptcli.io import atomic_path
 
     if partial_state().is_main_process:
-        if target.exists():
-            foreign = RunDir(target).foreign_entries()
-            if foreign:
-                raise AdaptError(f"{target} holds entries adaptcli did not write ({', '.join(foreign[:5])}); move "
-                                 "them out of the suite folder, then run the suite again")
-            shutil.rmtree(target)
+        RunDir(target).claim(True, option="", whole=True)  # the copy is renamed over it
         with atomic_path(target) as tmp:
-            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock", ".run.lock.takeover"))
+            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", LOCK_NAME, TAKEOVER_NAME))
     partial_state().wait_for_everyone()
 
 
@@ -186,16 +186,10 @@ def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
     lies inside ``--data``."""
     out = Path(spec.out)
     check_out_paths(out, Path(spec.data), None)
-    if out.exists() and not out.is_dir():
-        raise AdaptError(f"--out {out} is a file, not a folder; choose a folder path for the suite")
-    file = out / "suite.json"
-    if not file.exists():
-        entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-        if entries:
-            found = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise AdaptError(f"--out {out} holds files that are not an adaptcli suite (found: {found}; no suite.json); "
-                             "choose a new or empty folder")
+    # --overwrite retrains the runs whose settings changed, run folder by run folder: never the whole suite
+    if not claim_folder(out, SUITE_FILE, SUITE_ENTRIES, None, what="an adaptcli suite").found:
         return
+    file = out / SUITE_FILE
     try:
         stored = read_json(file)
         stored.pop("protocol", None)
@@ -285,7 +279,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
     out = Path(spec.out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "suite.json", {**spec.settings(), "protocol": bench.protocol})
+        write_json(out / SUITE_FILE, {**spec.settings(), "protocol": bench.protocol})
     total = len(tasks) * (len(sweep_steps(spec, tasks[0], points)) + 1)
     bar = tqdm(total=total, disable=not (main and progress), desc=f"suite {bench.name}", unit="run", position=0)
     done = 0

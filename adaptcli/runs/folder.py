@@ -32,6 +32,7 @@ from adaptcli.errors import AdaptError
 from adaptcli.files import read_json, read_text_bounded
 from adaptcli.io import naming_errors, write_json, write_text
 from adaptcli.output import Output
+from adaptcli.ownership import FolderClaim, claim_folder
 from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
@@ -126,39 +127,21 @@ class RunDir:
         lock = RunLock(self.path)
         if self.path.is_dir():
             lock.refuse_if_held()
-        if self.path.exists() and not self.path.is_dir():
-            raise AdaptError(f"--out {self.path} is a file, not a folder; choose a folder path for the run")
-        entries = self.visible_entries() if self.path.exists() else []
-        if resume:
-            if entries and not self.info_file.exists():
-                raise AdaptError(f"--resume: {self.path} is not an adaptcli run folder (no run.json); "
-                                 "pass the --out of a finetune run")
-            if self.is_run():
-                stored = load_run_config(self.config_file)
-                if stored != config:
-                    raise AdaptError(
-                        f"--resume: the configuration differs from {self.config_file} at "
-                        f"{difference(stored.to_dict(), config.to_dict())}; "
-                        "resume with the same recipe and --set values, or start a new --out"
-                    )
-        elif entries:
-            if not self.info_file.exists():
-                found = ", ".join(sorted(p.name for p in entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        claim = self.claim(None if resume else overwrite, resume="--resume")
+        if resume and self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config:
                 raise AdaptError(
-                    f"--out {self.path} holds files that are not an adaptcli run (found: {found}; no run.json); "
-                    "choose a new or empty folder"
-                )
-            if not overwrite:
-                raise AdaptError(
-                    f"--out {self.path} already holds a run; pass --resume to continue it or "
-                    "--overwrite to replace it"
+                    f"--resume: the configuration differs from {self.config_file} at "
+                    f"{difference(stored.to_dict(), config.to_dict())}; "
+                    "resume with the same recipe and --set values, or start a new --out"
                 )
         note = lock.acquire()
         if note:
             (output or Output()).warn(note)
-        if entries and overwrite and not resume:
+        if claim.found and overwrite and not resume:
             try:
-                left = self.clear()
+                left = claim.clear()
             except BaseException:
                 lock.release()
                 raise
@@ -168,28 +151,13 @@ class RunDir:
                                           f"entr{'y' if len(left) == 1 else 'ies'} adaptcli did not write: {shown}")
         return lock
 
-    def visible_entries(self) -> list[Path]:
-        """What the folder holds, without the run lock and its takeover file (they belong to the lock,
-        and unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
-        return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, TAKEOVER_NAME)]
-
-    def foreign_entries(self) -> list[str]:
-        """Names in the folder that adaptcli does not write there (a user's files), sorted."""
-        return sorted(entry.name for entry in self.visible_entries()
-                      if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"))
-
-    def clear(self) -> list[str]:
-        """Delete what adaptcli writes in a run folder (:data:`RUN_ENTRIES`, its ``.tmp-`` leftovers),
-        keeping the lock; anything else is a user's and stays. Returns the names left."""
-        left = []
-        for entry in self.visible_entries():
-            if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"):
-                left.append(entry.name)
-            elif entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        return sorted(left)
+    def claim(self, overwrite: bool | None, *, option: str = "--out", whole: bool = False,
+              resume: str | None = None) -> FolderClaim:
+        """:func:`~adaptcli.ownership.claim_folder` for a run folder: marked by ``run.json``, holding
+        :data:`RUN_ENTRIES`; the run lock and its takeover file belong to the lock and are never touched
+        (unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
+        return claim_folder(self.path, self.info_file.name, RUN_ENTRIES, overwrite, what="an adaptcli run",
+                            option=option, ignore=(LOCK_NAME, TAKEOVER_NAME), whole=whole, resume=resume)
 
     def write_config(self, config: RunConfig, info: dict[str, Any]) -> None:
         write_text(self.config_file, config.to_yaml())

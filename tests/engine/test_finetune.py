@@ -179,7 +179,7 @@ def test_out_with_a_different_run_is_refused_and_resume_checks_config(image_shar
     finetune(image_shards, run, "linear", "--set", "train.epochs=1")
     again = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
                                 "--out", str(run), *TINY])
-    assert again.exit_code == 2 and "already holds a run" in again.output
+    assert again.exit_code == 2 and "already holds an adaptcli run" in again.output
     other = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
                                 "--out", str(run), "--resume", *TINY])
     assert other.exit_code == 2 and "configuration differs" in other.output

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from adaptcli.deploy.modes import ExportMode
+from adaptcli.ownership import Marker, wrote_folder
 from adaptcli.registry import Registry
 
 
@@ -33,8 +34,19 @@ class ExportFormat:
     modes: tuple[ExportMode, ...]  # which export modes it can hold
     write: Callable[[Any, Path], Written]  # (an adaptcli.deploy.export.Export, the output path)
     suffix: str | None = None  # required file suffix; None: the output is a folder
-    #: folder formats: whether an existing folder is one this format wrote (--overwrite replaces only that)
-    wrote: Callable[[Path], bool] | None = None
+    #: folder formats: the file that marks a folder this format wrote, and everything it writes there
+    #: (--overwrite replaces only such a folder: :func:`adaptcli.ownership.claim_folder`)
+    marker: str | Marker | None = None
+    entries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.suffix is None and self.marker is None:
+            raise ValueError(f"export format {self.name} writes a folder: name its marker, the file that says "
+                             "adaptcli wrote the folder")
+
+    def wrote(self, path: Path) -> bool:
+        """Whether ``path`` is a folder this format wrote (its marker, nothing but its entries)."""
+        return self.marker is not None and wrote_folder(path, self.marker, self.entries)
 
 
 #: Every module of this folder registers its format here (imported on first read).

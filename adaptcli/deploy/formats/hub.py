@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import timm as timm_format
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
@@ -102,22 +103,8 @@ def card_text(export: "Export", name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wrote_folder(path: Path) -> bool:
-    """A folder this format wrote: the timm folder's two files and the card, nothing else."""
-    from adaptcli.deploy.formats.timm import CONFIG, WEIGHTS
-    from adaptcli.files import read_json
-
-    if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS, CARD}:
-        return False
-    try:
-        return "adaptcli" in read_json(path / CONFIG)
-    except (OSError, ValueError):
-        return False
-
-
 def write(export: "Export", out: Path) -> Written:
     """The timm folder (checked by loading it with timm) and its model card, renamed into place together."""
-    from adaptcli.deploy.formats import timm as timm_format
     from adaptcli.io import atomic_path, write_text
 
     with atomic_path(out) as tmp:
@@ -150,5 +137,6 @@ register(ExportFormat(
     summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); --push REPO uploads it",
     modes=(ExportMode.MERGE, ExportMode.FULL),
     write=write,
-    wrote=wrote_folder,
+    marker=timm_format.MARKER,
+    entries=(timm_format.CONFIG, timm_format.WEIGHTS, CARD),
 ))

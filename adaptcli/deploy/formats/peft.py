@@ -86,16 +86,12 @@ def write(export: "Export", out: Path) -> Written:
                         f'pretrained=True), "{out}", autocast_adapter_dtype=False)  (the backbone weights the run started from)',))
 
 
-def wrote_folder(path: Path) -> bool:
-    """A folder this format wrote: exactly peft's two files."""
-    return path.is_dir() and not path.is_symlink() and {p.name for p in path.iterdir()} == {CONFIG, WEIGHTS}
-
-
 register(ExportFormat(
     name="peft",
     summary="peft's adapter folder (adapter_config.json + adapter_model.safetensors) for lora, dora and peft runs; "
             "PeftModel.from_pretrained loads it",
     modes=(ExportMode.ADAPTER_ONLY,),
     write=write,
-    wrote=wrote_folder,
+    marker=CONFIG,
+    entries=(CONFIG, WEIGHTS),
 ))

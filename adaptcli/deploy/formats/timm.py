@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from adaptcli.deploy.formats import ExportFormat, Written, register
 from adaptcli.deploy.modes import ExportMode
+from adaptcli.ownership import Marker
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
+#: timm writes config.json too: adaptcli's has its own section (read back by predict)
+MARKER = Marker(CONFIG, key="adaptcli")
 CHECK = "timm.create_model check"
 
 
@@ -53,18 +56,6 @@ def timm_config(export: "Export") -> dict[str, Any]:
         "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames", "config")
                      if k in meta},
     }
-
-
-def wrote_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder this format wrote: config.json (with adaptcli's section) and the weights only."""
-    from adaptcli.files import read_json
-
-    if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS}:
-        return False
-    try:
-        return "adaptcli" in read_json(path / CONFIG)
-    except (OSError, ValueError):
-        return False
 
 
 def load_folder(path: Path):  # -> nn.Module
@@ -105,5 +96,6 @@ register(ExportFormat(
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
     modes=(ExportMode.MERGE, ExportMode.FULL),
     write=write,
-    wrote=wrote_folder,
+    marker=MARKER,
+    entries=(CONFIG, WEIGHTS),
 ))
