@@ -146,8 +146,8 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         check_scores_file(scores_file, reads)
     run.info()  # not a run folder: said before anything about its weights
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
-    session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
-                                     loaded.info["num_classes"], loaded.adapt, output)
+    session = Session.for_evaluation(loaded.config, Path(data or loaded.info.data_dir), loaded.model,
+                                     loaded.info.num_classes, loaded.adapt, output)
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
     result.run = str(run.path)
     if partial_state().is_main_process:

@@ -13,6 +13,7 @@ from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.results import EvalResult, TrainSummary
 
 RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
@@ -45,9 +46,9 @@ def run_row(path: Path) -> dict[str, Any]:
     }
 
 
-def _dataset(info: dict[str, Any]) -> str:
+def _dataset(info: RunInfo) -> str:
     """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
-    name, folder = info.get("dataset") or "", Path(info["data"]).name
+    name, folder = info.dataset or "", info.data_dir.name
     return f"{name}/{folder}" if name and folder != name else (name or folder)
 
 
