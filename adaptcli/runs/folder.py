@@ -223,6 +223,40 @@ class RunDir:
                 found.add(Path(data).resolve())
         return found
 
+    # ------------------------------------------------------------------ what a command finds here
+    def state_for(self, config: RunConfig, data: Path) -> tuple[str, str]:
+        """What this folder is for a run of ``config`` on ``data`` (run.json and config.yaml read once):
+        ``new`` (missing or empty), ``restart`` (not a run yet, or no checkpoint to resume from),
+        ``differs`` (with the first setting that differs), ``finished`` (it has its summary) or ``resume``."""
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return "new", ""
+        if not self.is_run():
+            return "restart", ""
+        stored = load_run_config(self.config_file)
+        if stored != config:
+            return "differs", difference(stored.to_dict(), config.to_dict())
+        trained_on = self.stored_info().data_dir
+        if trained_on != Path(data).resolve():
+            return "differs", f"'data' (stored {trained_on}, now {Path(data).resolve()})"
+        if self.summary_file.exists():
+            return "finished", ""
+        return ("resume" if self.checkpoint_dirs() else "restart"), ""
+
+    def copy_to(self, target: Path) -> None:
+        """Copy this run to ``target`` (replacing a run adaptcli wrote there) without its evaluation,
+        checkpoints and lock: the same training, not repeated."""
+        from adaptcli.io import atomic_path
+
+        if target.exists():
+            foreign = RunDir(target).foreign_entries()
+            if foreign:
+                raise AdaptError(f"{target} holds entries adaptcli did not write ({', '.join(foreign[:5])}); move "
+                                 "them out of the suite folder, then run the suite again")
+            shutil.rmtree(target)
+        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, LOCK_NAME, TAKEOVER_NAME)
+        with atomic_path(target) as tmp:
+            shutil.copytree(self.path, tmp, ignore=shutil.ignore_patterns(*left_out))
+
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_dirs(self) -> list[Path]:
         if not self.checkpoints.exists():
