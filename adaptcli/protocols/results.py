@@ -51,9 +51,9 @@ class SuiteRow:
     and its score on the selection split."""
 
     task: str
+    group: str | None = None
     metric: str = "top1"
     test: float | None = None
-    group: str | None = None
     chosen: dict[str, Any] = field(default_factory=dict)
     point: str | None = None
     selection_split: str | None = None

@@ -3,6 +3,7 @@ binary cross-entropy and evaluated with mAP (checked by hand on the saved scores
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -229,7 +230,13 @@ def test_predict_scores_a_multi_label_model_with_independent_sigmoids(tmp_path: 
     result = invoke("finetune", "--method", "linear", "--model", "test_vit", "--recipe", "quick", "--data", shards,
                     "--out", run, *TINY, *SHORT, "--set", "data.val_split=null")
     assert result.exit_code == 0, result.output
-    assert json.loads((run / "run.json").read_text())["task"] == "multi-label"
+    info = json.loads((run / "run.json").read_text())
+    assert info["task"] == "multi-label" and (info["method"], info["model"], info["views"]) == ("linear", "test_vit", "1x1")
+    assert len(info["mean"]) == len(info["std"]) == 3 and info["state"] == "finished"
+    sha = {name: hashlib.sha256(path.read_bytes()).hexdigest()
+           for name, path in (("data", shards / "dataset.json"), ("backbone", run / "backbone.safetensors"))}
+    assert info["data_fingerprint"] == sha["data"]
+    assert info["backbone_file"] == "backbone.safetensors" and info["backbone_sha256"] == sha["backbone"]
     images = tmp_path / "src" / "pics"
 
     expected = _sigmoid_of_logits(run, images)

@@ -183,3 +183,26 @@ def test_no_module_outside_the_record_types_reads_the_record_files():
     offenders = [f"{path.relative_to(PACKAGE)}:{line}" for path in sorted(PACKAGE.rglob("*.py"))
                  if str(path.relative_to(PACKAGE)) not in RECORD_MODULES for line in record_reads(path)]
     assert not offenders, f"read run.json/summary.json/eval.json/suite.json through their record types: {offenders}"
+
+
+def test_state_for_reads_what_a_run_folder_holds(tmp_path):
+    from adaptcli.config import resolve
+
+    config = resolve("quick", method="linear")
+    run = RunDir(tmp_path / "run")
+    data = tmp_path / "shards"
+    assert run.state_for(config, data) == ("new", "")
+    run.path.mkdir()
+    (run.path / "notes.txt").write_text("a user's")
+    assert run.state_for(config, data) == ("restart", "")  # not a run yet
+    run.write_config(config, RunInfo(data=str(data.resolve()), classes=["a", "b"], num_classes=2, state="running"))
+    assert run.state_for(config, data) == ("restart", "")  # no checkpoint to resume from
+    run.checkpoint_dir(1).mkdir(parents=True)
+    assert run.state_for(config, data) == ("resume", "")
+    run.summary_file.write_text("{}")
+    assert run.state_for(config, data) == ("finished", "")
+    state, detail = run.state_for(config, tmp_path / "other")
+    assert state == "differs" and detail.startswith("'data' (stored") and str(tmp_path / "other") in detail
+    changed = resolve("quick", method="linear", overrides=["train.lr=0.5"])
+    state, detail = run.state_for(changed, data)
+    assert state == "differs" and detail.startswith("'train.lr'") and "now 0.5" in detail
