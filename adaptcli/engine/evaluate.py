@@ -134,7 +134,6 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`); writes ``eval.json``
     in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.io import write_json
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.load import load_run_model
 
@@ -151,7 +150,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
     result.run = str(run.path)
     if partial_state().is_main_process:
-        write_json(run.eval_file, result.to_dict())
+        result.write(run.eval_file)
     return result
 
 

@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from adaptcli.data.manifest import MANIFEST_NAME
-from adaptcli.io import write_json
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.info import RunInfo, file_sha256
 from adaptcli.runs.results import TrainSummary
@@ -65,5 +64,5 @@ def mark_failed(run: RunDir, exc: BaseException) -> None:
 
 def mark_finished(run: RunDir, summary: TrainSummary, epoch: int, step: int) -> None:
     """``summary.json``, then the state: a finished run always has its summary."""
-    write_json(run.summary_file, summary.to_dict())
+    summary.write(run.summary_file)
     run.set_state("finished", epoch=epoch, step=step)
