@@ -112,7 +112,8 @@ def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | Non
                      "mean_over_tasks": avg["mean_over_tasks"], "mean_of_group_means": avg.get("mean_of_group_means"),
                      "tasks_present": avg["tasks_present"], "tasks_total": avg["tasks_total"],
                      "complete": avg["complete"]})
-    return {"benchmark": bench.name, "tasks": tasks, "rows": rows}
+    labels = dict.fromkeys(label for _, s in suites for label in s.metric_label.split(" / "))
+    return {"benchmark": bench.name, "metric": " / ".join(labels), "tasks": tasks, "rows": rows}
 
 
 def report(paths: list[Path]) -> dict[str, Any]:
@@ -138,7 +139,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     table = data["suites"]
     if table:
         head = ["method", "params", *table["tasks"], "mean over tasks", "mean of group means"]
-        lines += ["" if lines else "", f"{table['benchmark']} (test top-1)", "",
+        lines += ["" if lines else "", f"{table['benchmark']} (test {table['metric']})", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in table["rows"]:
             count = f" ({r['tasks_present']}/{r['tasks_total']}{'' if r['complete'] else ', partial'})"
