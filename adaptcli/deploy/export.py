@@ -25,6 +25,7 @@ from adaptcli.methods.base import AdaptInfo
 from adaptcli.methods.registry import merge_refusal
 from adaptcli.ownership import claim_folder
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo
 
 
 @dataclass
@@ -120,7 +121,7 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
         raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 
 
-def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: dict,
+def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: RunInfo,
                   run: RunDir) -> Export:
     from adaptcli.runs.build import is_video_model
 

@@ -71,9 +71,9 @@ def open_predictor(source: Path, backbone: Path | None = None, device: str = "cp
 
         loaded = load_run_model(RunDir(source))
         norm = normalisation(loaded.model)
-        return Predictor(_torch_forward(loaded.model, dev), [str(c) for c in loaded.info["classes"]], loaded.config,
+        return Predictor(_torch_forward(loaded.model, dev), list(loaded.info.classes), loaded.config,
                          tuple(norm.mean), tuple(norm.std), "video" if is_video_model(loaded.model) else "image",
-                         f"run {source}", loaded.info.get("task") == "multi-label")
+                         f"run {source}", loaded.info.multi_label)
     if source.is_dir() and (source / "config.json").is_file():
         from adaptcli.deploy.formats.timm import load_folder
         from adaptcli.files import read_json

@@ -133,7 +133,6 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`); writes ``eval.json``
     in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.io import write_json
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.load import load_run_model
 
@@ -145,12 +144,12 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         check_scores_file(scores_file, reads)
     run.info()  # not a run folder: said before anything about its weights
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
-    session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
-                                     loaded.info["num_classes"], loaded.adapt, output)
+    session = Session.for_evaluation(loaded.config, Path(data or loaded.info.data_dir), loaded.model,
+                                     loaded.info.num_classes, loaded.adapt, output)
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
     result.run = str(run.path)
     if partial_state().is_main_process:
-        write_json(run.eval_file, result.to_dict())
+        result.write(run.eval_file)
     return result
 
 

@@ -41,7 +41,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
         if lock is not None:
             lock.release()
-        output.echo(f"{run.path} is finished ({run.info().get('epoch')} epochs, step {run.info().get('step')}); "
+        info = run.info()
+        output.echo(f"{run.path} is finished ({info.epoch} epochs, step {info.step}); "
                     "nothing to resume: its files are unchanged")
         return TrainSummary.read(run.summary_file)
     try:
@@ -50,8 +51,9 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         session = Session.for_training(config, shards, output)
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
-            record.start_run(run, config, data_dir, manifest)
-            save_frozen_backbone(run, session.model, session.adapt, config)
+            record.start_run(run, session)
+            if save_frozen_backbone(run, session.model, session.adapt, config):
+                record.record_kept_backbone(run)
         elif main:
             record.mark_running(run, trainer.state.epoch, trainer.state.step)
         summary = trainer.train()
@@ -76,6 +78,6 @@ def _finished(run: RunDir) -> bool:
     if not run.is_run() or not run.summary_file.is_file():
         return False
     try:
-        return run.info().get("state") == "finished"
+        return run.info().state == "finished"
     except (OSError, ValueError):
         return False

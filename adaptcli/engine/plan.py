@@ -18,7 +18,7 @@ def out_state(out: Path, resume: bool, overwrite: bool) -> str:
         return f"{out}: a new run folder"
     if not run.is_run():
         return f"{out}: not empty and not a run folder: finetune would refuse it"
-    state = run.info().get("state", "finished")
+    state = run.info().progress
     if resume:
         return f"{out}: a run ({state}); --resume continues it from its last checkpoint"
     if overwrite:

@@ -70,7 +70,7 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     assert reported["top5"] == 100.0  # 3 classes
     class_acc = [100.0 * h / s for h, s in per_class.values()]
     assert reported["mean_class_acc"] == pytest.approx(sum(class_acc) / len(class_acc))
-    assert reported["per_class"][info["classes"][0]] == pytest.approx(class_acc[0] if 0 in per_class else None)
+    assert reported["per_class"][info.classes[0]] == pytest.approx(class_acc[0] if 0 in per_class else None)
 
 
 def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:

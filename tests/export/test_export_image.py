@@ -84,7 +84,7 @@ def test_merged_file_is_a_plain_timm_model_with_the_run_predictions(runs, tmp_pa
     spec = StreamSpec.from_config(config.data, 32, config.model.num_frames, norm_mean, norm_std)
     correct = total = 0
     with torch.no_grad():
-        for item in eval_loader(ShardFolder.read(loaded.info["data"]), "test", spec, 7):
+        for item in eval_loader(ShardFolder.read(loaded.info.data), "test", spec, 7):
             correct += int((plain(item.inputs).argmax(1) == item.labels).sum())
             total += len(item.labels)
     assert total == metrics["samples"] == 18

@@ -53,7 +53,7 @@ def timm_config(export: "Export") -> dict[str, Any]:
             "classifier": "head",
         },
         # the run's configuration: its evaluation transform, for adaptcli predict
-        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames", "config")
+        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "task", "adaptcli_version", "num_frames", "config")
                      if k in meta},
     }
 
