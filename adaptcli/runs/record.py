@@ -24,7 +24,7 @@ def start_run(run: RunDir, session: Session) -> None:
     """A new run: its configuration and ``run.json`` (what it is trained on and how; state running at 0)."""
     from adaptcli.runs.build import normalisation
 
-    config, manifest, data_dir = session.config, session.manifest, Path(session.data_dir)
+    config, manifest, data_dir = session.config, session.manifest, session.shards.path
     norm = normalisation(session.model)
     checkpoint = Path(config.model.checkpoint).resolve() if config.model.checkpoint else None
     info = RunInfo(
