@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
@@ -115,6 +115,20 @@ def wrote_folder(path: Path) -> bool:
         return False
 
 
+def owns_folder(path: Path) -> bool:
+    """A hub folder adaptcli wrote: a timm folder of adaptcli's with its model card."""
+    from adaptcli.deploy.formats.timm import owns_folder as timm_folder
+
+    return timm_folder(path) and (path / CARD).is_file()
+
+
+def open_folder(path: Path, backbone: Path | None = None) -> Opened:
+    """Opened as the timm folder it holds."""
+    from adaptcli.deploy.formats.timm import open_folder as open_timm_folder
+
+    return open_timm_folder(path, backbone, kind="hub")
+
+
 def write(export: "Export", out: Path) -> Written:
     """The timm folder (checked by loading it with timm) and its model card, renamed into place together."""
     from adaptcli.deploy.formats import timm as timm_format
@@ -149,6 +163,8 @@ register(ExportFormat(
     name="hub",
     summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); --push REPO uploads it",
     modes=(ExportMode.MERGE, ExportMode.FULL),
+    open=open_folder,
+    owns=owns_folder,
     write=write,
     wrote=wrote_folder,
 ))

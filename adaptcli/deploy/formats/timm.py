@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,6 +93,33 @@ def write(export: "Export", out: Path) -> Written:
                    use=(f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)',))
 
 
+def owns_folder(path: Path) -> bool:
+    """A timm folder adaptcli wrote: its ``config.json`` has adaptcli's section (a hub folder is one too)."""
+    from adaptcli.files import read_json
+
+    if not path.is_dir() or not (path / CONFIG).is_file():
+        return False
+    try:
+        config = read_json(path / CONFIG)
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("adaptcli"), dict)
+
+
+def open_folder(path: Path, backbone: Path | None = None, kind: str = "timm") -> Opened:
+    """The folder's header, gathered from ``config.json`` (adaptcli's section, the labels, the
+    normalisation); ``load()`` is :func:`load_folder`. ``backbone`` is unused: the folder holds every weight."""
+    from adaptcli.files import read_json
+
+    config = read_json(path / CONFIG)
+    pretrained = config.get("pretrained_cfg") or {}
+    full = config.get("architecture") == "adaptcli_adapted"  # adaptcli.deploy.timm_arch.ARCHITECTURE
+    header = {**config["adaptcli"], "format": (ExportMode.FULL if full else ExportMode.MERGE).header_format,
+              "classes": config.get("label_names") or [], "num_classes": config.get("num_classes"),
+              "mean": pretrained.get("mean"), "std": pretrained.get("std")}
+    return Opened(header, f"{kind} folder {path}", lambda: load_folder(path))
+
+
 def timm_knows(architecture: str) -> bool:
     """Whether timm itself defines ``architecture`` (else adaptcli registers it on import)."""
     from timm.models import model_entrypoint
@@ -104,6 +131,8 @@ register(ExportFormat(
     name="timm",
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
     modes=(ExportMode.MERGE, ExportMode.FULL),
+    open=open_folder,
+    owns=owns_folder,
     write=write,
     wrote=wrote_folder,
 ))
