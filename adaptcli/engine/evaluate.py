@@ -18,8 +18,8 @@ from adaptcli.runs.session import Session
 
 
 @torch.no_grad()
-def predict(model: nn.Module, accelerator: Any, loader, show: bool = False,
-            multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def score_loader(model: nn.Module, accelerator: Any, loader, show: bool = False,
+                 multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Softmax (multi-label: sigmoid) scores averaged over views, labels and keys of this process's share;
     the shards the loader skipped as damaged are added to ``damaged``."""
     from tqdm.auto import tqdm
@@ -72,8 +72,8 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     model = session.model
     was_training = model.training
     damaged: dict[str, str] = {}
-    scores, labels, keys = predict(model, accelerator, loader, show=show, multi_label=session.multi_label,
-                                   damaged=damaged)
+    scores, labels, keys = score_loader(model, accelerator, loader, show=show, multi_label=session.multi_label,
+                                        damaged=damaged)
     model.train(was_training)
     seen, damaged = _gather(accelerator, keys, scores, labels, damaged, session.multi_label)
     if not seen:
