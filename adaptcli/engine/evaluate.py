@@ -195,6 +195,26 @@ def evaluate_export(model: nn.Module, meta: dict[str, Any], data_dir: Path, *, s
     return evaluate_loaded(session, split, views, scores_file=scores_file, skip_damaged=skip_damaged)
 
 
+def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: str) -> None:
+    """Before an export's weights are read: ``data_dir`` holds its kind of input, its number of classes
+    and its task, and has ``split`` (``meta``: the export's header; ``source`` names the export)."""
+    from adaptcli.data.manifest import read_manifest
+
+    manifest = read_manifest(data_dir)
+    modality, classes, task = meta.get("modality"), int(meta["num_classes"]), meta.get("task")
+    if modality is not None and modality != manifest.modality:
+        raise AdaptError(f"{data_dir} holds {manifest.modality}s but {source} takes {modality}s; "
+                         "pass shards of the dataset it was trained on")
+    if manifest.num_classes != classes:
+        raise AdaptError(f"{data_dir} has {manifest.num_classes} classes but {source} was trained on {classes}; "
+                         "pass shards of the same dataset")
+    if task is not None and task != manifest.task:
+        raise AdaptError(f"{data_dir} is {manifest.task} data but {source} was trained on {task} data; "
+                         "pass shards of the same dataset")
+    if split not in manifest.splits:
+        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
+
+
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:
     """A training epoch's validation: its record values (``val_top1``/``val_top5``, or ``val_mAP``) and
     the headline value the best epoch is chosen on. Compiled training evaluates eagerly (one compilation)."""
