@@ -111,7 +111,8 @@ def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: O
     from adaptcli.errors import AdaptError
 
     if run is None:
-        raise AdaptError("pass --run RUN, or --export PATH --data SHARDS (--checkpoint FILE for an adapter-only export)")
+        raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS, or --export PATH "
+                         "--data SHARDS (any export adaptcli reads)")
     if checkpoint is not None:
         raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
     if weights not in WEIGHTS:
