@@ -60,7 +60,6 @@ class ExportFormat:
     #: folder formats: whether an existing folder is one this format wrote (--overwrite replaces only that)
     wrote: Callable[[Path], bool] | None = None
 
-
     def reads(self, path: Path) -> bool:
         """Whether :func:`open_export` hands ``path`` to this format."""
         if self.open is None:

@@ -109,11 +109,12 @@ def owns_folder(path: Path) -> bool:
 def open_folder(path: Path, backbone: Path | None = None, kind: str = "timm") -> Opened:
     """The folder's header, gathered from ``config.json`` (adaptcli's section, the labels, the
     normalisation); ``load()`` is :func:`load_folder`. ``backbone`` is unused: the folder holds every weight."""
+    from adaptcli.deploy.timm_arch import ARCHITECTURE
     from adaptcli.files import read_json
 
     config = read_json(path / CONFIG)
     pretrained = config.get("pretrained_cfg") or {}
-    full = config.get("architecture") == "adaptcli_adapted"  # adaptcli.deploy.timm_arch.ARCHITECTURE
+    full = config.get("architecture") == ARCHITECTURE
     header = {**config["adaptcli"], "format": (ExportMode.FULL if full else ExportMode.MERGE).header_format,
               "classes": config.get("label_names") or [], "num_classes": config.get("num_classes"),
               "mean": pretrained.get("mean"), "std": pretrained.get("std")}
