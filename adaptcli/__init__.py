@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 
 
 def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
-    """The model of an ``adaptcli export`` file, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
+    """The model of an ``adaptcli export`` file or folder, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
 
-    ``backbone=FILE`` is needed for adapter-only files. Imports torch on first use only.
+    ``backbone=FILE`` is needed for adapter-only exports (a file, or peft's folder). Imports torch on first use only.
     """
     from adaptcli.deploy.loading import load as _load
 

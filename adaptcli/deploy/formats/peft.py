@@ -104,7 +104,7 @@ def open_folder(path: Path, backbone: Path | None = None) -> Opened:
                          "adaptcli); export the run again with --adapter-only --format peft")
     if backbone is None:
         raise AdaptError(f"{path} is peft's adapter folder; pass the backbone weights it attaches to "
-                         "(predict --backbone FILE, eval --checkpoint FILE)")
+                         "(predict --backbone FILE, eval --checkpoint FILE, adaptcli.load(path, backbone=FILE))")
     header["format"] = ExportMode.ADAPTER_ONLY.header_format
 
     def load():  # -> nn.Module

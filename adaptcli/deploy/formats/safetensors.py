@@ -49,15 +49,15 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
 
 
 def open_file(path: Path, backbone: Path | None = None) -> Opened:
-    """The header of an adaptcli ``.safetensors`` export; ``load()`` is :func:`adaptcli.load`."""
+    """The header of an adaptcli ``.safetensors`` export; ``load()`` builds its model (adapter-only: on ``backbone``)."""
     from adaptcli.deploy.header import read_header
-    from adaptcli.deploy.loading import load
+    from adaptcli.deploy.loading import load_safetensors
 
     header = read_header(path)
     if ExportMode.from_header(header["format"]) is ExportMode.ADAPTER_ONLY and backbone is None:
         raise AdaptError(f"{path} holds only a task's adapter; pass the backbone weights it attaches to "
-                         "(predict --backbone FILE, eval --checkpoint FILE)")
-    return Opened(header, f"export {path}", lambda: load(path, backbone=backbone))
+                         "(predict --backbone FILE, eval --checkpoint FILE, adaptcli.load(path, backbone=FILE))")
+    return Opened(header, f"export {path}", lambda: load_safetensors(path, header, backbone))
 
 
 register(ExportFormat(
