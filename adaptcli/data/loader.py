@@ -128,16 +128,6 @@ class SampleDecoder:
         self.num_classes = num_classes
         self.rand_augment = ClipRandAugment(spec.rand_augment, spec.mean) if train and spec.rand_augment else None
 
-    def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
-        frames = frame_fields(sample)
-        n, s = len(frames), self.spec
-        if n == 0:
-            raise ValueError(f"sample {sample.get('__key__')} has no frames")
-        if self.train:
-            return [clip_indices(s.sampling, n, s.num_frames, True, rng, s.stride)]  # type: ignore[arg-type]
-        return [clip_indices(s.sampling, n, s.num_frames, False, None, s.stride, c, self.clips)  # type: ignore[arg-type]
-                for c in range(self.clips)]
-
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
         s = self.spec
         key = sample["__key__"]
@@ -151,14 +141,14 @@ class SampleDecoder:
             raise AdaptError(f"label {label} of sample {key} in {sample.get('__url__')} is outside the "
                              f"{self.num_classes} classes of dataset.json (0..{(self.num_classes or 1) - 1}): the "
                              "manifest and the shards disagree; prepare the data again")
-        if self.modality == "video":
-            raw = frame_fields(sample)
-            clips = self._frames(sample, rng)
-        else:
-            raw, clips = [image_field(sample)], [[0]]
-        if not self.train:
-            views = eval_views(raw, s, self.modality == "video", (self.clips, self.crops))
-            return (views[0][0] if self.modality == "image" else views), label, key
+        video = self.modality == "video"
+        raw = frame_fields(sample) if video else [image_field(sample)]
+        if not raw:
+            raise ValueError(f"sample {key} has no frames")
+        if not self.train:  # V x T x H x W x 3 uint8 (an image: H x W x 3)
+            views = eval_views(raw, s, video, (self.clips, self.crops))
+            return (views if video else views[0][0]), label, key
+        clips = [clip_indices(s.sampling, len(raw), s.num_frames, True, rng, s.stride)] if video else [[0]]  # type: ignore[arg-type]
         first = open_image(raw[clips[0][0]])
         width, height = first.size
         assert rng is not None
@@ -172,9 +162,7 @@ class SampleDecoder:
             views[0] = self.rand_augment(views[0], rng)
         if self.modality == "image":
             return views[0][0], label, key  # H x W x 3 uint8
-        if self.train:
-            return views[0], label, key  # T x H x W x 3 uint8
-        return np.stack(views), label, key  # V x T x H x W x 3 uint8
+        return views[0], label, key  # T x H x W x 3 uint8
 
 
 def render_views(frames: list[Any], clips: list[list[int]], boxes: list[Any], size: int,
