@@ -41,13 +41,15 @@ def _register_with_timm() -> None:
     registers its own with timm's ``@register_model`` where it defines them.
 
     When one of adaptcli's own modules imported timm first, it may be half-imported now and the
-    architectures may need a name it has not defined yet: that import fails, nothing is registered here,
-    and the module that needs the architectures imports them itself (``models/build.py``, ``deploy/``).
+    architectures may need a name it has not defined yet: that import fails (an ``ImportError`` naming
+    the adaptcli module), nothing is registered here, and the module that needs the architectures
+    imports them itself (``models/build.py``, ``deploy/``).
     """
     try:
         import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.architectures)
-    except ImportError:
-        pass
+    except ImportError as exc:
+        if not (exc.name or "").startswith("adaptcli."):
+            raise  # a missing dependency is said as it is, not hidden
 
 
 class _AfterTimmImport:
