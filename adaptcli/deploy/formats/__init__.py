@@ -83,9 +83,15 @@ def export_format(name: str) -> ExportFormat:
     return FORMATS.get(name)
 
 
+def _readers() -> list[ExportFormat]:
+    """The formats with an ``open`` side, by name: the order does not hang on which module was imported first
+    (``hub`` is asked before ``timm``: a hub folder is a timm folder with a model card)."""
+    return sorted((fmt for fmt in FORMATS.entries() if fmt.open is not None), key=lambda fmt: fmt.name)
+
+
 def readable() -> str:
     """What :func:`open_export` takes, in words (``hub, peft or timm folders; .onnx or .safetensors files``)."""
-    formats = [fmt for fmt in FORMATS.entries() if fmt.open is not None]
+    formats = _readers()
     folders = [fmt.name for fmt in formats if fmt.suffix is None]
     files = [str(fmt.suffix) for fmt in formats if fmt.suffix is not None]
     said = [f"{_or(folders)} folders" if folders else "", f"{_or(files)} files" if files else ""]
@@ -101,7 +107,7 @@ def open_export(path: Path, backbone: Path | None = None, also: str | None = Non
     weights); a one-line error naming what adaptcli reads for anything else (``also``: what else the
     caller takes, such as "a run folder")."""
     path = Path(path)
-    for fmt in FORMATS.entries():
+    for fmt in _readers():
         if fmt.reads(path):
             return fmt.open(path, backbone)  # type: ignore[misc]  (reads: open is set)
     expected = f"{also} or an export adaptcli reads" if also else "an export adaptcli reads"
