@@ -84,13 +84,12 @@ def export_format(name: str) -> ExportFormat:
 
 
 def _readers() -> list[ExportFormat]:
-    """The formats with an ``open`` side, by name: the order does not hang on which module was imported first
-    (``hub`` is asked before ``timm``: a hub folder is a timm folder with a model card)."""
+    """The formats with an ``open`` side, by name (whatever order their modules were imported in)."""
     return sorted((fmt for fmt in FORMATS.entries() if fmt.open is not None), key=lambda fmt: fmt.name)
 
 
 def readable() -> str:
-    """What :func:`open_export` takes, in words (``hub, peft or timm folders; .onnx or .safetensors files``)."""
+    """What :func:`open_export` takes, in words (``peft or timm folders; .onnx or .safetensors files``)."""
     formats = _readers()
     folders = [fmt.name for fmt in formats if fmt.suffix is None]
     files = [str(fmt.suffix) for fmt in formats if fmt.suffix is not None]

@@ -3,7 +3,8 @@ card, ``README.md``, whose metadata block is what the Hub reads (library, tags, 
 the results as ``model-index``) and whose text says what was trained, how, and how to load it.
 
 ``export --format hub --push REPO`` uploads the folder with ``huggingface_hub`` afterwards
-(:func:`push_folder`); without a network that is one line, and the folder stays written.
+(:func:`push_folder`); without a network that is one line, and the folder stays written. It is read back
+(``predict``, ``eval --export``, ``adaptcli.load``) as the timm folder it holds.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
+from adaptcli.deploy.formats import ExportFormat, Written, register
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
@@ -115,20 +116,6 @@ def wrote_folder(path: Path) -> bool:
         return False
 
 
-def owns_folder(path: Path) -> bool:
-    """A hub folder adaptcli wrote: a timm folder of adaptcli's with its model card."""
-    from adaptcli.deploy.formats.timm import owns_folder as timm_folder
-
-    return timm_folder(path) and (path / CARD).is_file()
-
-
-def open_folder(path: Path, backbone: Path | None = None) -> Opened:
-    """Opened as the timm folder it holds."""
-    from adaptcli.deploy.formats.timm import open_folder as open_timm_folder
-
-    return open_timm_folder(path, backbone, kind="hub")
-
-
 def write(export: "Export", out: Path) -> Written:
     """The timm folder (checked by loading it with timm) and its model card, renamed into place together."""
     from adaptcli.deploy.formats import timm as timm_format
@@ -163,8 +150,6 @@ register(ExportFormat(
     name="hub",
     summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); --push REPO uploads it",
     modes=(ExportMode.MERGE, ExportMode.FULL),
-    open=open_folder,
-    owns=owns_folder,
     write=write,
     wrote=wrote_folder,
 ))

@@ -106,7 +106,7 @@ def owns_folder(path: Path) -> bool:
     return isinstance(config, dict) and isinstance(config.get("adaptcli"), dict)
 
 
-def open_folder(path: Path, backbone: Path | None = None, kind: str = "timm") -> Opened:
+def open_folder(path: Path, backbone: Path | None = None) -> Opened:
     """The folder's header, gathered from ``config.json`` (adaptcli's section, the labels, the
     normalisation); ``load()`` is :func:`load_folder`. ``backbone`` is unused: the folder holds every weight."""
     from adaptcli.deploy.timm_arch import ARCHITECTURE
@@ -118,7 +118,7 @@ def open_folder(path: Path, backbone: Path | None = None, kind: str = "timm") ->
     header = {**config["adaptcli"], "format": (ExportMode.FULL if full else ExportMode.MERGE).header_format,
               "classes": config.get("label_names") or [], "num_classes": config.get("num_classes"),
               "mean": pretrained.get("mean"), "std": pretrained.get("std")}
-    return Opened(header, f"{kind} folder {path}", lambda: load_folder(path))
+    return Opened(header, f"timm folder {path}", lambda: load_folder(path))
 
 
 def timm_knows(architecture: str) -> bool:
