@@ -545,7 +545,7 @@ def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:
         if data.decode == "cuda":
             raise ConfigError("data.rand_augment runs in the loader workers on decoded frames; it does not combine "
                               "with data.decode=cuda: set data.decode=cpu")
-        from adaptcli.data.clip_augment import check_rand_augment
+        from adaptcli.data.stream.clip_augment import check_rand_augment
 
         check_rand_augment(data.rand_augment)
 

@@ -22,8 +22,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from adaptcli.data.loader import SampleDecoder, StreamSpec, frame_fields, train_loader
-from adaptcli.data.transforms import open_image, render, train_box
+from adaptcli.data.stream.samples import SampleDecoder, frame_fields
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import train_loader
+from adaptcli.data.stream.transforms import open_image, render, train_box
 from adaptcli.engine.batches import EpochStreams
 
 NO_GPU = "No GPU was available this session (2026-12-05): no GPU row was measured"
@@ -58,7 +61,7 @@ def _boundary_times(open_epoch: Callable[[int], Iterator[Any]], streams: EpochSt
 def epoch_gap(shards: Path, spec: StreamSpec, batch: int, workers: int, epochs: int = 3,
               step_seconds: float = 0.2) -> dict[str, float]:
     """Mean epoch-boundary gap / mean step, before (loader opened at epoch start) and now (prefetched)."""
-    stream, steps = train_loader(shards, "train", spec, batch, workers=workers, seed=0)
+    stream, steps = train_loader(ShardFolder.read(shards), "train", spec, batch, workers=workers, seed=0)
     out = {"steps": float(steps)}
     for name, streams in (("before", None), ("now", EpochStreams(stream.start, workers))):
         gaps, seen = _boundary_times(stream.start, streams, steps, epochs, step_seconds)
@@ -106,7 +109,7 @@ def _tv_torch(data: bytes, box, size: int) -> np.ndarray:
 
 def _batch_path(data: bytes, box, size: int) -> np.ndarray:
     """``data.decode: cuda``'s code on the CPU: torchvision decode, then the exact Pillow resample."""
-    from adaptcli.data.batch_decode import resample
+    from adaptcli.data.stream.batch_decode import resample
 
     return resample(_tv_decode(data), box, size).permute(1, 2, 0).numpy()
 
@@ -154,15 +157,14 @@ def worker_costs(shards: Path, spec: StreamSpec, batch: int, batches: int = 6) -
     against only reading and sampling the JPEG bytes (``data.decode: cuda``)."""
     import torch
 
-    from adaptcli.data.loader import train_loader
 
     torch.set_num_threads(1)
     out = {}
     for name, encoded in (("cpu", False), ("cuda", True)):
-        stream, _ = train_loader(shards, "train", spec, batch, seed=0, workers=0, encoded=encoded)
+        stream, _ = train_loader(ShardFolder.read(shards), "train", spec, batch, seed=0, workers=0, encoded=encoded)
         start, clips = time.process_time(), 0
         for index, got in enumerate(stream.start(0)):
-            clips += len(got["keys"])
+            clips += len(got.keys)
             if index + 1 == batches:
                 break
         out[name] = (time.process_time() - start) / max(1, clips) * 1e3
@@ -183,9 +185,9 @@ def short_side_cost(root: Path, clips: int = 6, frames: int = 24, num_frames: in
     """CPU ms per training clip (T sampled frames decoded and cropped) from 1280x720 sources prepared as
     they are and with ``--short-side 320``."""
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.data.prepare import prepare_dataset
+    from adaptcli.data.prepare.prepare import prepare_dataset
     from adaptcli.data.synthetic import natural_clip, write_video
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     for i in range(clips):
         write_video(root / "src" / "train" / f"class{i % 2}" / f"clip{i}.avi", natural_clip(frames, 720, 1280, seed=i),

@@ -13,7 +13,8 @@
 # $OUT (default /tmp/adaptcli-gpu-check), at most 8 files; a summary table is printed last and
 # written to $OUT/summary.md.
 #
-# The GPU image has no network: av, webdataset, braceexpand and annotated-types come from wheels in
+# The GPU image has no network: av, webdataset, braceexpand, annotated-types and pydantic (with
+# pydantic-core, typing-inspection and a typing-extensions it accepts) come from wheels in
 # benchmarks/wheels/ (git-ignored), installed under /tmp/adaptcli-site when the image lacks them.
 set -u
 cd "$(dirname "$0")/.." || exit 1
@@ -21,7 +22,8 @@ ROOT=$(pwd)
 PY=${PYTHON:-python3}
 WHEELS=$ROOT/benchmarks/wheels
 # Versions for the GPU image (Python 3.12, manylinux x86_64); the GPU image has everything else.
-WHEEL_PINS="av==18.1.0 webdataset==1.0.2 braceexpand==0.1.7 annotated-types==0.8.0"
+WHEEL_PINS="av==18.1.0 webdataset==1.0.2 braceexpand==0.1.7 annotated-types==0.8.0 pydantic==2.14.4
+  pydantic-core==2.50.5 typing-inspection==0.4.5 typing-extensions==4.16.0"
 
 if [ "${1:-}" = "--download-wheels" ]; then
   mkdir -p "$WHEELS"
@@ -63,7 +65,11 @@ last_pytest_line() { grep -E '[0-9]+ (passed|failed|skipped|error)' "$1" | tail 
 if (( ! DRY )); then
   missing=$($PY - <<'EOF'
 import importlib.util
-print(" ".join(m for m in ("av", "webdataset", "braceexpand", "annotated_types") if importlib.util.find_spec(m) is None))
+from importlib.metadata import version
+missing = [m for m in ("av", "webdataset", "braceexpand", "annotated_types", "pydantic") if importlib.util.find_spec(m) is None]
+if "pydantic" not in missing and tuple(int(part) for part in version("pydantic").split(".")[:2]) < (2, 11):
+    missing.append("pydantic>=2.11")
+print(" ".join(missing))
 EOF
 )
   if [ -n "$missing" ]; then

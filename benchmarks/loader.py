@@ -41,10 +41,14 @@ from pathlib import Path
 import numpy as np
 from measure import throughput
 
-from adaptcli.data.loader import Collate, SampleDecoder, StreamSpec, frame_fields, train_loader
-from adaptcli.data.sampling import segment_indices
+from adaptcli.data.stream.batch import Collate
+from adaptcli.data.stream.samples import SampleDecoder, frame_fields
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import train_loader
+from adaptcli.data.stream.sampling import segment_indices
 from adaptcli.data.synthetic import natural_clip, write_ssv2_layout, write_video
-from adaptcli.data.transforms import render, train_box
+from adaptcli.data.stream.transforms import render, train_box
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SECTIONS = ("streams", "gap", "decode", "short-side", "augment")
@@ -110,7 +114,7 @@ def unit_costs(paths: list[Path], samples: list[dict], spec: StreamSpec) -> dict
     import av
     from PIL import Image
 
-    from adaptcli.data.transforms import normalise, open_image
+    from adaptcli.data.stream.transforms import normalise, open_image
 
     frames, decode, rgb = 0, 0.0, 0.0
     arrays = []
@@ -211,10 +215,10 @@ def rates(make) -> tuple[float, float]:
     gc.collect()
     cpu = _cpu_with_children()
     iterator = iter(make())
-    first = len(next(iterator)["keys"])
+    first = len(next(iterator).keys)
     count, start = 0, time.perf_counter()
     for batch in iterator:
-        count += len(batch["keys"])
+        count += len(batch.keys)
     wall = time.perf_counter() - start
     del iterator
     gc.collect()  # shuts the workers down (DataLoader iterators join them when collected)
@@ -266,8 +270,8 @@ def main() -> None:
     import torch
 
     from adaptcli.data.manifest import read_manifest
-    from adaptcli.data.prepare import prepare_dataset
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.prepare.prepare import prepare_dataset
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     profile = PROFILES[args.profile]
     tmp = Path(tempfile.mkdtemp(prefix="adaptcli-bench-")) if args.root is None else args.root
@@ -379,7 +383,7 @@ def measure_streams(args, profile: Profile, out: Path, paths: list[Path], sample
         best_cpu = dict(best)
         for _ in range(args.rounds):  # interleaved rounds, best of each: less noise, no order bias
             def shards(workers: int = workers):
-                loader, _ = train_loader(out, "train", spec, args.batch, workers=workers, seed=0)
+                loader, _ = train_loader(ShardFolder.read(out), "train", spec, args.batch, workers=workers, seed=0)
                 loader.steps = steps + 1
                 return loader
 

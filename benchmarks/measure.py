@@ -64,16 +64,16 @@ def time_interleaved(steps: dict[str, Callable[[], Any]], rounds: int, warmup: i
     return wall, cpu
 
 
-def throughput(batches: Iterable[dict[str, Any]], warmup: int = 1) -> tuple[float, float]:
+def throughput(batches: Iterable[Any], warmup: int = 1) -> tuple[float, float]:
     """(samples per wall-clock second, samples per CPU second of this process) after ``warmup`` batches;
-    a batch counts ``len(batch["keys"])`` samples."""
+    a batch (:class:`adaptcli.data.stream.batch.Batch`) counts ``len(batch.keys)`` samples."""
     it = iter(batches)
     for _ in range(warmup):
         next(it)
     count = 0
     with stopwatch() as elapsed:
         for batch in it:
-            count += len(batch["keys"])
+            count += len(batch.keys)
     return count / elapsed.wall, count / max(1e-9, elapsed.cpu)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from measure import stopwatch
 
-from adaptcli.data.tar_reader import iter_samples
+from adaptcli.data.stream.tar_reader import iter_samples
 
 
 def write_shard(path: Path, clips: int, frames: int, frame_bytes: int) -> None:

@@ -489,15 +489,18 @@ def largest_batch(args: argparse.Namespace, limit: int = 512) -> int:
 def loader_rate(args: argparse.Namespace, shards: Path, workers: int, batches: int = 30) -> float:
     """Clips per second of adaptcli's training stream over prepared shards (decode + augment + batch)."""
     from adaptcli.data.config import DataConfig
-    from adaptcli.data.loader import StreamSpec, train_loader
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
+    from adaptcli.data.stream.train import train_loader
 
     spec = StreamSpec.from_config(DataConfig(), args.img_size, args.frames, (0.45, 0.45, 0.45), (0.225, 0.225, 0.225))
-    loader, _ = train_loader(shards, "train", spec, args.batch, rank=0, world_size=1, workers=workers, seed=0, epoch=0)
+    loader, _ = train_loader(ShardFolder.read(shards), "train", spec, args.batch, rank=0, world_size=1, workers=workers,
+                             seed=0, epoch=0)
     stream = iter(loader)
     next(stream)  # workers started, first batch out
     started, clips = time.perf_counter(), 0
     for _ in range(batches):
-        clips += next(stream)["labels"].shape[0]
+        clips += len(next(stream))
     return clips / (time.perf_counter() - started)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from adaptcli.config import RunConfig, from_dict, load_run_config, resolve, shipped_recipes
+from adaptcli.config import RunConfig, from_dict, resolve, shipped_recipes
 from adaptcli.errors import ConfigError
+from adaptcli.runs.folder import load_run_config
 
 
 def test_defaults_are_the_papers():
@@ -176,3 +177,16 @@ def test_mapping_options_take_yaml_and_refuse_other_values():
     assert from_dict(config.to_dict()).method_options.peft_config == config.method_options.peft_config
     with pytest.raises(ConfigError, match="method.peft_config: expected a mapping"):
         resolve(None, "peft", ["method.peft_config=[r]"])
+
+
+@pytest.mark.parametrize("tree, message", [
+    ({"train": [1, 2]}, "train: expected a mapping of keys, got [1, 2]"),
+    ({"trian": {"lr": 0.1}}, "unknown configuration key 'trian': did you mean 'train'?"),
+    ({"train": {"epoch": 3}}, "unknown configuration key 'train.epoch': did you mean 'train.epochs'?"),
+    ({"method": {"name": "arc", "dimm": 3}}, "unknown configuration key 'method.dimm': did you mean 'method.dim'?"),
+    ({"train": {"clip_grad": "abc"}}, "train.clip_grad: expected float or null, got 'abc'"),
+])
+def test_recipe_sections_are_refused_in_one_line_naming_the_key(tree, message):
+    with pytest.raises(ConfigError) as info:
+        resolve(tree, "arc")
+    assert str(info.value) == message

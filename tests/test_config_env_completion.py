@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from adaptcli.cli import app
 from adaptcli.config import resolve
+from adaptcli.methods.registry import method_names
 from tests.engine.conftest import image_shards  # noqa: F401
 
 runner = CliRunner()
@@ -145,3 +146,17 @@ def test_schema_accepts_every_shipped_recipe_and_refuses_what_the_validator_refu
         broken = json.loads(json.dumps(good))
         broken[section][key] = bad
         assert not _accepts(schema, broken), (section, key, bad)
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_schema_describes_every_key_with_its_default(method):
+    from adaptcli.config import json_schema, valid_keys
+
+    sections = json_schema(method)["properties"]
+    described = {f"{section}.{key}": entry for section, schema in sections.items()
+                 for key, entry in schema["properties"].items()}
+    assert set(valid_keys(method)) <= set(described)
+    for key in valid_keys(method):
+        assert described[key].get("description", "").strip(), f"{key} has no description"
+        assert "default" in described[key], f"{key} has no default"
+    assert sections["method"]["properties"]["name"] == {"const": method, "description": "The method."}

@@ -43,3 +43,15 @@ def test_methods_table_gives_the_option_defaults(method, key, value):
     assert key in defaults, f"docs/methods.md: {method} has no option '{key}'"
     assert yaml.safe_load(value) == defaults[key] or value == str(defaults[key]), \
         f"docs/methods.md gives {method} {key}={value}; the default is {defaults[key]!r}"
+
+
+def test_readme_names_the_versions_constraints_lowest_pins():
+    """The README's `make test-lowest` sentence names each version exactly as constraints-lowest.txt pins it."""
+    root = DOCS.parent
+    pins = dict(line.split("==") for line in (root / "constraints-lowest.txt").read_text().splitlines()
+                if "==" in line and not line.startswith("#"))
+    readme = " ".join((root / "README.md").read_text().split())
+    sentence = readme[readme.index("`make test-lowest` runs it on the lowest ones"):].split("`constraints-lowest.txt`")[0]
+    named = re.findall(r"([a-z][a-z0-9_-]*) (\d+(?:\.\d+)+)", sentence)
+    assert len(named) >= 5, sentence
+    assert {name: version for name, version in named} == {name: pins[name] for name, _ in named}

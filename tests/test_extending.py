@@ -53,8 +53,8 @@ def write_extensions(root: Path) -> Path:
     """The documented files under ``root/<package>/``, with the empty ``__init__.py`` of a method folder."""
     for path, code in documented_files().items():
         parts = Path(path).parts
-        # the package whose folder is scanned: adaptcli/methods, adaptcli/data/sources, adaptcli/deploy/formats
-        depth = 2 if parts[1] == "methods" else 3
+        # the package whose folder is scanned: adaptcli/methods, adaptcli/data/prepare/sources, adaptcli/deploy/formats
+        depth = {"methods": 2, "data": 4}.get(parts[1], 3)
         target = root / ".".join(parts[:depth]) / Path(*parts[depth:])
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(code)
@@ -78,7 +78,7 @@ def adaptcli_with_extensions(tmp_path_factory):
 
 
 def test_the_page_documents_one_method_one_layout_one_format():
-    assert sorted(documented_files()) == ["adaptcli/data/sources/csvsplits.py", "adaptcli/deploy/formats/npz.py",
+    assert sorted(documented_files()) == ["adaptcli/data/prepare/sources/csvsplits.py", "adaptcli/deploy/formats/npz.py",
                                           "adaptcli/methods/mlp_scale/config.py",
                                           "adaptcli/methods/mlp_scale/method.py"]
 

@@ -21,10 +21,11 @@ LAYERS: list[tuple[str, ...]] = [
     ("demo",),
     ("protocols",),  # suites over a benchmark and reports, made of engine runs
     ("deploy", "engine"),
-    ("runs", "ownership"),  # ownership: which single-file outputs adaptcli wrote (its ledger)
+    ("runs",),
     ("config",),
     ("methods", "data"),
     ("models",),
+    ("ownership",),  # which folders and files adaptcli wrote: claim_folder, claim_file (its ledger)
     ("io", "registry"),  # files; the one registry mechanism (names, discovery, help); both raise AdaptErrors
     ("errors", "output", "files"),  # output: where library messages go; files: reads bounded to regular files
 ]
@@ -180,3 +181,15 @@ def test_method_help_comes_from_the_registry(command):
     text = " ".join(result.output.split())
     for name in _registered_methods():
         assert f"{name}:" in text, name
+
+
+def test_the_layer_order_in_docs_extending_is_the_one_enforced_here():
+    """docs/extending.md draws LAYERS as ``a -> {b, c} -> ...``: the same rows, in the same order."""
+    import re
+
+    text = (PACKAGE.parent / "docs" / "extending.md").read_text()
+    start = text.index("The import order is enforced by `tests/test_layout.py`:")
+    drawing = text[start:].split("\n\n")[1]  # the indented block after the sentence
+    rows = [tuple(sorted(name.strip() for name in re.sub(r"[{}]", "", part).split(",")))
+            for part in " ".join(drawing.split()).split("->")]
+    assert rows == [tuple(sorted(row)) for row in LAYERS]

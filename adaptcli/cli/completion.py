@@ -27,7 +27,7 @@ def complete_recipe(incomplete: str) -> list[tuple[str, str]]:
 
 def complete_dataset(incomplete: str) -> list[tuple[str, str]]:
     """Datasets ``prepare`` knows."""
-    from adaptcli.data.sources.registry import SOURCES
+    from adaptcli.data.prepare.sources.registry import SOURCES
 
     return _matching([(name, SOURCES.get(name).help) for name in SOURCES.names()], incomplete)
 

@@ -41,9 +41,9 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             if out.suffix not in (".csv", ".jsonl"):
                 raise AdaptError(f"--out {out}: name a .csv or .jsonl file")
-            from adaptcli.ownership import check_output_file
+            from adaptcli.ownership import claim_file
 
-            check_output_file(out, "--out")
+            claim_file(out, "--out")
         if device not in ("cpu", "cuda"):
             raise AdaptError(f"--device {device}: choose cpu or cuda")
         files, skipped = input_files(paths)
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
 
 def _write(out: Path, rows: list[tuple[str, list[tuple[str, int, float]]]]) -> None:
     from adaptcli.io import write_text
-    from adaptcli.ownership import record_output
+    from adaptcli.ownership import record_file
 
     if out.suffix == ".csv":
         buffer = io.StringIO()
@@ -84,4 +84,4 @@ def _write(out: Path, rows: list[tuple[str, list[tuple[str, int, float]]]]) -> N
                                                           for n, i, s in ranked]}) + "\n" for path, ranked in rows)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, text)
-    record_output(out)
+    record_file(out)

@@ -9,7 +9,7 @@ import typer
 
 from adaptcli.cli.completion import complete_dataset
 from adaptcli.cli.errors import user_errors
-from adaptcli.data.sources.registry import dataset_help
+from adaptcli.data.prepare.sources.registry import dataset_help
 
 PANEL = "Data"
 
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli prepare ssv2 ~/data/ssv2 --shards ~/shards/ssv2
         """
-        from adaptcli.data.prepare import prepare_dataset
+        from adaptcli.data.prepare.prepare import prepare_dataset
 
         prepare_dataset(dataset, src, shards, splits=splits, short_side=short_side, workers=workers,
                         samples_per_shard=samples_per_shard, quality=quality, overwrite=overwrite,

@@ -34,25 +34,25 @@ def register(app: typer.Typer) -> None:
         """
         from adaptcli.errors import AdaptError
         from adaptcli.io import write_text
-        from adaptcli.ownership import check_output_file, record_output
+        from adaptcli.ownership import claim_file, record_file
         from adaptcli.protocols.report import plot as draw
         from adaptcli.protocols.report import render
         from adaptcli.protocols.report import report as build
 
         for path, option in ((out, "--out"), (plot, "--plot")):
             if path is not None:
-                check_output_file(path, option)
+                claim_file(path, option)
         if out is not None and plot is not None and out.resolve() == plot.resolve():
             raise AdaptError(f"--out and --plot name the same file {out}; give each its own")
         data = build(list(paths))
         text = render(data, fmt.value)
         if out is not None:
             write_text(out, text)
-            record_output(out)
+            record_file(out)
             typer.echo(f"written: {out}")
         else:
             typer.echo(text, nl=False)
         if plot is not None:
             draw(data, plot)
-            record_output(plot)
+            record_file(plot)
             typer.echo(f"plot: {plot}")

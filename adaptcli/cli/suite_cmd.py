@@ -56,6 +56,6 @@ def register(app: typer.Typer) -> None:
         from adaptcli.engine.distributed import partial_state
 
         if partial_state().is_main_process:
-            for line in average_lines(spec_bench, results["averages"]):
+            for line in average_lines(spec_bench, results.averages):
                 typer.echo(line)
             typer.echo(f"results: {out / 'results.md'}, results.json, results.csv")

@@ -18,19 +18,32 @@ class DataConfig:
     """How samples are streamed from prepared shards."""
 
     train_split: str = "train"
+    """The split that trains."""
     val_split: Optional[str] = "validation"
+    """The split validated during training; null: no validation."""
     test_split: str = "test"
+    """The split ``eval`` and suites test on."""
     sampling: Literal["segment", "stride"] = "segment"
+    """How a training clip's frames are drawn from a video: one random segment, or every ``stride``-th frame."""
     stride: Annotated[int, Ge(1)] = 4
+    """The frame stride of ``sampling: stride``."""
     augment: Literal["random_resized_crop", "resize", "resize_crop"] = "random_resized_crop"
+    """The training crop: a random resized crop, the whole image resized, or the short side resized to
+    ``img_size / crop_pct`` and a random square crop."""
     crop_scale: Annotated[list[Annotated[float, Interval(gt=0, le=1)]], Len(2, 2), Predicate(increasing)] = field(
         default_factory=lambda: [0.08, 1.0])
+    """The area range (lower, upper) of the random resized crop, as fractions of the image."""
     flip: bool = True
+    """Random horizontal flips in training (never on a dataset whose labels tell left from right)."""
     crop_pct: Annotated[float, Interval(gt=0, le=1)] = 0.875
+    """The evaluation centre crop: the short side is resized to ``img_size / crop_pct``, then cropped."""
     workers: Annotated[int, Ge(0)] = 2
-    # where training batches are decoded: the loader workers (cpu), or the training device (cuda: workers
-    # only read and sample the JPEG bytes); auto is cpu until a measurement shows cuda faster
+    """Loader worker processes; 0: load in the training process."""
     decode: Literal["cpu", "cuda", "auto"] = "cpu"
+    """Where training batches are decoded: the loader workers (cpu), or the training device (cuda: workers
+    only read and sample the JPEG bytes); auto is cpu until a measurement shows cuda faster."""
     shuffle_buffer: Annotated[int, Ge(0)] = 500
-    # timm RandAugment on each training clip, the same ops on every frame (adaptcli.data.clip_augment)
+    """Training samples held in the shuffle buffer of the streamed shards."""
     rand_augment: Optional[str] = None
+    """timm RandAugment on each training clip, the same ops on every frame
+    (:mod:`adaptcli.data.stream.clip_augment`), e.g. ``rand-m9-mstd0.5``; null: off."""

@@ -103,7 +103,7 @@ def write_data(out: Path, settings: DemoSettings) -> tuple[Path, Path]:
 
 def prepare_data(image_root: Path, video_root: Path, out: Path,
                  echo: Callable[[str], None] = to_stdout) -> tuple[Path, Path]:
-    from adaptcli.data.prepare import prepare_dataset
+    from adaptcli.data.prepare.prepare import prepare_dataset
 
     image_shards, video_shards = out / "shards" / "images", out / "shards" / "ssv2"
     # Small shards: the image folder is listed class by class, and training draws shards at random.

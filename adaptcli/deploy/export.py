@@ -23,7 +23,9 @@ from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError, NotMergeableError
 from adaptcli.methods.base import AdaptInfo
 from adaptcli.methods.registry import merge_refusal
+from adaptcli.ownership import claim_folder
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo
 
 
 @dataclass
@@ -101,7 +103,7 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
     """Refuse an existing ``out`` without ``overwrite``, and always a file the run depends on.
 
     A folder format (``writer.suffix`` None, such as timm) writes a folder: an existing one is replaced
-    only with ``overwrite`` and only when that format wrote it (``writer.wrote``), never another folder.
+    only with ``overwrite`` and only when that format wrote it (its marker, nothing else), never another folder.
     """
     target = out.resolve()
     depends = run.dependencies(config)
@@ -109,20 +111,17 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
             any(target in path.parents for path in depends):
         raise AdaptError(f"--out {out} would replace one of the run's own files or a file it reads "
                          f"(its data or backbone checkpoint); choose another name")
-    folder_format = writer is not None and writer.suffix is None
-    if folder_format and out.is_dir() and not out.is_symlink() and not any(out.iterdir()):
-        return  # an empty folder: nothing in it to lose
-    if out.is_dir() and not out.is_symlink() and not folder_format:
+    if writer is not None and writer.suffix is None:  # written whole under a temporary name, renamed over ``out``
+        claim_folder(out, writer.marker, writer.entries, overwrite, what=f"an adaptcli {writer.name} export",
+                     whole=True)
+        return
+    if out.is_dir() and not out.is_symlink():
         raise AdaptError(f"--out {out} is a folder; name the file to write, such as {out / 'model.safetensors'}")
-    if out.exists() and folder_format and not (out.is_dir() and writer.wrote is not None and writer.wrote(out)):
-        found = (", ".join(sorted(p.name for p in out.iterdir())[:3]) or "empty") if out.is_dir() else "a file"
-        raise AdaptError(f"--out {out} is not a {writer.name} folder adaptcli exported (found: {found}); "
-                         "choose a new folder name")
     if out.exists() and not overwrite:
         raise AdaptError(f"--out {out} already exists; pass --overwrite to replace it, or choose another name")
 
 
-def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: dict,
+def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: RunInfo,
                   run: RunDir) -> Export:
     from adaptcli.runs.build import is_video_model
 

@@ -4,7 +4,7 @@ A model source is opened into a :class:`Predictor`: its forward (logits), its cl
 configuration, whose evaluation transform every source applies the same way (the run folder, or any
 export the format registry opens: :func:`adaptcli.deploy.formats.open_export`; each export carries the
 run's configuration in its header). Files are cut by the eval stream's own transform
-(:func:`adaptcli.data.loader.eval_views`): images get the eval crop; videos ``eval.views`` clips x crops,
+(:func:`adaptcli.data.stream.samples.eval_views`): images get the eval crop; videos ``eval.views`` clips x crops,
 softmax averaged per video, as ``adaptcli eval`` does on shards.
 """
 
@@ -71,9 +71,9 @@ def open_predictor(source: Path, backbone: Path | None = None, device: str = "cp
 
         loaded = load_run_model(RunDir(source))
         norm = normalisation(loaded.model)
-        return Predictor(_torch_forward(loaded.model, dev), [str(c) for c in loaded.info["classes"]], loaded.config,
+        return Predictor(_torch_forward(loaded.model, dev), list(loaded.info.classes), loaded.config,
                          tuple(norm.mean), tuple(norm.std), "video" if is_video_model(loaded.model) else "image",
-                         f"run {source}", loaded.info.get("task") == "multi-label")
+                         f"run {source}", loaded.info.multi_label)
     from adaptcli.deploy.formats import open_export
 
     opened = open_export(source, backbone, also="a run folder")
@@ -106,9 +106,9 @@ def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     return found, problems
 
 
-def _spec(predictor: Predictor):  # -> adaptcli.data.loader.StreamSpec
+def _spec(predictor: Predictor):  # -> adaptcli.data.stream.spec.StreamSpec
     """The eval stream's settings for the predictor's configuration and normalisation."""
-    from adaptcli.data.loader import StreamSpec
+    from adaptcli.data.stream.spec import StreamSpec
 
     config = predictor.config
     return StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, predictor.mean,
@@ -117,9 +117,9 @@ def _spec(predictor: Predictor):  # -> adaptcli.data.loader.StreamSpec
 
 def image_views(path: Path, predictor: Predictor) -> torch.Tensor:
     """1 x 3 x S x S: the eval crop of one image file (the eval stream's transform)."""
-    from adaptcli.data.image_encode import encode_image_file
-    from adaptcli.data.loader import eval_views
-    from adaptcli.data.transforms import normalise
+    from adaptcli.data.prepare.image_encode import encode_image_file
+    from adaptcli.data.stream.samples import eval_views
+    from adaptcli.data.stream.transforms import normalise
 
     _, raw, _ = encode_image_file(path)
     return normalise(eval_views([raw], _spec(predictor), video=False)[0], predictor.mean, predictor.std, video=False)
@@ -127,9 +127,9 @@ def image_views(path: Path, predictor: Predictor) -> torch.Tensor:
 
 def video_views(path: Path, predictor: Predictor) -> torch.Tensor:
     """V x 3 x T x S x S: ``eval.views`` clips x crops of one video file, clip-major (the eval stream's transform)."""
-    from adaptcli.data.loader import eval_views
-    from adaptcli.data.transforms import normalise
-    from adaptcli.data.video_decode import decode_to_arrays
+    from adaptcli.data.stream.samples import eval_views
+    from adaptcli.data.stream.transforms import normalise
+    from adaptcli.data.prepare.video_decode import decode_to_arrays
     from adaptcli.files import regular_file
 
     regular_file(path)

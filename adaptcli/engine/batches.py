@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from adaptcli.engine.features import FeatureCache
+from adaptcli.data.stream.batch import Batch
+from adaptcli.engine.features import FeatureCache, HeadOnly, cache_training_features
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.session import Session
 
@@ -21,18 +22,18 @@ WAIT_WARNING_SHARE = 0.2
 
 
 def epoch_batches(session: Session, epoch: int, accelerator: Any, *, pin_memory: bool,
-                  features: FeatureCache | None = None) -> Iterator[dict[str, Any]]:
+                  features: FeatureCache | None = None) -> Iterator[Batch]:
     """This process's batches of ``epoch`` (a pure function of seed, epoch, rank and worker)."""
-    from adaptcli.data.loader import train_loader
+    from adaptcli.data.stream.train import train_loader
     from adaptcli.engine.device import decodes_on_device
 
     if features is not None:
         return iter(features.epoch_batches(epoch))
     config = session.config
     stream, _ = train_loader(
-        session.data_dir, config.data.train_split, session.spec, config.train.batch_size,
+        session.shards, config.data.train_split, session.spec, config.train.batch_size,
         rank=accelerator.process_index, world_size=accelerator.num_processes, workers=config.data.workers,
-        seed=config.train.seed, epoch=epoch, pin_memory=pin_memory, manifest=session.manifest,
+        seed=config.train.seed, epoch=epoch, pin_memory=pin_memory,
         encoded=decodes_on_device(config.data.decode, accelerator.device),
     )
     return stream.start(epoch)  # its workers start now
@@ -55,18 +56,27 @@ class EpochStreams:
     random state of training is what it would be without prefetching.
     """
 
-    def __init__(self, open_epoch: Callable[[int], Iterator[dict[str, Any]]], workers: int) -> None:
+    def __init__(self, open_epoch: Callable[[int], Iterator[Batch]], workers: int) -> None:
         self.open_epoch, self.workers = open_epoch, workers
-        self._ready: tuple[int, Iterator[dict[str, Any]]] | None = None
+        self._ready: tuple[int, Iterator[Batch]] | None = None
 
     @classmethod
     def of(cls, session: Session, accelerator: Any, *, pin_memory: bool,
            features: FeatureCache | None = None) -> EpochStreams:
         """The training streams of a session (cached features: nothing to prefetch)."""
-        def open_epoch(epoch: int) -> Iterator[dict[str, Any]]:
+        def open_epoch(epoch: int) -> Iterator[Batch]:
             return epoch_batches(session, epoch, accelerator, pin_memory=pin_memory, features=features)
 
         return cls(open_epoch, 0 if features is not None else session.config.data.workers)
+
+    @classmethod
+    def cached(cls, session: Session, head: HeadOnly, accelerator: Any, *, steps: int, pin_memory: bool,
+               damaged: dict[str, str]) -> EpochStreams:
+        """A linear probe's streams: the frozen backbone runs once over the training split now (the shards
+        it skipped as damaged are added to ``damaged``), every epoch replays those features."""
+        features = cache_training_features(session, head, accelerator, steps=steps, pin_memory=pin_memory,
+                                           damaged=damaged)
+        return cls.of(session, accelerator, pin_memory=pin_memory, features=features)
 
     @property
     def lead(self) -> int:
@@ -74,7 +84,7 @@ class EpochStreams:
         by the DataLoader (``prefetch_factor`` = 2 per worker), after which the current workers are idle."""
         return 2 * self.workers
 
-    def batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+    def batches(self, epoch: int) -> Iterator[Batch]:
         """The batches of ``epoch``: the prefetched stream when :meth:`prefetch` started it."""
         import torch
 
@@ -106,7 +116,7 @@ class DataWait:
     wall: float = 0.0
     warned: bool = False
 
-    def timed(self, batches: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def timed(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         """``batches``, adding the time each ``next`` takes to :attr:`waited`."""
         while True:
             start = time.perf_counter()

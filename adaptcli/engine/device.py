@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -55,3 +56,16 @@ def build_accelerator(config: RunConfig, **kwargs: Any):
     # find_unused_parameters costs a graph traversal every step: only methods that need it pay.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=method_spec(config.method).unused_parameters)
     return Accelerator(cpu=force_cpu(), mixed_precision=precision, kwargs_handlers=[ddp], **kwargs)
+
+
+def training_accelerator(config: RunConfig, project_dir: Path) -> Any:
+    """The Accelerator of a training run in ``project_dir``, with its gradient accumulation and trackers
+    (started by the trainer, so nothing is written before run.json); ``data.decode=cuda`` without CUDA
+    is refused in one line here, before any work."""
+    from adaptcli.engine.tracking import tracker_names
+
+    train = config.train
+    accelerator = build_accelerator(config, gradient_accumulation_steps=train.accum_steps,
+                                    log_with=tracker_names(train.log_with) or None, project_dir=str(project_dir))
+    decodes_on_device(config.data.decode, accelerator.device)
+    return accelerator

@@ -9,16 +9,17 @@ import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
-from adaptcli.ownership import check_output_file, record_output
+from adaptcli.ownership import claim_file, record_file
 from adaptcli.output import Output
 from adaptcli.runs.results import EvalResult
 from adaptcli.runs.session import Session
 
 
 @torch.no_grad()
-def score_loader(model: nn.Module, accelerator: Any, loader, show: bool = False,
+def score_loader(model: nn.Module, accelerator: Any, loader: EvalStream, show: bool = False,
                  multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Softmax (multi-label: sigmoid) scores averaged over views, labels and keys of this process's share;
     the shards the loader skipped as damaged are added to ``damaged``."""
@@ -27,11 +28,7 @@ def score_loader(model: nn.Module, accelerator: Any, loader, show: bool = False,
     scores, labels, keys = [], [], []
     model.eval()
     for batch in tqdm(loader, disable=not show, desc="evaluating", unit="batch", dynamic_ncols=True):
-        if damaged is not None:
-            damaged.update(batch.get("damaged") or {})
-        if "inputs" not in batch:
-            continue
-        inputs = batch["inputs"].to(accelerator.device, non_blocking=True)
+        inputs = batch.inputs_on(accelerator.device)
         views = 1
         if inputs.ndim == 6:  # B x V x C x T x H x W
             views = inputs.shape[1]
@@ -39,8 +36,10 @@ def score_loader(model: nn.Module, accelerator: Any, loader, show: bool = False,
         with accelerator.autocast():
             logits = model(inputs)
         scores.append(average_views(logits, views, multi_label).cpu())
-        labels.append(batch["labels"].cpu())
-        keys.extend(batch["keys"])
+        labels.append(batch.labels)
+        keys.extend(batch.keys)
+    if damaged is not None:
+        damaged.update(loader.damaged)
     if not scores:
         return torch.empty(0, 0), torch.empty(0, dtype=torch.long), []
     return torch.cat(scores), torch.cat(labels), keys
@@ -56,19 +55,19 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     A damaged shard is an error naming it; with ``skip_damaged`` the other samples are evaluated and
     ``missing_samples`` / ``damaged_shards`` say what was left out.
     """
-    from adaptcli.data.counts import check_split_count
-    from adaptcli.data.loader import eval_loader
+    from adaptcli.data.stream.counts import check_split_count
+    from adaptcli.data.stream.evaluation import eval_loader
     from adaptcli.engine.device import pins_memory
 
-    manifest, data_dir = session.manifest, session.data_dir
+    manifest, data_dir = session.manifest, session.shards.path
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
-        check_split_count(data_dir, manifest, split)
-    loader = eval_loader(data_dir, split, session.spec, session.config.eval.batch_size, views=views,
+        check_split_count(session.shards, split)
+    loader = eval_loader(session.shards, split, session.spec, session.config.eval.batch_size, views=views,
                          rank=accelerator.process_index, world_size=accelerator.num_processes,
                          workers=session.config.data.workers, skip_damaged=skip_damaged,
-                         pin_memory=pins_memory(accelerator.device), manifest=manifest)
+                         pin_memory=pins_memory(accelerator.device))
     model = session.model
     was_training = model.training
     damaged: dict[str, str] = {}
@@ -89,7 +88,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
 
         save_tensors(scores_file, {"scores": all_scores, "targets": all_labels},
                      {"keys": sorted(seen), "classes": manifest.classes, "split": split})
-        record_output(Path(scores_file))
+        record_file(Path(scores_file))
         metrics.update(scores_file=str(scores_file))
     metrics.update(split=split, views=f"{views[0]}x{views[1]}")
     if skip_damaged:
@@ -134,7 +133,6 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`); writes ``eval.json``
     in the run folder and returns the metrics."""
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.io import write_json
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.load import load_run_model
 
@@ -146,12 +144,12 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
         check_scores_file(scores_file, reads)
     run.info()  # not a run folder: said before anything about its weights
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
-    session = Session.for_evaluation(loaded.config, Path(data or loaded.info["data"]), loaded.model,
-                                     loaded.info["num_classes"], loaded.adapt, output)
+    session = Session.for_evaluation(loaded.config, Path(data or loaded.info.data_dir), loaded.model,
+                                     loaded.info.num_classes, loaded.adapt, output)
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
     result.run = str(run.path)
     if partial_state().is_main_process:
-        write_json(run.eval_file, result.to_dict())
+        result.write(run.eval_file)
     return result
 
 
@@ -164,7 +162,7 @@ def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
     if target.is_dir():
         raise AdaptError(f"--scores {scores_file} is a folder; name the file to write, such as "
                          f"{Path(scores_file) / 'scores.safetensors'}")
-    check_output_file(Path(scores_file), "--scores")
+    claim_file(Path(scores_file), "--scores")
 
 
 def evaluate_loaded(session: Session, split: str = "test", views: str | None = None,
@@ -180,7 +178,7 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
         view_pair = (1, 1)
     result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
                             scores_file=scores_file, skip_damaged=skip_damaged)
-    result.data, result.method, result.backbone = str(session.data_dir), config.method, config.model.name
+    result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
     return result
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.data.loader import seed_of
+from adaptcli.data.stream.batch import Batch
+from adaptcli.data.stream.evaluation import EvalStream
+from adaptcli.data.stream.workers import seed_of
 from adaptcli.errors import AdaptError
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import classifier
@@ -50,18 +52,18 @@ class FeatureCache:
         self.features, self.labels = features, labels
         self.batch_size, self.steps, self.seed, self.rank = batch_size, steps, seed, rank
 
-    def epoch_batches(self, epoch: int) -> Iterator[dict[str, Any]]:
+    def epoch_batches(self, epoch: int) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(seed_of(self.seed, epoch, self.rank))
         needed = self.steps * self.batch_size
         order = torch.cat([torch.randperm(len(self.labels), generator=generator)
                            for _ in range(-(-needed // max(1, len(self.labels))))])
         for step in range(self.steps):
             index = order[step * self.batch_size:(step + 1) * self.batch_size]
-            yield {"inputs": self.features[index], "labels": self.labels[index], "keys": []}
+            yield Batch(inputs=self.features[index], labels=self.labels[index], keys=[])
 
 
 @torch.no_grad()
-def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loader: Iterable[dict[str, Any]], *,
+def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loader: EvalStream, *,
                      batch_size: int, steps: int, seed: int, rank: int, show: bool = True,
                      damaged: dict[str, str] | None = None) -> FeatureCache:
     """One deterministic pass of the frozen ``model`` over ``loader``, keeping the inputs of ``entry``.
@@ -78,20 +80,18 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     model.eval()
     try:
         for batch in tqdm(loader, disable=not show, desc="caching features", unit="batch", dynamic_ncols=True):
-            if damaged is not None:
-                damaged.update(batch.get("damaged") or {})
-            if "inputs" not in batch:
-                continue
-            inputs = batch["inputs"]
+            inputs = batch.inputs_on(accelerator.device)
             if inputs.ndim == 6:  # video eval batches are B x V x C x T x H x W
                 inputs = inputs.flatten(0, 1)
             with accelerator.autocast():
-                model(inputs.to(accelerator.device, non_blocking=True))
+                model(inputs)
             # dim=0: multi-label targets are B x C rows, which must not be flattened
-            labels.append(batch["labels"].repeat_interleave(inputs.shape[0] // batch["labels"].shape[0], dim=0))
+            labels.append(batch.labels.repeat_interleave(inputs.shape[0] // len(batch), dim=0))
     finally:
         handle.remove()
         model.train(was_training)
+    if damaged is not None:
+        damaged.update(loader.damaged)
     if not captured:
         return FeatureCache(torch.empty(0), torch.empty(0, dtype=torch.long), batch_size, steps, seed, rank)
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
@@ -124,21 +124,20 @@ def cache_training_features(session: Session, head: HeadOnly, accelerator: Any, 
 
     Shards the stream skipped as damaged are added to ``damaged``; none readable at all is an error.
     """
-    from adaptcli.data.loader import eval_loader, require_shards, split_urls
+    from adaptcli.data.stream.evaluation import eval_loader
 
-    config, data_dir = session.config, session.data_dir
+    config, shards = session.config, session.shards
     split = config.data.train_split
-    urls = split_urls(data_dir, split, session.manifest)
-    require_shards(data_dir, urls)
+    urls = shards.urls(split)
+    shards.require_shards(urls)
     rank, world = accelerator.process_index, accelerator.num_processes
-    loader = eval_loader(data_dir, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
-                         workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory,
-                         manifest=session.manifest, labelled=True)
+    loader = eval_loader(shards, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
+                         workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory, labelled=True)
     cache = compute_features(session.model, head.entry(), accelerator, loader, batch_size=config.train.batch_size,
                              steps=steps, seed=config.train.seed, rank=rank, show=accelerator.is_main_process,
                              damaged=damaged)
     if not len(cache.labels):
         first = next(iter(damaged.items()), (urls[0], "no samples"))
-        raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {data_dir} "
+        raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {shards.path} "
                          f"({Path(first[0]).name}: {first[1]}); prepare the data again")
     return cache

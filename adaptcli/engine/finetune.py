@@ -18,8 +18,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
-    from adaptcli.data.counts import check_split_count
-    from adaptcli.data.manifest import read_manifest
+    from adaptcli.data.stream.counts import check_split_count
+    from adaptcli.data.stream.shards import ShardFolder
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.tracking import tracker_names
     from adaptcli.engine.trainer import Trainer
@@ -30,27 +30,30 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     main = state.is_main_process
     output = (output or Output()).main_only(main)
     run = RunDir(Path(out))
-    manifest = read_manifest(data_dir)  # fail early, before touching --out
+    shards = ShardFolder.read(data_dir)  # fail early, before touching --out
+    manifest = shards.manifest
     if manifest.num_classes < 2:
         raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
                          "(check the class folders given to adaptcli prepare)")
     tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
-    check_split_count(data_dir, manifest, config.data.train_split)  # steps per epoch come from it
+    check_split_count(shards, config.data.train_split)  # steps per epoch come from it
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
         if lock is not None:
             lock.release()
-        output.echo(f"{run.path} is finished ({run.info().get('epoch')} epochs, step {run.info().get('step')}); "
+        info = run.info()
+        output.echo(f"{run.path} is finished ({info.epoch} epochs, step {info.step}); "
                     "nothing to resume: its files are unchanged")
         return TrainSummary.read(run.summary_file)
     try:
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
         state.wait_for_everyone()
-        session = Session.for_training(config, Path(data_dir), manifest, output)
+        session = Session.for_training(config, shards, output)
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
-            record.start_run(run, config, data_dir, manifest)
-            save_frozen_backbone(run, session.model, session.adapt, config)
+            record.start_run(run, session)
+            if save_frozen_backbone(run, session.model, session.adapt, config):
+                record.record_kept_backbone(run)
         elif main:
             record.mark_running(run, trainer.state.epoch, trainer.state.step)
         summary = trainer.train()
@@ -75,6 +78,6 @@ def _finished(run: RunDir) -> bool:
     if not run.is_run() or not run.summary_file.is_file():
         return False
     try:
-        return run.info().get("state") == "finished"
+        return run.info().state == "finished"
     except (OSError, ValueError):
         return False

@@ -18,7 +18,7 @@ def out_state(out: Path, resume: bool, overwrite: bool) -> str:
         return f"{out}: a new run folder"
     if not run.is_run():
         return f"{out}: not empty and not a run folder: finetune would refuse it"
-    state = run.info().get("state", "finished")
+    state = run.info().progress
     if resume:
         return f"{out}: a run ({state}); --resume continues it from its last checkpoint"
     if overwrite:
@@ -29,17 +29,18 @@ def out_state(out: Path, resume: bool, overwrite: bool) -> str:
 def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False, overwrite: bool = False,
                world_size: int = 1) -> list[str]:
     """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training."""
-    from adaptcli.data.counts import check_split_count
-    from adaptcli.data.loader import steps_per_epoch
-    from adaptcli.data.manifest import read_manifest
+    from adaptcli.data.stream.counts import check_split_count
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.train import steps_per_epoch
     from adaptcli.runs.params import inspect_report
 
-    manifest = read_manifest(data)
+    shards = ShardFolder.read(data)
+    manifest = shards.manifest
     train_split, train = config.data.train_split, config.train
     if train_split not in manifest.splits:
         raise AdaptError(f"split '{train_split}' is not in {data} (it has: {', '.join(manifest.splits)}); "
                          "set data.train_split")
-    check_split_count(data, manifest, train_split)
+    check_split_count(shards, train_split)
     samples = manifest.splits[train_split].samples
     steps = steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
     updates = max(1, steps // train.accum_steps) * train.epochs

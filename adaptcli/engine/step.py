@@ -10,11 +10,11 @@ from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
 from adaptcli.config import TrainConfig
-from adaptcli.data.batch_decode import batch_inputs
+from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.batch_augment import BatchAugment
 
 
-def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
+def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batch, train: TrainConfig,
                multi_label: bool, augment: BatchAugment | None = None) -> tuple[float, bool, float]:
     """:func:`train_step` with compilation errors explained: (loss, optimiser stepped, seconds it took)."""
     from adaptcli.engine.compile import compile_errors
@@ -26,7 +26,7 @@ def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict
     return value, synced, time.perf_counter() - start
 
 
-def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict[str, Any], train: TrainConfig,
+def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batch, train: TrainConfig,
                multi_label: bool, augment: BatchAugment | None = None) -> tuple[torch.Tensor, bool]:
     """One forward/backward; the loss and whether an optimiser step happened (end of accumulation).
 
@@ -34,8 +34,8 @@ def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: dict
     ``augment`` (random erasing, mixup/cutmix) may turn labels into soft targets (soft cross-entropy).
     """
     acc = accelerator
-    inputs = batch_inputs(batch, acc.device)  # decoded on the device with data.decode: cuda
-    labels = batch["labels"].to(acc.device, non_blocking=True)
+    on_device = batch.to(acc.device)  # encoded frames (data.decode: cuda) are decoded there
+    inputs, labels = on_device.inputs, on_device.labels
     if augment is not None:
         inputs, labels = augment(inputs, labels)
     with acc.accumulate(trained):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.memory import peak_memory_mb
 from adaptcli.runs.checkpoint import TrainState
 from adaptcli.runs.results import METRIC_LABELS, TrainSummary
@@ -24,9 +25,9 @@ class SessionStats:
     step_seconds: float = 0.0  # time inside training steps
     steps_before: int = 0  # optimiser steps done before this session
 
-    def add_batch(self, batch: dict[str, Any]) -> None:
-        self.damaged.update(batch.get("damaged") or {})
-        self.skipped_samples += int(batch.get("skipped") or 0)
+    def add_batch(self, batch: Batch) -> None:
+        self.damaged.update(batch.damaged)
+        self.skipped_samples += batch.skipped
 
 
 def train_summary(session: Session, state: TrainState, stats: SessionStats, *, accelerator: Any, lr: float,
@@ -39,7 +40,7 @@ def train_summary(session: Session, state: TrainState, stats: SessionStats, *, a
     peak_mb, memory_kind = peak_memory_mb(accelerator.device)
     steps_here = state.step - stats.steps_before
     return TrainSummary(
-        method=config.method, backbone=config.model.name, data=str(session.data_dir),
+        method=config.method, backbone=config.model.name, data=str(session.shards.path),
         epochs=state.epoch, steps=state.step, final_loss=loss, task=session.manifest.task,
         best_epoch=state.best_epoch, best_val=state.best_value, train_seconds=round(seconds, 2),
         samples_per_second=round(stats.samples / seconds, 2) if seconds > 0 else None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from pathlib import Path
@@ -12,13 +11,14 @@ from accelerate.utils import set_seed
 from torch import nn
 from tqdm.auto import tqdm
 
+from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.batch_augment import BatchAugment
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
-from adaptcli.engine.ema import EMA_FILE, WeightEma
-from adaptcli.engine.device import build_accelerator, decodes_on_device, fp32_note, pins_memory
+from adaptcli.engine.device import fp32_note, pins_memory, training_accelerator
+from adaptcli.engine.ema import WeightEma, save_ema_weights
 from adaptcli.engine.evaluate import validate
-from adaptcli.engine.features import cache_training_features, trainable_module
+from adaptcli.engine.features import trainable_module
 from adaptcli.engine.memory import reset_peak_memory
 from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
 from adaptcli.engine.signals import StopSignals
@@ -26,7 +26,6 @@ from adaptcli.engine.step import timed_step
 from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
 from adaptcli.engine.tracking import flat_hyperparameters, tracker_names, tracker_values
 from adaptcli.errors import AdaptError
-from adaptcli.io import save_tensors
 from adaptcli.models.recompute import apply_recompute
 from adaptcli.runs import checkpoint as ckpt
 from adaptcli.runs.folder import RunDir
@@ -65,10 +64,7 @@ class Trainer:
         """Accelerator, recompute, feature cache, compilation, optimiser and scheduler; the last checkpoint
         when resuming. ``session`` was built with ``train.seed`` (:meth:`Session.for_training`)."""
         config, train = session.config, session.config.train
-        trackers = tracker_names(train.log_with)  # started by train(): nothing is written before run.json
-        accelerator = build_accelerator(config, gradient_accumulation_steps=train.accum_steps,
-                                        log_with=trackers or None, project_dir=str(run.path))
-        decodes_on_device(config.data.decode, accelerator.device)  # data.decode=cuda without CUDA: one line now
+        accelerator = training_accelerator(config, run.path)
         apply_recompute(session.model, train.recompute)
         lr, steps = effective_lr(train, accelerator.num_processes), session.steps_per_epoch(accelerator.num_processes)
         trained, cached = trainable_module(session)
@@ -100,12 +96,10 @@ class Trainer:
         acc.save_state(str(staged))
         acc.wait_for_everyone()
         if self.is_main:
-            averaged = self.ema.tensors() if self.ema is not None else None
-            if averaged is not None:
-                save_tensors(staged / EMA_FILE, averaged, {"format": "adaptcli.ema/1"})
+            averaged = self.ema.save_into_checkpoint(staged) if self.ema is not None else None
             ckpt.finish_checkpoint(self.run, staged, final, self.state, self.weights, self.config.train.keep_checkpoints)
             if averaged is not None:
-                save_tensors(self.run.ema_file, averaged, {**self.weights.metadata(self.state), "weights": "ema"})
+                save_ema_weights(self.run.ema_file, averaged, self.weights.metadata(self.state))
         acc.wait_for_everyone()
         return final
 
@@ -119,12 +113,10 @@ class Trainer:
                 acc.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
             start, self.stats.steps_before = time.time(), self.state.step
             reset_peak_memory(acc.device)
-            features = None
             if self.use_feature_cache:
-                features = cache_training_features(self.session, getattr(self.trained, "module", self.trained), acc,
+                self.streams = EpochStreams.cached(self.session, getattr(self.trained, "module", self.trained), acc,
                                                    steps=self.steps_per_epoch, pin_memory=self.pin_memory,
                                                    damaged=self.stats.damaged)
-                self.streams = EpochStreams.of(self.session, acc, pin_memory=self.pin_memory, features=features)
             loss = float("nan")
             try:
                 for epoch in range(self.state.epoch, self.config.train.epochs):
@@ -155,7 +147,7 @@ class Trainer:
             for index, batch in zip(range(done, self.steps_per_epoch), self.wait.timed(batches)):
                 loss, synced = self._train_step(epoch, index, batch)
                 loss_sum, count = loss_sum + loss, count + 1
-                samples += batch["labels"].shape[0] * self.world
+                samples += len(batch) * self.world
                 if index + 1 >= self.steps_per_epoch - self.streams.lead and epoch + 1 < train.epochs:
                     self.streams.prefetch(epoch + 1)
                 elapsed = time.time() - start
@@ -171,10 +163,10 @@ class Trainer:
         self._end_epoch(epoch, loss, time.time() - start, samples)
         return loss
 
-    def _train_step(self, epoch: int, index: int, batch: dict[str, Any]) -> tuple[float, bool]:
+    def _train_step(self, epoch: int, index: int, batch: Batch) -> tuple[float, bool]:
         """One batch: (its loss, whether an optimiser step happened); a non-finite loss stops the run."""
         if index == 0:
-            log_first_keys(self.run, self.accelerator, epoch, batch.get("keys", []))
+            log_first_keys(self.run, self.accelerator, epoch, batch.keys)
         self.stats.add_batch(batch)
         loss, synced, seconds = timed_step(self.accelerator, self.trained, self.optimizer, batch, self.config.train,
                                            self.session.multi_label, self.augment)
@@ -220,17 +212,14 @@ class Trainer:
     def _validate(self) -> dict[str, float]:
         """The epoch's validation values; keeps the best epoch's weights (on the headline metric)."""
         values, headline = validate(self.session, self.accelerator, self.val_split)
-        if self.ema is None:
-            if self.state.improves(headline) and self.is_main:
+        if self.ema is not None:  # the average's best epoch is kept, as timm's train.py selects on its EMA
+            averaged, headline = self.ema.validate(self.session, self.accelerator, self.val_split)
+            values.update(averaged)
+        if self.state.improves(headline) and self.is_main:
+            if self.ema is None:
                 self.weights.save(self.run.best_file, self.state)
-            return values
-        # with an EMA the best epoch is chosen on the average's score and its weights are kept (timm's
-        # train.py, which SSF's scripts run, selects on the EMA's metrics too)
-        averaged, ema_headline = validate(dataclasses.replace(self.session, model=self.ema.module), self.accelerator,
-                                          self.val_split)
-        values.update({f"ema_{key}": value for key, value in averaged.items()})
-        if self.state.improves(ema_headline) and self.is_main:
-            save_tensors(self.run.best_file, self.ema.tensors(), {**self.weights.metadata(self.state), "weights": "ema"})
+            else:
+                save_ema_weights(self.run.best_file, self.ema.tensors(), self.weights.metadata(self.state))
         return values
 
     def _current_lr(self) -> float:

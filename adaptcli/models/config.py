@@ -13,8 +13,14 @@ class ModelConfig:
     """The backbone. ``name`` is a timm model name or one of adaptcli's registered video models."""
 
     name: str = "vit_small_patch16_224"
+    """A timm model name or one of adaptcli's registered video models."""
     checkpoint: Optional[str] = None
+    """A backbone weights file to load (``--checkpoint``); null: none (random weights, or ``pretrained``)."""
     pretrained: bool = False
+    """Download timm's pretrained weights for ``name``."""
     img_size: Annotated[int, Ge(1)] = 224
+    """Input image (frame) size in pixels."""
     num_frames: Annotated[int, Ge(1)] = 8
+    """Frames per video clip (video models)."""
     drop_path: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    """Stochastic depth rate of the backbone's blocks."""

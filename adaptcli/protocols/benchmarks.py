@@ -7,8 +7,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from adaptcli.data.sources.fgvc import FGVC_DATASETS
-from adaptcli.data.sources.vtab import VTAB_TASKS
+from adaptcli.data.prepare.sources.fgvc import FGVC_DATASETS
+from adaptcli.data.prepare.sources.vtab import VTAB_TASKS
 from adaptcli.errors import AdaptError
 from adaptcli.registry import Registry
 

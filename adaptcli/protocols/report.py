@@ -10,9 +10,10 @@ from statistics import mean
 from typing import Any
 
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_json
 from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.protocols.results import RESULTS_FILE, SETTINGS_FILE, SuiteResults
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.results import EvalResult, TrainSummary
 
 RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
@@ -45,9 +46,9 @@ def run_row(path: Path) -> dict[str, Any]:
     }
 
 
-def _dataset(info: dict[str, Any]) -> str:
+def _dataset(info: RunInfo) -> str:
     """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
-    name, folder = info.get("dataset") or "", Path(info["data"]).name
+    name, folder = info.dataset or "", info.data_dir.name
     return f"{name}/{folder}" if name and folder != name else (name or folder)
 
 
@@ -67,42 +68,15 @@ def _checked_row(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _checked_suite(data: Any) -> dict[str, Any]:
-    """``results.json`` of a suite with every field the report reads of the type it needs."""
-    if not isinstance(data, dict):
-        raise ValueError("results.json is not a JSON object")
-    for key in ("benchmark", "method", "backbone"):
-        if not isinstance(data.get(key), str):
-            raise ValueError(f"results.json has no {key} name")
-    tasks, averages = data.get("tasks"), data.get("averages")
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("task"), str) for t in tasks):
-        raise ValueError("results.json: tasks must be a list of objects with a task name")
-    for row in tasks:
-        _number(row.get("test_top1"), f"{row['task']} test_top1")
-        _number(row.get("trainable_params"), f"{row['task']} trainable_params")
-        row.setdefault("test_top1", None)
-        row.setdefault("trainable_params", None)
-    if not isinstance(averages, dict):
-        raise ValueError("results.json has no averages")
-    for key in ("mean_over_tasks", "mean_of_group_means", "tasks_present", "tasks_total"):
-        _number(averages.get(key), f"averages.{key}")
-    if not isinstance(averages.get("complete"), bool):
-        raise ValueError("results.json: averages.complete must be true or false")
-    return data
-
-
-def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[tuple[Path, SuiteResults]]]:
     """(run rows, suite results) of the given run folders and suite folders; a folder with a damaged
     file (not JSON, truncated, a field of the wrong type) is a one-line error naming it."""
     runs, suites = [], []
     for path in paths:
         path = Path(path)
-        results = path / "results.json"
         try:
-            if results.is_file() and (path / "suite.json").is_file():
-                data = _checked_suite(read_json(results))
-                data["path"] = str(path)
-                suites.append(data)
+            if (path / RESULTS_FILE).is_file() and (path / SETTINGS_FILE).is_file():
+                suites.append((path, SuiteResults.read(path)))
             elif RunDir(path).is_run():
                 runs.append(_checked_row(run_row(path)))
             else:
@@ -117,28 +91,29 @@ def load(paths: list[Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     return runs, suites
 
 
-def suite_table(suites: list[dict[str, Any]]) -> dict[str, Any] | None:
+def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | None:
     """Tasks as columns, one row per suite (method), both averages at the end; suites of one benchmark."""
     if not suites:
         return None
-    names = {s["benchmark"] for s in suites}
+    names = {s.benchmark for _, s in suites}
     if len(names) > 1:
         raise AdaptError(f"suites of different benchmarks ({', '.join(sorted(names))}); report one benchmark at a time")
     bench = benchmark(names.pop())
-    seen = {row["task"] for s in suites for row in s["tasks"]}
+    seen = {row.task for _, s in suites for row in s.tasks}
     tasks = [t for t in bench.tasks if t in seen] + sorted(seen - set(bench.tasks))
     rows = []
-    for s in suites:
-        by_task = {row["task"]: row for row in s["tasks"]}
-        params = [row["trainable_params"] for row in s["tasks"]]
-        avg = s["averages"]
-        rows.append({"method": s["method"], "backbone": s["backbone"], "suite": s["path"],
+    for path, s in suites:
+        by_task = {row.task: row for row in s.tasks}
+        params = [row.trainable_params for row in s.tasks]
+        avg = s.averages
+        rows.append({"method": s.method, "backbone": s.backbone, "suite": str(path),
                      "params": mean(params) if params else None,
-                     "tasks": {t: by_task[t]["test_top1"] if t in by_task else None for t in tasks},
+                     "tasks": {t: by_task[t].test if t in by_task else None for t in tasks},
                      "mean_over_tasks": avg["mean_over_tasks"], "mean_of_group_means": avg.get("mean_of_group_means"),
                      "tasks_present": avg["tasks_present"], "tasks_total": avg["tasks_total"],
                      "complete": avg["complete"]})
-    return {"benchmark": bench.name, "tasks": tasks, "rows": rows}
+    labels = dict.fromkeys(label for _, s in suites for label in s.metric_label.split(" / "))
+    return {"benchmark": bench.name, "metric": " / ".join(labels), "tasks": tasks, "rows": rows}
 
 
 def report(paths: list[Path]) -> dict[str, Any]:
@@ -164,7 +139,7 @@ def to_markdown(data: dict[str, Any]) -> str:
     table = data["suites"]
     if table:
         head = ["method", "params", *table["tasks"], "mean over tasks", "mean of group means"]
-        lines += ["" if lines else "", f"{table['benchmark']} (test top-1)", "",
+        lines += ["" if lines else "", f"{table['benchmark']} (test {table['metric']})", "",
                   "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in table["rows"]:
             count = f" ({r['tasks_present']}/{r['tasks_total']}{'' if r['complete'] else ', partial'})"

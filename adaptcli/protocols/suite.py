@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,11 +19,15 @@ from adaptcli.config import RunConfig, resolve
 from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
-from adaptcli.files import read_json
+from adaptcli.ownership import claim_folder
+from adaptcli.protocols.results import SuiteResults, SuiteRow, read_settings
 from adaptcli.runs.folder import RunDir, check_out_paths, difference
 from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
+SUITE_FILE = "suite.json"
+#: What the suite writes at the top of its folder; each task folder holds run folders, claimed one by one.
+SUITE_ENTRIES = (SUITE_FILE, "results.md", "results.json", "results.csv")
 
 
 @dataclass
@@ -96,20 +99,10 @@ def final_step(spec: SuiteSpec, task: str, point: Point) -> Step:
 
 def status(step: Step) -> tuple[str, str]:
     """(state, detail): done | evaluate | resume | restart | new | differs (detail: the first key that differs)."""
-    run = RunDir(step.path)
-    if not step.path.exists() or not any(step.path.iterdir()):
-        return "new", ""
-    if not run.is_run():
-        return "restart", ""
-    stored = run.config()
-    if stored != step.config:
-        return "differs", difference(stored.to_dict(), step.config.to_dict())
-    if Path(run.info()["data"]) != step.data.resolve():
-        return "differs", f"'data' (stored {run.info()['data']}, now {step.data.resolve()})"
-    if run.summary_file.exists():
-        evaluated = read_eval(step)
-        return ("done" if evaluated is not None else "evaluate"), ""
-    return ("resume" if run.checkpoint_dirs() else "restart"), ""
+    state, detail = RunDir(step.path).state_for(step.config, step.data)
+    if state == "finished":
+        return ("done" if read_eval(step) is not None else "evaluate"), ""
+    return state, detail
 
 
 def read_eval(step: Step) -> EvalResult | None:
@@ -157,17 +150,9 @@ def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
 def copy_run(source: Path, target: Path) -> None:
     """The final run when its configuration equals the chosen sweep run's: the same training, not repeated."""
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.io import atomic_path
 
     if partial_state().is_main_process:
-        if target.exists():
-            foreign = RunDir(target).foreign_entries()
-            if foreign:
-                raise AdaptError(f"{target} holds entries adaptcli did not write ({', '.join(foreign[:5])}); move "
-                                 "them out of the suite folder, then run the suite again")
-            shutil.rmtree(target)
-        with atomic_path(target) as tmp:
-            shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("eval.json", "checkpoints", "run.lock", ".run.lock.takeover"))
+        RunDir(source).copy_to(target)
     partial_state().wait_for_everyone()
 
 
@@ -186,19 +171,12 @@ def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
     lies inside ``--data``."""
     out = Path(spec.out)
     check_out_paths(out, Path(spec.data), None)
-    if out.exists() and not out.is_dir():
-        raise AdaptError(f"--out {out} is a file, not a folder; choose a folder path for the suite")
-    file = out / "suite.json"
-    if not file.exists():
-        entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-        if entries:
-            found = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
-            raise AdaptError(f"--out {out} holds files that are not an adaptcli suite (found: {found}; no suite.json); "
-                             "choose a new or empty folder")
+    # --overwrite retrains the runs whose settings changed, run folder by run folder: never the whole suite
+    if not claim_folder(out, SUITE_FILE, SUITE_ENTRIES, None, what="an adaptcli suite").found:
         return
+    file = out / SUITE_FILE
     try:
-        stored = read_json(file)
-        stored.pop("protocol", None)
+        stored = read_settings(out)
     except (ValueError, AttributeError) as exc:
         raise AdaptError(f"{file} is damaged ({str(exc)[:120]}); move the suite folder away or choose another "
                          "--out") from None
@@ -266,13 +244,12 @@ def _describe(state: str, key: str) -> str:
             "differs": f"DIFFERS at {key} (refused without --overwrite)"}[state]
 
 
-def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> dict[str, Any]:
+def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> SuiteResults:
     """Run (or continue) the whole protocol; writes OUT/results.* after every task and returns the results."""
     from tqdm.auto import tqdm
 
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.io import write_json
-    from adaptcli.protocols.results import write_results
+    from adaptcli.protocols.results import write_results, write_settings
 
     bench = spec.bench
     tasks = find_tasks(bench, spec.data, spec.tasks)
@@ -285,7 +262,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
     out = Path(spec.out)
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "suite.json", {**spec.settings(), "protocol": bench.protocol})
+        write_settings(out, spec.settings(), bench.protocol)
     total = len(tasks) * (len(sweep_steps(spec, tasks[0], points)) + 1)
     bar = tqdm(total=total, disable=not (main and progress), desc=f"suite {bench.name}", unit="run", position=0)
     done = 0
@@ -318,7 +295,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
     return results
 
 
-def collect(spec: SuiteSpec, points: list[Point]) -> dict[str, Any]:
+def collect(spec: SuiteSpec, points: list[Point]) -> SuiteResults:
     """Every prepared task's state in OUT (also tasks another ``--tasks`` run finished)."""
     bench = spec.bench
     rows, scores = [], {}
@@ -331,24 +308,18 @@ def collect(spec: SuiteSpec, points: list[Point]) -> dict[str, Any]:
         final = final_step(spec, task, chosen)
         if status(final)[0] != "done":
             continue
-        test = read_eval(final).headline
+        tested = read_eval(final)
         summary = TrainSummary.read(RunDir(final.path).summary_file)
-        scores[task] = test
-        rows.append({
-            "task": task, "group": bench.group_of(task), "test_top1": test, "chosen": chosen.as_dict(),
-            "point": chosen.name, "selection_split": bench.select_split,
-            "selection_top1": val.get(chosen.name), "sweep": val,
-            "trainable_params": summary.trainable_params, "trainable_percent": summary.trainable_percent,
-            "run": str(final.path.relative_to(spec.out)),
-        })
-    config = final_step(spec, rows[0]["task"], points[0]).config if rows else None
-    return {
-        "format": "adaptcli.suite-results/1",
-        "benchmark": bench.name, "method": spec.method,
-        "backbone": config.model.name if config else None,
-        "protocol": bench.protocol, "grid": spec.grid,
-        "tasks": rows, "averages": averages(bench, scores),
-    }
+        scores[task] = tested.headline
+        rows.append(SuiteRow(
+            task=task, group=bench.group_of(task), metric=tested.metric, test=tested.headline, chosen=chosen.as_dict(),
+            point=chosen.name, selection_split=bench.select_split, selection=val.get(chosen.name), sweep=val,
+            trainable_params=summary.trainable_params, trainable_percent=summary.trainable_percent,
+            run=str(final.path.relative_to(spec.out)),
+        ))
+    config = final_step(spec, rows[0].task, points[0]).config if rows else None
+    return SuiteResults(benchmark=bench.name, method=spec.method, backbone=config.model.name if config else None,
+                        protocol=bench.protocol, grid=spec.grid, tasks=rows, averages=averages(bench, scores))
 
 
 def _log_step(log: Log, main: bool, done: int, total: int, step: Step, result: EvalResult, state: str) -> None:

@@ -126,17 +126,18 @@ def finish_checkpoint(run: RunDir, staged: Path, final: Path, state: TrainState,
     mark_running(run, state.epoch, state.step, checkpoint=final.name)
 
 
-def save_frozen_backbone(run: RunDir, model: nn.Module, info: AdaptInfo, config: RunConfig) -> None:
+def save_frozen_backbone(run: RunDir, model: nn.Module, info: AdaptInfo, config: RunConfig) -> bool:
     """Without a checkpoint file the frozen weights exist only in memory: keep them with the run
-    (``backbone.safetensors``; nothing when the method trains the whole backbone)."""
+    (``backbone.safetensors``; nothing when the method trains the whole backbone). Whether it wrote it."""
     from adaptcli.methods.apply import frozen_backbone_state
     from adaptcli.methods.registry import method_spec
 
     if config.model.checkpoint or method_spec(config.method).trains_backbone:
-        return
+        return False
     # Plain backbone key names: the file is also a valid --checkpoint for adapter-only files.
     frozen = frozen_backbone_state(model, info)
     save_tensors(run.backbone_file, frozen, {"format": "adaptcli.backbone/1", "backbone": config.model.name})
+    return True
 
 
 def load_last_checkpoint(run: RunDir, accelerator: Any, output: Output) -> tuple[TrainState, dict[str, Any]] | None:

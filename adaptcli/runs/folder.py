@@ -1,43 +1,31 @@
 """The run folder: everything later commands (eval, export) need, and nothing else.
 
-    RUN/config.yaml          the resolved configuration
-    RUN/run.json             data folder, classes, modality, and the state: running / interrupted /
-                             finished with the epoch and step of the last checkpoint
-    RUN/run.lock             pid, host and start time of the process training the run (while it runs)
-    RUN/trainable.safetensors  trainable tensors of the last checkpoint (method + head), with metadata
-    RUN/best.safetensors       the same for the epoch that was best on validation (when there is one)
-    RUN/ema.safetensors        the weight EMA's trainable tensors at the last checkpoint (train.ema)
-    RUN/backbone.safetensors   frozen backbone weights, only when no --checkpoint file was given
-    RUN/checkpoints/epoch-NNNN Accelerate save_state (model, optimiser, scheduler, RNG) at an epoch end;
-    RUN/checkpoints/epoch-NNNN-step-SSSSSSSS  the same mid-epoch (train.save_every_steps, SIGTERM);
-                             names sort in training order, the last K are kept
-    RUN/metrics.jsonl          one JSON object per logged event
-    RUN/summary.json, RUN/eval.json
-
-A folder is recognised as a run by its ``run.json``: adaptcli replaces nothing else.
+What adaptcli writes there is :class:`RunDir`'s :class:`RunFile` table (each entry's name and what it
+holds), plus ``RUN/run.lock`` (pid, host and start time of the process training the run, while it
+runs), the trackers' folder and the single-file outputs' ledger. A folder is recognised as a run by
+its ``run.json``: adaptcli replaces nothing else.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from adaptcli.config import RunConfig, load_run_config
+import yaml
+
+from adaptcli.config import RunConfig, from_dict
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_json
-from adaptcli.io import naming_errors, write_json, write_text
+from adaptcli.files import read_text_bounded
+from adaptcli.io import naming_errors, write_text
 from adaptcli.output import Output
+from adaptcli.ownership import FolderClaim, claim_folder
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.lock import LOCK_NAME, TAKEOVER_NAME, RunLock
 
 CHECKPOINT_PREFIX = "epoch-"
-#: Everything adaptcli writes in a run folder (``--overwrite`` removes these and nothing else): the run's
-#: files, its checkpoints, the trackers' folder (Accelerate's project name), the single-file outputs' ledger.
-RUN_ENTRIES = frozenset({"config.yaml", "run.json", "trainable.safetensors", "best.safetensors", "ema.safetensors",
-                         "backbone.safetensors", "checkpoints", "metrics.jsonl", "summary.json", "eval.json",
-                         "adaptcli", ".adaptcli-outputs.json"})
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -58,49 +46,41 @@ def check_out_paths(out: Path, data: Path | None, checkpoint: str | None) -> Non
                          "move the checkpoint or choose another --out")
 
 
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read a run's resolved ``config.yaml`` back."""
+    return from_dict(yaml.safe_load(read_text_bounded(path)))
+
+
+class RunFile:
+    """One entry of the run folder's file table: its name and what it holds; on a :class:`RunDir`, its path."""
+
+    def __init__(self, name: str, what: str) -> None:
+        self.name, self.what = name, what
+
+    def __get__(self, run: RunDir | None, owner: type) -> Path:
+        return self if run is None else run.path / self.name  # type: ignore[return-value]
+
+
 @dataclass
 class RunDir:
     path: Path
 
-    @property
-    def config_file(self) -> Path:
-        return self.path / "config.yaml"
+    config_file = RunFile("config.yaml", "the resolved configuration")
+    info_file = RunFile("run.json", "what the run is trained on and its state (runs.info.RunInfo)")
+    trainable_file = RunFile("trainable.safetensors", "trainable tensors of the last checkpoint (method + head)")
+    best_file = RunFile("best.safetensors", "the same for the epoch that was best on validation (when there is one)")
+    ema_file = RunFile("ema.safetensors", "the weight EMA's trainable tensors at the last checkpoint (train.ema)")
+    backbone_file = RunFile("backbone.safetensors", "frozen backbone weights, only when no --checkpoint file was given")
+    checkpoints = RunFile("checkpoints", "Accelerate save_state per epoch-NNNN[-step-SSSSSSSS] (names sort in "
+                                         "training order, the last K are kept)")
+    metrics_file = RunFile("metrics.jsonl", "one JSON object per logged event")
+    summary_file = RunFile("summary.json", "what training reports (runs.results.TrainSummary)")
+    eval_file = RunFile("eval.json", "the last evaluation (runs.results.EvalResult)")
 
-    @property
-    def info_file(self) -> Path:
-        return self.path / "run.json"
-
-    @property
-    def trainable_file(self) -> Path:
-        return self.path / "trainable.safetensors"
-
-    @property
-    def best_file(self) -> Path:
-        return self.path / "best.safetensors"
-
-    @property
-    def ema_file(self) -> Path:
-        return self.path / "ema.safetensors"
-
-    @property
-    def backbone_file(self) -> Path:
-        return self.path / "backbone.safetensors"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.path / "metrics.jsonl"
-
-    @property
-    def summary_file(self) -> Path:
-        return self.path / "summary.json"
-
-    @property
-    def eval_file(self) -> Path:
-        return self.path / "eval.json"
+    @classmethod
+    def files(cls) -> dict[str, RunFile]:
+        """The file table: attribute name -> entry."""
+        return {name: entry for name, entry in vars(cls).items() if isinstance(entry, RunFile)}
 
     def is_run(self) -> bool:
         return self.config_file.exists() and self.info_file.exists()
@@ -119,39 +99,21 @@ class RunDir:
         lock = RunLock(self.path)
         if self.path.is_dir():
             lock.refuse_if_held()
-        if self.path.exists() and not self.path.is_dir():
-            raise AdaptError(f"--out {self.path} is a file, not a folder; choose a folder path for the run")
-        entries = self.visible_entries() if self.path.exists() else []
-        if resume:
-            if entries and not self.info_file.exists():
-                raise AdaptError(f"--resume: {self.path} is not an adaptcli run folder (no run.json); "
-                                 "pass the --out of a finetune run")
-            if self.is_run():
-                stored = load_run_config(self.config_file)
-                if stored != config:
-                    raise AdaptError(
-                        f"--resume: the configuration differs from {self.config_file} at "
-                        f"{difference(stored.to_dict(), config.to_dict())}; "
-                        "resume with the same recipe and --set values, or start a new --out"
-                    )
-        elif entries:
-            if not self.info_file.exists():
-                found = ", ".join(sorted(p.name for p in entries)[:3]) + (", ..." if len(entries) > 3 else "")
+        claim = self.claim(None if resume else overwrite, resume="--resume")
+        if resume and self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config:
                 raise AdaptError(
-                    f"--out {self.path} holds files that are not an adaptcli run (found: {found}; no run.json); "
-                    "choose a new or empty folder"
-                )
-            if not overwrite:
-                raise AdaptError(
-                    f"--out {self.path} already holds a run; pass --resume to continue it or "
-                    "--overwrite to replace it"
+                    f"--resume: the configuration differs from {self.config_file} at "
+                    f"{difference(stored.to_dict(), config.to_dict())}; "
+                    "resume with the same recipe and --set values, or start a new --out"
                 )
         note = lock.acquire()
         if note:
             (output or Output()).warn(note)
-        if entries and overwrite and not resume:
+        if claim.found and overwrite and not resume:
             try:
-                left = self.clear()
+                left = claim.clear()
             except BaseException:
                 lock.release()
                 raise
@@ -161,40 +123,47 @@ class RunDir:
                                           f"entr{'y' if len(left) == 1 else 'ies'} adaptcli did not write: {shown}")
         return lock
 
-    def visible_entries(self) -> list[Path]:
-        """What the folder holds, without the run lock and its takeover file (they belong to the lock,
-        and unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
-        return [p for p in self.path.iterdir() if p.name not in (LOCK_NAME, TAKEOVER_NAME)]
+    def claim(self, overwrite: bool | None, *, option: str = "--out", whole: bool = False,
+              resume: str | None = None) -> FolderClaim:
+        """:func:`~adaptcli.ownership.claim_folder` for a run folder: marked by ``run.json``, holding
+        :data:`RUN_ENTRIES`; the run lock and its takeover file belong to the lock and are never touched
+        (unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
+        return claim_folder(self.path, self.info_file.name, RUN_ENTRIES, overwrite, what="an adaptcli run",
+                            option=option, ignore=(LOCK_NAME, TAKEOVER_NAME), whole=whole, resume=resume)
 
-    def foreign_entries(self) -> list[str]:
-        """Names in the folder that adaptcli does not write there (a user's files), sorted."""
-        return sorted(entry.name for entry in self.visible_entries()
-                      if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"))
-
-    def clear(self) -> list[str]:
-        """Delete what adaptcli writes in a run folder (:data:`RUN_ENTRIES`, its ``.tmp-`` leftovers),
-        keeping the lock; anything else is a user's and stays. Returns the names left."""
-        left = []
-        for entry in self.visible_entries():
-            if entry.name not in RUN_ENTRIES and not entry.name.startswith(".tmp-"):
-                left.append(entry.name)
-            elif entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        return sorted(left)
-
-    def write_config(self, config: RunConfig, info: dict[str, Any]) -> None:
+    def write_config(self, config: RunConfig, info: RunInfo) -> None:
         write_text(self.config_file, config.to_yaml())
-        write_json(self.info_file, info)
+        self.write_info(info)
 
-    def info(self) -> dict[str, Any]:
+    def write_info(self, info: RunInfo) -> None:
+        info.write(self.info_file)
+
+    def stored_info(self) -> RunInfo:
+        """``run.json`` as written (an older file's missing keys are None)."""
+        return RunInfo.read(self.info_file)
+
+    def info(self) -> RunInfo:
+        """The run's :class:`RunInfo`; a run written before the task kind was recorded gets it from its
+        ``summary.json`` or, before that exists, from its data's manifest (single-label when neither says)."""
         if not self.is_run():
             raise AdaptError(f"{self.path} is not a run folder (no config.yaml/run.json); pass the --out of a finetune run")
-        info = read_json(self.info_file)
-        if not isinstance(info, dict):
-            raise ValueError(f"{self.info_file.name} is not a JSON object")
+        info = self.stored_info()
+        if info.task is None:
+            info.task = self._older_run_task(info)
         return info
+
+    def _older_run_task(self, info: RunInfo) -> str:
+        from adaptcli.data.manifest import read_manifest
+        from adaptcli.runs.results import TrainSummary
+
+        try:
+            if self.summary_file.is_file():
+                return TrainSummary.read(self.summary_file).task
+            if info.data is not None:
+                return read_manifest(info.data).task
+        except (OSError, ValueError, AdaptError):
+            pass
+        return "single-label"
 
     def config(self) -> RunConfig:
         self.info()
@@ -220,16 +189,44 @@ class RunDir:
 
     def dependencies(self, config: RunConfig) -> set[Path]:
         """Resolved paths nothing may be written over: the run's own files, its data, its checkpoint."""
-        own = {self.config_file, self.info_file, self.trainable_file, self.best_file, self.ema_file, self.backbone_file,
-               self.checkpoints, self.metrics_file, self.summary_file, self.eval_file, self.path / LOCK_NAME}
+        own = {getattr(self, name) for name in self.files()} | {self.path / LOCK_NAME}
         found = {p.resolve() for p in own}
         if config.model.checkpoint:
             found.add(Path(config.model.checkpoint).resolve())
         if self.info_file.is_file():
-            data = read_json(self.info_file).get("data")
+            data = self.stored_info().data
             if data:
                 found.add(Path(data).resolve())
         return found
+
+    # ------------------------------------------------------------------ what a command finds here
+    def state_for(self, config: RunConfig, data: Path) -> tuple[str, str]:
+        """What this folder is for a run of ``config`` on ``data`` (run.json and config.yaml read once):
+        ``new`` (missing or empty), ``restart`` (not a run yet, or no checkpoint to resume from),
+        ``differs`` (with the first setting that differs), ``finished`` (it has its summary) or ``resume``."""
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return "new", ""
+        if not self.is_run():
+            return "restart", ""
+        stored = load_run_config(self.config_file)
+        if stored != config:
+            return "differs", difference(stored.to_dict(), config.to_dict())
+        trained_on = self.stored_info().data_dir
+        if trained_on != Path(data).resolve():
+            return "differs", f"'data' (stored {trained_on}, now {Path(data).resolve()})"
+        if self.summary_file.exists():
+            return "finished", ""
+        return ("resume" if self.checkpoint_dirs() else "restart"), ""
+
+    def copy_to(self, target: Path) -> None:
+        """Copy this run to ``target`` (replacing a run adaptcli wrote there) without its evaluation,
+        checkpoints and lock: the same training, not repeated."""
+        from adaptcli.io import atomic_path
+
+        RunDir(target).claim(True, option="", whole=True)  # the copy is renamed over it
+        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, LOCK_NAME, TAKEOVER_NAME)
+        with atomic_path(target) as tmp:
+            shutil.copytree(self.path, tmp, ignore=shutil.ignore_patterns(*left_out))
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_dirs(self) -> list[Path]:
@@ -250,14 +247,12 @@ class RunDir:
     # ------------------------------------------------------------------ state
     def set_state(self, state: str, **fields: Any) -> None:
         """Record ``running`` / ``interrupted`` / ``finished`` (with epoch, step, ...) in run.json."""
-        info = read_json(self.info_file) if self.info_file.is_file() else {}
-        info.update(state=state, **fields)
-        write_json(self.info_file, info)
+        info = self.stored_info() if self.info_file.is_file() else RunInfo()
+        self.write_info(replace(info, state=state, **fields))
 
     def unfinished_note(self, weights: Path) -> str | None:
         """One warning line when the run did not finish, naming the epoch/step of ``weights``."""
-        info = self.info()
-        state = info.get("state", "finished")  # runs written before states were recorded finished
+        state = self.info().progress
         if state == "finished":
             return None
         if state == "running" and RunLock(self.path).live_holder() is not None:
@@ -275,6 +270,11 @@ class RunDir:
     def log(self, record: dict[str, Any]) -> None:
         with naming_errors(self.metrics_file), self.metrics_file.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+#: Everything adaptcli writes in a run folder (``--overwrite`` removes these and nothing else): the file
+#: table, the trackers' folder (Accelerate's project name), the single-file outputs' ledger.
+RUN_ENTRIES = frozenset({entry.name for entry in RunDir.files().values()} | {"adaptcli", ".adaptcli-outputs.json"})
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str:

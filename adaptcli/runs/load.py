@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 from torch import nn
 
 from adaptcli.config import RunConfig
@@ -14,6 +12,7 @@ from adaptcli.methods.base import AdaptInfo
 from adaptcli.output import Output
 from adaptcli.runs.build import AdaptedModel, build_adapted_model
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.tensors import adapted_keys, load_into
 
 
@@ -23,7 +22,7 @@ class LoadedRun:
 
     adapted: AdaptedModel
     config: RunConfig
-    info: dict[str, Any]
+    info: RunInfo
 
     @property
     def model(self) -> nn.Module:
@@ -40,7 +39,7 @@ def load_run_model(run: RunDir, *, weights: Path | None = None, output: Output |
     Every weight comes from a file, so no seed is needed. An unfinished run is noted on ``output.warn``.
     """
     config, info = run.config(), run.info()
-    adapted = build_adapted_model(config, info["num_classes"], output=Output.silent())
+    adapted = build_adapted_model(config, info.num_classes, output=Output.silent())
     model = adapted.model
     if run.backbone_file.exists():
         frozen, _ = read_safetensors(run.backbone_file)

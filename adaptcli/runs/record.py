@@ -8,23 +8,41 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.config import RunConfig
-from adaptcli.data.manifest import Manifest
-from adaptcli.io import write_json
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from adaptcli.data.manifest import MANIFEST_NAME
 from adaptcli.runs.folder import RunDir
+from adaptcli.runs.info import RunInfo, file_sha256
 from adaptcli.runs.results import TrainSummary
 
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.runs.session import Session
 
-def start_run(run: RunDir, config: RunConfig, data_dir: Path, manifest: Manifest) -> None:
-    """A new run: its configuration and ``run.json`` (data, classes, modality; state running at 0)."""
-    run.write_config(config, {
-        "data": str(Path(data_dir).resolve()),
-        "dataset": manifest.dataset,
-        "modality": manifest.modality,
-        "classes": manifest.classes,
-        "num_classes": manifest.num_classes,
-        "state": "running", "epoch": 0, "step": 0,
-    })
+
+def start_run(run: RunDir, session: Session) -> None:
+    """A new run: its configuration and ``run.json`` (what it is trained on and how; state running at 0)."""
+    from adaptcli.runs.build import normalisation
+
+    config, manifest, data_dir = session.config, session.manifest, session.shards.path
+    norm = normalisation(session.model)
+    checkpoint = Path(config.model.checkpoint).resolve() if config.model.checkpoint else None
+    info = RunInfo(
+        data=str(data_dir.resolve()), dataset=manifest.dataset, modality=manifest.modality,
+        classes=list(manifest.classes), num_classes=manifest.num_classes, task=manifest.task,
+        method=config.method, model=config.model.name, mean=list(norm.mean), std=list(norm.std),
+        views=config.eval.views, data_fingerprint=file_sha256(data_dir / MANIFEST_NAME),
+        backbone_file=str(checkpoint) if checkpoint else None,
+        backbone_sha256=file_sha256(checkpoint) if checkpoint else None,
+        state="running", epoch=0, step=0,
+    )
+    run.write_config(config, info)
+
+
+def record_kept_backbone(run: RunDir) -> None:
+    """The run keeps its frozen backbone (``backbone.safetensors``, written after ``run.json``): name it and its hash."""
+    info = run.stored_info()
+    run.write_info(replace(info, backbone_file=run.backbone_file.name, backbone_sha256=file_sha256(run.backbone_file)))
 
 
 def mark_running(run: RunDir, epoch: int, step: int, checkpoint: str | None = None) -> None:
@@ -46,5 +64,5 @@ def mark_failed(run: RunDir, exc: BaseException) -> None:
 
 def mark_finished(run: RunDir, summary: TrainSummary, epoch: int, step: int) -> None:
     """``summary.json``, then the state: a finished run always has its summary."""
-    write_json(run.summary_file, summary.to_dict())
+    summary.write(run.summary_file)
     run.set_state("finished", epoch=epoch, step=step)

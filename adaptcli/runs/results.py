@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.files import read_json
+from adaptcli.io import write_json
 
 #: How each headline metric is named in printed lines.
 METRIC_LABELS = {"top1": "top-1", "mAP": "mAP"}
@@ -102,6 +103,9 @@ class TrainSummary:
     def read(cls, path: Path) -> TrainSummary:
         return cls.from_dict(_read_json(path))
 
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_dict())
+
 
 @dataclass
 class EvalResult:
@@ -155,6 +159,9 @@ class EvalResult:
     @classmethod
     def read(cls, path: Path) -> EvalResult:
         return cls.from_dict(_read_json(path))
+
+    def write(self, path: Path) -> None:
+        write_json(path, self.to_dict())
 
 
 __all__ = ["EvalResult", "METRIC_LABELS", "TrainSummary", "headline_metric", "metric_of_task"]

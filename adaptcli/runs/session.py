@@ -9,8 +9,9 @@ from pathlib import Path
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.data.loader import StreamSpec
-from adaptcli.data.manifest import Manifest, read_manifest
+from adaptcli.data.manifest import Manifest
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.errors import AdaptError
 from adaptcli.methods.base import AdaptInfo
 from adaptcli.output import Output
@@ -20,19 +21,22 @@ from adaptcli.runs.results import headline_metric
 
 @dataclass
 class Session:
-    """A model on a shard folder: the folder's manifest (read once), the stream settings with the
+    """A model on a shard folder (with its manifest, read once), the stream settings with the
     backbone's normalisation, the task's headline metric and where messages go.
 
     ``adapt`` is what the method did to ``model``; None for a deployed model (a merged export).
     """
 
     config: RunConfig
-    data_dir: Path
-    manifest: Manifest
+    shards: ShardFolder
     model: nn.Module
     spec: StreamSpec
     adapt: AdaptInfo | None = None
     output: Output = field(default_factory=Output)
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.shards.manifest
 
     @property
     def multi_label(self) -> bool:
@@ -51,24 +55,23 @@ class Session:
 
     def steps_per_epoch(self, world_size: int) -> int:
         """Optimiser-independent steps (batches per process) of one training epoch."""
-        from adaptcli.data.loader import steps_per_epoch
+        from adaptcli.data.stream.train import steps_per_epoch
 
         train = self.config.train
         samples = self.manifest.splits[self.config.data.train_split].samples
         return steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
 
     @classmethod
-    def around(cls, config: RunConfig, data_dir: Path, manifest: Manifest, model: nn.Module,
-               adapt: AdaptInfo | None = None, output: Output | None = None) -> Session:
+    def around(cls, config: RunConfig, shards: ShardFolder, model: nn.Module, adapt: AdaptInfo | None = None,
+               output: Output | None = None) -> Session:
         """The preamble every command shares: modality check, normalisation, stream settings."""
-        check_modality(model, manifest.modality, config.model.name)
+        check_modality(model, shards.manifest.modality, config.model.name)
         norm = normalisation(model)
         spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
-        return cls(config, Path(data_dir), manifest, model, spec, adapt, output or Output())
+        return cls(config, shards, model, spec, adapt, output or Output())
 
     @classmethod
-    def for_training(cls, config: RunConfig, data_dir: Path, manifest: Manifest,
-                     output: Output | None = None) -> Session:
+    def for_training(cls, config: RunConfig, shards: ShardFolder, output: Output | None = None) -> Session:
         """Check the data against the recipe, then build the adapted model from ``train.seed``.
 
         Seeds Python, numpy and torch with ``train.seed`` first: the weights no checkpoint holds (the
@@ -76,17 +79,18 @@ class Session:
         """
         from accelerate.utils import set_seed
 
-        check_training_data(config, data_dir, manifest)
+        check_training_data(config, shards)
         set_seed(config.train.seed)
-        adapted = build_adapted_model(config, manifest.num_classes, output=output)
-        return cls.around(config, data_dir, manifest, adapted.model, adapted.info, output)
+        adapted = build_adapted_model(config, shards.manifest.num_classes, output=output)
+        return cls.around(config, shards, adapted.model, adapted.info, output)
 
     @classmethod
     def for_evaluation(cls, config: RunConfig, data_dir: Path, model: nn.Module, num_classes: int,
                        adapt: AdaptInfo | None = None, output: Output | None = None) -> Session:
         """A trained model (``num_classes`` outputs) on the shards in ``data_dir``."""
-        manifest = read_manifest(data_dir)
-        session = cls.around(config, data_dir, manifest, model, adapt, output)
+        shards = ShardFolder.read(data_dir)
+        session = cls.around(config, shards, model, adapt, output)
+        manifest = shards.manifest
         if manifest.num_classes != num_classes:
             raise AdaptError(
                 f"{data_dir} has {manifest.num_classes} classes but the run was trained on {num_classes}; "
@@ -95,8 +99,9 @@ class Session:
         return session
 
 
-def check_training_data(config: RunConfig, data_dir: Path, manifest: Manifest) -> None:
+def check_training_data(config: RunConfig, shards: ShardFolder) -> None:
     """The training split exists, and no setting contradicts the task (label smoothing on multi-label)."""
+    data_dir, manifest = shards.path, shards.manifest
     if config.data.train_split not in manifest.splits:
         raise AdaptError(
             f"split '{config.data.train_split}' is not in {data_dir} "

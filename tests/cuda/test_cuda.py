@@ -134,13 +134,15 @@ def test_multi_view_eval_on_cuda_matches_the_cpu(video_shards, tmp_path):
 
 
 def test_pinned_loading_gives_page_locked_batches_equal_to_plain_ones(image_shards):
-    from adaptcli.data.loader import StreamSpec, train_loader
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
+    from adaptcli.data.stream.train import train_loader
 
     spec = StreamSpec(img_size=32, num_frames=1, mean=(0.5,) * 3, std=(0.5,) * 3, augment="resize", flip=False)
-    plain, _ = train_loader(image_shards, "train", spec, 4)
-    pinned, _ = train_loader(image_shards, "train", spec, 4, pin_memory=True)
-    got = [b["inputs"] for b in pinned.loader(0) if "inputs" in b]
-    expected = [b["inputs"] for b in plain.loader(0) if "inputs" in b]
+    plain, _ = train_loader(ShardFolder.read(image_shards), "train", spec, 4)
+    pinned, _ = train_loader(ShardFolder.read(image_shards), "train", spec, 4, pin_memory=True)
+    got = [b.inputs for b in pinned.loader(0)]
+    expected = [b.inputs for b in plain.loader(0)]
     assert got and all(t.is_pinned() for t in got) and not any(t.is_pinned() for t in expected)
     assert all(torch.equal(a, b) for a, b in zip(expected, got, strict=True))
     moved = got[0].to("cuda", non_blocking=True)
@@ -176,15 +178,18 @@ def test_sigterm_on_cuda_saves_exits_143_and_resumes(image_shards, tmp_path):
 def test_batches_decoded_on_cuda_equal_the_cpu_decode_within_decoder_rounding(image_shards, video_shards, kind):
     """``data.decode: cuda``: nvJPEG on the GPU against libjpeg-turbo on the CPU, the same resample code on
     both (bit-identical to Pillow on the CPU). Only the decoders' colour rounding may differ."""
-    from adaptcli.data.batch_decode import decode_batch
-    from adaptcli.data.loader import StreamSpec, train_loader
+    from adaptcli.data.stream.batch_decode import decode_batch
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
+    from adaptcli.data.stream.train import train_loader
 
     spec = StreamSpec(img_size=24, num_frames=4 if kind == "video" else 1, mean=(0.5,) * 3, std=(0.25,) * 3)
-    stream, _ = train_loader(video_shards if kind == "video" else image_shards, "train", spec, 4, encoded=True,
-                             pin_memory=True)
+    shards = ShardFolder.read(video_shards if kind == "video" else image_shards)
+    stream, _ = train_loader(shards, "train", spec, 4, encoded=True, pin_memory=True)
     batch = next(iter(stream.start(0)))
-    on_gpu = decode_batch(batch, "cuda").cpu()
-    on_cpu = decode_batch(batch, "cpu")
+    assert batch.encoded is not None and batch.encoded.data.is_pinned()  # the DataLoader called Batch.pin_memory
+    on_gpu = decode_batch(batch.encoded, "cuda").cpu()
+    on_cpu = decode_batch(batch.encoded, "cpu")
     levels = ((on_gpu - on_cpu).abs() * 255 * 0.25).round()  # back to 8-bit levels
     assert on_gpu.shape == on_cpu.shape and levels.max().item() <= 4 and levels.mean().item() < 0.5
 

@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from adaptcli.data.batch_decode import decode_batch, resample
-from adaptcli.data.loader import StreamSpec, train_loader
-from adaptcli.data.transforms import random_resized_box
+from adaptcli.data.stream.batch_decode import decode_batch, resample
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import train_loader
+from adaptcli.data.stream.transforms import random_resized_box
 from tests.engine.conftest import image_shards, video_shards  # noqa: F401
 
 
@@ -52,7 +54,8 @@ def test_random_resized_crops_are_pillows_bit_for_bit():
 
 
 def _first_batches(shards, spec: StreamSpec, encoded: bool, count: int = 2):
-    stream, _ = train_loader(shards, "train", spec, batch_size=4, seed=3, epoch=1, workers=0, encoded=encoded)
+    stream, _ = train_loader(ShardFolder.read(shards), "train", spec, batch_size=4, seed=3, epoch=1, workers=0,
+                             encoded=encoded)
     batches = []
     for batch in stream.start(1):
         batches.append(batch)
@@ -67,11 +70,12 @@ def test_an_encoded_stream_decoded_on_the_cpu_equals_the_workers_stream(image_sh
     spec = StreamSpec(img_size=24, num_frames=4 if kind == "video" else 1, mean=(0.5, 0.4, 0.3),
                       std=(0.2, 0.25, 0.3), crop_scale=(0.3, 1.0))
     for plain, encoded in zip(_first_batches(shards, spec, False), _first_batches(shards, spec, True)):
-        assert "inputs" not in encoded and encoded["keys"] == plain["keys"]
-        assert torch.equal(encoded["labels"], plain["labels"])
-        decoded = decode_batch(encoded, "cpu")
-        assert decoded.shape == plain["inputs"].shape and decoded.dtype == torch.float32
-        assert torch.equal(decoded, plain["inputs"])  # same decoder (libjpeg-turbo / zlib) on the CPU
+        assert encoded.inputs is None and encoded.encoded is not None and encoded.keys == plain.keys
+        assert torch.equal(encoded.labels, plain.labels)
+        decoded = decode_batch(encoded.encoded, "cpu")
+        assert decoded.shape == plain.inputs.shape and decoded.dtype == torch.float32
+        assert torch.equal(decoded, plain.inputs)  # same decoder (libjpeg-turbo / zlib) on the CPU
+        assert torch.equal(encoded.to("cpu").inputs, plain.inputs)  # what a training step calls
 
 
 def test_data_decode_cuda_without_a_gpu_is_one_line(image_shards, tmp_path):

@@ -7,7 +7,10 @@ import standins
 import torch
 
 from adaptcli.config import DataConfig
-from adaptcli.data.loader import StreamSpec, eval_loader, steps_per_epoch, train_loader
+from adaptcli.data.stream.evaluation import eval_loader
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import steps_per_epoch, train_loader
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -28,73 +31,75 @@ def test_from_config():
 
 
 def test_video_train_batches(ssv2_shards):
-    loader, steps = train_loader(ssv2_shards, "train", spec(), 4, workers=2, seed=3)
+    loader, steps = train_loader(ShardFolder.read(ssv2_shards), "train", spec(), 4, workers=2, seed=3)
     assert steps == 22 // 4 == len(loader)
     batches = list(loader)
     assert len(batches) == steps
     for batch in batches:
-        assert batch["inputs"].shape == (4, 3, 4, 32, 32) and batch["inputs"].dtype == torch.float32
-        assert batch["labels"].dtype == torch.long and batch["labels"].shape == (4,)
-        assert len(batch["keys"]) == 4 and all(0 <= int(l) < 4 for l in batch["labels"])
+        assert batch.inputs.shape == (4, 3, 4, 32, 32) and batch.inputs.dtype == torch.float32
+        assert batch.labels.dtype == torch.long and batch.labels.shape == (4,)
+        assert len(batch.keys) == 4 and all(0 <= int(l) < 4 for l in batch.labels)
     # normalised: roughly zero-centred, clearly not 0..255
-    assert -3 < float(batches[0]["inputs"].mean()) < 3
+    assert -3 < float(batches[0].inputs.mean()) < 3
     manifest = json.loads((ssv2_shards / "dataset.json").read_text())
     assert manifest["dataset"] == "ssv2" and loader.decoder.flip is False  # left/right is the label
 
 
 def test_train_stream_is_deterministic(ssv2_shards):
     def run(epoch, workers=2, rank=0):
-        loader, _ = train_loader(ssv2_shards, "train", spec(sampling="stride", stride=2), 2, rank=rank,
-                                 world_size=2, workers=workers, seed=7, epoch=epoch)
+        loader, _ = train_loader(ShardFolder.read(ssv2_shards), "train", spec(sampling="stride", stride=2), 2,
+                                 rank=rank, world_size=2, workers=workers, seed=7, epoch=epoch)
         return list(loader)
 
     a, b = run(1), run(1)
     assert len(a) == len(b) == 22 // 4
     for x, y in zip(a, b):
-        assert x["keys"] == y["keys"] and torch.equal(x["inputs"], y["inputs"])
+        assert x.keys == y.keys and torch.equal(x.inputs, y.inputs)
     other_epoch = run(2)
-    assert any(x["keys"] != y["keys"] or not torch.equal(x["inputs"], y["inputs"]) for x, y in zip(a, other_epoch))
+    assert any(x.keys != y.keys or not torch.equal(x.inputs, y.inputs) for x, y in zip(a, other_epoch))
     other_rank = run(1, rank=1)
     assert len(other_rank) == len(a)
-    assert any(x["keys"] != y["keys"] for x, y in zip(a, other_rank))
+    assert any(x.keys != y.keys for x, y in zip(a, other_rank))
     # iterating the same loader again moves on to the next epoch
-    loader, _ = train_loader(ssv2_shards, "train", spec(sampling="stride", stride=2), 2, rank=0,
+    loader, _ = train_loader(ShardFolder.read(ssv2_shards), "train", spec(sampling="stride", stride=2), 2, rank=0,
                              world_size=2, workers=2, seed=7, epoch=1)
     list(loader)
     again = list(loader)
-    assert [x["keys"] for x in again] == [x["keys"] for x in other_epoch]
+    assert [x.keys for x in again] == [x.keys for x in other_epoch]
 
 
 def test_video_eval_views_and_unlabelled(ssv2_shards):
-    batches = list(eval_loader(ssv2_shards, "validation", spec(), 2, views=(2, 3)))
-    assert [b["inputs"].shape[0] for b in batches] == [2, 2, 1]
-    assert batches[0]["inputs"].shape == (2, 6, 3, 4, 32, 32)
-    first = batches[0]["inputs"][0]
+    batches = list(eval_loader(ShardFolder.read(ssv2_shards), "validation", spec(), 2, views=(2, 3)))
+    assert [b.inputs.shape[0] for b in batches] == [2, 2, 1]
+    assert batches[0].inputs.shape == (2, 6, 3, 4, 32, 32)
+    first = batches[0].inputs[0]
     assert not torch.equal(first[0], first[1])  # left and centre crops differ
-    single = list(eval_loader(ssv2_shards, "validation", spec(), 8))
-    assert single[0]["inputs"].shape == (5, 1, 3, 4, 32, 32)
+    single = list(eval_loader(ShardFolder.read(ssv2_shards), "validation", spec(), 8))
+    assert single[0].inputs.shape == (5, 1, 3, 4, 32, 32)
     # the centre crop of clip 0 equals no view of the 2x3 grid unless identical sampling; eval is repeatable
-    again = list(eval_loader(ssv2_shards, "validation", spec(), 8))
-    assert torch.equal(single[0]["inputs"], again[0]["inputs"])
-    test = list(eval_loader(ssv2_shards, "test", spec(), 8))
-    assert test[0]["labels"].tolist() == [-1] * 4
+    again = list(eval_loader(ShardFolder.read(ssv2_shards), "validation", spec(), 8))
+    assert torch.equal(single[0].inputs, again[0].inputs)
+    test = list(eval_loader(ShardFolder.read(ssv2_shards), "test", spec(), 8))
+    assert test[0].labels.tolist() == [-1] * 4
 
 
 def test_image_batches(image_shards):
-    loader, steps = train_loader(image_shards, "train", spec(img_size=24, augment="resize_crop"), 4, workers=0)
+    loader, steps = train_loader(ShardFolder.read(image_shards), "train", spec(img_size=24, augment="resize_crop"), 4,
+                                 workers=0)
     batch = next(iter(loader))
-    assert steps == 15 // 4 and batch["inputs"].shape == (4, 3, 24, 24)
-    evals = list(eval_loader(image_shards, "val", spec(img_size=24, augment="resize"), 4, views=(2, 3)))
-    assert evals[0]["inputs"].shape == (4, 3, 24, 24) and sum(len(b["keys"]) for b in evals) == 15
-    assert train_loader(image_shards, "train", spec(), 4, world_size=8)[1] == 1
+    assert steps == 15 // 4 and batch.inputs.shape == (4, 3, 24, 24)
+    evals = list(eval_loader(ShardFolder.read(image_shards), "val", spec(img_size=24, augment="resize"), 4,
+                             views=(2, 3)))
+    assert evals[0].inputs.shape == (4, 3, 24, 24) and sum(len(b.keys) for b in evals) == 15
+    assert train_loader(ShardFolder.read(image_shards), "train", spec(), 4, world_size=8)[1] == 1
 
 
 def _eval_keys(shards, split, world_size, workers, s):
     keys = []
     per_rank = []
     for rank in range(world_size):
-        got = [k for b in eval_loader(shards, split, s, 3, rank=rank, world_size=world_size, workers=workers)
-               for k in b["keys"]]
+        loader = eval_loader(ShardFolder.read(shards), split, s, 3, rank=rank, world_size=world_size, workers=workers)
+        got = [k for b in loader for k in b.keys]
         per_rank.append(got)
         keys += got
     return keys, per_rank
@@ -129,28 +134,28 @@ def test_missing_split_is_one_line_error(image_shards):
     from adaptcli.errors import AdaptError
 
     with pytest.raises(AdaptError, match="split 'validation' is not in this shard folder"):
-        eval_loader(image_shards, "validation", spec(), 4)
+        eval_loader(ShardFolder.read(image_shards), "validation", spec(), 4)
 
 
 def test_flip_comes_from_the_manifest(ssv2_shards, image_shards, monkeypatch):
     """SSv2 shards record ``hflip: false`` (left/right is the label) and its train stream never flips."""
-    import adaptcli.data.loader as loader_module
+    import adaptcli.data.stream.samples as samples_module
 
     assert json.loads((ssv2_shards / "dataset.json").read_text())["hflip"] is False
     assert json.loads((image_shards / "dataset.json").read_text())["hflip"] is True
     flips: list[bool] = []
-    real = loader_module.render
+    real = samples_module.render
 
     def recording_render(image, box, size, flip=False):
         flips.append(flip)
         return real(image, box, size, flip)
 
-    monkeypatch.setattr(loader_module, "render", recording_render)
+    monkeypatch.setattr(samples_module, "render", recording_render)
     for _ in range(2):
-        list(train_loader(ssv2_shards, "train", spec(flip=True), 4, workers=0, seed=5)[0])
+        list(train_loader(ShardFolder.read(ssv2_shards), "train", spec(flip=True), 4, workers=0, seed=5)[0])
     assert flips and not any(flips)
     flips.clear()
-    list(train_loader(image_shards, "train", spec(img_size=24, flip=True), 4, workers=0, seed=5)[0])
+    list(train_loader(ShardFolder.read(image_shards), "train", spec(img_size=24, flip=True), 4, workers=0, seed=5)[0])
     assert any(flips) and not all(flips)
 
 
@@ -172,30 +177,30 @@ def test_steps_per_epoch(samples, batch, world, max_steps, expected):
 
 
 def test_train_loader_max_steps(image_shards):
-    loader, steps = train_loader(image_shards, "train", spec(img_size=24), 4, workers=0, max_steps=2)
+    loader, steps = train_loader(ShardFolder.read(image_shards), "train", spec(img_size=24), 4, workers=0, max_steps=2)
     assert steps == len(loader) == len(list(loader)) == 2
 
 
 @pytest.mark.parametrize("steps", [5, 6, 1])
 def test_workers_stop_at_their_share_with_the_same_batches(ssv2_shards, monkeypatch, steps):
     """Each worker decodes only its share of the epoch; the batches are those of the uncut stream."""
-    import adaptcli.data.loader as loader_module
+    import adaptcli.data.stream.train as train_module
 
     def run():
-        loader, _ = train_loader(ssv2_shards, "train", spec(), 2, workers=2, seed=11)
+        loader, _ = train_loader(ShardFolder.read(ssv2_shards), "train", spec(), 2, workers=2, seed=11)
         loader.steps = steps
         return list(loader)
 
     cut = run()
-    monkeypatch.setattr(loader_module._WorkerShare, "__call__", lambda self, src: src)  # the stream before
+    monkeypatch.setattr(train_module._WorkerShare, "__call__", lambda self, src: src)  # the stream before
     uncut = run()
     assert len(cut) == len(uncut) == steps
     for a, b in zip(cut, uncut):
-        assert a["keys"] == b["keys"] and torch.equal(a["inputs"], b["inputs"])
+        assert a.keys == b.keys and torch.equal(a.inputs, b.inputs)
 
 
 def test_worker_share_never_pulls_a_batch_past_it():
-    from adaptcli.data.loader import _WorkerShare
+    from adaptcli.data.stream.train import _WorkerShare
 
     pulled = []
 

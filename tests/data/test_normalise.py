@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from adaptcli.data.transforms import normalise
+from adaptcli.data.stream.transforms import normalise
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -37,16 +37,16 @@ def test_normalise_in_shared_memory():
 def test_a_worker_batch_in_shared_memory_reaches_the_main_process_unchanged():
     import torch.utils.data
 
-    from adaptcli.data.loader import Collate
+    from adaptcli.data.stream.batch import Collate
 
     rng = np.random.default_rng(1)
     items = [(rng.integers(0, 256, size=(2, 8, 8, 3), dtype=np.uint8), i, str(i)) for i in range(4)]
     collate = Collate(MEAN, STD, video=True)
-    expected = collate(items)["inputs"]
+    expected = collate(items).inputs
     loader = torch.utils.data.DataLoader(items, batch_size=4, num_workers=1, collate_fn=collate)
     (batch,) = list(loader)
-    assert batch["inputs"].shape == (4, 3, 2, 8, 8) and batch["inputs"].is_contiguous()
-    assert torch.equal(batch["inputs"], expected)
+    assert batch.inputs.shape == (4, 3, 2, 8, 8) and batch.inputs.is_contiguous()
+    assert torch.equal(batch.inputs, expected)
 
 
 def test_shared_memory_without_torch_private_allocator(monkeypatch):

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from adaptcli.data import encode as encode_module
-from adaptcli.data import prepare as prepare_module
+from adaptcli.data.prepare import encode as encode_module
+from adaptcli.data.prepare import prepare as prepare_module
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,8 +5,8 @@ import random
 import numpy as np
 import pytest
 
-from adaptcli.data.sampling import clip_indices, segment_indices, stride_indices
-from adaptcli.data.transforms import eval_boxes, random_resized_box, render, square_box, train_box
+from adaptcli.data.stream.sampling import clip_indices, segment_indices, stride_indices
+from adaptcli.data.stream.transforms import eval_boxes, random_resized_box, render, square_box, train_box
 
 
 @pytest.mark.parametrize("n", [1, 3, 7, 8, 9, 16, 31, 72])

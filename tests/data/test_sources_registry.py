@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-import adaptcli.data.sources as sources_package
-from adaptcli.data.sources.registry import SOURCES, dataset_help
+import adaptcli.data.prepare.sources as sources_package
+from adaptcli.data.prepare.sources.registry import SOURCES, dataset_help
 from adaptcli.errors import AdaptError
 
 

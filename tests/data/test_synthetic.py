@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from adaptcli.data.synthetic import moving_square, write_ssv2_layout, write_webm
-from adaptcli.data.video_decode import decode_to_arrays
+from adaptcli.data.prepare.video_decode import decode_to_arrays
 
 
 def test_write_webm_is_vp9_and_decodes_back(tmp_path):

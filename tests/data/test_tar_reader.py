@@ -5,9 +5,9 @@ import tarfile
 
 import pytest
 
-from adaptcli.data.encode import Encoded
-from adaptcli.data.shard_writer import ShardWriter
-from adaptcli.data.tar_reader import BadShard, iter_members, iter_samples, split_name
+from adaptcli.data.prepare.encode import Encoded
+from adaptcli.data.prepare.shard_writer import ShardWriter
+from adaptcli.data.stream.tar_reader import BadShard, iter_members, iter_samples, split_name
 
 
 def test_reader_matches_tarfile_with_long_names(tmp_path):

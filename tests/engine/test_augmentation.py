@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from adaptcli.cli import app
 from adaptcli.config import TrainConfig, resolve
-from adaptcli.data.clip_augment import ClipRandAugment
+from adaptcli.data.stream.clip_augment import ClipRandAugment
 from adaptcli.engine.batch_augment import BatchAugment
 from adaptcli.errors import ConfigError
 from adaptcli.io import read_safetensors

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from adaptcli.cli import app
 from adaptcli.config import resolve
-from adaptcli.data.manifest import read_manifest
+from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.engine.batches import DataWait, EpochStreams, epoch_batches
 from adaptcli.runs.session import Session
 from tests.engine.conftest import TINY
@@ -23,11 +23,11 @@ ONE_PROCESS = SimpleNamespace(process_index=0, num_processes=1, device=torch.dev
 def _session(shards, workers: int) -> Session:
     config = resolve("quick", "linear", ["model.img_size=32", f"data.workers={workers}",
                                          "train.batch_size=5"])
-    return Session.for_training(config, shards, read_manifest(shards))
+    return Session.for_training(config, ShardFolder.read(shards))
 
 
 def _keys(batches) -> list[list[str]]:
-    return [batch["keys"] for batch in batches if "keys" in batch]
+    return [batch.keys for batch in batches]
 
 
 def test_prefetched_epoch_has_the_batches_and_random_state_of_a_fresh_one(image_shards):
@@ -37,7 +37,7 @@ def test_prefetched_epoch_has_the_batches_and_random_state_of_a_fresh_one(image_
     torch.manual_seed(7)
     fresh = epoch_batches(session, 1, ONE_PROCESS, pin_memory=False)
     fresh_state = torch.get_rng_state()
-    expected = [(b["keys"], b["inputs"].clone()) for b in fresh]
+    expected = [(b.keys, b.inputs.clone()) for b in fresh]
 
     torch.manual_seed(7)
     streams.prefetch(1)
@@ -45,7 +45,7 @@ def test_prefetched_epoch_has_the_batches_and_random_state_of_a_fresh_one(image_
     assert torch.equal(torch.get_rng_state(), _seeded_state(7))  # starting the workers drew nothing
     got_batches = streams.batches(1)
     assert torch.equal(torch.get_rng_state(), fresh_state)  # the draw iter(loader) makes, made at the start
-    got = [(b["keys"], b["inputs"]) for b in got_batches]
+    got = [(b.keys, b.inputs) for b in got_batches]
     assert [k for k, _ in got] == [k for k, _ in expected] and len(got) == 9
     assert all(torch.equal(a, b) for (_, a), (_, b) in zip(got, expected))
 

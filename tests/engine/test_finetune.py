@@ -45,7 +45,9 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     assert reported == json.loads((run / "eval.json").read_text())
 
     # Hand count on the same predictions.
-    from adaptcli.data.loader import StreamSpec, eval_loader
+    from adaptcli.data.stream.evaluation import eval_loader
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
     from adaptcli.runs.load import load_run_model
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.build import normalisation
@@ -56,9 +58,9 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     spec = StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, norm.mean, norm.std)
     correct, total, per_class = 0, 0, {}
     with torch.no_grad():
-        for batch in eval_loader(image_shards, "test", spec, 5):
-            predictions = model(batch["inputs"]).argmax(1)
-            for p, y in zip(predictions.tolist(), batch["labels"].tolist()):
+        for batch in eval_loader(ShardFolder.read(image_shards), "test", spec, 5):
+            predictions = model(batch.inputs).argmax(1)
+            for p, y in zip(predictions.tolist(), batch.labels.tolist()):
                 correct += p == y
                 total += 1
                 hits, seen = per_class.get(y, (0, 0))
@@ -68,7 +70,7 @@ def test_a_run_learns_and_eval_counts_by_hand(image_shards, tmp_path):
     assert reported["top5"] == 100.0  # 3 classes
     class_acc = [100.0 * h / s for h, s in per_class.values()]
     assert reported["mean_class_acc"] == pytest.approx(sum(class_acc) / len(class_acc))
-    assert reported["per_class"][info["classes"][0]] == pytest.approx(class_acc[0] if 0 in per_class else None)
+    assert reported["per_class"][info.classes[0]] == pytest.approx(class_acc[0] if 0 in per_class else None)
 
 
 def _run_cli(args: list[str], env_extra: dict | None = None) -> subprocess.CompletedProcess:
@@ -177,7 +179,7 @@ def test_out_with_a_different_run_is_refused_and_resume_checks_config(image_shar
     finetune(image_shards, run, "linear", "--set", "train.epochs=1")
     again = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
                                 "--out", str(run), *TINY])
-    assert again.exit_code == 2 and "already holds a run" in again.output
+    assert again.exit_code == 2 and "already holds an adaptcli run" in again.output
     other = runner.invoke(app, ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards),
                                 "--out", str(run), "--resume", *TINY])
     assert other.exit_code == 2 and "configuration differs" in other.output

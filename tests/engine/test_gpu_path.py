@@ -17,7 +17,10 @@ from typer.testing import CliRunner
 
 from adaptcli.cli import app
 from adaptcli.config import resolve
-from adaptcli.data.loader import StreamSpec, eval_loader, train_loader
+from adaptcli.data.stream.evaluation import eval_loader
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.data.stream.spec import StreamSpec
+from adaptcli.data.stream.train import train_loader
 from adaptcli.engine.device import build_accelerator, pins_memory, resolve_precision
 from adaptcli.errors import ConfigError
 from adaptcli.io import read_safetensors
@@ -69,22 +72,23 @@ def _pin_warning() -> Iterator[None]:
 
 
 def _batches(loader) -> list[torch.Tensor]:
-    return [batch["inputs"] for batch in loader if "inputs" in batch]
+    return [batch.inputs for batch in loader]
 
 
 def test_loaders_pass_pin_memory_to_torch_and_yield_the_same_batches(image_shards):
     spec = StreamSpec(img_size=32, num_frames=1, mean=(0.5,) * 3, std=(0.5,) * 3, augment="resize", flip=False)
-    plain, _ = train_loader(image_shards, "train", spec, 4)
-    pinned, _ = train_loader(image_shards, "train", spec, 4, pin_memory=True)
+    plain, _ = train_loader(ShardFolder.read(image_shards), "train", spec, 4)
+    pinned, _ = train_loader(ShardFolder.read(image_shards), "train", spec, 4, pin_memory=True)
     assert pinned.loader(0).pin_memory and not plain.loader(0).pin_memory
     with _pin_warning():
         got = _batches(pinned.loader(0))
     assert all(torch.equal(a, b) for a, b in zip(_batches(plain.loader(0)), got, strict=True))
-    evaluation = eval_loader(image_shards, "test", spec, 4, pin_memory=True)
-    assert evaluation.pipeline[0].pin_memory
+    evaluation = eval_loader(ShardFolder.read(image_shards), "test", spec, 4, pin_memory=True)
+    assert evaluation.loader.pipeline[0].pin_memory
     with _pin_warning():
         got = _batches(evaluation)
-    assert all(torch.equal(a, b) for a, b in zip(_batches(eval_loader(image_shards, "test", spec, 4)), got, strict=True))
+    unpinned = eval_loader(ShardFolder.read(image_shards), "test", spec, 4)
+    assert all(torch.equal(a, b) for a, b in zip(_batches(unpinned), got, strict=True))
 
 
 def test_ddp_searches_for_unused_parameters_only_when_the_method_says_so():

@@ -3,6 +3,7 @@ binary cross-entropy and evaluated with mAP (checked by hand on the saved scores
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tarfile
 from pathlib import Path
@@ -189,3 +190,79 @@ def test_imagelist_prepare_finetune_eval(tmp_path: Path, multi: bool) -> None:
         assert "top1" not in metrics and 0.0 <= metrics["mAP"] <= 100.0
     else:
         assert "mAP" not in metrics and 0.0 <= metrics["top1"] <= 100.0
+
+
+def _predicted_scores(source: Path, images: Path, out: Path) -> dict[str, dict[str, float]]:
+    """``predict --top-k`` over every class: each file's score per class, as the CLI wrote them."""
+    result = invoke("predict", source, images, "--top-k", len(CONCEPTS), "--out", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {Path(row["path"]).name: {top["class"]: top["score"] for top in row["top"]} for row in rows}
+
+
+def _sigmoid_of_logits(source: Path, images: Path) -> dict[str, dict[str, float]]:
+    """The same files through the library, the logits captured: sigmoid of each image's logits."""
+    from adaptcli.deploy.predict import Prediction, input_files, open_predictor, predict_files
+
+    predictor = open_predictor(source)
+    logits: list[torch.Tensor] = []
+    forward = predictor.forward
+    predictor.forward = lambda inputs: logits.append(forward(inputs)) or logits[-1]
+    files, _ = input_files([images])
+    paths = [p.path for p in predict_files(predictor, files) if isinstance(p, Prediction)]
+    every = torch.cat(logits).sigmoid()  # one view per image
+    assert every.shape == (len(paths), len(CONCEPTS))
+    return {Path(p).name: {name: float(every[i, c]) for c, name in enumerate(predictor.classes)}
+            for i, p in enumerate(paths)}
+
+
+def test_predict_scores_a_multi_label_model_with_independent_sigmoids(tmp_path: Path) -> None:
+    """A multi-label run (and its export) scores each class on its own: sigmoid of the logits, scores that
+    do not sum to 1; also for a run.json written before the task kind was recorded."""
+    rng = np.random.default_rng(3)
+    rows = [("pics", [c for c in CONCEPTS if rng.random() < 0.5] or ["sky"], "train" if i < 16 else "test")
+            for i in range(20)]
+    shards = tmp_path / "shards"
+    result = invoke("prepare", "imagelist", write_list(tmp_path / "src", rows), "--shards", shards,
+                    "--workers", "0", "--no-progress")
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "run"
+    result = invoke("finetune", "--method", "linear", "--model", "test_vit", "--recipe", "quick", "--data", shards,
+                    "--out", run, *TINY, *SHORT, "--set", "data.val_split=null")
+    assert result.exit_code == 0, result.output
+    info = json.loads((run / "run.json").read_text())
+    assert info["task"] == "multi-label" and (info["method"], info["model"], info["views"]) == ("linear", "test_vit", "1x1")
+    assert len(info["mean"]) == len(info["std"]) == 3 and info["state"] == "finished"
+    sha = {name: hashlib.sha256(path.read_bytes()).hexdigest()
+           for name, path in (("data", shards / "dataset.json"), ("backbone", run / "backbone.safetensors"))}
+    assert info["data_fingerprint"] == sha["data"]
+    assert info["backbone_file"] == "backbone.safetensors" and info["backbone_sha256"] == sha["backbone"]
+    images = tmp_path / "src" / "pics"
+
+    expected = _sigmoid_of_logits(run, images)
+    from_run = _predicted_scores(run, images, tmp_path / "run.jsonl")
+    assert sorted(from_run) == sorted(expected) and len(from_run) == 20
+    for name, scores in from_run.items():
+        assert scores == pytest.approx(expected[name], abs=2e-6)
+        assert abs(sum(scores.values()) - 1.0) > 1e-3  # not a softmax
+
+    export = tmp_path / "model.safetensors"
+    result = invoke("export", "--run", run, "--full", "--out", export)
+    assert result.exit_code == 0, result.output
+    from adaptcli.deploy.header import ExportHeader
+
+    assert ExportHeader.read(export).multi_label
+    from_export = _predicted_scores(export, images, tmp_path / "export.jsonl")
+    assert sorted(from_export) == sorted(expected)
+    for name, scores in from_export.items():
+        assert scores == pytest.approx(expected[name], abs=1e-5)
+
+    older = json.loads((run / "run.json").read_text())  # as adaptcli wrote it before the task was recorded
+    older = {k: older[k] for k in ("data", "dataset", "modality", "classes", "num_classes", "state", "epoch", "step")}
+    (run / "run.json").write_text(json.dumps(older, indent=2) + "\n")
+    for told_by in ("summary.json", "the data's manifest"):
+        if told_by != "summary.json":
+            (run / "summary.json").rename(tmp_path / "summary.json")
+        again = _predicted_scores(run, images, tmp_path / f"older-{len(told_by)}.jsonl")
+        for name, scores in again.items():
+            assert scores == pytest.approx(from_run[name], abs=1e-6), told_by

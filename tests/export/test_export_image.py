@@ -76,15 +76,17 @@ def test_merged_file_is_a_plain_timm_model_with_the_run_predictions(runs, tmp_pa
     evaluated = invoke("eval", "--run", run, "--split", "test", "--json")
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads((run / "eval.json").read_text())
-    from adaptcli.data.loader import StreamSpec, eval_loader
+    from adaptcli.data.stream.evaluation import eval_loader
+    from adaptcli.data.stream.shards import ShardFolder
+    from adaptcli.data.stream.spec import StreamSpec
 
     norm_mean, norm_std = meta["mean"], meta["std"]
     spec = StreamSpec.from_config(config.data, 32, config.model.num_frames, norm_mean, norm_std)
     correct = total = 0
     with torch.no_grad():
-        for item in eval_loader(loaded.info["data"], "test", spec, 7):
-            correct += int((plain(item["inputs"]).argmax(1) == item["labels"]).sum())
-            total += len(item["labels"])
+        for item in eval_loader(ShardFolder.read(loaded.info.data), "test", spec, 7):
+            correct += int((plain(item.inputs).argmax(1) == item.labels).sum())
+            total += len(item.labels)
     assert total == metrics["samples"] == 18
     assert 100.0 * correct / total == pytest.approx(metrics["top1"])
 

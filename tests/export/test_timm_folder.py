@@ -54,7 +54,7 @@ def run_logits(run: Path, inputs: torch.Tensor) -> tuple[torch.Tensor, list[str]
     loaded = load_run_model(RunDir(run))
     model, info = loaded.model, loaded.info
     with torch.no_grad():
-        return model.eval()(inputs), list(info["classes"])
+        return model.eval()(inputs), list(info.classes)
 
 
 def export_folder(run: Path, mode: str, out: Path) -> str:

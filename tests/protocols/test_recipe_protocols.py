@@ -98,7 +98,7 @@ def test_ssf_cifar100_is_its_script_with_train_py_defaults():
 
 
 def test_vtab_per_task_names_are_vtab_tasks():
-    from adaptcli.data.sources.vtab import VTAB_TASKS
+    from adaptcli.data.prepare.sources.vtab import VTAB_TASKS
 
     assert sorted(SSF_VTAB) == sorted(VTAB_TASKS)
 

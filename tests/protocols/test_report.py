@@ -57,7 +57,8 @@ def test_report_rows_tables_and_plot(vtab_suite, linear_suite, tmp_path):
     for row, suite in zip(table["rows"], (vtab_suite.out, linear_suite)):
         results = json.loads((suite / "results.json").read_text())
         assert row["mean_over_tasks"] == results["averages"]["mean_over_tasks"]
-        assert row["tasks"] == {r["task"]: r["test_top1"] for r in results["tasks"]}
+        assert row["tasks"] == {r["task"]: r["test"] for r in results["tasks"]}
+        assert {r["metric"] for r in results["tasks"]} == {"top1"}
 
     md = (tmp_path / "report.md").read_text()
     assert "| method | params | dtd | eurosat | kitti | mean over tasks | mean of group means |" in md

@@ -52,7 +52,7 @@ def test_chosen_point_is_the_best_on_val200_and_final_trains_on_train800val200(v
         best = max(sweep.values())
         expected = next(p for p in POINTS if sweep[p] == best)  # ties: the first in grid order
         assert rows[task]["point"] == expected
-        assert rows[task]["selection_top1"] == best
+        assert rows[task]["selection"] == best and rows[task]["metric"] == "top1"
         final = vtab_suite.out / task / "final"
         config = yaml.safe_load((final / "config.yaml").read_text())
         assert config["data"]["train_split"] == "train800val200" and config["data"]["val_split"] is None
@@ -60,7 +60,7 @@ def test_chosen_point_is_the_best_on_val200_and_final_trains_on_train800val200(v
         assert read(final / "summary.json")["steps"] == 10  # 11 images (train800 + val200), 2 epochs
         test = read(final / "eval.json")
         assert test["split"] == "test" and test["samples"] == 5
-        assert rows[task]["test_top1"] == test["top1"]
+        assert rows[task]["test"] == test["top1"]
         assert rows[task]["group"] == GROUP[task]
 
 
@@ -88,7 +88,7 @@ def test_both_vtab_averages_by_hand(vtab_suite):
     md = (vtab_suite.out / "results.md").read_text()
     assert "mean over tasks (3 of 19)" in md and "PARTIAL" in md and "mean of the 3 group means" in md
     rows = list(csv.reader((vtab_suite.out / "results.csv").open()))
-    assert rows[0][:3] == ["task", "group", "test_top1"]
+    assert rows[0][:4] == ["task", "group", "test", "metric"] and {r[3] for r in rows[1:4]} == {"top1"}
     assert {r[0] for r in rows[1:4]} == set(TASKS)
     assert float(rows[4][2]) == pytest.approx(avg["mean_over_tasks"], abs=1e-4)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from adaptcli.data.tar_reader import count_samples, iter_samples, member_names
+from adaptcli.data.stream.tar_reader import count_samples, iter_samples, member_names
 from tests.reliability.conftest import TINY, checksums, copy_tree, message_lines
 
 TIMEOUT = 180  # an epoch that never ends fails the case instead of hanging the suite

@@ -174,9 +174,9 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("out-foreign-overwrite", lambda ws: Spec(ft(ws, "--overwrite", out=foreign(ws)), [ws.tmp / "mine"]), r"not an adaptcli run .*choose a new or empty folder$"),
     ("out-is-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(ft(ws, out=ws.tmp / "f"), [ws.tmp / "f"]))[1], r"is a file, not a folder"),
     ("checkpoint-inside-out", lambda ws: Spec(ft(ws, "--overwrite", "--checkpoint", str(ws.run / "backbone.safetensors"), out=ws.run)), r"holds the backbone checkpoint"),
-    ("resume-foreign", lambda ws: Spec(ft(ws, "--resume", out=foreign(ws)), [ws.tmp / "mine"]), r"is not an adaptcli run folder \(no run.json\)"),
+    ("resume-foreign", lambda ws: Spec(ft(ws, "--resume", out=foreign(ws)), [ws.tmp / "mine"]), r"holds files that are not an adaptcli run \(found: thesis.tex; no run.json\); choose a new or empty folder$"),
     ("resume-other-config", lambda ws: Spec(ft(ws, "--resume", method="arc", out=ws.run)), r"configuration differs from \S+ at '[^']+' \(stored .+, now \S+\)"),
-    ("out-holds-a-run", lambda ws: Spec(ft(ws, out=ws.run)), r"already holds a run; pass --resume to continue it or --overwrite"),
+    ("out-holds-a-run", lambda ws: Spec(ft(ws, out=ws.run)), r"already holds an adaptcli run; pass --resume to continue it or --overwrite"),
     ("out-name-too-long", lambda ws: Spec(ft(ws, out=ws.tmp / ("x" * 300))), r"File name too long; choose a shorter name"),
     ("out-under-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(ft(ws, out=ws.tmp / "f" / "run"), [ws.tmp / "f"]))[1], r"Not a directory; a part of the path is a file"),
     # checkpoints
@@ -217,7 +217,7 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("export-no-mode", lambda ws: Spec(["export", "--run", str(ws.run), "--out", str(ws.tmp / "m.safetensors")]), r"choose exactly one of"),
     ("export-out-is-folder", lambda ws: (ws.tmp.joinpath("d.safetensors").mkdir(), Spec(["export", "--run", str(ws.run), "--merge", "--overwrite", "--out", str(ws.tmp / "d.safetensors")]))[1], r"is a folder"),
     ("export-out-under-a-file", lambda ws: (ws.tmp.joinpath("f").write_text("x"), Spec(["export", "--run", str(ws.run), "--merge", "--out", str(ws.tmp / "f" / "m.safetensors")], [ws.tmp / "f"]))[1], r"/f: File exists"),
-    ("export-timm-over-foreign-folder", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--format", "timm", "--overwrite", "--out", str(foreign(ws))], [ws.tmp / "mine"]), r"is not a timm folder adaptcli exported \(found: thesis.tex\); choose a new folder name$"),
+    ("export-timm-over-foreign-folder", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--format", "timm", "--overwrite", "--out", str(foreign(ws))], [ws.tmp / "mine"]), r"holds files that are not an adaptcli timm export \(found: thesis.tex; no config.json with an 'adaptcli' section\); choose a new or empty folder$"),
     ("export-timm-over-the-run", lambda ws: Spec(["export", "--run", str(ws.run), "--merge", "--format", "timm", "--overwrite", "--out", str(ws.run)]), r"one of the run's own files"),
     ("export-timm-over-data", lambda ws: Spec(["export", "--run", str(ws.run), "--full", "--format", "timm", "--overwrite", "--out", str(ws.shards.parent)]), r"a file it reads"),
     # suite (issue 13): the same ownership rules as finetune
@@ -312,7 +312,7 @@ def _stored_pixel(out: Path, key: str) -> int:
 
     from PIL import Image
 
-    from adaptcli.data.tar_reader import iter_samples
+    from adaptcli.data.stream.tar_reader import iter_samples
 
     for shard in sorted(out.glob("*.tar")):
         for sample in iter_samples(shard):
@@ -430,10 +430,10 @@ def test_timm_folder_export_replaces_only_its_own_folder(ws):
     assert first.exit_code == 0, first.output
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     again = runner.invoke(app, argv)
-    assert again.exit_code == 2 and "already exists; pass --overwrite" in again.output, again.output
+    assert again.exit_code == 2 and "already holds an adaptcli timm export; pass --overwrite" in again.output, again.output
     replaced = runner.invoke(app, [*argv, "--overwrite"])
     assert replaced.exit_code == 0, replaced.output
     (out / "notes.txt").write_text("mine")  # no longer only what the export wrote
     refused = runner.invoke(app, [*argv, "--overwrite"])
-    assert refused.exit_code == 2 and "is not a timm folder adaptcli exported" in refused.output, refused.output
+    assert refused.exit_code == 2 and "holds entries adaptcli did not write (notes.txt)" in refused.output, refused.output
     assert (out / "notes.txt").read_text() == "mine"

@@ -125,3 +125,70 @@ def test_a_suites_final_copy_never_deletes_a_users_file(tmp_path):
     copy_run(source, target)
     assert sorted(p.name for p in target.iterdir()) == ["config.yaml", "run.json"]
     assert (target / "run.json").read_text() == "{}"
+
+
+# ---------------------------------------------------------------------------- the folder rule itself
+
+KIND = dict(marker="made.json", entries=("made.json", "weights", "*.tar"), what="an adaptcli thing")
+
+
+def test_claim_folder_refuses_a_file_and_a_folder_without_its_marker_in_one_wording(tmp_path):
+    from adaptcli.errors import AdaptError
+    from adaptcli.ownership import claim_folder
+
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(AdaptError, match=r"^--out .*/f is a file, not a folder"):
+        claim_folder(tmp_path / "f", overwrite=True, **KIND)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "a.tar").write_text("a user's archive")  # named like an entry, but no marker: not ours
+    for overwrite in (None, False, True):
+        with pytest.raises(AdaptError) as refused:
+            claim_folder(mine, overwrite=overwrite, **KIND)
+        assert str(refused.value) == (f"--out {mine} holds files that are not an adaptcli thing (found: a.tar; "
+                                      "no made.json); choose a new or empty folder")
+    assert (mine / "a.tar").read_text() == "a user's archive"
+    assert not claim_folder(tmp_path / "new", overwrite=False, **KIND).found
+    (tmp_path / "empty").mkdir()
+    assert not claim_folder(tmp_path / "empty", overwrite=False, **KIND).found
+
+
+def test_claim_folder_clears_only_its_entries_and_their_leftovers(tmp_path):
+    from adaptcli.errors import AdaptError
+    from adaptcli.ownership import claim_folder
+
+    folder = tmp_path / "ours"
+    (folder / "weights").mkdir(parents=True)
+    for name in ("made.json", "0.tar", ".tmp-123-made.json", "notes.txt", ".tmp-notes.txt", "lock"):
+        (folder / name).write_text("x")
+    (folder / "old.tar").mkdir()  # a folder named like a file entry: the pattern matches files only
+    with pytest.raises(AdaptError, match=r"already holds an adaptcli thing; pass --overwrite to replace it"):
+        claim_folder(folder, overwrite=False, **KIND)
+    claim = claim_folder(folder, overwrite=True, ignore=("lock",), **KIND)
+    assert claim.found and claim.foreign() == [".tmp-notes.txt", "notes.txt", "old.tar"]
+    assert claim.clear() == [".tmp-notes.txt", "notes.txt", "old.tar"]
+    assert sorted(p.name for p in folder.iterdir()) == [".tmp-notes.txt", "lock", "notes.txt", "old.tar"]
+
+
+def test_a_folder_replaced_whole_must_hold_nothing_else(tmp_path):
+    from adaptcli.errors import AdaptError
+    from adaptcli.ownership import Marker, claim_folder, wrote_folder
+
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architecture": "vit"}))  # timm's own, not adaptcli's
+    kind = dict(marker=Marker("config.json", key="adaptcli"), entries=("config.json",), what="an adaptcli export")
+    assert not wrote_folder(folder, kind["marker"], kind["entries"])
+    with pytest.raises(AdaptError, match=r"no config.json with an 'adaptcli' section"):
+        claim_folder(folder, overwrite=True, whole=True, **kind)
+    (folder / "config.json").write_text(json.dumps({"adaptcli": {}}))
+    assert wrote_folder(folder, kind["marker"], kind["entries"])
+    assert claim_folder(folder, overwrite=True, whole=True, **kind).found
+    (folder / "notes.txt").write_text("mine")
+    assert not wrote_folder(folder, kind["marker"], kind["entries"])
+    with pytest.raises(AdaptError, match=r"holds entries adaptcli did not write \(notes.txt\); move them out"):
+        claim_folder(folder, overwrite=True, whole=True, **kind)
+    link = tmp_path / "link"
+    link.symlink_to(folder)
+    with pytest.raises(AdaptError, match=r"is a symbolic link"):
+        claim_folder(link, overwrite=True, whole=True, **kind)

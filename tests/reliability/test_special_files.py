@@ -96,7 +96,7 @@ def test_a_tar_member_claiming_a_huge_size_is_a_damaged_shard(tiny_shards, tmp_p
     raw[148:156] = b"        "
     raw[148:155] = f"{sum(raw[:512]):06o}\x00".encode()
     shard.write_bytes(bytes(raw))
-    from adaptcli.data.tar_reader import BadShard, iter_members
+    from adaptcli.data.stream.tar_reader import BadShard, iter_members
 
     with pytest.raises(BadShard, match="truncated member"):
         list(iter_members(shard))

@@ -73,7 +73,7 @@ def test_eval_names_a_damaged_shard_or_skips_it(tiny_shards, tmp_path):
 def test_a_multi_hot_label_outside_the_classes_is_one_line():
     """Multi-label shards (issue 14) get the same check as single-label ones: the manifest and the
     shards disagree, so no sample can be trusted (not skipped as a damaged sample, not an IndexError)."""
-    from adaptcli.data.loader import multi_hot_of
+    from adaptcli.data.stream.samples import multi_hot_of
     from adaptcli.errors import AdaptError
 
     sample = {"__key__": "a/1", "__url__": "train-000000.tar", "labels": b"[0, 3]"}

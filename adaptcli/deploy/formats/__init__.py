@@ -6,7 +6,7 @@ Its ``write(export, out)`` receives an :class:`~adaptcli.deploy.export.Export` a
 :class:`Written`: what it wrote, how it checked, and how the output is used.
 
 A format that can be read back also says whether a path is its own (``owns``; by default its file
-suffix) and opens it (``open(path, backbone)``, an :class:`Opened`): :func:`open_export` asks every
+suffix or its folder's marker) and opens it (``open(path, backbone)``, an :class:`Opened`): :func:`open_export` asks every
 format, so ``predict`` and ``eval`` take whatever ``export`` wrote.
 """
 
@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
+from adaptcli.ownership import Marker, wrote_folder
 from adaptcli.registry import Registry
 
 
@@ -53,12 +54,24 @@ class ExportFormat:
     modes: tuple[ExportMode, ...]  # which export modes it can hold
     write: Callable[[Any, Path], Written]  # (an adaptcli.deploy.export.Export, the output path)
     #: the read side (None: write-only): ``open(path, backbone)``, ``backbone`` the weights an adapter-only
-    #: export attaches to; ``owns(path)``: whether a path is this format's (None: ends in ``suffix``)
+    #: export attaches to; ``owns(path)``: whether a path is this format's (None: ends in ``suffix``, or
+    #: for a folder format holds its ``marker``)
     open: Callable[[Path, Path | None], Opened] | None = None
     owns: Callable[[Path], bool] | None = None
     suffix: str | None = None  # required file suffix; None: the output is a folder
-    #: folder formats: whether an existing folder is one this format wrote (--overwrite replaces only that)
-    wrote: Callable[[Path], bool] | None = None
+    #: folder formats: the file that marks a folder this format wrote, and everything it writes there
+    #: (--overwrite replaces only such a folder: :func:`adaptcli.ownership.claim_folder`)
+    marker: str | Marker | None = None
+    entries: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.suffix is None and self.marker is None:
+            raise ValueError(f"export format {self.name} writes a folder: name its marker, the file that says "
+                             "adaptcli wrote the folder")
+
+    def wrote(self, path: Path) -> bool:
+        """Whether ``path`` is a folder this format wrote (its marker, nothing but its entries)."""
+        return self.marker is not None and wrote_folder(path, self.marker, self.entries)
 
     def reads(self, path: Path) -> bool:
         """Whether :func:`open_export` hands ``path`` to this format."""
@@ -66,7 +79,10 @@ class ExportFormat:
             return False
         if self.owns is not None:
             return self.owns(path)
-        return self.suffix is not None and path.suffix == self.suffix
+        if self.suffix is not None:
+            return path.suffix == self.suffix
+        marker = Marker(self.marker) if isinstance(self.marker, str) else self.marker
+        return marker is not None and path.is_dir() and marker.found_in(path)
 
 
 #: Every module of this folder registers its format here (imported on first read).

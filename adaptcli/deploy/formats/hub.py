@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import timm as timm_format
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
+from adaptcli.runs.info import RunInfo
+from adaptcli.runs.results import EvalResult, TrainSummary, headline_metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
@@ -24,38 +27,37 @@ if TYPE_CHECKING:  # pragma: no cover
 CARD = "README.md"
 
 
-def _results(run: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The run's summary.json and eval.json (empty when missing or unreadable)."""
-    summary, evaluated, _ = _run_files(run)
-    return summary, evaluated
+def _run_records(run: Path | None) -> tuple[TrainSummary | None, EvalResult | None, RunInfo | None]:
+    """The run's summary, evaluation and run.json, each None when missing or unreadable."""
+    from adaptcli.runs.folder import RunDir
 
-
-def _run_files(run: Path | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """The run's summary.json, eval.json and run.json (each empty when missing or unreadable)."""
-    from adaptcli.files import read_json
-
-    found = []
-    for name in ("summary.json", "eval.json", "run.json"):
+    found: list[Any] = []
+    folder = RunDir(run) if run is not None else None
+    for read in (lambda f: TrainSummary.read(f.summary_file), lambda f: EvalResult.read(f.eval_file),
+                 lambda f: f.stored_info()):
         try:
-            data = read_json(run / name) if run is not None else {}
-        except (OSError, ValueError):
-            data = {}
-        found.append(data if isinstance(data, dict) else {})
+            found.append(read(folder) if folder is not None else None)
+        except (OSError, ValueError, TypeError):
+            found.append(None)
     return found[0], found[1], found[2]
+
+
+#: The Hub's name of each headline metric.
+HUB_METRICS = {"top1": "accuracy", "mAP": "map"}
 
 
 def card_metadata(export: "Export", name: str) -> dict[str, Any]:
     """The model card's YAML block: what the Hub indexes."""
     meta = export.meta
-    summary, evaluated, info = _run_files(export.run)
+    summary, evaluated, info = _run_records(export.run)
     task = "video-classification" if meta["modality"] == "video" else "image-classification"
-    dataset = str(info.get("dataset") or Path(str(summary.get("data") or "data")).name)
-    multi = summary.get("task") == "multi-label" or evaluated.get("task") == "multi-label"
-    metric, key = ("map", "mAP") if multi else ("accuracy", "top1")
+    dataset = str((info.dataset if info else None) or Path(str((summary.data if summary else None) or "data")).name)
+    key = headline_metric(any(r is not None and r.metric == "mAP" for r in (summary, evaluated)))
+    metric = HUB_METRICS[key]
     results = []
-    if evaluated.get(key) is not None:
-        results.append({"type": metric, "value": float(evaluated[key]),
-                        "name": f"{key} ({evaluated.get('split', 'test')}, {evaluated.get('views', '1x1')} views)"})
+    if evaluated is not None and getattr(evaluated, key) is not None:
+        results.append({"type": metric, "value": float(getattr(evaluated, key)),
+                        "name": f"{key} ({evaluated.split or 'test'}, {evaluated.views or '1x1'} views)"})
     block: dict[str, Any] = {
         "library_name": "timm",
         "pipeline_tag": task,
@@ -72,7 +74,7 @@ def card_metadata(export: "Export", name: str) -> dict[str, Any]:
 def card_text(export: "Export", name: str) -> str:
     """README.md: the metadata block, then what the model is, its results, its training and its use."""
     meta, config = export.meta, export.config
-    summary, evaluated = _results(export.run)
+    summary, evaluated, _ = _run_records(export.run)
     lines = ["---", yaml.safe_dump(card_metadata(export, name), sort_keys=False).rstrip("\n"), "---", "",
              f"# {name}", "",
              f"`{meta['backbone']}` adapted to {meta['num_classes']} classes with **{meta['method']}** by "
@@ -80,19 +82,19 @@ def card_text(export: "Export", name: str) -> str:
              f"({meta['modality']}, input {meta['input_size'][1]} px"
              + (f", {meta['num_frames']} frames" if "num_frames" in meta else "") + ").", ""]
     lines += ["## Results", ""]
-    if evaluated:
-        shown = {k: evaluated[k] for k in ("split", "views", "samples", "top1", "top5", "mean_class_acc", "mAP")
-                 if evaluated.get(k) is not None}
+    if evaluated is not None:
+        shown = {k: getattr(evaluated, k) for k in ("split", "views", "samples", "top1", "top5", "mean_class_acc", "mAP")
+                 if getattr(evaluated, k) is not None}
         lines += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown),
                   "| " + " | ".join(f"{v:.2f}" if isinstance(v, float) else str(v) for v in shown.values()) + " |", ""]
     else:
         lines += ["Not evaluated yet (`adaptcli eval --run RUN` writes eval.json).", ""]
     lines += ["## Training", ""]
-    if summary:
-        lines += [f"- trainable parameters: {summary.get('trainable_params')} "
-                  f"({summary.get('trainable_percent')}% of the backbone)",
-                  f"- {summary.get('epochs')} epochs, {summary.get('steps')} steps, final loss {summary.get('final_loss')}",
-                  f"- selected: {summary.get('selected')}"]
+    if summary is not None:
+        lines += [f"- trainable parameters: {summary.trainable_params} "
+                  f"({summary.trainable_percent}% of the backbone)",
+                  f"- {summary.epochs} epochs, {summary.steps} steps, final loss {summary.final_loss}",
+                  f"- selected: {summary.selected}"]
     lines += [f"- recipe settings: lr {config.train.lr}, batch {config.train.batch_size}, epochs {config.train.epochs}, "
               f"optimizer {config.train.optimizer}, precision {config.train.precision}",
               f"- classes: {', '.join(map(str, meta['classes'][:20]))}" + (", ..." if len(meta["classes"]) > 20 else ""),
@@ -103,22 +105,8 @@ def card_text(export: "Export", name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wrote_folder(path: Path) -> bool:
-    """A folder this format wrote: the timm folder's two files and the card, nothing else."""
-    from adaptcli.deploy.formats.timm import CONFIG, WEIGHTS
-    from adaptcli.files import read_json
-
-    if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS, CARD}:
-        return False
-    try:
-        return "adaptcli" in read_json(path / CONFIG)
-    except (OSError, ValueError):
-        return False
-
-
 def write(export: "Export", out: Path) -> Written:
     """The timm folder (checked by loading it with timm) and its model card, renamed into place together."""
-    from adaptcli.deploy.formats import timm as timm_format
     from adaptcli.io import atomic_path, write_text
 
     with atomic_path(out) as tmp:
@@ -151,5 +139,6 @@ register(ExportFormat(
     summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); --push REPO uploads it",
     modes=(ExportMode.MERGE, ExportMode.FULL),
     write=write,
-    wrote=wrote_folder,
+    marker=timm_format.MARKER,
+    entries=(timm_format.CONFIG, timm_format.WEIGHTS, CARD),
 ))

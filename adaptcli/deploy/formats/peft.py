@@ -87,11 +87,6 @@ def write(export: "Export", out: Path) -> Written:
                         f'pretrained=True), "{out}", autocast_adapter_dtype=False)  (the backbone weights the run started from)',))
 
 
-def owns_folder(path: Path) -> bool:
-    """A peft adapter folder: peft's two files (whoever wrote them; :func:`open_folder` says when adaptcli did not)."""
-    return path.is_dir() and (path / CONFIG).is_file() and (path / WEIGHTS).is_file()
-
-
 def open_folder(path: Path, backbone: Path | None = None) -> Opened:
     """The adaptcli header kept in the weights' metadata; ``load()`` puts the folder on ``backbone`` with peft."""
     from adaptcli.deploy.formats import decode_header
@@ -115,18 +110,13 @@ def open_folder(path: Path, backbone: Path | None = None) -> Opened:
     return Opened(header, f"peft folder {path}", load)
 
 
-def wrote_folder(path: Path) -> bool:
-    """A folder this format wrote: exactly peft's two files."""
-    return path.is_dir() and not path.is_symlink() and {p.name for p in path.iterdir()} == {CONFIG, WEIGHTS}
-
-
 register(ExportFormat(
     name="peft",
     summary="peft's adapter folder (adapter_config.json + adapter_model.safetensors) for lora, dora and peft runs; "
             "PeftModel.from_pretrained loads it",
     modes=(ExportMode.ADAPTER_ONLY,),
     open=open_folder,
-    owns=owns_folder,
     write=write,
-    wrote=wrote_folder,
+    marker=CONFIG,
+    entries=(CONFIG, WEIGHTS),
 ))

@@ -13,11 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
+from adaptcli.ownership import Marker
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
+#: timm writes config.json too: adaptcli's has its own section (read back by predict)
+MARKER = Marker(CONFIG, key="adaptcli")
 CHECK = "timm.create_model check"
 
 
@@ -50,21 +53,9 @@ def timm_config(export: "Export") -> dict[str, Any]:
             "classifier": "head",
         },
         # the run's configuration: its evaluation transform, for adaptcli predict
-        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "adaptcli_version", "num_frames", "config")
+        "adaptcli": {k: meta[k] for k in ("backbone", "method", "modality", "task", "adaptcli_version", "num_frames", "config")
                      if k in meta},
     }
-
-
-def wrote_folder(path: Path) -> bool:
-    """Whether ``path`` is a folder this format wrote: config.json (with adaptcli's section) and the weights only."""
-    from adaptcli.files import read_json
-
-    if not path.is_dir() or path.is_symlink() or {p.name for p in path.iterdir()} != {CONFIG, WEIGHTS}:
-        return False
-    try:
-        return "adaptcli" in read_json(path / CONFIG)
-    except (OSError, ValueError):
-        return False
 
 
 def load_folder(path: Path):  # -> nn.Module
@@ -91,19 +82,6 @@ def write(export: "Export", out: Path) -> Written:
     after = "" if timm_knows(architecture) else "import adaptcli; "
     return Written(tensors=len(export.state), max_abs_diff=diff, check=CHECK,
                    use=(f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)',))
-
-
-def owns_folder(path: Path) -> bool:
-    """A timm folder adaptcli wrote: its ``config.json`` has adaptcli's section (a hub folder is one too)."""
-    from adaptcli.files import read_json
-
-    if not path.is_dir() or not (path / CONFIG).is_file():
-        return False
-    try:
-        config = read_json(path / CONFIG)
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and isinstance(config.get("adaptcli"), dict)
 
 
 def open_folder(path: Path, backbone: Path | None = None) -> Opened:
@@ -133,7 +111,7 @@ register(ExportFormat(
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
     modes=(ExportMode.MERGE, ExportMode.FULL),
     open=open_folder,
-    owns=owns_folder,
     write=write,
-    wrote=wrote_folder,
+    marker=MARKER,
+    entries=(CONFIG, WEIGHTS),
 ))

@@ -15,11 +15,17 @@ class AdaptFormerOptions:
     """AdaptMLP beside each block's MLP (AdaptFormer, NeurIPS 2022)."""
 
     mid_dim: Annotated[int, Ge(1)] = 64
+    """The AdaptMLP's bottleneck width."""
     scale: float = 0.1
+    """The fixed factor on the AdaptMLP's output."""
     form: Literal["parallel", "sequential"] = "parallel"
+    """parallel: beside the block's MLP; sequential: after it."""
     layernorm: Literal["none", "in"] = "none"
+    """in: a LayerNorm on the AdaptMLP's input; none: no norm."""
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
+    """Dropout inside the AdaptMLP."""
     layers: Optional[list[Annotated[int, Ge(0)]]] = None
+    """0-based indices of the blocks that get it; null: every block."""
 
 
 register(MethodSpec(

@@ -15,15 +15,18 @@ class ArcOptions:
     """Adapter Re-Composing: shared symmetric projection, per-layer scale and bias."""
 
     dim: Annotated[int, Ge(1)] = 50
+    """The rank of the shared projection."""
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
-    #: official: as ARC's released code (attention-side scales zero, MLP-side xavier-uniform);
-    #: zero: both zero (the adapter starts as the identity); xavier: both xavier-uniform.
+    """Dropout inside the adapter."""
     scale_init: Literal["official", "zero", "xavier"] = "official"
+    """official: as ARC's released code (attention-side scales zero, MLP-side xavier-uniform); zero: both
+    zero (the adapter starts as the identity); xavier: both xavier-uniform."""
     layers: Optional[list[Annotated[int, Ge(0)]]] = None
-    #: mergeable: on Swin too, both adapters sit after their LayerNorm and fold into qkv / fc1;
-    #: official: as ARC's released Swin code, the MLP-side adapter rewrites the residual stream
-    #: before norm2 (Swin only; not mergeable).
+    """0-based indices of the blocks that get it; null: every block."""
     swin_placement: Literal["mergeable", "official"] = "mergeable"
+    """mergeable: on Swin too, both adapters sit after their LayerNorm and fold into qkv / fc1; official:
+    as ARC's released Swin code, the MLP-side adapter rewrites the residual stream before norm2 (Swin only;
+    not mergeable)."""
 
 
 OFFICIAL_NOT_MERGEABLE = (

@@ -29,12 +29,18 @@ class LoraOptions:
     """
 
     r: Annotated[int, Ge(1)] = 8
+    """The rank of the update."""
     alpha: Annotated[float, Gt(0)] = 8.0
+    """The update is scaled by alpha / r."""
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    """Dropout on the update's input."""
     target_modules: list[str] = field(default_factory=lambda: ["qkv"])
+    """Names of the Linear modules that get an update (peft's ``target_modules``)."""
     qkv: Literal["fused", "split"] = "fused"
+    """fused: one update of the whole qkv Linear; split: one per part in ``split_targets``."""
     split_targets: Annotated[list[Literal["q", "k", "v"]], Predicate(distinct_parts)] = field(
         default_factory=lambda: ["q", "k"])
+    """The parts of qkv that get their own update when ``qkv: split``."""
 
 
 @dataclass
@@ -42,7 +48,9 @@ class PeftOptions:
     """Any peft tuner: ``peft_type`` names it (LORA, VERA, IA3, LOHA, ...), ``peft_config`` its options."""
 
     peft_type: str = "LORA"
+    """The peft tuner (LORA, VERA, IA3, LOHA, ...)."""
     peft_config: dict[str, Any] = field(default_factory=dict)
+    """Its options as peft spells them (checked by peft's config class)."""
 
 
 register(MethodSpec(

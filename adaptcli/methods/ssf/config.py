@@ -17,7 +17,10 @@ class SsfOptions:
     ``fc_norm`` (the paper's final site; not mergeable), ``fc_norm`` trains ``fc_norm`` instead (mergeable)."""
 
     init_std: Annotated[float, Ge(0)] = 0.02
+    """Initial scale ~ N(1, init_std), shift ~ N(0, init_std)."""
     pooled_site: Literal["official", "fc_norm"] = "official"
+    """On a mean-pooling backbone: official scales and shifts the pooled features before the frozen
+    ``fc_norm`` (not mergeable); fc_norm trains ``fc_norm`` instead (mergeable)."""
 
 
 register(MethodSpec(

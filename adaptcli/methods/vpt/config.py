@@ -15,7 +15,9 @@ class VptShallowOptions:
     """Visual prompt tuning, prompts at the input only."""
 
     tokens: Annotated[int, Ge(1)] = 5
+    """Prompt tokens."""
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    """Dropout on the prompts."""
 
 
 @dataclass
@@ -23,7 +25,9 @@ class VptDeepOptions:
     """Visual prompt tuning, a fresh set of prompts before every block (AdaptFormer Table 1: 1 token)."""
 
     tokens: Annotated[int, Ge(1)] = 1
+    """Prompt tokens per block."""
     dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
+    """Dropout on the prompts."""
 
 
 register(MethodSpec(

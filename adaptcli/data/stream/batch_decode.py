@@ -3,10 +3,10 @@ and flip; decode, crop + resize, flip and normalisation run on the batch in the 
 training device (nvJPEG through ``torchvision.io.decode_jpeg(..., device="cuda")``).
 
 The resize reproduces Pillow's antialiased bilinear ``Image.resize(size, BILINEAR, box=...)`` that the
-worker path uses (:func:`adaptcli.data.transforms.render`): the same filter taps, the same 22-bit
+worker path uses (:func:`adaptcli.data.stream.transforms.render`): the same filter taps, the same 22-bit
 fixed-point coefficients (from the box as 32-bit floats), one pass per axis with its result rounded to
 8 bits, each summed exactly (float64 holds every partial sum of 8-bit pixels times 22-bit weights); the
-normalisation uses the same float32 table as :func:`adaptcli.data.transforms.normalise`.
+normalisation uses the same float32 table as :func:`adaptcli.data.stream.transforms.normalise`.
 
 The passes run in the order the installed Pillow uses (Pillow 13 runs the vertical pass first when the
 height shrinks by more than twice as many pixels as the width; earlier releases always go horizontal
@@ -25,8 +25,8 @@ whole pixels first changed border pixels by up to 38 levels against Pillow (``be
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -42,6 +42,31 @@ class EncodedClip:
     frames: list[bytes]
     box: tuple[float, float, float, float]
     flip: bool
+
+
+@dataclass
+class EncodedFrames:
+    """A training batch's chosen frames still as file bytes (``data.decode: cuda``): every frame's bytes
+    in one uint8 tensor (pinnable) with offsets, each clip's box and flip, and what decoding needs."""
+
+    data: torch.Tensor  # uint8: the frames' file bytes back to back
+    offsets: torch.Tensor  # int64: frame i is data[offsets[i]:offsets[i + 1]]
+    boxes: torch.Tensor  # B x 4 float64: each clip's crop box in source pixels
+    flips: list[bool]
+    frames: int  # frames per clip
+    size: int  # output side in pixels
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    video: bool
+
+    def pin_memory(self) -> EncodedFrames:
+        """The tensors page-locked (the DataLoader calls this with ``pin_memory=True``)."""
+        return dataclasses.replace(self, data=self.data.pin_memory(), offsets=self.offsets.pin_memory(),
+                                   boxes=self.boxes.pin_memory())
+
+    def decode(self, device: torch.device | str) -> torch.Tensor:
+        """The normalised inputs on ``device`` (:func:`decode_batch`)."""
+        return decode_batch(self, device)
 
 
 def resize_weights(in_size: int, start: float, end: float, out_size: int) -> np.ndarray:
@@ -114,7 +139,7 @@ def _decode(chunks: list[torch.Tensor], device: torch.device) -> list[torch.Tens
 
 def normalise_on(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """``... x 3 x ...`` uint8 (channels at dim 1) to float32 through the same 256-entry table per
-    channel as :func:`adaptcli.data.transforms.normalise` (bit-identical values)."""
+    channel as :func:`adaptcli.data.stream.transforms.normalise` (bit-identical values)."""
     table = (torch.arange(256, dtype=torch.float32)[:, None] - torch.tensor(mean, dtype=torch.float32) * 255) \
         * (1 / (torch.tensor(std, dtype=torch.float32) * 255))
     table = table.T.contiguous().to(frames.device)  # 3 x 256
@@ -125,56 +150,25 @@ def normalise_on(frames: torch.Tensor, mean: tuple[float, ...], std: tuple[float
     return out
 
 
-def decode_batch(batch: dict[str, Any], device: torch.device | str) -> torch.Tensor:
-    """The normalised inputs of an encoded batch (see :class:`EncodedCollate`) on ``device``: video
-    ``B x 3 x T x S x S``, images ``B x 3 x S x S``."""
+def decode_batch(encoded: EncodedFrames, device: torch.device | str) -> torch.Tensor:
+    """The normalised inputs of an encoded batch on ``device``: video ``B x 3 x T x S x S``, images
+    ``B x 3 x S x S``."""
     device = torch.device(device)
-    data, offsets = batch["encoded"], batch["offsets"].tolist()
+    data, offsets = encoded.data, encoded.offsets.tolist()
     chunks = [data[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1)]
     images = _decode(chunks, device)
-    count, size = batch["frames"], batch["size"]
+    count, size = encoded.frames, encoded.size
     clips = []
-    for b, box in enumerate(batch["boxes"].tolist()):
+    for b, box in enumerate(encoded.boxes.tolist()):
         frames = torch.stack(images[b * count:(b + 1) * count])  # T x 3 x H x W
         out = resample(frames, tuple(box), size)
-        if batch["flips"][b]:
+        if encoded.flips[b]:
             out = out.flip(-1)
         clips.append(out)
     stacked = torch.stack(clips)  # B x T x 3 x S x S
-    if batch["video"]:
-        return normalise_on(stacked.transpose(1, 2), batch["mean"], batch["std"])  # B x 3 x T x S x S
-    return normalise_on(stacked[:, 0], batch["mean"], batch["std"])
-
-
-def batch_inputs(batch: dict[str, Any], device: torch.device) -> torch.Tensor:
-    """A training batch's inputs on ``device``: copied when the workers decoded them, decoded there when
-    they sent encoded frames (``data.decode: cuda``)."""
-    if "encoded" in batch:
-        return decode_batch(batch, device)
-    return batch["inputs"].to(device, non_blocking=True)
-
-
-class EncodedCollate:
-    """Encoded samples -> one batch: every frame's bytes in one uint8 tensor (pinnable) with offsets,
-    the boxes, flips and what decoding needs (size, normalisation, layout)."""
-
-    def __init__(self, size: int, mean: tuple[float, ...], std: tuple[float, ...], video: bool) -> None:
-        self.size, self.mean, self.std, self.video = size, tuple(mean), tuple(std), video
-
-    def __call__(self, samples: list[tuple[EncodedClip, Any, str]]) -> dict[str, Any]:
-        clips, labels, keys = zip(*samples)
-        frames = [frame for clip in clips for frame in clip.frames]
-        lengths = np.fromiter((len(f) for f in frames), dtype=np.int64, count=len(frames))
-        offsets = np.concatenate([[0], np.cumsum(lengths)])
-        data = torch.frombuffer(bytearray(b"".join(frames)), dtype=torch.uint8) if frames else torch.empty(0, dtype=torch.uint8)
-        if isinstance(labels[0], np.ndarray):
-            targets = torch.from_numpy(np.stack(labels))
-        else:
-            targets = torch.tensor(labels, dtype=torch.long)
-        return {"encoded": data, "offsets": torch.from_numpy(offsets),
-                "boxes": torch.tensor([c.box for c in clips], dtype=torch.float64),
-                "flips": [c.flip for c in clips], "frames": len(clips[0].frames), "size": self.size,
-                "mean": self.mean, "std": self.std, "video": self.video, "labels": targets, "keys": list(keys)}
+    if encoded.video:
+        return normalise_on(stacked.transpose(1, 2), encoded.mean, encoded.std)  # B x 3 x T x S x S
+    return normalise_on(stacked[:, 0], encoded.mean, encoded.std)
 
 
 def boxes_shrunk_beyond_draft(box: tuple[float, float, float, float], size: int) -> bool:
@@ -182,5 +176,5 @@ def boxes_shrunk_beyond_draft(box: tuple[float, float, float, float], size: int)
     return size / max(1.0, min(box[2] - box[0], box[3] - box[1])) < 0.5
 
 
-__all__ = ["EncodedClip", "EncodedCollate", "batch_inputs", "boxes_shrunk_beyond_draft", "decode_batch",
-           "normalise_on", "resample", "resize_weights"]
+__all__ = ["EncodedClip", "EncodedFrames", "boxes_shrunk_beyond_draft", "decode_batch", "normalise_on", "resample",
+           "resize_weights"]

@@ -7,8 +7,8 @@ import pickle
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 from adaptcli.files import MAX_TEXT_BYTES, read_bounded
 

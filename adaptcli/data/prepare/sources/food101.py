@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, read_source_text,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, read_source_text,
     select_splits, unique_keys)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 

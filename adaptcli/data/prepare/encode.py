@@ -6,9 +6,9 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from adaptcli.data.image_encode import BadImage, encode_array, encode_image_file
-from adaptcli.data.sources.base import Item
-from adaptcli.data.video_decode import BadVideo, decode_to_jpeg
+from adaptcli.data.prepare.image_encode import BadImage, encode_array, encode_image_file
+from adaptcli.data.prepare.sources.base import Item
+from adaptcli.data.prepare.video_decode import BadVideo, decode_to_jpeg
 
 
 @dataclass(frozen=True)

@@ -9,22 +9,21 @@ counted by reading the shards' tar headers (data blocks are skipped).
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from adaptcli.data.manifest import MANIFEST_NAME, Manifest
+from adaptcli.data.manifest import MANIFEST_NAME
+from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.errors import AdaptError
 
 #: A sample is at least one tar member, so at least one 512-byte header.
 MIN_SAMPLE_BYTES = 512
 
 
-def counted_samples(shards_dir: str | Path, manifest: Manifest, split: str) -> int | None:
+def counted_samples(shards: ShardFolder, split: str) -> int | None:
     """The samples the shards of ``split`` hold, by the manifest's per-shard record or by reading
     headers; None when that cannot be known here (a shard missing or damaged: the loaders report it)."""
-    from adaptcli.data.tar_reader import BadShard, count_samples
+    from adaptcli.data.stream.tar_reader import SHARD_ERRORS, count_samples
 
-    info = manifest.split(split)
-    paths = [Path(shards_dir) / name for name in info.shards]
+    info = shards.split(split)
+    paths = [shards.path / name for name in info.shards]
     if not all(path.is_file() for path in paths):
         return None
     capacity = sum(path.stat().st_size for path in paths) // MIN_SAMPLE_BYTES
@@ -32,23 +31,23 @@ def counted_samples(shards_dir: str | Path, manifest: Manifest, split: str) -> i
         return sum(info.shard_samples)
     try:  # no record, or one the files cannot hold: count the headers
         return sum(count_samples(path) for path in paths)
-    except (BadShard, OSError, UnicodeDecodeError):
+    except SHARD_ERRORS:
         return None
 
 
-def count_problem(shards_dir: str | Path, manifest: Manifest, split: str) -> str | None:
+def count_problem(shards: ShardFolder, split: str) -> str | None:
     """What is wrong with the sample count of ``split`` (None when it agrees with the shards)."""
-    claimed = manifest.split(split).samples
-    held = counted_samples(shards_dir, manifest, split)
+    claimed = shards.split(split).samples
+    held = counted_samples(shards, split)
     if held is None or held == claimed:
         return None
-    return (f"{Path(shards_dir) / MANIFEST_NAME} says split '{split}' has {claimed:,} samples but its shards "
+    return (f"{shards.path / MANIFEST_NAME} says split '{split}' has {claimed:,} samples but its shards "
             f"hold {held:,}")
 
 
-def check_split_count(shards_dir: str | Path, manifest: Manifest, split: str) -> None:
+def check_split_count(shards: ShardFolder, split: str) -> None:
     """A one-line :class:`AdaptError` when the manifest's count of ``split`` disagrees with its shards."""
-    problem = count_problem(shards_dir, manifest, split)
+    problem = count_problem(shards, split)
     if problem:
         raise AdaptError(f"{problem}; the manifest and the shards disagree: prepare the data again")
 

@@ -8,7 +8,7 @@ import tarfile
 from pathlib import Path
 from types import TracebackType
 
-from adaptcli.data.encode import Encoded
+from adaptcli.data.prepare.encode import Encoded
 from adaptcli.io import naming_errors
 
 TMP_SUFFIX = ".tmp"

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
     select_splits)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, list_item,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, list_item,
     parse_int_label, read_source_text, require_dir, select_splits, unique_keys)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 VTAB_TASKS = ["caltech101", "cifar", "dtd", "oxford_flowers102", "oxford_iiit_pet", "svhn", "sun397",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, parse_int_label,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Listing, SourceOptions, list_item, parse_int_label,
     read_source_text, select_splits, unique_keys)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 FGVC_DATASETS = ["CUB_200_2011", "nabirds", "OxfordFlower", "Stanford-dogs", "Stanford-cars"]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import DataSource, Found, SourceOptions
+from adaptcli.data.prepare.sources.base import DataSource, Found, SourceOptions
 from adaptcli.errors import AdaptError
 from adaptcli.registry import Registry
 
 #: Every source module registers its layouts here (the folder is imported on first read).
-SOURCES: Registry[DataSource] = Registry("dataset", lambda source: source.help, package="adaptcli.data.sources",
+SOURCES: Registry[DataSource] = Registry("dataset", lambda source: source.help, package="adaptcli.data.prepare.sources",
                                          order=lambda source: source.order)
 
 

@@ -6,9 +6,9 @@ import os
 from functools import partial
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, require_dir,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, require_dir,
     sanitise_key, select_splits, subfolders, unique_keys, visible_files)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}

@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from adaptcli.data.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -31,14 +31,17 @@ from adaptcli.data.manifest import (
     write_manifest,
 )
 from adaptcli.data.names import check_split_name
-from adaptcli.data.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.sources.base import Item, Listing, SourceOptions
-from adaptcli.data.sources.registry import list_dataset
+from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions
+from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
+from adaptcli.ownership import claim_folder
 
 STATE_NAME = ".prepare-state.json"
+#: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
+SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX)
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
 
 
@@ -87,11 +90,6 @@ def run_settings(listing: Listing, options: PrepareOptions) -> dict[str, Any]:
     return settings
 
 
-def _our_file(name: str) -> bool:
-    return name in (MANIFEST_NAME, STATE_NAME) or name.endswith((".tar", ".tar" + TMP_SUFFIX)) \
-        or name.endswith(TMP_SUFFIX) or _io_leftover(name)
-
-
 def _io_leftover(name: str) -> bool:
     """A temporary file of :func:`adaptcli.io.atomic_path` left by a killed run."""
     return name.startswith(".tmp-") and name.endswith((MANIFEST_NAME, STATE_NAME))
@@ -102,21 +100,13 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
 
     Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
     """
-    if out.exists() and not out.is_dir():
-        raise AdaptError(f"--shards {out} is a file, not a folder; choose a folder path for the shards")
+    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, True if overwrite else None,
+                         what="adaptcli shards", option="--shards")
     out.mkdir(parents=True, exist_ok=True)
-    ours = (out / STATE_NAME).is_file() or (out / MANIFEST_NAME).is_file()
-    if not ours:
-        others = sorted(p.name for p in out.iterdir())
-        if others:
-            found = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-            raise AdaptError(f"--shards {out} holds files that are not adaptcli shards (found: {found}; "
-                             f"no {MANIFEST_NAME}); choose a new or empty folder")
+    if not claim.found:
         return {"settings": settings, "shards": {}}
     if overwrite:
-        for entry in out.iterdir():
-            if entry.is_file() and _our_file(entry.name):
-                entry.unlink()
+        claim.clear()
         return {"settings": settings, "shards": {}}
     state_path, manifest_path = out / STATE_NAME, out / MANIFEST_NAME
     previous: dict[str, Any] | None = None

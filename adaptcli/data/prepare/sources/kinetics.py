@@ -13,10 +13,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, hidden, missing,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, hidden, missing,
     read_csv_rows, require_dir, sanitise_key, select_splits, unique_keys)
-from adaptcli.data.sources.folders import VIDEO_EXTS
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.folders import VIDEO_EXTS
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 CSVS = {"train": "train.csv", "validation": "validate.csv", "test": "test.csv"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
     require_dir, sanitise_key, select_splits, subfolders)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.base import DataSource, Found, Item, Listing, SourceOptions, select_splits
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 

@@ -26,6 +26,18 @@ class BadShard(Exception):
     """A shard that is not a readable tar file."""
 
 
+#: What reading a shard raises when the file is missing, unreadable or not a tar of samples.
+SHARD_ERRORS = (OSError, BadShard, UnicodeDecodeError)
+
+
+def shard_error_reason(exc: BaseException) -> str:
+    """``No such file or directory``, ``truncated member``: the cause without the path again."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    text = str(exc) or type(exc).__name__
+    return text.split(": ", 1)[1] if isinstance(exc, BadShard) and ": " in text else text
+
+
 def _octal(field: bytes) -> int:
     field = field.rstrip(b"\0 ").strip()
     if not field:
@@ -131,4 +143,5 @@ def iter_samples(path: str | Path) -> Iterator[dict[str, Any]]:
         yield current
 
 
-__all__ = ["BadShard", "count_samples", "iter_members", "iter_samples", "member_names", "split_name"]
+__all__ = ["BadShard", "SHARD_ERRORS", "count_samples", "iter_members", "iter_samples", "member_names",
+           "shard_error_reason", "split_name"]

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.sources.base import (DataSource, Found, Item, Listing, SourceOptions, csv_row_file, missing,
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, csv_row_file, missing,
     read_csv_rows, select_splits, unique_keys)
-from adaptcli.data.sources.registry import register
+from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SEPARATOR = ";"

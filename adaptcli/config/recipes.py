@@ -1,0 +1,164 @@
+"""Recipe resolution: schema defaults, the recipe's sections, ``per_method.<method>``, then ``--set``.
+
+A recipe is a YAML file, shipped (``recipes/*.yaml``) or the user's; :func:`resolve` lays its layers
+over each other and has pydantic validate the result (:mod:`adaptcli.config.schema`) into a
+:class:`RunConfig`, then checks the rules that join two keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from adaptcli.config.messages import unknown_key_message
+from adaptcli.config.overrides import deep_merge, parse_override, set_dotted
+from adaptcli.config.schema import validate
+from adaptcli.config.sections import DEFAULT_METHOD, RunConfig, TrainConfig, valid_keys
+from adaptcli.data.config import DataConfig
+from adaptcli.errors import ConfigError
+from adaptcli.files import read_text_bounded
+from adaptcli.methods.registry import method_names
+
+
+def shipped_recipes() -> dict[str, Path]:
+    """Recipes installed with the package (``recipes/*.yaml`` in the source tree)."""
+    source_tree = Path(__file__).resolve().parents[2] / "recipes"
+    if source_tree.is_dir():
+        folder = source_tree
+    else:  # installed: recipes/ ships as the package data of adaptcli.recipes
+        from importlib import resources
+
+        folder = Path(str(resources.files("adaptcli.recipes")))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+
+
+def load_recipe(recipe: str | Path) -> dict[str, Any]:
+    """Read a recipe by shipped name (``vtab``) or by path to a YAML file."""
+    shipped = shipped_recipes()
+    path = Path(recipe)
+    if str(recipe) in shipped:
+        path = shipped[str(recipe)]
+    elif not path.exists():
+        names = ", ".join(sorted(shipped)) or "none"
+        raise ConfigError(f"recipe '{recipe}' is neither a shipped recipe ({names}) nor a YAML file")
+    try:
+        data = yaml.safe_load(read_text_bounded(path)) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"recipe {path} must be a mapping of sections (model, data, train, ...)")
+    return data
+
+
+def resolve(
+    recipe: str | Path | dict[str, Any] | None,
+    method: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    task: str | None = None,
+) -> RunConfig:
+    """Resolve a recipe, a method and ``--set`` overrides into a validated :class:`RunConfig`.
+
+    ``task`` (a suite's task name) adds the recipe's ``per_method.<method>.per_task.<task>`` section, the
+    settings a paper's scripts give that one task, after the method's own section and before ``--set``.
+    """
+    tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
+    recipe_method = tree.get("method")
+    method_tree: dict[str, Any] = {}
+    if isinstance(recipe_method, dict):
+        method_tree = dict(recipe_method)
+        recipe_method = method_tree.pop("name", None)
+    name = method or recipe_method or DEFAULT_METHOD
+    keys = valid_keys(name)  # refuses an unknown method with the nearest name
+    if recipe_method and method and recipe_method != method:
+        method_tree = {}  # options in the recipe belong to another method
+
+    per_method = _per_method(tree.pop("per_method", {}))
+    tree.pop("method", None)
+    tree.pop("sweep", None)  # a suite's tuning grid (see recipe_sweep), not part of one run
+    tree["method"] = method_tree
+    own = per_method.get(name, {}) or {}
+    tree = deep_merge(tree, {k: v for k, v in own.items() if k not in ("sweep", "per_task")})
+    if task is not None:
+        tree = deep_merge(tree, _per_task(own, name).get(task) or {})
+    for text in overrides:
+        key, value = parse_override(text)
+        set_dotted(tree, key, value, keys)
+
+    tree = {section: ({} if values is None else values) for section, values in tree.items()}
+    sections = validate(tree, name)
+    _check_schedule(sections["train"])
+    _check_augmentation(sections["train"], sections["data"])
+    return RunConfig(method=name, method_options=sections.pop("method"), **sections)
+
+
+def _check_schedule(train: TrainConfig) -> None:
+    if train.cooldown_epochs >= train.epochs:
+        raise ConfigError(f"train.cooldown_epochs ({train.cooldown_epochs}) must be below train.epochs "
+                          f"({train.epochs}): the cool-down is the last part of the epochs")
+
+
+def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:
+    mixing = train.mixup > 0 or train.cutmix > 0
+    if mixing and train.batch_size % 2:
+        raise ConfigError(f"train.mixup/cutmix mix each batch with its reverse and need an even train.batch_size "
+                          f"(got {train.batch_size})")
+    if data.rand_augment:
+        if data.decode == "cuda":
+            raise ConfigError("data.rand_augment runs in the loader workers on decoded frames; it does not combine "
+                              "with data.decode=cuda: set data.decode=cpu")
+        from adaptcli.data.stream.clip_augment import check_rand_augment
+
+        check_rand_augment(data.rand_augment)
+
+
+def _per_task(own: dict[str, Any], method: str) -> dict[str, Any]:
+    per_task = (own.get("per_task") if isinstance(own, dict) else None) or {}
+    if not isinstance(per_task, dict) or not all(isinstance(v, dict) or v is None for v in per_task.values()):
+        raise ConfigError(f"per_method.{method}.per_task must map task names to recipe sections, "
+                          "e.g. {dtd: {train: {lr: 5.0e-3}}}")
+    return per_task
+
+
+def _per_method(per_method: Any) -> dict[str, Any]:
+    per_method = per_method or {}
+    if not isinstance(per_method, dict):
+        raise ConfigError("per_method must map method names to recipe sections")
+    unknown = [m for m in per_method if m not in method_names()]
+    if unknown:
+        raise ConfigError(f"per_method.{unknown[0]}: not a method; choose from {', '.join(method_names())}")
+    return per_method
+
+
+def recipe_sweep(recipe: str | Path | dict[str, Any] | None, method: str) -> dict[str, list[Any]]:
+    """The recipe's tuning grid for ``method``: ``sweep:`` (or ``per_method.<method>.sweep:``, which
+    replaces it) mapping dotted keys to lists of values. Empty when the recipe has none."""
+    tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
+    sweep = tree.get("sweep") or {}
+    own = (_per_method(tree.get("per_method")).get(method) or {})
+    if isinstance(own, dict) and "sweep" in own:
+        sweep = own["sweep"] or {}
+    if not isinstance(sweep, dict):
+        raise ConfigError("sweep: expected a mapping of dotted keys to lists, e.g. {train.lr: [1.0e-3, 1.0e-2]}")
+    keys = valid_keys(method)
+    grid: dict[str, list[Any]] = {}
+    for key, values in sweep.items():
+        if key not in keys:
+            raise ConfigError(unknown_key_message(f"sweep: {key}", keys).replace("'sweep: ", "'"))
+        grid[key] = list(values) if isinstance(values, (list, tuple)) else [values]
+    return grid
+
+
+def from_dict(data: dict[str, Any]) -> RunConfig:
+    """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
+    return resolve(data)
+
+
+def header_config(meta: dict[str, Any]) -> RunConfig:
+    """The configuration stored in an export's header, detached from any checkpoint file or download."""
+    config = from_dict(meta["config"])
+    config.model.checkpoint = None
+    config.model.pretrained = False
+    return config
