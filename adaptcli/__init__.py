@@ -16,9 +16,9 @@ __version__ = "0.1.0"
 
 
 def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
-    """The model of an ``adaptcli export`` file, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
+    """The model of an ``adaptcli export`` file or folder, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
 
-    ``backbone=FILE`` is needed for adapter-only files. Imports torch on first use only.
+    ``backbone=FILE`` is needed for adapter-only exports (a file, or peft's folder). Imports torch on first use only.
     """
     from adaptcli.deploy.loading import load as _load
 
@@ -37,22 +37,29 @@ def export_run(run_dir: str | Path, out: str | Path, mode: str, fmt: str = "safe
 
 
 def _register_with_timm() -> None:
-    """adaptcli's architectures (``video_vit_*``, ``adaptcli_adapted``) in timm's registry.
+    """Import adaptcli's architectures (``video_vit_*``, ``swin3d_*``, ``adaptcli_adapted``); each module
+    registers its own with timm's ``@register_model`` where it defines them.
 
-    Skipped while one of adaptcli's own modules is being imported (CPython marks it with
-    ``__spec__._initializing``): that module imported timm, the code that needs the architectures
-    imports them itself, and importing them now would be circular.
+    When one of adaptcli's own modules imported timm first, it may be half-imported now and the
+    architectures may need a name it has not defined yet: that import fails (an ``ImportError`` naming
+    the adaptcli module), nothing is registered here, and the module that needs the architectures
+    imports them itself (``models/build.py``, ``deploy/``).
     """
-    if any(getattr(getattr(module, "__spec__", None), "_initializing", False)
-           for name, module in list(sys.modules.items()) if name.startswith("adaptcli.")):
-        return
-    import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.architectures)
+    try:
+        import adaptcli.deploy.timm_arch  # noqa: F401  (also imports adaptcli.models.architectures)
+    except ImportError as exc:
+        if not (exc.name or "").startswith("adaptcli."):
+            raise  # a missing dependency is said as it is, not hidden
 
 
 class _AfterTimmImport:
-    """A one-shot import hook: register with timm as soon as timm is imported, so that
-    ``import adaptcli`` stays free of torch and ``timm.create_model("local-dir:DIR")`` still finds
-    adaptcli's architectures."""
+    """Register with timm as soon as timm is imported: a one-shot import hook.
+
+    Kept because nothing plainer works: timm reads no entry points (timm 1.0.28 to 1.0.31 look names up
+    only in their own registry), ``import adaptcli`` must stay free of torch, and after
+    ``import adaptcli; import timm`` the names must be known (``test_import_adaptcli_registers_with_timm_in_either_order``
+    in tests/export/test_timm_folder.py; the documented ``import adaptcli; timm.create_model("local-dir:DIR")``).
+    """
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
         if name != "timm":

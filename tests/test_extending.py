@@ -117,6 +117,8 @@ def test_prepare_finetune_and_export_with_the_new_entries(adaptcli_with_extensio
     assert lines[-1] == f'use: state = dict(numpy.load("{out}"))  (plain arrays, no configuration)'
     assert f"wrote {out}: full, mlp_scale on " in exported.stdout
     assert "adaptcli.load" not in exported.stdout and "check" not in exported.stdout
+    refused = adaptcli_with_extensions("predict", out, src)  # no open side: the format is write-only
+    assert refused.returncode == 2 and "is not a run folder or an export adaptcli reads" in refused.stderr
 
 
 def test_a_new_method_on_a_new_architecture(adaptcli_with_extensions):

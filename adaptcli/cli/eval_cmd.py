@@ -1,4 +1,4 @@
-"""``adaptcli eval``: accuracy of a finished run."""
+"""``adaptcli eval``: accuracy of a finished run, or of any export adaptcli reads on a shard folder."""
 
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
         views: Annotated[Optional[str], typer.Option("--views", help="Video multi-view testing CLIPSxCROPS, e.g. 2x3.")] = None,
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
-        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter (any layout finetune accepts).")] = None,
+        export: Annotated[Optional[Path], typer.Option("--export", help="An export to evaluate instead of a run: a .safetensors file or a timm, hub or peft folder (with --data; adapter-only exports with --checkpoint).")] = None,
+        checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter or an adapter-only --export (any layout finetune accepts).")] = None,
         scores: Annotated[Optional[Path], typer.Option("--scores", help="Also write every sample's scores and targets to this .safetensors file.")] = None,
         weights: Annotated[str, typer.Option("--weights", help="Which of the run's weights: selected (best on validation, else last), last, best, or ema (a run trained with train.ema).")] = "selected",
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
@@ -37,10 +38,19 @@ def register(app: typer.Typer) -> None:
         Example: adaptcli eval --run runs/ssv2-adaptformer --split validation --views 2x3
 
         Example: adaptcli eval --adapter dtd.safetensors --checkpoint vit_b16.safetensors --data shards/dtd
+
+        Example: adaptcli eval --export dtd-peft --checkpoint vit_b16.safetensors --data shards/dtd
         """
+        if adapter is not None and export is not None:
+            from adaptcli.errors import AdaptError
+
+            raise AdaptError("pass either --adapter or --export, not both (--export takes adapter files too)")
         if adapter is not None:
             result = evaluate_adapter(adapter, checkpoint, data, run, split=split, views=views,
                                       skip_damaged=skip_damaged, scores=scores)
+        elif export is not None:
+            result = evaluate_exported(export, checkpoint, data, run, split=split, views=views,
+                                       skip_damaged=skip_damaged, scores=scores)
         else:
             result = evaluate_run_folder(run, checkpoint, data, split=split, views=views,
                                          skip_damaged=skip_damaged, scores=scores, weights=weights)
@@ -53,19 +63,43 @@ def register(app: typer.Typer) -> None:
 def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
                      split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
     """``--adapter FILE --checkpoint BACKBONE --data SHARDS``."""
-    from adaptcli.deploy import load, read_header
-    from adaptcli.engine.evaluate import check_scores_file, evaluate_export
     from adaptcli.errors import AdaptError
 
     if run is not None:
         raise AdaptError("pass either --run or --adapter, not both")
     if checkpoint is None or data is None:
         raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
+    result = evaluate_exported(adapter, checkpoint, data, run, split=split, views=views,
+                               skip_damaged=skip_damaged, scores=scores)
+    result.adapter, result.export = str(adapter), None
+    return result
+
+
+def evaluate_exported(export: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
+                      split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+    """``--export PATH --data SHARDS`` (``--checkpoint BACKBONE`` for an adapter-only export): whatever the
+    format registry opens, checked against the data before its weights are read."""
+    from adaptcli.deploy.formats import open_export
+    from adaptcli.deploy.modes import ExportMode
+    from adaptcli.engine.evaluate import check_export_data, check_scores_file, evaluate_export
+    from adaptcli.errors import AdaptError
+
+    if run is not None:
+        raise AdaptError("pass either --run or --export, not both")
+    if data is None:
+        raise AdaptError("--export needs --data SHARDS: an export holds the model, not its data")
     if scores is not None:
-        check_scores_file(scores, {p.resolve() for p in (adapter, checkpoint, data)})
-    result = evaluate_export(load(adapter, backbone=checkpoint), read_header(adapter), data, split=split, views=views,
+        check_scores_file(scores, {p.resolve() for p in (export, checkpoint, data) if p is not None})
+    opened = open_export(export, backbone=checkpoint)
+    if checkpoint is not None and ExportMode.from_header(opened.header.get("format")) is not ExportMode.ADAPTER_ONLY:
+        raise AdaptError(f"--checkpoint goes with an adapter-only export; {opened.source} holds every weight: drop it")
+    if opened.runtime != "torch":
+        raise AdaptError(f"eval runs PyTorch models and {opened.source} runs in {opened.runtime}; evaluate the run "
+                         "(--run) or its .safetensors export, or use adaptcli predict on raw files")
+    check_export_data(opened.header, data, split, opened.source)
+    result = evaluate_export(opened.load(), opened.header, data, split=split, views=views,
                              skip_damaged=skip_damaged, scores_file=scores)
-    result.adapter, result.checkpoint = str(adapter), str(checkpoint)
+    result.export, result.checkpoint = str(export), str(checkpoint) if checkpoint is not None else None
     return result
 
 
@@ -77,7 +111,8 @@ def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: O
     from adaptcli.errors import AdaptError
 
     if run is None:
-        raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS")
+        raise AdaptError("pass --run RUN, or --adapter FILE --checkpoint FILE --data SHARDS, or --export PATH "
+                         "--data SHARDS (any export adaptcli reads)")
     if checkpoint is not None:
         raise AdaptError("--checkpoint goes with --adapter; a run already knows its backbone")
     if weights not in WEIGHTS:

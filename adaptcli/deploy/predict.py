@@ -1,10 +1,11 @@
 """``adaptcli predict``: labels for raw images and videos, from a run or any of its exports.
 
 A model source is opened into a :class:`Predictor`: its forward (logits), its classes, and the run's
-configuration, whose evaluation transform every source applies the same way (the run folder, a merged
-or full safetensors export, an adapter file with its backbone, a timm folder, an ONNX file; each export
-carries the run's configuration in its header). Images get the eval crop; videos ``eval.views`` clips x
-crops, softmax averaged per video, as ``adaptcli eval`` does on shards.
+configuration, whose evaluation transform every source applies the same way (the run folder, or any
+export the format registry opens: :func:`adaptcli.deploy.formats.open_export`; each export carries the
+run's configuration in its header). Files are cut by the eval stream's own transform
+(:func:`adaptcli.data.stream.samples.eval_views`): images get the eval crop; videos ``eval.views`` clips x crops,
+softmax averaged per video, as ``adaptcli eval`` does on shards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from adaptcli.config import RunConfig, from_dict, parse_views
@@ -58,8 +58,8 @@ def _from_meta(forward, meta: dict[str, Any], source: str) -> Predictor:
 
 
 def open_predictor(source: Path, backbone: Path | None = None, device: str = "cpu") -> Predictor:
-    """A run folder, a ``.safetensors`` export (``backbone`` for adapter-only files), a timm folder or an
-    ``.onnx`` file; a one-line error for anything else."""
+    """A run folder, or any export a format of :mod:`adaptcli.deploy.formats` reads (``backbone``: the
+    weights an adapter-only export attaches to); a one-line error for anything else."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise AdaptError("--device cuda: torch sees no CUDA GPU; use --device cpu")
@@ -74,48 +74,12 @@ def open_predictor(source: Path, backbone: Path | None = None, device: str = "cp
         return Predictor(_torch_forward(loaded.model, dev), list(loaded.info.classes), loaded.config,
                          tuple(norm.mean), tuple(norm.std), "video" if is_video_model(loaded.model) else "image",
                          f"run {source}", loaded.info.multi_label)
-    if source.is_dir() and (source / "config.json").is_file():
-        from adaptcli.deploy.formats.timm import load_folder
-        from adaptcli.files import read_json
+    from adaptcli.deploy.formats import open_export
 
-        section = read_json(source / "config.json").get("adaptcli", {})
-        cfg = read_json(source / "config.json")
-        meta = {**section, "classes": cfg.get("label_names") or [], "mean": cfg["pretrained_cfg"]["mean"],
-                "std": cfg["pretrained_cfg"]["std"]}
-        return _from_meta(_torch_forward(load_folder(source), dev), meta, f"timm folder {source}")
-    if source.suffix == ".safetensors":
-        from adaptcli.deploy.header import read_header
-        from adaptcli.deploy.loading import load
-
-        return _from_meta(_torch_forward(load(source, backbone=backbone), dev), read_header(source),
-                          f"export {source}")
-    if source.suffix == ".onnx":
-        return _onnx_predictor(source)
-    raise AdaptError(f"{source} is not a run folder, a timm folder, a .safetensors export or an .onnx file; "
-                     "pass what finetune or export wrote")
-
-
-def _onnx_predictor(path: Path) -> Predictor:
-    from adaptcli.deploy.formats.onnx import INPUT, require_onnx
-    from adaptcli.files import regular_file
-
-    require_onnx()
-    import onnx
-    import onnxruntime
-
-    regular_file(path)
-    meta = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
-    decoded = {}
-    for key, value in meta.items():
-        try:
-            decoded[key] = json.loads(value)
-        except ValueError:
-            decoded[key] = value
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def forward(inputs: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(session.run(None, {INPUT: inputs.float().numpy()})[0])
-    return _from_meta(forward, decoded, f"ONNX file {path}")
+    opened = open_export(source, backbone, also="a run folder")
+    model = opened.load()
+    forward = _torch_forward(model, dev) if opened.runtime == "torch" else model
+    return _from_meta(forward, opened.header, opened.source)
 
 
 def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
@@ -142,25 +106,29 @@ def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     return found, problems
 
 
-def image_views(path: Path, predictor: Predictor) -> torch.Tensor:
-    """1 x 3 x S x S: the eval crop of one image file."""
-    from adaptcli.data.prepare.image_encode import encode_image_file
-    from adaptcli.data.stream.transforms import eval_boxes, normalise, open_image, render
+def _spec(predictor: Predictor):  # -> adaptcli.data.stream.spec.StreamSpec
+    """The eval stream's settings for the predictor's configuration and normalisation."""
+    from adaptcli.data.stream.spec import StreamSpec
 
-    data = predictor.config.data
+    config = predictor.config
+    return StreamSpec.from_config(config.data, config.model.img_size, config.model.num_frames, predictor.mean,
+                                  predictor.std)
+
+
+def image_views(path: Path, predictor: Predictor) -> torch.Tensor:
+    """1 x 3 x S x S: the eval crop of one image file (the eval stream's transform)."""
+    from adaptcli.data.prepare.image_encode import encode_image_file
+    from adaptcli.data.stream.samples import eval_views
+    from adaptcli.data.stream.transforms import normalise
+
     _, raw, _ = encode_image_file(path)
-    image = open_image(raw)
-    box = eval_boxes(data.augment, image.size[0], image.size[1], 1, data.crop_pct)[0]  # type: ignore[arg-type]
-    frame = render(image, box, predictor.config.model.img_size)
-    return normalise(frame[None], predictor.mean, predictor.std, video=False)
+    return normalise(eval_views([raw], _spec(predictor), video=False)[0], predictor.mean, predictor.std, video=False)
 
 
 def video_views(path: Path, predictor: Predictor) -> torch.Tensor:
-    """V x 3 x T x S x S: ``eval.views`` clips x crops of one video file (clip-major)."""
-    from PIL import Image
-
-    from adaptcli.data.stream.sampling import clip_indices
-    from adaptcli.data.stream.transforms import eval_boxes, normalise, render
+    """V x 3 x T x S x S: ``eval.views`` clips x crops of one video file, clip-major (the eval stream's transform)."""
+    from adaptcli.data.stream.samples import eval_views
+    from adaptcli.data.stream.transforms import normalise
     from adaptcli.data.prepare.video_decode import decode_to_arrays
     from adaptcli.files import regular_file
 
@@ -168,16 +136,8 @@ def video_views(path: Path, predictor: Predictor) -> torch.Tensor:
     frames = decode_to_arrays(path)
     if not frames:
         raise ValueError("no frames decoded")
-    config, data = predictor.config, predictor.config.data
-    clips, crops = parse_views(config.eval.views)
-    height, width = frames[0].shape[:2]
-    boxes = eval_boxes(data.augment, width, height, crops, data.crop_pct)  # type: ignore[arg-type]
-    views = []
-    for c in range(clips):
-        indices = clip_indices(data.sampling, len(frames), config.model.num_frames, False, None, data.stride, c, clips)  # type: ignore[arg-type]
-        for box in boxes:
-            views.append(np.stack([render(Image.fromarray(frames[i]), box, config.model.img_size) for i in indices]))
-    return normalise(np.stack(views), predictor.mean, predictor.std, video=True)
+    views = eval_views(frames, _spec(predictor), video=True, views=parse_views(predictor.config.eval.views))
+    return normalise(views, predictor.mean, predictor.std, video=True)
 
 
 @dataclass

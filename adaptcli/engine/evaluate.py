@@ -19,8 +19,8 @@ from adaptcli.runs.session import Session
 
 
 @torch.no_grad()
-def predict(model: nn.Module, accelerator: Any, loader: EvalStream, show: bool = False,
-            multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def score_loader(model: nn.Module, accelerator: Any, loader: EvalStream, show: bool = False,
+                 multi_label: bool = False, damaged: dict[str, str] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Softmax (multi-label: sigmoid) scores averaged over views, labels and keys of this process's share;
     the shards the loader skipped as damaged are added to ``damaged``."""
     from tqdm.auto import tqdm
@@ -71,8 +71,8 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     model = session.model
     was_training = model.training
     damaged: dict[str, str] = {}
-    scores, labels, keys = predict(model, accelerator, loader, show=show, multi_label=session.multi_label,
-                                   damaged=damaged)
+    scores, labels, keys = score_loader(model, accelerator, loader, show=show, multi_label=session.multi_label,
+                                        damaged=damaged)
     model.train(was_training)
     seen, damaged = _gather(accelerator, keys, scores, labels, damaged, session.multi_label)
     if not seen:
@@ -191,6 +191,26 @@ def evaluate_export(model: nn.Module, meta: dict[str, Any], data_dir: Path, *, s
     session = Session.for_evaluation(header_config(meta), Path(data_dir), model, int(meta["num_classes"]),
                                      output=output)
     return evaluate_loaded(session, split, views, scores_file=scores_file, skip_damaged=skip_damaged)
+
+
+def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: str) -> None:
+    """Before an export's weights are read: ``data_dir`` holds its kind of input, its number of classes
+    and its task, and has ``split`` (``meta``: the export's header; ``source`` names the export)."""
+    from adaptcli.data.manifest import read_manifest
+
+    manifest = read_manifest(data_dir)
+    modality, classes, task = meta.get("modality"), int(meta["num_classes"]), meta.get("task")
+    if modality is not None and modality != manifest.modality:
+        raise AdaptError(f"{data_dir} holds {manifest.modality}s but {source} takes {modality}s; "
+                         "pass shards of the dataset it was trained on")
+    if manifest.num_classes != classes:
+        raise AdaptError(f"{data_dir} has {manifest.num_classes} classes but {source} was trained on {classes}; "
+                         "pass shards of the same dataset")
+    if task is not None and task != manifest.task:
+        raise AdaptError(f"{data_dir} is {manifest.task} data but {source} was trained on {task} data; "
+                         "pass shards of the same dataset")
+    if split not in manifest.splits:
+        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
 
 
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:

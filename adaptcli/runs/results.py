@@ -137,6 +137,7 @@ class EvalResult:
     run: str | None = None
     adapter: str | None = None
     checkpoint: str | None = None
+    export: str | None = None  # eval --export PATH
 
     @property
     def metric(self) -> str:

@@ -59,3 +59,62 @@ def test_peft_format_refuses_a_method_peft_did_not_inject(runs, tmp_path):
     result = invoke("export", "--run", runs.get("arc"), "--adapter-only", "--format", "peft", "--out", tmp_path / "x")
     assert result.exit_code == 2 and "methods injected through peft" in result.stderr
     assert not Path(tmp_path / "x").exists()
+
+
+def test_predict_and_eval_take_the_peft_folder(runs, tmp_path):
+    """The folder comes back in: predict gives the run's (and the adapter file's) scores, eval the run's metrics.
+
+    Tolerance 1e-4 on softmax scores, as for every export in test_predict.py: the folder computes the run's
+    function with peft's LoRA layers (another float32 order of operations), and its export check already
+    bounds the logit difference by 1e-4."""
+    from tests.export.test_predict import _predict, _raw_images
+
+    run = runs.get("lora")
+    backbone = run / "backbone.safetensors"
+    folder, adapter = tmp_path / "lora-peft", tmp_path / "lora.safetensors"
+    for out, fmt in ((folder, "peft"), (adapter, "safetensors")):
+        result = invoke("export", "--run", run, "--adapter-only", "--format", fmt, "--out", out)
+        assert result.exit_code == 0, result.output
+    images = tmp_path / "raw"
+    names = _raw_images(images)
+    by_run, _ = _predict(run, images, tmp_path / "run.jsonl")
+    by_file, _ = _predict(adapter, images, "--backbone", backbone, tmp_path / "file.jsonl")
+    by_folder, _ = _predict(folder, images, "--backbone", backbone, tmp_path / "folder.jsonl")
+    assert sorted(by_folder) == sorted(by_run) == sorted(names)
+    for reference in (by_run, by_file):
+        for name, top in reference.items():
+            assert [t["class"] for t in by_folder[name]] == [t["class"] for t in top], name
+            assert all(abs(a["score"] - b["score"]) <= 1e-4 for a, b in zip(by_folder[name], top)), name
+
+    data = json.loads((run / "run.json").read_text())["data"]
+    evaluated = invoke("eval", "--export", folder, "--checkpoint", backbone, "--data", data, "--json")
+    assert evaluated.exit_code == 0, evaluated.output
+    by_export = json.loads(evaluated.output[evaluated.output.index("{"):])
+    assert invoke("eval", "--run", run, "--json").exit_code == 0
+    on_run = json.loads((run / "eval.json").read_text())
+    for key in ("top1", "top5", "per_class", "samples"):
+        assert by_export[key] == on_run[key], key
+    assert by_export["export"] == str(folder)
+
+
+def test_a_peft_folder_without_its_backbone_or_on_other_data_is_refused_in_one_line(runs, tmp_path):
+    from adaptcli.data.synthetic import write_image
+    from tests.engine.conftest import colour_images
+
+    run = runs.get("lora")
+    folder, backbone = tmp_path / "lora-peft", run / "backbone.safetensors"
+    assert invoke("export", "--run", run, "--adapter-only", "--format", "peft", "--out", folder).exit_code == 0
+    data = json.loads((run / "run.json").read_text())["data"]
+    write_image(tmp_path / "one.png", colour_images(1, (200, 0, 0), 0)[0])
+    for args, message in (
+        (["predict", folder, tmp_path / "one.png"], "pass the backbone weights it attaches to"),
+        (["eval", "--export", folder, "--data", data], "pass the backbone weights it attaches to"),
+        (["eval", "--export", folder, "--checkpoint", backbone], "--export needs --data"),
+        (["eval", "--export", folder, "--checkpoint", backbone, "--data", data, "--split", "nope"],
+         "split 'nope' is not in"),
+        (["eval", "--export", folder, "--checkpoint", backbone, "--data", runs.shards["motion"]],
+         "holds videos but peft folder"),
+    ):
+        result = invoke(*args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1

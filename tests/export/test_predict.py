@@ -1,6 +1,7 @@
 """``adaptcli predict`` on raw files: the same labels and scores from a run and from every export of it
-(merged and full safetensors, adapter-only with its backbone, timm folder, ONNX); videos too; unreadable
-files listed and skipped."""
+(merged and full safetensors, adapter-only with its backbone, timm and hub folders, ONNX); videos too;
+unreadable files listed and skipped. ``adaptcli eval --export``: the run's metrics from every export
+PyTorch runs."""
 
 from __future__ import annotations
 
@@ -57,6 +58,7 @@ def test_every_export_of_a_run_predicts_what_the_run_predicts(runs, tmp_path):
         "adapter": [_exported(run, tmp_path, "adapter-only", "safetensors", "a.safetensors"), "--backbone",
                     run / "backbone.safetensors"],
         "timm": [_exported(run, tmp_path, "merge", "timm", "timm-folder")],
+        "hub": [_exported(run, tmp_path, "full", "hub", "hub-folder")],
         "onnx": [_exported(run, tmp_path, "merge", "onnx", "m.onnx")],
     }
     for name, source in sources.items():
@@ -95,7 +97,7 @@ def test_predict_refuses_bad_input_in_one_line(runs, tmp_path):
     run = runs.get("arc")
     (tmp_path / "notes.csv").write_text("mine")
     for args, message in (
-        ([tmp_path / "nothing", tmp_path], "is not a run folder, a timm folder"),
+        ([tmp_path / "nothing", tmp_path], "is not a run folder or an export adaptcli reads (peft or timm folders; .onnx or .safetensors files)"),
         ([run, tmp_path / "empty"], "no image or video file"),
         ([run, tmp_path, "--out", tmp_path / "notes.csv"], "adaptcli did not write it"),
         ([run, tmp_path, "--out", tmp_path / "p.txt"], "name a .csv or .jsonl file"),
@@ -106,3 +108,28 @@ def test_predict_refuses_bad_input_in_one_line(runs, tmp_path):
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
         assert len(result.stderr.strip().splitlines()) == 1
     assert (tmp_path / "notes.csv").read_text() == "mine"
+
+
+def test_eval_takes_every_torch_export_of_a_run_and_gives_the_runs_metrics(runs, tmp_path):
+    run = runs.get("arc")
+    data = json.loads((run / "run.json").read_text())["data"]
+    assert invoke("eval", "--run", run, "--json").exit_code == 0
+    on_run = json.loads((run / "eval.json").read_text())
+    exports = {"merged": _exported(run, tmp_path, "merge", "safetensors", "m.safetensors"),
+               "full": _exported(run, tmp_path, "full", "safetensors", "f.safetensors"),
+               "timm": _exported(run, tmp_path, "merge", "timm", "timm-folder"),
+               "hub": _exported(run, tmp_path, "full", "hub", "hub-folder")}
+    for name, path in exports.items():
+        result = invoke("eval", "--export", path, "--data", data, "--json")
+        assert result.exit_code == 0, (name, result.output)
+        got = json.loads(result.stdout[result.stdout.index("{"):])
+        for key in ("top1", "top5", "per_class", "samples"):
+            assert got[key] == on_run[key], (name, key)
+    refused = invoke("eval", "--export", exports["merged"], "--checkpoint", run / "backbone.safetensors",
+                     "--data", data)
+    assert refused.exit_code == 2 and "--checkpoint goes with an adapter-only export" in refused.stderr
+    if importlib.util.find_spec("onnxruntime") is not None:
+        onnx = _exported(run, tmp_path, "merge", "onnx", "m.onnx")
+        refused = invoke("eval", "--export", onnx, "--data", data)
+        assert refused.exit_code == 2 and "runs in onnxruntime" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1

@@ -47,3 +47,24 @@ def test_export_result_is_typed_and_its_json_keeps_the_keys(runs, tmp_path):
     assert adapter.create_kwargs is None and adapter.backbone_file is not None
     assert adapter.check == ExportMode.ADAPTER_ONLY.check
     assert json.loads(json.dumps(adapter.to_dict()))["mode"] == "adapter-only"
+
+
+def test_load_takes_every_export_pytorch_runs(runs, tmp_path):
+    """``adaptcli.load`` asks the format registry: files and folders alike give the run's logits (within the
+    1e-4 every export's own check allows; the merge folds LoRA into the weights in another float32 order)."""
+    from adaptcli.deploy.check import TOLERANCE
+    from tests.export.test_timm_folder import run_logits
+
+    run = runs.get("lora")
+    backbone = run / "backbone.safetensors"
+    exports = {}
+    for name, mode, fmt in (("m.safetensors", "merge", "safetensors"), ("a.safetensors", "adapter-only", "safetensors"),
+                            ("timm-folder", "merge", "timm"), ("peft-folder", "adapter-only", "peft")):
+        exports[name] = adaptcli.export_run(run, tmp_path / name, mode, fmt).mode
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    expected, _ = run_logits(run, inputs)
+    for name, mode in exports.items():
+        model = adaptcli.load(tmp_path / name, backbone=backbone if mode is ExportMode.ADAPTER_ONLY else None)
+        assert not model.training, name
+        with torch.no_grad():
+            assert (model(inputs) - expected).abs().max() <= TOLERANCE, name

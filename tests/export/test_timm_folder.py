@@ -116,7 +116,9 @@ def test_import_adaptcli_registers_with_timm_in_either_order():
     check = "print(timm.is_model('video_vit_test'), timm.is_model('adaptcli_adapted'))"
     for code in (f"import adaptcli, sys; assert 'torch' not in sys.modules; import timm; {check}",
                  f"import timm, adaptcli; {check}",
-                 f"import adaptcli.deploy.timm_arch, timm; {check}"):
+                 f"import adaptcli.deploy.timm_arch, timm; {check}",
+                 # an adaptcli module that imports timm itself, half-imported when the hook runs
+                 f"import adaptcli.methods.arc.method, timm; {check}"):
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                               env={**os.environ, "PYTHONPATH": str(ROOT)})
         assert done.returncode == 0 and done.stdout.split() == ["True", "True"], (code, done.stderr[-2000:])

@@ -82,16 +82,6 @@ class SampleDecoder:
         self.num_classes = num_classes
         self.rand_augment = ClipRandAugment(spec.rand_augment, spec.mean) if train and spec.rand_augment else None
 
-    def _frames(self, sample: dict[str, Any], rng: random.Random | None) -> list[list[int]]:
-        frames = frame_fields(sample)
-        n, s = len(frames), self.spec
-        if n == 0:
-            raise ValueError(f"sample {sample.get('__key__')} has no frames")
-        if self.train:
-            return [clip_indices(s.sampling, n, s.num_frames, True, rng, s.stride)]  # type: ignore[arg-type]
-        return [clip_indices(s.sampling, n, s.num_frames, False, None, s.stride, c, self.clips)  # type: ignore[arg-type]
-                for c in range(self.clips)]
-
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
         s = self.spec
         key = sample["__key__"]
@@ -103,40 +93,62 @@ class SampleDecoder:
             outside = False  # multi_hot_of refuses an index outside the classes itself
         if outside:
             raise label_outside(label, sample, self.num_classes)
-        if self.modality == "video":
-            raw = frame_fields(sample)
-            clips = self._frames(sample, rng)
-        else:
-            raw, clips = [image_field(sample)], [[0]]
+        video = self.modality == "video"
+        raw = frame_fields(sample) if video else [image_field(sample)]
+        if not raw:
+            raise ValueError(f"sample {key} has no frames")
+        if not self.train:  # V x T x H x W x 3 uint8 (an image: H x W x 3)
+            views = eval_views(raw, s, video, (self.clips, self.crops))
+            return (views if video else views[0][0]), label, key
+        clips = [clip_indices(s.sampling, len(raw), s.num_frames, True, rng, s.stride)] if video else [[0]]  # type: ignore[arg-type]
         first = open_image(raw[clips[0][0]])
         width, height = first.size
-        if self.train:
-            assert rng is not None
-            boxes = [train_box(s.augment, width, height, s.img_size, s.crop_scale, s.crop_pct, rng)]  # type: ignore[arg-type]
-            flip = self.flip and rng.random() < 0.5
-            if self.encoded:
-                return EncodedClip([raw[i] for i in clips[0]], boxes[0], flip), label, key
-        else:
-            boxes = eval_boxes(s.augment, width, height, self.crops, s.crop_pct)  # type: ignore[arg-type]
-            flip = False
-        views = []
-        cache: dict[tuple[int, int], np.ndarray] = {}  # (frame, box) -> rendered frame
-        for indices in clips:
-            for b, box in enumerate(boxes):
-                for i in indices:
-                    if (i, b) not in cache:
-                        cache[(i, b)] = render(open_image(raw[i]), box, s.img_size, flip)
-                views.append(np.stack([cache[(i, b)] for i in indices]))
+        assert rng is not None
+        boxes = [train_box(s.augment, width, height, s.img_size, s.crop_scale, s.crop_pct, rng)]  # type: ignore[arg-type]
+        flip = self.flip and rng.random() < 0.5
+        if self.encoded:
+            return EncodedClip([raw[i] for i in clips[0]], boxes[0], flip), label, key
+        views = render_views(raw, clips, boxes, s.img_size, flip)
         if self.rand_augment is not None:
             assert rng is not None
             views[0] = self.rand_augment(views[0], rng)
         if self.modality == "image":
             return views[0][0], label, key  # H x W x 3 uint8
-        if self.train:
-            return views[0], label, key  # T x H x W x 3 uint8
-        return np.stack(views), label, key  # V x T x H x W x 3 uint8
+        return views[0], label, key  # T x H x W x 3 uint8
 
 
-__all__ = ["IMAGE_FIELDS", "SampleDecoder", "frame_fields", "image_field", "label_of", "label_outside",
+def render_views(frames: list[Any], clips: list[list[int]], boxes: list[Any], size: int,
+                 flip: bool = False) -> list[np.ndarray]:
+    """Every clip (frame indices) cut at every box, clip-major: T x H x W x 3 uint8 each. ``frames`` hold
+    encoded bytes (shards) or decoded H x W x 3 arrays (a video file); each (frame, box) is rendered once."""
+    from PIL import Image
+
+    views = []
+    cache: dict[tuple[int, int], np.ndarray] = {}  # (frame, box) -> rendered frame
+    for indices in clips:
+        for b, box in enumerate(boxes):
+            for i in indices:
+                if (i, b) not in cache:
+                    frame = frames[i]
+                    image = Image.fromarray(frame) if isinstance(frame, np.ndarray) else open_image(frame)
+                    cache[(i, b)] = render(image, box, size, flip)
+            views.append(np.stack([cache[(i, b)] for i in indices]))
+    return views
+
+
+def eval_views(frames: list[Any], spec: StreamSpec, video: bool, views: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """The evaluation transform of one sample: V x T x H x W x 3 uint8, ``views`` = (clips, crops) of a
+    video, clip-major (an image: its one frame, one view). The eval stream (:class:`SampleDecoder`) and
+    ``adaptcli predict`` on raw files both cut their inputs here."""
+    clips, crops = views if video else (1, 1)
+    indices = [clip_indices(spec.sampling, len(frames), spec.num_frames, False, None, spec.stride, c, clips)  # type: ignore[arg-type]
+               for c in range(clips)] if video else [[0]]
+    first = frames[indices[0][0]]
+    height, width = first.shape[:2] if isinstance(first, np.ndarray) else open_image(first).size[::-1]
+    boxes = eval_boxes(spec.augment, width, height, crops, spec.crop_pct)  # type: ignore[arg-type]
+    return np.stack(render_views(frames, indices, boxes, spec.img_size))
+
+
+__all__ = ["IMAGE_FIELDS", "SampleDecoder", "eval_views", "render_views", "frame_fields", "image_field", "label_of", "label_outside",
            "multi_hot_of",
            "multi_label_classes"]

@@ -3,7 +3,8 @@ card, ``README.md``, whose metadata block is what the Hub reads (library, tags, 
 the results as ``model-index``) and whose text says what was trained, how, and how to load it.
 
 ``export --format hub --push REPO`` uploads the folder with ``huggingface_hub`` afterwards
-(:func:`push_folder`); without a network that is one line, and the folder stays written.
+(:func:`push_folder`); without a network that is one line, and the folder stays written. It is read back
+(``predict``, ``eval --export``, ``adaptcli.load``) as the timm folder it holds.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
@@ -106,10 +106,42 @@ def write(export: "Export", out: Path) -> Written:
     )
 
 
+def open_file(path: Path, backbone: Path | None = None) -> Opened:
+    """adaptcli's header from the model's ``metadata_props``; ``load()`` is an ONNX Runtime session (CPU)."""
+    from adaptcli.deploy.formats import decode_header
+    from adaptcli.files import regular_file
+
+    require_onnx()
+    import onnx
+
+    regular_file(path)
+    try:
+        props = onnx.load(str(path), load_external_data=False).metadata_props
+    except Exception as exc:  # noqa: BLE001 - onnx raises protobuf and I/O errors of several types
+        raise AdaptError(f"{path} is not a readable ONNX file ({type(exc).__name__}); export it again") from None
+    header = decode_header({prop.key: prop.value for prop in props})
+    if "config" not in header:
+        raise AdaptError(f"{path} carries no adaptcli header (exported by an older adaptcli, or not by adaptcli); "
+                         "export the run again")
+
+    def load():  # -> Callable[[torch.Tensor], torch.Tensor]
+        import onnxruntime
+        import torch
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+        def forward(inputs: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(session.run(None, {INPUT: inputs.float().numpy()})[0])
+        return forward
+
+    return Opened(header, f"ONNX file {path}", load, runtime="onnxruntime")
+
+
 register(ExportFormat(
     name="onnx",
     summary="one .onnx file, dynamic batch axis, checked with ONNX Runtime (needs the onnx extra)",
     modes=(ExportMode.MERGE, ExportMode.FULL),
+    open=open_file,
     write=write,
     suffix=".onnx",
 ))

@@ -5,6 +5,9 @@ For runs of ``lora``, ``dora`` and ``peft`` (the methods injected through peft):
 peft's key names, and the trained classifier as a module peft saves whole (``modules_to_save: [head]``).
 The folder is checked by loading it with ``PeftModel.from_pretrained`` onto the run's backbone weights and
 comparing logits. A head with a norm before it (``head.norm``) is not timm's plain ``head``: refused.
+
+The weights file's metadata keeps peft's ``format: pt`` and adds the rest of adaptcli's header (classes,
+normalisation, configuration), so ``adaptcli predict`` and ``eval`` open the folder with its backbone.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
 
@@ -22,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"
 CHECK = "PeftModel.from_pretrained check"
+PEFT_FORMAT = "pt"  # the ``format`` metadata peft (and transformers) write into their safetensors files
 PREFIX = "base_model.model."  # how PeftModel names the wrapped model's modules
 
 
@@ -63,19 +67,16 @@ def load_folder(folder: Path, base):  # -> nn.Module
 
 def write(export: "Export", out: Path) -> Written:
     """The folder under a temporary name, checked on the run's backbone when it is at hand, then renamed."""
-    from safetensors.torch import save_file
-
     from adaptcli.deploy.adapter import AdapterSwitcher
     from adaptcli.deploy.check import check_difference, max_abs_difference
-    from adaptcli.io import atomic_path
+    from adaptcli.io import atomic_path, save_tensors
 
     peft_config, state = peft_files(export)
     diff = None
     with atomic_path(out) as tmp:
         tmp.mkdir()
         peft_config.save_pretrained(str(tmp))
-        save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(tmp / WEIGHTS),
-                  metadata={"format": "pt"})
+        save_tensors(tmp / WEIGHTS, state, {**export.meta, "format": PEFT_FORMAT})
         if export.backbone_file is not None:
             base = copy.deepcopy(AdapterSwitcher(export.backbone_file).backbone_for(export.meta))
             diff = max_abs_difference(export.model, load_folder(tmp, base), export.inputs)
@@ -86,11 +87,35 @@ def write(export: "Export", out: Path) -> Written:
                         f'pretrained=True), "{out}", autocast_adapter_dtype=False)  (the backbone weights the run started from)',))
 
 
+def open_folder(path: Path, backbone: Path | None = None) -> Opened:
+    """The adaptcli header kept in the weights' metadata; ``load()`` puts the folder on ``backbone`` with peft."""
+    from adaptcli.deploy.formats import decode_header
+    from adaptcli.io import read_safetensors
+
+    _, raw = read_safetensors(path / WEIGHTS, tensors=False)
+    header = decode_header({key: value for key, value in raw.items() if key != "format"})
+    if "config" not in header or "classes" not in header:
+        raise AdaptError(f"{path} is a peft folder without adaptcli's header (written by peft, or by an older "
+                         "adaptcli); export the run again with --adapter-only --format peft")
+    if backbone is None:
+        raise AdaptError(f"{path} is peft's adapter folder; pass the backbone weights it attaches to "
+                         "(predict --backbone FILE, eval --checkpoint FILE, adaptcli.load(path, backbone=FILE))")
+    header["format"] = ExportMode.ADAPTER_ONLY.header_format
+
+    def load():  # -> nn.Module
+        from adaptcli.deploy.adapter import AdapterSwitcher
+
+        return load_folder(path, AdapterSwitcher(backbone).backbone_for(header))
+
+    return Opened(header, f"peft folder {path}", load)
+
+
 register(ExportFormat(
     name="peft",
     summary="peft's adapter folder (adapter_config.json + adapter_model.safetensors) for lora, dora and peft runs; "
             "PeftModel.from_pretrained loads it",
     modes=(ExportMode.ADAPTER_ONLY,),
+    open=open_folder,
     write=write,
     marker=CONFIG,
     entries=(CONFIG, WEIGHTS),

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
+from adaptcli.errors import AdaptError
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
@@ -47,10 +48,23 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
     return tuple(lines)
 
 
+def open_file(path: Path, backbone: Path | None = None) -> Opened:
+    """The header of an adaptcli ``.safetensors`` export; ``load()`` builds its model (adapter-only: on ``backbone``)."""
+    from adaptcli.deploy.header import read_header
+    from adaptcli.deploy.loading import load_safetensors
+
+    header = read_header(path)
+    if ExportMode.from_header(header["format"]) is ExportMode.ADAPTER_ONLY and backbone is None:
+        raise AdaptError(f"{path} holds only a task's adapter; pass the backbone weights it attaches to "
+                         "(predict --backbone FILE, eval --checkpoint FILE, adaptcli.load(path, backbone=FILE))")
+    return Opened(header, f"export {path}", lambda: load_safetensors(path, header, backbone))
+
+
 register(ExportFormat(
     name="safetensors",
     summary="one .safetensors file with the configuration in its header (adaptcli.load, plain timm)",
     modes=(ExportMode.MERGE, ExportMode.FULL, ExportMode.ADAPTER_ONLY),
+    open=open_file,
     write=write,
     suffix=".safetensors",
 ))

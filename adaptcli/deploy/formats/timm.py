@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import ExportFormat, Opened, Written, register
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.ownership import Marker
 
@@ -84,6 +84,21 @@ def write(export: "Export", out: Path) -> Written:
                    use=(f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)',))
 
 
+def open_folder(path: Path, backbone: Path | None = None) -> Opened:
+    """The folder's header, gathered from ``config.json`` (adaptcli's section, the labels, the
+    normalisation); ``load()`` is :func:`load_folder`. ``backbone`` is unused: the folder holds every weight."""
+    from adaptcli.deploy.timm_arch import ARCHITECTURE
+    from adaptcli.files import read_json
+
+    config = read_json(path / CONFIG)
+    pretrained = config.get("pretrained_cfg") or {}
+    full = config.get("architecture") == ARCHITECTURE
+    header = {**config["adaptcli"], "format": (ExportMode.FULL if full else ExportMode.MERGE).header_format,
+              "classes": config.get("label_names") or [], "num_classes": config.get("num_classes"),
+              "mean": pretrained.get("mean"), "std": pretrained.get("std")}
+    return Opened(header, f"timm folder {path}", lambda: load_folder(path))
+
+
 def timm_knows(architecture: str) -> bool:
     """Whether timm itself defines ``architecture`` (else adaptcli registers it on import)."""
     from timm.models import model_entrypoint
@@ -95,6 +110,7 @@ register(ExportFormat(
     name="timm",
     summary="a folder timm.create_model('local-dir:DIR', pretrained=True) loads (config.json + model.safetensors)",
     modes=(ExportMode.MERGE, ExportMode.FULL),
+    open=open_folder,
     write=write,
     marker=MARKER,
     entries=(CONFIG, WEIGHTS),
