@@ -48,8 +48,16 @@ def error_message(error: dict[str, Any], tree: dict[str, Any], sections: dict[st
     value = tree[section][name]
     if error["type"] in _RANGE_ERRORS:
         return f"{section}.{name}={_as_declared(value, hint)!r} is out of range (expected {range_text(hint)})"
-    one_of = "one of " if get_origin(hint) is Literal else ""
-    return f"{section}.{name}: expected {one_of}{type_name(hint)}, got {value!r}"
+    if len(rest) > 1 and rest[1].isdigit() and get_origin(_unwrap(hint)) is list:  # one item of a list
+        index, item_hint = int(rest[1]), get_args(_unwrap(hint))[0]
+        item = value[index] if isinstance(value, list) and index < len(value) else None
+        return f"{section}.{name}[{index}]: expected {_one_of(item_hint)}{type_name(item_hint)}, got {item!r}"
+    return f"{section}.{name}: expected {_one_of(hint)}{type_name(hint)}, got {value!r}"
+
+
+def _one_of(hint: Any) -> str:
+    """``one of `` before a list of allowed values."""
+    return "one of " if get_origin(_unwrap(hint)) is Literal else ""
 
 
 def type_name(tp: Any) -> str:
