@@ -4,6 +4,8 @@ damaged shard or, with --skip-damaged, evaluates the rest and records what is mi
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +43,23 @@ def test_training_on_unreadable_shards_stops_within_a_minute(tiny_shards, tmp_pa
         assert "training shards" in lines[0] and "are missing" in lines[0] and "train-000000.tar" in lines[0]
     else:
         assert "no training sample could be read" in lines[0] and "truncated member" in lines[0]
+
+
+def test_a_process_whose_training_failed_with_loader_workers_exits(tiny_shards, tmp_path):
+    """The workers ignore SIGTERM, so a failed run must stop them itself: left to Python's exit handler
+    (SIGTERM, then wait) the process printed its one line and never exited."""
+    data = copy_tree(tiny_shards, tmp_path / "data")
+    for shard in train_shards(data):
+        truncate_in_first_sample(shard)
+    command = [sys.executable, "-m", "adaptcli", "finetune", "--method", "linear", "--recipe", "quick",
+               "--data", str(data), "--out", str(tmp_path / "run"), *TINY, "--set", "train.epochs=1",
+               "--set", "train.feature_cache=false", "--set", "data.workers=2"]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=90)
+    except subprocess.TimeoutExpired:
+        pytest.fail("adaptcli finetune did not exit within 90 s of a failed run with 2 loader workers")
+    assert done.returncode == 2, done.stderr
+    assert "no training sample could be read" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_one_damaged_training_shard_is_counted_in_the_summary(tiny_shards, tmp_path):

@@ -18,7 +18,7 @@ from adaptcli.data.stream.samples import SampleDecoder, multi_label_classes
 from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.stream.tar_reader import SHARD_ERRORS, iter_samples, shard_error_reason
-from adaptcli.data.stream.workers import ignore_stop_signals, worker_slot
+from adaptcli.data.stream.workers import ignore_stop_signals, iterate_stopping_workers, worker_slot
 from adaptcli.errors import AdaptError
 
 
@@ -108,7 +108,7 @@ class EvalStream:
         self.damaged: dict[str, str] = {}
 
     def __iter__(self) -> Iterator[Batch]:
-        for item in self.loader:
+        for item in iterate_stopping_workers(self.loader):
             self.damaged.update(item.damaged)
             if isinstance(item, Batch):
                 yield item

@@ -20,7 +20,7 @@ from adaptcli.data.stream.samples import SampleDecoder, multi_label_classes
 from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.stream.tar_reader import SHARD_ERRORS, iter_samples, shard_error_reason
-from adaptcli.data.stream.workers import WorkerSeed, ignore_stop_signals, seed_of, worker_slot
+from adaptcli.data.stream.workers import WorkerSeed, ignore_stop_signals, seed_of, stop_workers, worker_slot
 from adaptcli.errors import AdaptError
 
 
@@ -147,14 +147,17 @@ class TrainStream:
 def _passes(first: Iterator[Any], loader: Iterable[Any]) -> Iterator[Any]:
     """``first``, then further passes over ``loader`` while a pass yields anything."""
     source = first
-    while True:
-        count = 0
-        for item in source:
-            yield item
-            count += 1
-        if count == 0:
-            return
-        source = iter(loader)
+    try:
+        while True:
+            count = 0
+            for item in source:
+                yield item
+                count += 1
+            if count == 0:
+                return
+            source = iter(loader)
+    finally:  # an error or a stop mid-pass: the workers end now (stop_workers says why)
+        stop_workers(source)
 
 
 def steps_per_epoch(samples: int, batch_size: int, world_size: int, max_steps: int | None = None) -> int:

@@ -1,8 +1,13 @@
-"""What a DataLoader worker needs to know about itself: its slot, its seeds, which signals it ignores."""
+"""What a DataLoader worker needs to know about itself: its slot, its seeds, which signals it ignores,
+and how the loader's iteration stops its workers whatever ends it."""
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable, Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def seed_of(*parts: int) -> int:
@@ -40,4 +45,27 @@ def ignore_stop_signals(worker_id: int) -> None:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
-__all__ = ["WorkerSeed", "ignore_stop_signals", "seed_of", "worker_slot"]
+def iterate_stopping_workers(loader: Iterable[T]) -> Iterator[T]:
+    """Iterate ``loader`` and stop its worker processes as soon as the iteration ends, also by an error.
+
+    Why not leave it to the iterator's ``__del__``: the workers ignore SIGTERM (:func:`ignore_stop_signals`),
+    and an error's traceback keeps the iterator alive until the interpreter exits, where multiprocessing's
+    exit handler terminates daemon processes with SIGTERM and then waits for them: forever. torch's
+    ``_shutdown_workers`` (idempotent; absent without workers) tells them to finish instead.
+    """
+    iterator = iter(loader)
+    try:
+        yield from iterator
+    finally:
+        stop_workers(iterator)
+
+
+def stop_workers(iterator: Any) -> None:
+    """Stop the worker processes of a DataLoader iterator now (nothing for one without workers)."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
+__all__ = ["WorkerSeed", "ignore_stop_signals", "iterate_stopping_workers", "seed_of", "stop_workers",
+           "worker_slot"]
