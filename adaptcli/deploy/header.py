@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -105,16 +104,12 @@ def read_header(path: str | Path) -> dict[str, Any]:
     What a deployer needs besides the model: ``classes``, ``task``, ``input_size``, ``mean``, ``std``, ...
     (:class:`ExportHeader`'s fields); a one-line error for a file adaptcli did not export.
     """
+    from adaptcli.deploy.formats import decode_header
     from adaptcli.io import read_safetensors
 
     path = Path(path)
     _, raw = read_safetensors(path, tensors=False)
-    meta: dict[str, Any] = {}
-    for key, value in raw.items():
-        try:
-            meta[key] = json.loads(value)
-        except ValueError:
-            meta[key] = value
+    meta = decode_header(raw)
     if ExportMode.from_header(meta.get("format")) is None:
         found = meta.get("format", "no adaptcli format field")
         raise AdaptError(
