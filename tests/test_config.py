@@ -42,6 +42,10 @@ def test_int_accepted_for_float_but_not_the_reverse():
         ("method.form=diagonal", "method.form: expected one of 'parallel' | 'sequential'"),
         ("train.precision=fp8", "train.precision"),
         ("data.flip=maybe", "data.flip: expected bool"),
+        # pydantic's lax mode would read these as 1, 0.0 and 1.0: refused as before pydantic
+        ("train.epochs=true", r"train.epochs: expected int, got True"),
+        ("train.lr=false", r"train.lr: expected float, got False"),
+        ("data.crop_scale=[0.5,true]", r"data.crop_scale: expected list of float, got \[0.5, True\]"),
     ],
 )
 def test_type_errors_name_the_key(override, message):

@@ -60,6 +60,28 @@ def _one_of(hint: Any) -> str:
     return "one of " if get_origin(_unwrap(hint)) is Literal else ""
 
 
+def bool_for_number(tree: dict[str, Any], sections: dict[str, type]) -> str | None:
+    """The one line for a ``true``/``false`` given to a number key, else None.
+
+    pydantic's lax mode reads booleans as 1 and 0 for int and float fields; ``train.epochs=true`` is a
+    mistake, not one epoch, so it is refused as before pydantic.
+    """
+    for section, keys in tree.items():
+        if section not in sections or not isinstance(keys, dict):
+            continue
+        hints = get_type_hints(sections[section], include_extras=True)
+        for name, value in keys.items():
+            if name not in hints:
+                continue
+            base = _unwrap(hints[name])
+            items = value if isinstance(value, list) else [value]
+            if get_origin(base) is list:
+                base = _unwrap(get_args(base)[0])
+            if base in (int, float) and any(isinstance(item, bool) for item in items):
+                return f"{section}.{name}: expected {type_name(hints[name])}, got {value!r}"
+    return None
+
+
 def type_name(tp: Any) -> str:
     """An annotation in words: ``int``, ``'sgd' | 'adamw'``, ``list of float or null``."""
     origin = get_origin(tp)

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from adaptcli.config.messages import error_message
+from adaptcli.config.messages import bool_for_number, error_message
 from adaptcli.config.sections import SECTIONS, valid_keys
 from adaptcli.errors import ConfigError
 from adaptcli.methods.registry import method_spec
@@ -43,6 +43,9 @@ def recipe_model(method: str) -> type[BaseModel]:
 def validate(tree: dict[str, Any], method: str) -> dict[str, Any]:
     """The sections of ``tree`` (section name -> mapping of keys) as validated dataclass instances, or a
     one-line :class:`ConfigError` for the first thing wrong."""
+    refused = bool_for_number(tree, sections_of(method))
+    if refused:
+        raise ConfigError(refused)
     try:
         recipe = recipe_model(method).model_validate(tree)
     except ValidationError as exc:
