@@ -32,7 +32,9 @@ class SessionStats:
 
 def train_summary(session: Session, state: TrainState, stats: SessionStats, *, accelerator: Any, lr: float,
                   feature_cache: bool, seconds: float, loss: float, data_wait: float | None = None) -> TrainSummary:
-    """``data_wait``: the share of the training loops' wall time spent waiting for batches."""
+    """``seconds``: this session's wall time (the samples/s of the samples it trained); the run's train time is
+    ``state.train_seconds``, summed over every part of a resumed run. ``data_wait``: the share of the
+    training loops' wall time spent waiting for batches."""
     from adaptcli.runs.params import parameter_report
 
     config = session.config
@@ -42,7 +44,7 @@ def train_summary(session: Session, state: TrainState, stats: SessionStats, *, a
     return TrainSummary(
         method=config.method, backbone=config.model.name, data=str(session.shards.path),
         epochs=state.epoch, steps=state.step, final_loss=loss, task=session.manifest.task,
-        best_epoch=state.best_epoch, best_val=state.best_value, train_seconds=round(seconds, 2),
+        best_epoch=state.best_epoch, best_val=state.best_value, train_seconds=round(state.train_seconds, 2),
         samples_per_second=round(stats.samples / seconds, 2) if seconds > 0 else None,
         seconds_per_step=round(stats.step_seconds / steps_here, 5) if steps_here else None,
         peak_memory_mb=peak_mb, peak_memory_kind=memory_kind, feature_cache=feature_cache,

@@ -55,6 +55,7 @@ class Trainer:
         self.val_split = session.val_split
         self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
+        self.started, self.seconds_before = time.time(), 0.0  # set again when train() starts
         self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
         self.ema: WeightEma | None = None
         self.augment = BatchAugment.of(session.config.train, session.manifest.num_classes, accelerator.device)
@@ -95,6 +96,7 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(staged))
         acc.wait_for_everyone()
+        self.state.train_seconds = self._train_seconds()
         if self.is_main:
             averaged = self.ema.save_into_checkpoint(staged) if self.ema is not None else None
             ckpt.finish_checkpoint(self.run, staged, final, self.state, self.weights, self.config.train.keep_checkpoints)
@@ -111,7 +113,8 @@ class Trainer:
                 self.out.echo(fp32_note(acc.device))  # stdout: a failing run's stderr stays one line
             if tracker_names(self.config.train.log_with):
                 acc.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
-            start, self.stats.steps_before = time.time(), self.state.step
+            self.started, self.seconds_before = time.time(), self.state.train_seconds
+            self.stats.steps_before = self.state.step
             reset_peak_memory(acc.device)
             if self.use_feature_cache:
                 self.streams = EpochStreams.cached(self.session, getattr(self.trained, "module", self.trained), acc,
@@ -123,9 +126,14 @@ class Trainer:
                     loss = self._epoch(epoch)
             finally:
                 self.streams.close()
+        self.state.train_seconds = self._train_seconds()
         return train_summary(self.session, self.state, self.stats, accelerator=acc, lr=self.lr,
-                             feature_cache=self.use_feature_cache, seconds=time.time() - start, loss=loss,
+                             feature_cache=self.use_feature_cache, seconds=time.time() - self.started, loss=loss,
                              data_wait=self.wait.share)
+
+    def _train_seconds(self) -> float:
+        """The run's training wall time so far: the parts before a resume (from the checkpoint) and this one."""
+        return self.seconds_before + time.time() - self.started
 
     def _epoch(self, epoch: int) -> float:
         """Train one epoch (the rest of it after a mid-epoch resume), validate, checkpoint; its mean loss."""

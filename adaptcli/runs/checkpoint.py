@@ -39,10 +39,14 @@ class TrainState:
     batch: int = 0  # batches of epoch ``epoch`` already trained (a mid-epoch checkpoint; 0 at epoch ends)
     loss_sum: float = 0.0  # running loss of those batches, so the epoch's record is the same after a resume
     loss_count: int = 0
+    #: Training wall time of the run up to this checkpoint, summed over every part of an interrupted run:
+    #: from the start of each part's training loop to its checkpoint, not the time between the parts.
+    train_seconds: float = 0.0
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainState:
-        """A saved state; files written before the rename hold ``best_top1`` (then also mAP)."""
+        """A saved state; files written before the rename hold ``best_top1`` (then also mAP). Files written
+        before ``train_seconds`` resume with 0 carried: the run's train time then counts from the resume."""
         saved = dict(saved)
         if "best_top1" in saved:
             saved["best_value"] = saved.pop("best_top1")

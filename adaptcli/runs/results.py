@@ -51,7 +51,7 @@ class TrainSummary:
     task: str = "single-label"
     best_epoch: int | None = None
     best_val: float | None = None  # written as ``best_val_<metric>``
-    train_seconds: float | None = None
+    train_seconds: float | None = None  # training wall time of every part of the run, not the time between them
     samples_per_second: float | None = None
     seconds_per_step: float | None = None
     peak_memory_mb: float | None = None

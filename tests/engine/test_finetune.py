@@ -306,3 +306,39 @@ def test_resume_from_an_earlier_checkpoint_repeats_the_run(image_shards, tmp_pat
     # Not trivially equal: epoch 2 moved the weights away from the checkpoint the copy resumed from.
     first, _ = load_tensors(tmp_path / "a" / "checkpoints" / "epoch-0001" / "model.safetensors")
     assert any(not torch.equal(first[k], a[k]) for k in a if k in first), sorted(first)[:3]
+
+
+def test_a_resumed_runs_train_time_sums_every_part_and_report_shows_it(image_shards, tmp_path):
+    import shutil
+
+    common = ["--set", "train.epochs=3", "--set", "train.keep_checkpoints=3"]
+    finetune(image_shards, tmp_path / "a", "bitfit", *common)
+    # An interrupted copy: two epochs trained by the first part, the third by the resumed one.
+    run = shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(run / "checkpoints" / "epoch-0003")
+    for name in ("summary.json", "trainable.safetensors", "best.safetensors"):
+        (run / name).unlink(missing_ok=True)
+    lines = (run / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (run / "metrics.jsonl").write_text("".join(line for line in lines if json.loads(line).get("epoch") != 3))
+    first_part = json.loads((run / "checkpoints" / "epoch-0002" / "state.json").read_text())["train_seconds"]
+    first_epochs = sum(m["seconds"] for m in metrics(run) if m["event"] == "train")
+    assert first_part >= first_epochs > 0  # what the checkpoint carries covers the epochs it trained
+
+    started = time.monotonic()
+    resumed = runner.invoke(app, ["finetune", "--method", "bitfit", "--recipe", "quick", "--data", str(image_shards),
+                                  "--out", str(run), "--resume", *TINY, *common])
+    second_wall = time.monotonic() - started
+    assert resumed.exit_code == 0, resumed.output
+    assert "resumed from" in resumed.output and "epoch-0002" in resumed.output
+    second_epochs = sum(m["seconds"] for m in metrics(run) if m["event"] == "train" and m["epoch"] == 3)
+    assert second_epochs > 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["steps"] == json.loads((tmp_path / "a" / "summary.json").read_text())["steps"]
+    # Both parts counted (0.01: summary.json rounds to 2 decimals), not the time between them.
+    assert first_part + second_epochs - 0.01 <= summary["train_seconds"] <= first_part + second_wall + 0.01
+    assert summary["train_seconds"] >= first_epochs + second_epochs - 0.01  # every epoch's own record
+    assert f"in {summary['train_seconds']:.1f} s" in resumed.output
+
+    report = runner.invoke(app, ["report", str(run), "--format", "json"])
+    assert report.exit_code == 0, report.output
+    assert json.loads(report.stdout)["runs"][0]["train_seconds"] == summary["train_seconds"]

@@ -82,5 +82,6 @@ def test_train_state_reads_the_old_best_top1_key():
            "loss_sum": 0.0, "loss_count": 0}
     state = TrainState.from_dict(old)
     assert state.best_value == 57.5 and state.best_epoch == 1 and state.epoch == 2
+    assert state.train_seconds == 0.0  # written before it carried the train time: the resume counts from 0
     assert "best_top1" not in state.to_dict() and state.to_dict()["best_value"] == 57.5
     assert not state.improves(50.0) and state.improves(60.0) and state.best_epoch == 2

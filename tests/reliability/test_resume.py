@@ -99,10 +99,22 @@ def test_sigterm_saves_marks_interrupted_exits_143_and_resumes_exactly(tiny_shar
     warning = [line for line in early.stderr.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "(interrupted)" in warning[0] and f"step {info['step']}" in warning[0]
 
+    saved = json.loads((out / "checkpoints" / info["checkpoint"] / "state.json").read_text())
+    assert saved["train_seconds"] > 0 and saved["step"] == info["step"]
+
+    started = time.monotonic()
     resumed = _cli([*args, "--resume"])
     _, stderr = resumed.communicate(timeout=600)
+    second_wall = time.monotonic() - started
     assert resumed.returncode == 0, stderr[-2000:]
     _assert_same(straight, out)
+    # The train time is both parts' (0.01: summary.json rounds), not the resumed part's nor the pause between.
+    second_epochs = sum(m["seconds"] for m in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+                        if m["event"] == "train" and m["epoch"] > saved["epoch"])
+    seconds = json.loads((out / "summary.json").read_text())["train_seconds"]
+    assert saved["train_seconds"] + second_epochs - 0.01 <= seconds <= saved["train_seconds"] + second_wall + 0.01
+    report = CliRunner().invoke(app, ["report", str(out), "--format", "json"])
+    assert report.exit_code == 0 and json.loads(report.stdout)["runs"][0]["train_seconds"] == seconds
 
 
 def test_resume_with_no_checkpoint_starts_from_step_0(tiny_shards, tmp_path):
