@@ -32,7 +32,7 @@ from adaptcli.data.manifest import (
 )
 from adaptcli.data.names import check_split_name
 from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note
 from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
@@ -308,6 +308,10 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
+    for sub, listing in found.listings:
+        empty = empty_classes_note(listing, sub)
+        if empty:
+            warn(empty)
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
