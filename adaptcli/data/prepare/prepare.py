@@ -308,10 +308,6 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
-    for sub, listing in found.listings:
-        empty = empty_classes_note(listing, sub)
-        if empty:
-            warn(empty)
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
@@ -327,6 +323,9 @@ def prepare_dataset(
              f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
         if result.skipped:
             warn(f"warning: skipped {result.skipped} samples (see {out / MANIFEST_NAME} \"skipped\")")
+        empty = empty_classes_note(listing, sub)
+        if empty:
+            warn(empty)
         results.append(result)
     return results
 
