@@ -1,7 +1,7 @@
 """FGVC as VPT prepared it: ``<dataset>/{train,val,test}.json`` mapping image path -> label.
 
 Labels are mapped to 0..K-1 in sorted label order over every json file found (VPT's loader maps them the
-same way: CUB's labels start at 1, NABirds' have gaps), so no class is empty. Class names come from the
+same way), so labels from 1 or with gaps leave no empty class. Class names come from the
 dataset's ``classes.txt`` (``<label> <name>``, as CUB-200-2011 and NABirds ship it) where it names every
 label, else they are the label values.
 """
