@@ -128,3 +128,16 @@ def test_fgvc_without_classes_txt_names_classes_by_label(tmp_path, run_cli):
     assert partial.exit_code == 0, partial.output
     assert "does not name the labels 4" in partial.output
     _check_fgvc(tmp_path / "o2", base, ["1", "3", "4"])
+
+
+def test_empty_classes_note_names_the_classes_without_a_sample():
+    from adaptcli.data.prepare.sources.base import Item, Listing, empty_classes_note
+
+    gap = Listing("vtab", "image", ["0", "1", "2", "3"], {"train800": [Item("a", 0), Item("b", 3)], "test": [Item("c", 0)]})
+    assert empty_classes_note(gap, "dtd") == "warning: vtab/dtd: 2 of 4 classes have no sample in train800, test: 1, 2"
+    multi = Listing("nuswide", "image", ["sky", "sea", "dog"], {"train": [Item("a", [0, 2]), Item("b", [])]},
+                    task="multi-label")
+    assert empty_classes_note(multi) == "warning: nuswide: 1 of 3 classes have no sample in train: sea"
+    unlabelled = Listing("ssv2", "video", ["x", "y"], {"test": [Item("a", None)]})
+    assert empty_classes_note(unlabelled) is None
+    assert empty_classes_note(Listing("svhn", "image", ["0", "1"], {"train": [Item("a", 1), Item("b", 0)]})) is None
