@@ -32,7 +32,7 @@ from adaptcli.data.manifest import (
 )
 from adaptcli.data.names import check_split_name
 from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note
 from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
@@ -323,6 +323,9 @@ def prepare_dataset(
              f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
         if result.skipped:
             warn(f"warning: skipped {result.skipped} samples (see {out / MANIFEST_NAME} \"skipped\")")
+        empty = empty_classes_note(listing, sub)
+        if empty:
+            warn(empty)
         results.append(result)
     return results
 

@@ -156,6 +156,21 @@ def unique_keys(items: list[Item]) -> list[Item]:
     return items
 
 
+def empty_classes_note(listing: Listing, sub: str | None = None) -> str | None:
+    """One warning line naming the classes no sample of the listed splits has (a multi-label sample
+    counts for each of its classes), or None when every class has one or no sample has a label (SSv2's
+    test split). ``sub``: the listing's output subfolder (a VTAB task), shown after the dataset's name."""
+    labelled = [item.label for items in listing.splits.values() for item in items if item.label is not None]
+    used = {i for label in labelled for i in (label if isinstance(label, list) else [label])}
+    empty = [name for i, name in enumerate(listing.classes) if i not in used]
+    if not empty or not labelled:
+        return None
+    shown = ", ".join(empty[:20]) + (f" ... ({len(empty)} in all)" if len(empty) > 20 else "")
+    name = f"{listing.dataset}/{sub}" if sub else listing.dataset
+    return (f"warning: {name}: {len(empty)} of {len(listing.classes)} classes have no sample in "
+            f"{', '.join(listing.splits) or 'any split'}: {shown}")
+
+
 def missing(split: str, key: str, path: str | Path, reason: str = "file not found") -> dict[str, Any]:
     """A skipped-sample record."""
     return {"split": split, "key": key, "path": str(path), "reason": reason}

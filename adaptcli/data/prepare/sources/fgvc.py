@@ -1,4 +1,10 @@
-"""FGVC as VPT prepared it: ``<dataset>/{train,val,test}.json`` mapping image path -> label."""
+"""FGVC as VPT prepared it: ``<dataset>/{train,val,test}.json`` mapping image path -> label.
+
+Labels are mapped to 0..K-1 in sorted label order over every json file found (VPT's loader maps them the
+same way), so labels from 1 or with gaps leave no empty class. Class names come from the
+dataset's ``classes.txt`` (``<label> <name>``, as CUB-200-2011 and NABirds ship it) where it names every
+label, else they are the label values.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ from adaptcli.errors import AdaptError
 FGVC_DATASETS = ["CUB_200_2011", "nabirds", "OxfordFlower", "Stanford-dogs", "Stanford-cars"]
 
 
-def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None) -> Listing:
+def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None) -> Found:
     """FGVC as VPT prepared it: ``<dataset>/{train,val,test}.json`` mapping image path -> label."""
     src = Path(src)
     if name is None:
@@ -28,30 +34,55 @@ def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None
     if not available:
         raise AdaptError(f"no train.json / val.json / test.json in {base}")
     chosen = select_splits(available, splits, f"fgvc {name}")
-    listing = Listing("fgvc", "image", [], {}, settings={"fgvc_dataset": name})
-    top = -1
+    labels = {split: _read_labels(base / f"{split}.json") for split in available}
+    values = sorted({label for mapping in labels.values() for label in mapping.values()})
+    index = {value: i for i, value in enumerate(values)}
+    names, notes = _class_names(base, values)
+    listing = Listing("fgvc", "image", names, {}, settings={"fgvc_dataset": name})
     for split in chosen:
-        path = base / f"{split}.json"
-        try:
-            mapping = json.loads(read_source_text(path, "fgvc"))
-        except ValueError as exc:
-            raise AdaptError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
-        if not isinstance(mapping, dict):
-            raise AdaptError(f"{path} must map image paths to integer labels")
         items = []
-        for rel, label in mapping.items():
-            label = parse_int_label(label, f"{path} [{rel}]")
-            top = max(top, label)
-            item = list_item(split, base, str(rel), label, listing)
+        for rel, label in labels[split].items():
+            item = list_item(split, base, rel, index[label], listing)
             if item:
                 items.append(item)
         listing.splits[split] = unique_keys(sorted(items, key=lambda i: i.key))
-    listing.classes = [str(i) for i in range(top + 1)]
-    return listing
+    return Found([(None, listing)], notes=notes)
+
+
+def _read_labels(path: Path) -> dict[str, int]:
+    """One split's json: image path -> integer label."""
+    try:
+        mapping = json.loads(read_source_text(path, "fgvc"))
+    except ValueError as exc:
+        raise AdaptError(f"{path} is not valid JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(mapping, dict):
+        raise AdaptError(f"{path} must map image paths to integer labels")
+    return {str(rel): parse_int_label(label, f"{path} [{rel}]") for rel, label in mapping.items()}
+
+
+def _class_names(base: Path, values: list[int]) -> tuple[list[str], list[str]]:
+    """The names ``classes.txt`` gives the label values, or the values themselves where it is absent
+    or does not name every label (then with a note saying so)."""
+    path = base / "classes.txt"
+    if not path.is_file():
+        return [str(v) for v in values], []
+    names: dict[int, str] = {}
+    for number, line in enumerate(read_source_text(path, "fgvc").splitlines(), 1):
+        parts = line.split(maxsplit=1)
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[0].isdigit():
+            raise AdaptError(f"{path}:{number}: expected '<label> <class name>', got {line.strip()[:80]!r}")
+        names[int(parts[0])] = parts[1].strip()
+    unnamed = [v for v in values if v not in names]
+    if unnamed:
+        return [str(v) for v in values], [f"fgvc: {path} does not name the labels {', '.join(map(str, unnamed[:10]))}"
+                                          f"{' ...' if len(unnamed) > 10 else ''}; the classes are named by their labels"]
+    return [names[v] for v in values], []
 
 
 def find(src: Path, opts: SourceOptions) -> Found:
-    return Found([(None, list_fgvc(src, opts.fgvc_dataset, opts.splits))])
+    return list_fgvc(src, opts.fgvc_dataset, opts.splits)
 
 
 register(DataSource("fgvc", "FGVC in VPT's json splits (--dataset picks CUB_200_2011, nabirds, ...)", find, order=70))

@@ -1,26 +1,44 @@
-"""HMDB51: ``<root>/<class>/<clip>.avi`` plus the official ``<class>_test_split<k>.txt`` files."""
+"""HMDB51: ``<root>/<class>/<clip>.avi`` plus the official ``<class>_test_split<k>.txt`` files.
+
+The classes are the split files' class names in sorted order (the index HMDB51's tools, e.g. mmaction2's
+file lists, give); folders of the root are only where clips are looked up, so the split folder unpacked
+inside the root is never a class. The split folder is ``--split-dir``, or found by its official name
+``testTrainMulti_7030_splits`` inside or beside the root.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
-    require_dir, sanitise_key, select_splits, subfolders)
+from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, hidden, missing,
+    read_source_text, require_dir, sanitise_key, select_splits)
 from adaptcli.data.prepare.sources.registry import register
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "test"]
 TAGS = {"1": "train", "2": "test"}
+SPLIT_FOLDER = "testTrainMulti_7030_splits"
 
 
 def _split_files(split_dir: Path, split_id: int) -> dict[str, Path]:
-    for folder in (split_dir, split_dir / "testTrainMulti_7030_splits"):
+    for folder in (split_dir, split_dir / SPLIT_FOLDER):
         found = {p.name[: -len(f"_test_split{split_id}.txt")]: p
-                 for p in sorted(folder.glob(f"*_test_split{split_id}.txt"))}
+                 for p in sorted(folder.glob(f"*_test_split{split_id}.txt")) if not hidden(p.name)}
         if found:
             return found
     raise AdaptError(f"no HMDB51 split files *_test_split{split_id}.txt in {split_dir} "
-                     "(or its testTrainMulti_7030_splits/)")
+                     f"(or its {SPLIT_FOLDER}/)")
+
+
+def split_folder(root: Path, split_dir: str | Path | None) -> Path:
+    """``--split-dir``, else the official split folder inside or beside the root."""
+    if split_dir is not None:
+        return require_dir(Path(split_dir), "HMDB51 split folder")
+    for folder in (root / SPLIT_FOLDER, root.parent / SPLIT_FOLDER):
+        if folder.is_dir():
+            return folder
+    raise AdaptError(f"HMDB51 needs --split-dir DIR (the folder of <class>_test_split<k>.txt files): no "
+                     f"{SPLIT_FOLDER}/ in or beside {root}")
 
 
 def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1,
@@ -29,11 +47,8 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
     src = require_dir(Path(src), "HMDB51 root")
     if split_id not in (1, 2, 3):
         raise AdaptError(f"--split-id must be 1, 2 or 3, got {split_id}")
-    if split_dir is None:
-        raise AdaptError("HMDB51 needs --split-dir DIR (the folder of <class>_test_split<k>.txt files)")
-    files = _split_files(require_dir(Path(split_dir), "HMDB51 split folder"), split_id)
-    class_dirs = [p.name for p in subfolders(src)]
-    classes = sorted(set(class_dirs) | set(files))
+    files = _split_files(split_folder(src, split_dir), split_id)
+    classes = sorted(files)
     chosen = select_splits(SPLITS, splits, "hmdb51")
     listing = Listing("hmdb51", "video", classes, {s: [] for s in chosen},
                       settings={"split_id": split_id})
