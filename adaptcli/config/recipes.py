@@ -98,6 +98,12 @@ def _check_schedule(train: TrainConfig) -> None:
     if train.cooldown_epochs >= train.epochs:
         raise ConfigError(f"train.cooldown_epochs ({train.cooldown_epochs}) must be below train.epochs "
                           f"({train.epochs}): the cool-down is the last part of the epochs")
+    scheduled = train.epochs - train.cooldown_epochs  # the epochs the warm-up and the cosine share
+    if train.warmup_epochs >= scheduled:
+        before = (f"train.epochs - train.cooldown_epochs ({scheduled})" if train.cooldown_epochs
+                  else f"train.epochs ({train.epochs})")
+        raise ConfigError(f"train.warmup_epochs ({train.warmup_epochs:g}) must be below {before}: the warm-up is the "
+                          f"first part of the schedule; lower train.warmup_epochs or raise train.epochs")
 
 
 def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:
