@@ -28,13 +28,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Print the configuration finetune would run (recipe + method defaults + --set), as YAML.
 
-        The output is a recipe: save it and pass it back with --recipe FILE.
+        The output is a recipe: save it and pass it back with --recipe FILE (to finetune or suite: it keeps
+        the recipe's sweep grid and per-task settings for the method).
 
         Example: adaptcli config --recipe vtab --method lora --set method.r=4 > my-recipe.yaml
 
         Example: adaptcli config --method lora --schema > recipe.schema.json
         """
-        from adaptcli.config import json_schema, resolve
+        from adaptcli.config import json_schema, saved_recipe
         from adaptcli.errors import AdaptError
 
         if schema:
@@ -45,5 +46,7 @@ def register(app: typer.Typer) -> None:
         if recipe is None:
             raise AdaptError("config needs --recipe NAME_OR_FILE (or --schema for the JSON schema)")
 
-        resolved = resolve(recipe, method=method, overrides=model_overrides(model, checkpoint, set_))
-        typer.echo(resolved.to_yaml().rstrip("\n"))
+        import yaml
+
+        saved = saved_recipe(recipe, method=method, overrides=model_overrides(model, checkpoint, set_))
+        typer.echo(yaml.safe_dump(saved, sort_keys=False).rstrip("\n"))

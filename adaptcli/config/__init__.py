@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from adaptcli.config.messages import RENAMED_KEYS, unknown_key_message
 from adaptcli.config.overrides import parse_override
-from adaptcli.config.recipes import from_dict, header_config, load_recipe, recipe_sweep, resolve, shipped_recipes
+from adaptcli.config.recipes import from_dict, header_config, load_recipe, recipe_sweep, resolve, saved_recipe, shipped_recipes
 from adaptcli.config.schema import json_schema
 from adaptcli.config.sections import (
     DEFAULT_METHOD,
@@ -44,6 +44,7 @@ __all__ = [
     "HeadConfig",
     "resolve",
     "recipe_sweep",
+    "saved_recipe",
     "load_recipe",
     "from_dict",
     "header_config",

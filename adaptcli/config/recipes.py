@@ -161,6 +161,36 @@ def recipe_sweep(recipe: str | Path | dict[str, Any] | None, method: str) -> dic
     return grid
 
 
+def saved_recipe(
+    recipe: str | Path | dict[str, Any],
+    method: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The recipe ``adaptcli config`` writes: the resolved sections of one run, then the recipe's sweep grid
+    and per-task sections for that method under ``per_method.<method>``, so that ``finetune`` and ``suite``
+    read from the saved file what they read from ``recipe``, ``method`` and ``overrides``.
+
+    A ``--set`` key is left out of the per-task sections: given to a suite, it holds for every task.
+    """
+    tree = dict(recipe) if isinstance(recipe, dict) else load_recipe(recipe)
+    config = resolve(tree, method=method, overrides=overrides)
+    own = _per_method(tree.get("per_method")).get(config.method) or {}
+    overridden = {parse_override(text)[0] for text in overrides}
+    per_task = {task: _without_keys(sections or {}, overridden)
+                for task, sections in _per_task(own, config.method).items()}
+    suite: dict[str, Any] = {"sweep": recipe_sweep(tree, config.method)}
+    if any(per_task.values()):
+        suite["per_task"] = {task: sections for task, sections in per_task.items() if sections}
+    return {**config.to_dict(), "per_method": {config.method: suite}}
+
+
+def _without_keys(sections: dict[str, Any], dotted: set[str]) -> dict[str, Any]:
+    """``sections`` without the ``section.key`` entries in ``dotted``; sections left empty are dropped."""
+    kept = {name: ({k: v for k, v in values.items() if f"{name}.{k}" not in dotted}
+                   if isinstance(values, dict) else values) for name, values in sections.items()}
+    return {name: values for name, values in kept.items() if values}
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
     return resolve(data, stored=True)
