@@ -99,6 +99,17 @@ def test_round_trip_through_yaml(tmp_path):
     assert isinstance(again, RunConfig)
 
 
+def test_a_run_saved_with_a_warmup_as_long_as_the_run_still_reads(tmp_path):
+    """Earlier adaptcli accepted it (the warm-up was cut to the run); its config.yaml reads as trained."""
+    tree = resolve("vtab", "arc").to_dict()
+    tree["train"]["epochs"] = 2
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(tree))
+    stored = load_run_config(tmp_path / "config.yaml")
+    assert (stored.train.epochs, stored.train.warmup_epochs) == (2, 10)
+    with pytest.raises(ConfigError, match=r"train.warmup_epochs \(10\) must be below train.epochs \(2\)"):
+        resolve(tree, "arc")  # as a recipe for a new run, it is refused
+
+
 def test_recipe_by_path_and_bad_recipes(tmp_path):
     with pytest.raises(ConfigError, match="neither a shipped recipe"):
         resolve(tmp_path / "missing.yaml", "linear")

@@ -57,11 +57,15 @@ def resolve(
     method: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     task: str | None = None,
+    *,
+    stored: bool = False,
 ) -> RunConfig:
     """Resolve a recipe, a method and ``--set`` overrides into a validated :class:`RunConfig`.
 
     ``task`` (a suite's task name) adds the recipe's ``per_method.<method>.per_task.<task>`` section, the
     settings a paper's scripts give that one task, after the method's own section and before ``--set``.
+    ``stored``: a configuration adaptcli wrote (a run's config.yaml, an export header), read as it was
+    trained: the rule added since (the warm-up ends before the schedule does) does not refuse it.
     """
     tree = dict(recipe) if isinstance(recipe, dict) else (load_recipe(recipe) if recipe else {})
     tree = {k: (dict(v) if isinstance(v, dict) else v) for k, v in tree.items()}
@@ -89,15 +93,21 @@ def resolve(
 
     tree = {section: ({} if values is None else values) for section, values in tree.items()}
     sections = validate(tree, name)
-    _check_schedule(sections["train"])
+    _check_schedule(sections["train"], warmup=not stored)
     _check_augmentation(sections["train"], sections["data"])
     return RunConfig(method=name, method_options=sections.pop("method"), **sections)
 
 
-def _check_schedule(train: TrainConfig) -> None:
+def _check_schedule(train: TrainConfig, *, warmup: bool = True) -> None:
     if train.cooldown_epochs >= train.epochs:
         raise ConfigError(f"train.cooldown_epochs ({train.cooldown_epochs}) must be below train.epochs "
                           f"({train.epochs}): the cool-down is the last part of the epochs")
+    scheduled = train.epochs - train.cooldown_epochs  # the epochs the warm-up and the cosine share
+    if warmup and train.warmup_epochs >= scheduled:
+        before = (f"train.epochs - train.cooldown_epochs ({scheduled})" if train.cooldown_epochs
+                  else f"train.epochs ({train.epochs})")
+        raise ConfigError(f"train.warmup_epochs ({train.warmup_epochs:g}) must be below {before}: the warm-up is the "
+                          f"first part of the schedule; lower train.warmup_epochs or raise train.epochs")
 
 
 def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:
@@ -183,7 +193,7 @@ def _without_keys(sections: dict[str, Any], dotted: set[str]) -> dict[str, Any]:
 
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
-    return resolve(data)
+    return resolve(data, stored=True)
 
 
 def header_config(meta: dict[str, Any]) -> RunConfig:

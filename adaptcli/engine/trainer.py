@@ -59,6 +59,7 @@ class Trainer:
         self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
         self.ema: WeightEma | None = None
         self.augment = BatchAugment.of(session.config.train, session.manifest.num_classes, accelerator.device)
+        self.applied_lr = self._current_lr()  # the lr of the last optimiser step (before any: the first one's)
 
     @classmethod
     def setup(cls, session: Session, run: RunDir, *, resume: bool = False) -> Trainer:
@@ -159,7 +160,7 @@ class Trainer:
                 if index + 1 >= self.steps_per_epoch - self.streams.lead and epoch + 1 < train.epochs:
                     self.streams.prefetch(epoch + 1)
                 elapsed = time.time() - start
-                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self._current_lr():.2e}",
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.applied_lr:.2e}",
                                 sps=f"{samples / max(elapsed, 1e-9):.1f}", wait=f"{self.wait.share_with(elapsed):.0%}")
                 bar.update(1)
                 if synced and index + 1 < self.steps_per_epoch:
@@ -181,6 +182,7 @@ class Trainer:
         self.stats.step_seconds += seconds
         if synced:
             self.state.step += 1
+            self.applied_lr = self._current_lr()  # read before the scheduler sets the next step's lr
             self.scheduler.step_update(num_updates=self.state.step)
             if self.ema is not None:
                 self.ema.update(self.session.model, self.state.step)
@@ -202,7 +204,7 @@ class Trainer:
     def _end_epoch(self, epoch: int, loss: float, seconds: float, samples: int) -> None:
         """Validate when due, log the epoch's record, checkpoint; stop here after a stop signal."""
         train = self.config.train
-        record = epoch_record(epoch, self.state.step, loss, self._current_lr(), seconds, samples, self.accelerator)
+        record = epoch_record(epoch, self.state.step, loss, self.applied_lr, seconds, samples, self.accelerator)
         if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
             record.update(self._validate())
         self.state.history.append(record)
@@ -231,6 +233,7 @@ class Trainer:
         return values
 
     def _current_lr(self) -> float:
+        """The optimiser's lr now (the first parameter group's): the one its next step applies."""
         return float(self.optimizer.param_groups[0]["lr"])
 
     def cleanup(self) -> None:

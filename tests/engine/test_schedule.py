@@ -3,14 +3,19 @@ cool-down (SSF's scripts), and Adapter+'s per-epoch schedule to lr/1000."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+from typer.testing import CliRunner
 
+from adaptcli.cli import app
 from adaptcli.config import TrainConfig, resolve
 from adaptcli.engine.optim import build_scheduler
 from adaptcli.errors import ConfigError
+from tests.engine.conftest import TINY, image_shards  # noqa: F401
 
 
 def lrs_per_step(train: TrainConfig, steps_per_epoch: int, lr: float) -> list[float]:
@@ -139,3 +144,56 @@ def test_layer_decay_groups_the_video_vit_by_block():
         assert lr_of[id(params[f"blocks.{block}.adaptmlp.down.weight"])] == pytest.approx(0.5 ** (depth - block))
     assert lr_of[id(params["head.weight"])] == pytest.approx(1.0)
     assert lr_of[id(params["fc_norm.weight"])] == pytest.approx(0.5)  # with the last block, as timm's ViT norm
+
+
+def warmup_cosine(t: int, *, lr: float, warmup_lr: float, min_lr: float, warmup: int, total: int) -> float:
+    """timm's CosineLRScheduler with ``warmup_prefix``: linear from ``warmup_lr`` over ``warmup`` updates,
+    then the cosine from ``lr`` to ``min_lr`` over the rest; ``t`` updates done (steps or epochs)."""
+    if t < warmup:
+        return warmup_lr + t * (lr - warmup_lr) / warmup
+    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * (t - warmup) / (total - warmup)))
+
+
+@pytest.mark.parametrize("unit", ["step", "epoch"])
+def test_the_logged_lr_is_the_one_each_step_trained_with(image_shards, tmp_path, unit):  # noqa: F811
+    """3 epochs of 2 steps, 2 warm-up epochs: the lr the optimiser holds when each step applies it, against
+    timm's formula, and each epoch's logged lr against its last step's (it was the next step's)."""
+    applied: list[float] = []
+    hook = register_optimizer_step_pre_hook(
+        lambda optimizer, args, kwargs: applied.append(optimizer.param_groups[0]["lr"]))
+    try:
+        result = CliRunner().invoke(app, [
+            "finetune", "--method", "linear", "--recipe", "quick", "--data", str(image_shards),
+            "--out", str(tmp_path / "run"), *TINY, "--set", "train.epochs=3", "--set", "train.max_steps_per_epoch=2",
+            "--set", "train.warmup_epochs=2", "--set", "train.lr=0.01", "--set", "train.warmup_lr=0.0001",
+            "--set", "train.min_lr=0.00001", "--set", f"train.schedule_unit={unit}"])
+    finally:
+        hook.remove()
+    assert result.exit_code == 0, result.output
+    assert len(applied) == 6
+    per_step = unit == "step"
+    for step, value in enumerate(applied):
+        t = step if per_step else step // 2
+        want = warmup_cosine(t, lr=0.01, warmup_lr=1e-4, min_lr=1e-5, warmup=4 if per_step else 2,
+                             total=6 if per_step else 3)
+        assert value == pytest.approx(want, rel=1e-9), step
+    assert applied[0] == pytest.approx(1e-4, rel=1e-9)  # the first step trains at the warm-up lr
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [(r["step"], r["lr"]) for r in records if r["event"] == "train"]
+    assert logged == [(2, pytest.approx(applied[1], rel=1e-9)), (4, pytest.approx(applied[3], rel=1e-9)),
+                      (6, pytest.approx(applied[5], rel=1e-9))]
+
+
+def test_a_warmup_as_long_as_the_run_is_refused_before_any_work(tmp_path):
+    """The VTAB recipe's 10 warm-up epochs with --set train.epochs=2: one line naming both keys, exit 2."""
+    data = tmp_path / "data"
+    result = CliRunner().invoke(app, ["finetune", "--method", "arc", "--recipe", "vtab", "--data", str(data),
+                                      "--out", str(tmp_path / "run"), "--set", "train.epochs=2", "--dry-run"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: train.warmup_epochs (10) must be below train.epochs (2): the warm-up is the first part of the "
+        "schedule; lower train.warmup_epochs or raise train.epochs"]
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match=r"train.warmup_epochs \(10\) must be below train.epochs - "
+                                          r"train.cooldown_epochs \(10\)"):
+        resolve("vtab", "ssf", ["train.epochs=20"])  # 10 of the 20 epochs are the cool-down
