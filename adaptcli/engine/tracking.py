@@ -53,3 +53,9 @@ def tracker_values(record: dict[str, Any]) -> dict[str, float]:
     names = {"loss": "train/loss", "lr": "train/lr", "samples_per_second": "train/samples_per_second",
              "peak_memory_mb": "system/peak_memory_mb", "val_top1": "val/top1", "val_top5": "val/top5", "val_mAP": "val/mAP"}
     return {tag: float(record[key]) for key, tag in names.items() if record.get(key) is not None}
+
+
+def start_trackers(accelerator: Any, config: Any) -> None:
+    """Open the trackers' run (``train.log_with``) with the flattened configuration as hyperparameters."""
+    if tracker_names(config.train.log_with):
+        accelerator.init_trackers("adaptcli", config=flat_hyperparameters(config.to_dict()))

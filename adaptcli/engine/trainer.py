@@ -15,6 +15,7 @@ from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.batch_augment import BatchAugment
 from adaptcli.engine.batches import DataWait, EpochStreams, log_first_keys
 from adaptcli.engine.compile import compile_in_place
+from adaptcli.engine.clock import RunClock
 from adaptcli.engine.device import fp32_note, pins_memory, training_accelerator
 from adaptcli.engine.ema import WeightEma, save_ema_weights
 from adaptcli.engine.evaluate import validate
@@ -24,7 +25,7 @@ from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
 from adaptcli.engine.signals import StopSignals
 from adaptcli.engine.step import timed_step
 from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
-from adaptcli.engine.tracking import flat_hyperparameters, tracker_names, tracker_values
+from adaptcli.engine.tracking import start_trackers, tracker_values
 from adaptcli.errors import AdaptError
 from adaptcli.models.recompute import apply_recompute
 from adaptcli.runs import checkpoint as ckpt
@@ -52,10 +53,9 @@ class Trainer:
         self.is_main, self.world = accelerator.is_main_process, accelerator.num_processes
         self.out = session.output.main_only(self.is_main)
         self.weights = ckpt.Weights(session.model, session.adapt, session.config, session.manifest)
-        self.val_split = session.val_split
         self.state, self.stats, self.signals = ckpt.TrainState(), SessionStats(), StopSignals()
         self.resume_rng: dict[str, Any] | None = None
-        self.started, self.seconds_before = time.time(), 0.0  # set again when train() starts
+        self.clock = RunClock()  # started again when train() starts
         self.wait, self.streams = DataWait(), EpochStreams.of(session, accelerator, pin_memory=self.pin_memory)
         self.ema: WeightEma | None = None
         self.augment = BatchAugment.of(session.config.train, session.manifest.num_classes, accelerator.device)
@@ -97,7 +97,7 @@ class Trainer:
         acc.wait_for_everyone()
         acc.save_state(str(staged))
         acc.wait_for_everyone()
-        self.state.train_seconds = self._train_seconds()
+        self.state.train_seconds = self.clock.total()
         if self.is_main:
             averaged = self.ema.save_into_checkpoint(staged) if self.ema is not None else None
             ckpt.finish_checkpoint(self.run, staged, final, self.state, self.weights, self.config.train.keep_checkpoints)
@@ -112,9 +112,8 @@ class Trainer:
         with self.signals.caught():
             if self.config.train.precision == "auto" and acc.mixed_precision == "no":
                 self.out.echo(fp32_note(acc.device))  # stdout: a failing run's stderr stays one line
-            if tracker_names(self.config.train.log_with):
-                acc.init_trackers("adaptcli", config=flat_hyperparameters(self.config.to_dict()))
-            self.started, self.seconds_before = time.time(), self.state.train_seconds
+            start_trackers(acc, self.config)
+            self.clock.start(self.state.train_seconds)
             self.stats.steps_before = self.state.step
             reset_peak_memory(acc.device)
             if self.use_feature_cache:
@@ -127,14 +126,10 @@ class Trainer:
                     loss = self._epoch(epoch)
             finally:
                 self.streams.close()
-        self.state.train_seconds = self._train_seconds()
+        self.state.train_seconds = self.clock.total()
         return train_summary(self.session, self.state, self.stats, accelerator=acc, lr=self.lr,
-                             feature_cache=self.use_feature_cache, seconds=time.time() - self.started, loss=loss,
+                             feature_cache=self.use_feature_cache, seconds=self.clock.part(), loss=loss,
                              data_wait=self.wait.share)
-
-    def _train_seconds(self) -> float:
-        """The run's training wall time so far: the parts before a resume (from the checkpoint) and this one."""
-        return self.seconds_before + time.time() - self.started
 
     def _epoch(self, epoch: int) -> float:
         """Train one epoch (the rest of it after a mid-epoch resume), validate, checkpoint; its mean loss."""
@@ -205,15 +200,14 @@ class Trainer:
         """Validate when due, log the epoch's record, checkpoint; stop here after a stop signal."""
         train = self.config.train
         record = epoch_record(epoch, self.state.step, loss, self.applied_lr, seconds, samples, self.accelerator)
-        if self.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
+        if self.session.val_split and ((epoch + 1) % train.eval_every == 0 or epoch + 1 == train.epochs):
             record.update(self._validate())
         self.state.history.append(record)
         self.accelerator.log(tracker_values(record), step=epoch + 1)  # no-op without trackers
         if self.is_main:
             self.run.log(record)
         self.out.echo(epoch_line(record, self.session.metric))
-        note = self.wait.warning(self.config.data.workers)
-        if note:
+        if note := self.wait.warning(self.config.data.workers):
             self.out.echo(note)
         saved = self.save_checkpoint()
         if epoch + 1 < train.epochs and self.signals.requested(self.accelerator):
@@ -221,9 +215,9 @@ class Trainer:
 
     def _validate(self) -> dict[str, float]:
         """The epoch's validation values; keeps the best epoch's weights (on the headline metric)."""
-        values, headline = validate(self.session, self.accelerator, self.val_split)
+        values, headline = validate(self.session, self.accelerator, self.session.val_split)
         if self.ema is not None:  # the average's best epoch is kept, as timm's train.py selects on its EMA
-            averaged, headline = self.ema.validate(self.session, self.accelerator, self.val_split)
+            averaged, headline = self.ema.validate(self.session, self.accelerator, self.session.val_split)
             values.update(averaged)
         if self.state.improves(headline) and self.is_main:
             if self.ema is None:
