@@ -80,6 +80,16 @@ def save_tensors(path: str | Path, tensors: dict[str, "torch.Tensor"], metadata:
             save_file(clean, str(tmp), metadata=header)
         except Exception as exc:  # safetensors reports I/O failures as its own error: give the OS error back
             raise os_error(exc, path) from None
+        # safetensors creates its file 0600 whatever the umask: give it the mode of any new file (0644 under
+        # umask 022), so another user or a serving container can read the weights, as it can the .json beside
+        os.chmod(tmp, 0o666 & ~current_umask())
+
+
+def current_umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def os_error(exc: BaseException, path: str | Path) -> BaseException:
