@@ -145,8 +145,7 @@ class RunDir:
     def info(self) -> RunInfo:
         """The run's :class:`RunInfo`; a run written before the task kind was recorded gets it from its
         ``summary.json`` or, before that exists, from its data's manifest (single-label when neither says)."""
-        if not self.is_run():
-            raise AdaptError(f"{self.path} is not a run folder (no config.yaml/run.json); pass the --out of a finetune run")
+        self._require_run()
         info = self.stored_info()
         if info.task is None:
             info.task = self._older_run_task(info)
@@ -166,8 +165,12 @@ class RunDir:
         return "single-label"
 
     def config(self) -> RunConfig:
-        self.info()
+        self._require_run()
         return load_run_config(self.config_file)
+
+    def _require_run(self) -> None:
+        if not self.is_run():
+            raise AdaptError(f"{self.path} is not a run folder (no config.yaml/run.json); pass the --out of a finetune run")
 
     def weights_file(self, which: str) -> Path:
         """``selected`` (best on validation, else last), ``last``, ``best`` or ``ema`` (train.ema)."""
