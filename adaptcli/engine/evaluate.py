@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.splits import resolve_split
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
@@ -60,6 +61,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     from adaptcli.engine.device import pins_memory
 
     manifest, data_dir = session.manifest, session.shards.path
+    split = resolve_split(split, manifest.splits) or split  # "validation" finds a "val" split, and back
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
@@ -209,7 +211,7 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     if task is not None and task != manifest.task:
         raise AdaptError(f"{data_dir} is {manifest.task} data but {source} was trained on {task} data; "
                          "pass shards of the same dataset")
-    if split not in manifest.splits:
+    if resolve_split(split, manifest.splits) is None:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from adaptcli.data.splits import canonical_split, resolve_split
 from adaptcli.errors import AdaptError
 from adaptcli.files import NotRegularFile, read_text_bounded
 
@@ -47,6 +48,8 @@ class Listing:
     settings: dict[str, Any] = field(default_factory=dict)
     hflip: bool = True  # False where left/right is part of the label; recorded in dataset.json
     task: Literal["single-label", "multi-label"] = "single-label"  # recorded in dataset.json
+    #: Per split, the file or folder it was read from (``prepare`` prints which became which split).
+    origins: dict[str, Path | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,10 +246,12 @@ def select_splits(available: list[str], requested: list[str] | None, dataset: st
     """The requested splits, checked against the ones the dataset has."""
     if not requested:
         return available
-    unknown = [s for s in requested if s not in available]
-    if unknown:
-        raise AdaptError(f"{dataset} has no split '{unknown[0]}' (choose from {', '.join(available)})")
-    return requested
+    found = [resolve_split(s, available) for s in requested]
+    if None in found:
+        unknown = requested[found.index(None)]
+        raise AdaptError(f"{dataset} has no split '{unknown}' (choose from "
+                         f"{', '.join(canonical_split(s) for s in available) or 'none'})")
+    return list(dict.fromkeys(s for s in found if s is not None))
 
 
 def parse_int_label(text: str, where: str) -> int:

@@ -47,11 +47,14 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
     src = require_dir(Path(src), "HMDB51 root")
     if split_id not in (1, 2, 3):
         raise AdaptError(f"--split-id must be 1, 2 or 3, got {split_id}")
-    files = _split_files(split_folder(src, split_dir), split_id)
+    folder = split_folder(src, split_dir)
+    files = _split_files(folder, split_id)
     classes = sorted(files)
     chosen = select_splits(SPLITS, splits, "hmdb51")
     listing = Listing("hmdb51", "video", classes, {s: [] for s in chosen},
                       settings={"split_id": split_id})
+    tags = {split: tag for tag, split in TAGS.items()}
+    listing.origins = {s: f"tag {tags[s]} of {folder}/*_test_split{split_id}.txt" for s in chosen}
     for name, path in files.items():
         label = classes.index(name)
         for number, line in enumerate(read_source_text(path, "hmdb51").splitlines(), 1):

@@ -10,6 +10,7 @@ from typing import Any
 from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
     select_splits)
 from adaptcli.data.prepare.sources.registry import register
+from adaptcli.data.splits import canonical_split
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]
@@ -66,6 +67,7 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
     classes, index = _class_names(labels_path)
     available = [s for s in SPLITS if find_label_file(roots, s)]
     if splits:
+        splits = [canonical_split(s) for s in splits]
         absent = [s for s in splits if s not in SPLITS or not find_label_file(roots, s)]
         if absent:
             raise AdaptError(f"SSv2 label file for split '{absent[0]}' not found under {roots[0]} "
@@ -79,6 +81,7 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
     for split in chosen:
         path = find_label_file(roots, split)
         assert path is not None
+        listing.origins[split] = path
         records = _load_json(path)
         if not isinstance(records, list):
             raise AdaptError(f"label file {path} must be a list of clip records")

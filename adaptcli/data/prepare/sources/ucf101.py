@@ -55,7 +55,7 @@ def find(src: Path, opts: SourceOptions) -> Found:
     chosen = select_splits(list(LISTS), opts.splits, "ucf101")
     listing = Listing("ucf101", "video", classes, {s: [] for s in chosen}, settings={"split_id": opts.split_id})
     for split in chosen:
-        path = lists / LISTS[split].format(opts.split_id)
+        path = listing.origins[split] = lists / LISTS[split].format(opts.split_id)
         if not path.is_file():
             raise AdaptError(f"ucf101: {path} not found; pass the release's ucfTrainTestlist as --split-dir")
         for number, line in enumerate(read_source_text(path, "ucf101").splitlines(), 1):
