@@ -85,7 +85,7 @@ def test_kinetics_as_cvdf_distributes_it_keeps_its_validation_split(tmp_path):
     result = _prepare("kinetics", root, "--shards", tmp_path / "shards")
     assert result.exit_code == 0, result.output
     assert ("kinetics splits: annotations/train.csv -> train (4), annotations/val.csv -> validation (2), "
-            "annotations/test.csv -> test (2)") in result.stderr
+            "annotations/test.csv -> test (2)") in result.stdout
     manifest = _manifest(tmp_path / "shards")
     assert {s: i["samples"] for s, i in manifest["splits"].items()} == {"train": 4, "validation": 2, "test": 2}
     assert list(manifest["classes"].values()) == [FOOTBALL, KNOT]
@@ -139,7 +139,7 @@ def test_kinetics_from_mmaction2s_tools_and_its_video_lists(tmp_path):
     result = _prepare("kinetics", data, "--shards", tmp_path / "from-csv")
     assert result.exit_code == 0, result.output
     assert ("kinetics splits: annotations/kinetics_train.csv -> train (4), "
-            "annotations/kinetics_val.csv -> validation (2)") in result.stderr
+            "annotations/kinetics_val.csv -> validation (2)") in result.stdout
     manifest = _manifest(tmp_path / "from-csv")
     assert list(manifest["classes"].values()) == [FOOTBALL, KNOT]
     assert {s: i["samples"] for s, i in manifest["splits"].items()} == {"train": 4, "validation": 2}
@@ -147,7 +147,7 @@ def test_kinetics_from_mmaction2s_tools_and_its_video_lists(tmp_path):
     listed = _prepare("videolist", data, "--labels", tmp_path / "label_map_k400.txt", "--shards", tmp_path / "from-lists")
     assert listed.exit_code == 0, listed.output
     assert ("videolist splits: kinetics400_train_list_videos.txt -> train (4), "
-            "kinetics400_val_list_videos.txt -> validation (2)") in listed.stderr
+            "kinetics400_val_list_videos.txt -> validation (2)") in listed.stdout
     manifest = _manifest(tmp_path / "from-lists")
     assert list(manifest["classes"].values()) == [FOOTBALL, KNOT] and manifest["skipped"] == []
     expected = {sanitise_key(rel[:-4]): label for rel, label in lists["val"]}
@@ -171,7 +171,7 @@ def test_videomae_lists_read_labels_as_written_with_comments_and_crlf(tmp_path):
 
     result = _prepare("videolist", lists, "--shards", tmp_path / "shards")
     assert result.exit_code == 0, result.output
-    assert "videolist splits: test.csv -> test (2), train.csv -> train (4), val.csv -> validation (2)" in result.stderr
+    assert "videolist splits: test.csv -> test (2), train.csv -> train (4), val.csv -> validation (2)" in result.stdout
     manifest = _manifest(tmp_path / "shards")
     assert len(manifest["classes"]) == 11 and manifest["classes"]["10"] == "10"
     stored = _labels(tmp_path / "shards", "train")
@@ -189,7 +189,7 @@ def test_one_list_file_names_its_split_and_rejects_formats_it_cannot_read(tmp_pa
     good.write_text("# my clips\n\nclips/c0.webm throw_ball\nclips/c1.webm catch\n\tclips/c2.webm\tcatch\n")
     result = _prepare("videolist", good, "--shards", tmp_path / "shards")
     assert result.exit_code == 0, result.output
-    assert "videolist splits: holdout_val_list.txt -> validation (3)" in result.stderr
+    assert "videolist splits: holdout_val_list.txt -> validation (3)" in result.stdout
     assert list(_manifest(tmp_path / "shards")["classes"].values()) == ["catch", "throw_ball"]
 
     for name, text, message in (
@@ -217,7 +217,7 @@ def test_a_val_folder_is_the_validation_split_and_validates(tmp_path):
     before = _snapshot(src)
     result = _prepare("imagefolder", src, "--shards", tmp_path / "shards")
     assert result.exit_code == 0, result.output
-    assert "imagefolder splits: train/ -> train (8), val/ -> validation (8)" in result.stderr
+    assert "imagefolder splits: train/ -> train (8), val/ -> validation (8)" in result.stdout
     assert list(_manifest(tmp_path / "shards")["splits"]) == ["train", "validation"]
     assert _snapshot(src) == before
 
@@ -251,7 +251,7 @@ def test_shards_with_an_old_val_split_validate_and_val_split_must_exist(tmp_path
 
     only = _image_folder(tmp_path / "two", ("train", "testing"), per_class=2)
     prepared = _prepare("imagefolder", only, "--shards", tmp_path / "two-shards")
-    assert "imagefolder splits: testing/ -> test (4), train/ -> train (4)" in prepared.stderr
+    assert "imagefolder splits: testing/ -> test (4), train/ -> train (4)" in prepared.stdout
     args = ["finetune", "--method", "linear", "--recipe", "quick", "--data", str(tmp_path / "two-shards"),
             "--out", str(tmp_path / "run2"), "--set", "model.img_size=32", "--dry-run"]
     assert "no validation split" in runner.invoke(app, args).stdout  # the default: validation when there is one
