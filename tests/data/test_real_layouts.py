@@ -282,3 +282,56 @@ def test_a_truncated_download_is_listed_as_damaged_with_the_rule(tmp_path):
     assert skipped["key"] == "wave/cut" and skipped["reason"].startswith("truncated: decoded ")
     assert "s its container declares (damaged when short by more than max(0.5 s, 10%))" in skipped["reason"]
     assert _manifest(tmp_path / "shards")["splits"]["train"]["samples"] == 2
+
+
+def test_ucf101_hmdb51_and_ssv2_as_mmaction2s_tools_leave_them(tmp_path):
+    """tools/data/{ucf101,hmdb51,sthv2}: the release's files under data/<name>/annotations/ (unzip -j,
+    split files moved out of testTrainMulti_7030_splits/) and the clips under data/<name>/videos/."""
+    from adaptcli.data.synthetic import write_avi, write_ssv2_layout
+
+    data = tmp_path / "data"
+    ucf = data / "ucf101"
+    (ucf / "annotations").mkdir(parents=True)
+    (ucf / "annotations" / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 YoYo\r\n")
+    train, test = [], []
+    for label, name in enumerate(("ApplyEyeMakeup", "YoYo"), 1):
+        for group in (1, 8, 9):
+            rel = f"{name}/v_{name}_g{group:02d}_c01.avi"
+            write_avi(ucf / "videos" / rel, moving_square("left" if label == 1 else "right", 8, 32, 32, seed=group))
+            (test if group == 1 else train).append(f"{rel} {label}" if group > 1 else rel)
+    (ucf / "annotations" / "trainlist01.txt").write_bytes("".join(f"{line}\r\n" for line in train).encode())
+    (ucf / "annotations" / "testlist01.txt").write_bytes("".join(f"{line}\r\n" for line in test).encode())
+
+    hmdb = data / "hmdb51"
+    (hmdb / "annotations").mkdir(parents=True)
+    for c, name in enumerate(("brush_hair", "wave")):
+        lines = []
+        for i in range(3):
+            clip = f"{name}_u_nm_np1_fr_goo_{i}.avi"
+            write_avi(hmdb / "videos" / name / clip, moving_square("up" if c else "down", 8, 32, 32, seed=i))
+            lines.append(f"{clip} {1 if i < 2 else 2} ")
+        (hmdb / "annotations" / f"{name}_test_split1.txt").write_text("\n".join(lines) + "\n")
+
+    sthv2 = data / "sthv2"
+    clips = [(str(10 + i), ["Pushing [something] from left to right", "Pushing [something] from right to left"][i % 2],
+              ["a cup"], moving_square("right" if i % 2 == 0 else "left", 8, 32, 32, seed=i)) for i in range(6)]
+    write_ssv2_layout(sthv2, clips, {"train": ["10", "11", "12", "13"], "validation": ["14", "15"]}, naming="prefixed")
+    (sthv2 / "20bn-something-something-v2").rename(sthv2 / "videos")
+    (sthv2 / "annotations").mkdir()
+    for label_file in sthv2.glob("something-something-v2-*.json"):
+        label_file.rename(sthv2 / "annotations" / label_file.name)
+    before = _snapshot(data)
+
+    for name, src, line, counts in (
+            ("ucf101", ucf, "ucf101 splits: annotations/trainlist01.txt -> train (4), annotations/testlist01.txt -> test (2)",
+             {"train": 4, "test": 2}),
+            ("hmdb51", hmdb, f"hmdb51 splits: tag 1 of {hmdb / 'annotations'}/*_test_split1.txt -> train (4), "
+                             f"tag 2 of {hmdb / 'annotations'}/*_test_split1.txt -> test (2)", {"train": 4, "test": 2}),
+            ("ssv2", sthv2, "ssv2 splits: annotations/something-something-v2-train.json -> train (4), "
+                            "annotations/something-something-v2-validation.json -> validation (2)",
+             {"train": 4, "validation": 2})):
+        result = _prepare(name, src, "--shards", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        assert line in result.stdout and result.stderr == ""
+        assert {s: i["samples"] for s, i in _manifest(tmp_path / name)["splits"].items()} == counts
+    assert _snapshot(data) == before

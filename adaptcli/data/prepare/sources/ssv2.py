@@ -56,8 +56,9 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
               videos_dir: str | Path | None = None) -> Listing:
     """Find the SSv2 label files and clips; ids without a video are recorded as skipped."""
     src = Path(src)
-    roots = [Path(labels_dir)] if labels_dir else [src]
-    videos = Path(videos_dir) if videos_dir else src / VIDEO_DIR
+    roots = [Path(labels_dir)] if labels_dir else [src, src / "annotations"]  # mmaction2: data/sthv2/annotations
+    videos = Path(videos_dir) if videos_dir else next(
+        (src / name for name in (VIDEO_DIR, "videos") if (src / name).is_dir()), src / VIDEO_DIR)
     if not videos.is_dir():
         raise AdaptError(f"SSv2 videos not found: {videos} is not a folder (pass --videos DIR)")
     labels_path = find_label_file(roots, "labels")
