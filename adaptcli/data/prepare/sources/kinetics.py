@@ -1,7 +1,8 @@
 """Kinetics-400/600/700 as users have it: annotation CSVs (columns ``label,youtube_id,time_start,time_end,split``;
 ``label`` may be absent from an unlabelled test CSV) in ROOT or ROOT/annotations, named
 
-- ``train.csv``, ``validate.csv``, ``test.csv`` (the DeepMind release and the ActivityNet crawler),
+- ``train.csv``, ``validate.csv``, ``test.csv`` (the DeepMind release),
+- ``kinetics-400_train.csv``, ``kinetics-400_val.csv``, ``kinetics-400_test.csv`` (the ActivityNet crawler's data/),
 - ``train.csv``, ``val.csv``, ``test.csv`` (CVDF's kinetics-dataset),
 - ``kinetics_train.csv``, ``kinetics_val.csv``, ``kinetics_test.csv`` (mmaction2's download_annotations.sh),
 
