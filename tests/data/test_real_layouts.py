@@ -226,6 +226,9 @@ def test_a_val_folder_is_the_validation_split_and_validates(tmp_path):
                               "--set", "train.batch_size=4", "--set", "data.workers=0"])
     assert run.exit_code == 0, run.output
     assert "best validation top-1" in run.stdout and "no validation split" not in run.stdout
+    scored = runner.invoke(app, ["eval", "--run", str(tmp_path / "run"), "--split", "val", "--json"])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["split"] == "validation"  # 'val' finds the split by the table
 
 
 def test_shards_with_an_old_val_split_validate_and_val_split_must_exist(tmp_path):
@@ -335,3 +338,14 @@ def test_ucf101_hmdb51_and_ssv2_as_mmaction2s_tools_leave_them(tmp_path):
         assert line in result.stdout and result.stderr == ""
         assert {s: i["samples"] for s, i in _manifest(tmp_path / name)["splits"].items()} == counts
     assert _snapshot(data) == before
+
+
+def test_the_list_file_names_users_have_name_their_split():
+    from adaptcli.data.splits import split_named_in
+
+    named = {"train.csv": "train", "validate.csv": "validation", "val.csv": "validation", "test.csv": "test",
+             "kinetics_val.csv": "validation", "kinetics-400_train.csv": "train", "kinetics-700_test.csv": "test",
+             "kinetics400_val_list_videos.txt": "validation", "sthv2_train_list_videos.txt": "train",
+             "ucf101_val_split_1_videos.txt": "validation", "Training.txt": "train", "dev.lst": "validation",
+             "train800.txt": None, "trainlist01.txt": None, "train_val.csv": None, "list.csv": None}
+    assert {name: split_named_in(name) for name in named} == named
