@@ -122,17 +122,19 @@ def class_names(rows: list[Row], labels_file: Path | None) -> tuple[list[str], d
     return names, {name: i for i, name in enumerate(names)}
 
 
-def video_path(rel: str, list_file: Path, split: str, videos: Path | None) -> Path:
-    """Where a listed video is (module docstring); the first candidate when it is nowhere."""
+def search_folders(list_file: Path, split: str, videos: Path | None) -> list[Path]:
+    """Where a list's relative paths are looked up, in order (module docstring)."""
+    if videos is not None:
+        return [videos]
+    folder = list_file.parent
+    return [folder, *sorted(subfolders(folder), key=lambda p: split_named_in(p.name) != split)]
+
+
+def video_path(rel: str, folders: list[Path]) -> Path:
+    """Where a listed video is: absolute, or in the first of ``folders`` holding it (else the first)."""
     if Path(rel).is_absolute():
         return Path(rel)
-    if videos is not None:
-        return videos / rel
-    folder = list_file.parent
-    if (folder / rel).exists():
-        return folder / rel
-    subs = sorted(subfolders(folder), key=lambda p: split_named_in(p.name) != split)
-    return next((sub / rel for sub in subs if (sub / rel).is_file()), folder / rel)
+    return next((folder / rel for folder in folders if (folder / rel).is_file()), folders[0] / rel)
 
 
 def find(src: Path, opts: SourceOptions) -> Found:
@@ -152,12 +154,15 @@ def find(src: Path, opts: SourceOptions) -> Found:
     chosen = select_splits(available, opts.splits, f"videolist {src.name}")
     listing = Listing("videolist", "video", classes, {s: [] for s in chosen}, settings={"list": src.name})
     for path, found in per_file.items():
+        folders: dict[str, list[Path]] = {}
         for row in found:
             if row.split not in listing.splits:
                 continue
             listing.origins.setdefault(row.split, f"rows of {path.name} with split {row.split}" if row.split_column
                                        else path)
-            file = video_path(row.path, path, split_named_in(row.split) or row.split, opts.videos)
+            if row.split not in folders:
+                folders[row.split] = search_folders(path, split_named_in(row.split) or row.split, opts.videos)
+            file = video_path(row.path, folders[row.split])
             key = sanitise_key(str(Path(row.path).with_suffix("")))
             if not file.is_file():
                 listing.skipped.append(missing(row.split, key, file))
