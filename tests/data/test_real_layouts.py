@@ -186,7 +186,7 @@ def test_one_list_file_names_its_split_and_rejects_formats_it_cannot_read(tmp_pa
     for i in range(3):
         _clip(folder / "clips" / f"c{i}.webm", seed=i)
     good = folder / "holdout_val_list.txt"
-    good.write_text("# my clips\n\nclips/c0.webm throw_ball\nclips/c1.webm catch\n\tclips/c2.webm\tcatch\n")
+    good.write_text("# my clips\npath label\n\nclips/c0.webm throw_ball\nclips/c1.webm catch\n\tclips/c2.webm\tcatch\n")
     result = _prepare("videolist", good, "--shards", tmp_path / "shards")
     assert result.exit_code == 0, result.output
     assert "videolist splits: holdout_val_list.txt -> validation (3)" in result.stdout

@@ -5,7 +5,8 @@ whose names name a split (VideoMAE's ``train.csv``, ``val.csv``, ``test.csv``; m
 - a CSV with a header naming ``path`` and ``label`` (a class name), optionally ``split``; or
 - lines ``<path> <label>`` without a header, separated by spaces or tabs (what mmaction2's
   ``VideoDataset`` and VideoMAE's ``train.csv`` hold, despite the suffix); a line with only a path is
-  unlabelled, as is mmaction2's label ``-1``; ``#`` comments and blank lines are skipped.
+  unlabelled, as is mmaction2's label ``-1``; ``#`` comments, blank lines and a first line ``path label``
+  are skipped.
 
 A list's split is its rows' ``split`` column, else the split its file name names, else ``train``.
 Labels are read as written: when every label is an integer it is the class index (names from
@@ -85,6 +86,8 @@ def read_rows(path: Path) -> list[Row]:
             continue
         where = f"{path}, line {number}"
         fields = line.split()
+        if not rows and [f.lower() for f in fields] == ["path", "label"]:  # a header written with a space
+            continue
         if len(fields) == 1 and "," in line:
             raise AdaptError(f"{where}: {line[:80]!r} is comma-separated without a header; add the header "
                              "'path,label' or separate path and label by a space")
