@@ -106,6 +106,26 @@ def test_kinetics_as_cvdf_distributes_it_keeps_its_validation_split(tmp_path):
     assert "train on 'train' (4 samples), validate on 'validation' (2)" in plan.stdout
 
 
+def test_kinetics_from_the_activitynet_crawler(tmp_path):
+    """ActivityNet/Crawler/Kinetics: data/kinetics-400_{train,val}.csv, download.py puts each clip in a folder
+    named by its label as written (spaces and parentheses)."""
+    root = tmp_path / "kinetics"
+    root.mkdir()
+    for split, count, first in (("train", 4, 0), ("val", 2, 10)):
+        rows = _kinetics_rows(split, count, first)
+        (root / f"kinetics-400_{split}.csv").write_text("label,youtube_id,time_start,time_end,split\n" + "".join(
+            f"{label},{yid},{start},{end},{split}\n" for label, yid, start, end in rows))
+        for n, (label, yid, start, end) in enumerate(rows):
+            _clip(root / split / label / f"{_clip_name(yid, start, end)}.mp4", seed=first + n)
+    before = _snapshot(root)
+    result = _prepare("kinetics", root, "--shards", tmp_path / "shards", "--splits", "val")
+    assert result.exit_code == 0, result.output
+    assert "kinetics splits: kinetics-400_val.csv -> validation (2)" in result.stdout
+    manifest = _manifest(tmp_path / "shards")
+    assert list(manifest["classes"].values()) == [FOOTBALL, KNOT] and manifest["skipped"] == []
+    assert _snapshot(root) == before
+
+
 def _mmaction2_kinetics(data: Path) -> dict[str, list[tuple[str, int]]]:
     """mmaction2's tools/data/kinetics: annotations/kinetics_{train,val}.csv (download_annotations.sh),
     videos_{train,val}/<class_with_underscores>/<clip>.mp4 (rename_classnames.sh) and the video lists
