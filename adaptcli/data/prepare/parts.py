@@ -134,8 +134,9 @@ def claim_parts(out: Path, settings: dict[str, Any], digest: str, part: Part | N
     """Check that ``out`` may hold these parts (one line, exit 2, before any work); returns N.
 
     ``part`` None: ``--merge``, which needs parts there already."""
-    claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")),
-                 (*SHARD_ENTRIES, PARTS_DIR), None, what="adaptcli shards", option="--shards")
+    # PARTS_DIR is ignored: a part starting at the same time may have made it and not yet parts.json
+    claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES, None,
+                 what="adaptcli shards", option="--shards", ignore=(PARTS_DIR,))
     record = out / PARTS_DIR / PARTS_FILE
     asked = "--merge" if part is None else f"--part {part}"
     if not record.is_file():
@@ -162,7 +163,13 @@ def claim_parts(out: Path, settings: dict[str, Any], digest: str, part: Part | N
     if stored["listing"] != digest:
         raise AdaptError(f"{asked}: the source lists other samples than when the parts in --shards {out} began "
                          "(files or labels changed); give every part the same source, or choose a new folder")
-    return int(stored["parts"])
+    count = int(stored["parts"])
+    strays = sorted(p.name for p in record.parent.iterdir() if p.is_dir() and not (
+        (m := _PART_FOLDER.fullmatch(p.name)) and int(m[2]) == count and 1 <= int(m[1]) <= count))
+    if strays:
+        raise AdaptError(f"{asked}: --shards {out} holds parts that are not of its {count}-part cut ({', '.join(strays[:3])} "
+                         f"in {PARTS_DIR}): they would duplicate shards; move them out of it")
+    return count
 
 
 @contextlib.contextmanager
@@ -192,11 +199,6 @@ def _part_records(out: Path, plan: Plan, settings: dict[str, Any], count: int,
     """Every shard's record from the parts' progress files, in plan order; None (``required``: a
     one-line error) when a part is missing or unfinished. Parts of another N are refused."""
     parts = out / PARTS_DIR
-    strays = sorted(p.name for p in parts.iterdir() if p.is_dir() and not (
-        (m := _PART_FOLDER.fullmatch(p.name)) and int(m[2]) == count and 1 <= int(m[1]) <= count))
-    if strays:
-        raise AdaptError(f"--shards {out} holds parts that are not of this {count}-part cut ({', '.join(strays[:3])} in "
-                         f"{PARTS_DIR}): parts of another cut would duplicate shards; move them out and merge again")
     records: dict[str, Any] = {}
     missing = []
     for index in range(1, count + 1):
