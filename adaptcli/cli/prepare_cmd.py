@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         shards: Annotated[Path, typer.Option("--shards", help="Output folder for the shards and dataset.json.")],
         splits: Annotated[Optional[str], typer.Option("--splits", help="Comma-separated splits (default: all the dataset has).")] = None,
         short_side: Annotated[int, typer.Option("--short-side", min=16, help="Video frames: shrink so the short side is at most this (never up-scales).")] = 256,
-        workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes, at most the CPU cores this process may use (the default). Does not change the output.")] = None,
+        workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (default: the CPU cores this process may use; at most those, or 8). Does not change the output.")] = None,
         samples_per_shard: Annotated[Optional[int], typer.Option("--samples-per-shard", min=1, help="Samples per shard file (default 200 clips or 2000 images).")] = None,
         quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality of video frames.")] = 90,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a shard folder that holds another dataset or other settings.")] = False,

@@ -21,16 +21,21 @@ def test_workers_follow_the_usable_cores(monkeypatch):
     assert cores.decoding_workers(12) == 12 and cores.decoding_workers(0) == 0
     with pytest.raises(AdaptError) as info:
         cores.decoding_workers(17)
-    assert "16 CPU cores" in str(info.value) and "\n" not in str(info.value)
+    assert "16 CPU cores" in str(info.value) and "0 to 16" in str(info.value) and "\n" not in str(info.value)
+    _cores(monkeypatch, 2)  # a small machine keeps what was always allowed: up to 8
+    assert cores.decoding_workers(None) == 2 and cores.decoding_workers(8) == 8
+    with pytest.raises(AdaptError, match="use 2 CPU cores; pass --workers 0 to 8"):
+        cores.decoding_workers(9)
 
 
 def test_more_workers_than_cores_refused_before_any_work(ssv2, tmp_path, run_cli):
     out = tmp_path / "out"
     have = cores.usable_cores()
-    result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--no-progress", "--workers", have + 1)
+    most = max(have, 8)
+    result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--no-progress", "--workers", most + 1)
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1
-    assert f"--workers {have + 1}: this machine lets adaptcli use {have} CPU cores" in result.output
+    assert f"--workers {most + 1}: this machine lets adaptcli use {have} CPU cores" in result.output
     assert not out.exists()
 
 

@@ -14,15 +14,21 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+#: Decoding processes allowed whatever the core count (the cap before it followed the cores).
+ALWAYS_ALLOWED = 8
+
+
 def decoding_workers(workers: int | None) -> int:
-    """``--workers``, checked against the usable cores (one line, exit 2); None: one per usable core."""
+    """``--workers`` checked (one line, exit 2): up to the usable cores, or up to 8 on a smaller machine;
+    None: one per usable core."""
     cores = usable_cores()
     if workers is None:
         return cores
-    if workers < 0 or workers > cores:
+    most = max(cores, ALWAYS_ALLOWED)
+    if workers < 0 or workers > most:
         raise AdaptError(f"--workers {workers}: this machine lets adaptcli use {cores} CPU cores; "
-                         f"pass --workers 0 to {cores} (0: decode in the main process)")
+                         f"pass --workers 0 to {most} (0: decode in the main process)")
     return workers
 
 
-__all__ = ["decoding_workers", "usable_cores"]
+__all__ = ["ALWAYS_ALLOWED", "decoding_workers", "usable_cores"]
