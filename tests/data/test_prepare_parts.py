@@ -161,6 +161,11 @@ def test_refusals(ssv2, tmp_path, run_cli):
     assert not (out / ".parts" / "2-of-3").exists()
     assert _tree(out / ".parts" / "1-of-3") == before  # nothing a refusal touched
     assert not (out / "dataset.json").exists()
+    refused(prepare(), "unmerged parts", "--overwrite")  # a whole run over unmerged parts
+    assert _tree(out / ".parts" / "1-of-3") == before
+    replaced = prepare("--splits", "test", "--overwrite")
+    assert replaced.exit_code == 0, replaced.output
+    assert not (out / ".parts").exists() and (out / "dataset.json").is_file()
     whole = tmp_path / "whole"
     assert run_cli("prepare", "ssv2", ssv2["root"], "--shards", whole, "--samples-per-shard", "5",
                    "--no-progress", "--workers", "0", "--splits", "test").exit_code == 0

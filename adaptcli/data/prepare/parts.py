@@ -33,6 +33,7 @@ from typing import Any
 from adaptcli.data.manifest import MANIFEST_NAME, write_manifest
 from adaptcli.data.prepare.prepare import (
     PARTS_DIR,
+    PARTS_FILE,
     SHARD_ENTRIES,
     STATE_NAME,
     Plan,
@@ -54,7 +55,6 @@ from adaptcli.ownership import Marker, claim_folder
 
 #: The most parts one dataset may be cut into (a Slurm array of at most this many tasks).
 MAX_PARTS = 1000
-PARTS_FILE = "parts.json"
 _PART_TEXT = re.compile(r"(\d{1,7})/(\d{1,7})")
 _PART_FOLDER = re.compile(r"(\d+)-of-(\d+)")
 
@@ -224,11 +224,18 @@ def _part_records(out: Path, plan: Plan, settings: dict[str, Any], count: int,
         raise AdaptError(f"--merge: --shards {out} lacks finished parts: {', '.join(missing[:4])}"
                          f"{', ...' if len(missing) > 4 else ''}; run (or rerun) those parts, then merge")
     for name, (part, record) in records.items():
-        inside, moved = parts / part.folder / name, out / name
-        if record["samples"] and not any(p.is_file() and p.stat().st_size == record["bytes"] for p in (inside, moved)):
+        if record["samples"] and not (_holds(parts / part.folder / name, record) or _holds(out / name, record)):
             raise AdaptError(f"--merge: shard {name} of part {part} is missing or changed in --shards {out}; rerun "
                              f"--part {part}, then merge")
     return {name: records[name] for _, name, _ in plan}
+
+
+def _holds(path: Path, record: dict[str, Any]) -> bool:
+    """Whether ``path`` is the shard ``record`` describes (its size); a merge at the same time may move it."""
+    try:
+        return path.is_file() and path.stat().st_size == record["bytes"]
+    except FileNotFoundError:
+        return False
 
 
 def _merge(listing: Listing, out: Path, plan: Plan, settings: dict[str, Any], count: int,
@@ -238,9 +245,13 @@ def _merge(listing: Listing, out: Path, plan: Plan, settings: dict[str, Any], co
     if records is None:
         return None
     for name, (part, record) in records.items():
-        inside = out / PARTS_DIR / part.folder / name
-        if record["samples"] and inside.is_file():
-            os.replace(inside, out / name)
+        if not record["samples"]:
+            continue
+        try:
+            os.replace(out / PARTS_DIR / part.folder / name, out / name)
+        except FileNotFoundError:  # the last two parts finished together and the other one moved it
+            if not _holds(out / name, record):
+                raise
     state = {"settings": settings, "shards": {name: record for name, (_, record) in records.items()}}
     write_text(out / STATE_NAME, json.dumps(state))
     manifest = _manifest(listing, plan, state, settings)
@@ -267,17 +278,15 @@ def prepare_part(listing: Listing, out: Path, options: PrepareOptions, part: Par
         state = {"settings": settings, "shards": dict(done)}
         write_text(folder / STATE_NAME, json.dumps(state))
         _write_shards(folder, listing, options, mine, state)
-    try:
-        merged = _merge(listing, out, plan, settings, count, False, start)
-    except FileNotFoundError:  # the last two parts finished together and the other one merged first
-        if not (out / MANIFEST_NAME).is_file():
-            raise
-        merged = None
+    merged = _merge(listing, out, plan, settings, count, False, start)
     if merged is not None:
         echo(f"--part {part} done, the last of {count} parts: merged them into {out} (dataset.json)")
         return merged
-    echo(f"--part {part} done; {out / MANIFEST_NAME} is written when all {count} parts are done (by the last "
-         "to finish, or by this command with --merge for --part)")
+    if not folder.exists() and (out / MANIFEST_NAME).is_file():  # the last two parts finished together
+        echo(f"--part {part} done; a part finishing with it merged the {count} parts into {out} (dataset.json)")
+    else:
+            echo(f"--part {part} done; {out / MANIFEST_NAME} is written when all {count} parts are done (by the "
+             "last to finish, or by this command with --merge for --part)")
     manifest = _manifest(listing, mine, state, settings)
     return PrepareResult(out=folder, manifest=manifest, written=sum(i.samples for i in manifest.splits.values()),
                          skipped=len(manifest.skipped), seconds=time.time() - start,

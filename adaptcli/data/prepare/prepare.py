@@ -37,10 +37,11 @@ from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import claim_folder
+from adaptcli.ownership import Marker, claim_folder
 
 STATE_NAME = ".prepare-state.json"
 PARTS_DIR = ".parts"  # the unmerged parts of ``prepare --part K/N`` (parts.py)
+PARTS_FILE = "parts.json"  # in PARTS_DIR: the parts' settings (marks the folder as adaptcli's)
 #: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
 SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX, PARTS_DIR)
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
@@ -101,8 +102,11 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
 
     Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
     """
-    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, True if overwrite else None,
-                         what="adaptcli shards", option="--shards")
+    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES,
+                         True if overwrite else None, what="adaptcli shards", option="--shards")
+    if not overwrite and (out / PARTS_DIR).is_dir():
+        raise AdaptError(f"--shards {out} holds the unmerged parts of prepare --part runs; finish them (then "
+                         "prepare --merge), or pass --overwrite to replace them")
     out.mkdir(parents=True, exist_ok=True)
     if not claim.found:
         return {"settings": settings, "shards": {}}
