@@ -197,7 +197,7 @@ def held(out: Path, part: Part) -> Iterator[None]:
 def _part_records(out: Path, plan: Plan, settings: dict[str, Any], count: int,
                   required: bool) -> dict[str, Any] | None:
     """Every shard's record from the parts' progress files, in plan order; None (``required``: a
-    one-line error) when a part is missing or unfinished. Parts of another N are refused."""
+    one-line error) when a part is missing or unfinished."""
     parts = out / PARTS_DIR
     records: dict[str, Any] = {}
     missing = []
@@ -285,7 +285,7 @@ def prepare_part(listing: Listing, out: Path, options: PrepareOptions, part: Par
     if not folder.exists() and (out / MANIFEST_NAME).is_file():  # the last two parts finished together
         echo(f"--part {part} done; a part finishing with it merged the {count} parts into {out} (dataset.json)")
     else:
-            echo(f"--part {part} done; {out / MANIFEST_NAME} is written when all {count} parts are done (by the "
+        echo(f"--part {part} done; {out / MANIFEST_NAME} is written when all {count} parts are done (by the "
              "last to finish, or by this command with --merge for --part)")
     manifest = _manifest(listing, mine, state, settings)
     return PrepareResult(out=folder, manifest=manifest, written=sum(i.samples for i in manifest.splits.values()),
