@@ -172,3 +172,22 @@ def test_refusals(ssv2, tmp_path, run_cli):
     result = run_cli("prepare", "ssv2", ssv2["root"], "--shards", whole, "--samples-per-shard", "5",
                      "--no-progress", "--workers", "0", "--splits", "test", "--part", "1/1")
     refused(result, "already holds a prepared dataset")
+
+
+def test_merge_refuses_a_part_made_with_other_settings(ssv2, tmp_path, run_cli):
+    """Two machines, one of them with another --quality: the copies merged together are refused."""
+
+    def prepare(out, *extra):
+        return run_cli("prepare", "ssv2", ssv2["root"], "--shards", out, "--samples-per-shard", "5", "--splits",
+                       "validation", "--no-progress", "--workers", "0", *extra)
+
+    assert prepare(tmp_path / "a", "--part", "1/2").exit_code == 0
+    assert prepare(tmp_path / "b", "--part", "2/2", "--quality", "50").exit_code == 0
+    merged = tmp_path / "merged"
+    for host in ("b", "a"):  # a's parts.json (quality 90) is the one kept
+        shutil.copytree(tmp_path / host, merged, dirs_exist_ok=True)
+    for extra, words in (((), ("--part 2/2", "other settings", "quality: parts 50, now 90")), (("--quality", "50"), ("other settings", "quality"))):
+        result = prepare(merged, "--merge", *extra)
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+        assert all(word in result.output for word in words), result.output
+    assert not (merged / "dataset.json").exists() and not list(merged.glob("*.tar"))

@@ -130,6 +130,13 @@ def _record_parts(path: Path, record: dict[str, Any]) -> None:
         tmp.unlink()
 
 
+def _changes(old: Any, new: dict[str, Any]) -> str:
+    """The settings that differ, in words (at most three)."""
+    old = old if isinstance(old, dict) else {}
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "; ".join(f"{k}: parts {str(old.get(k))[:60]}, now {str(new.get(k))[:60]}" for k in changed[:3])
+
+
 def claim_parts(out: Path, settings: dict[str, Any], digest: str, part: Part | None) -> int:
     """Check that ``out`` may hold these parts (one line, exit 2, before any work); returns N.
 
@@ -151,12 +158,10 @@ def claim_parts(out: Path, settings: dict[str, Any], digest: str, part: Part | N
                              "prepare ... --part K/N for every K first")
         _record_parts(record, {"settings": settings, "parts": part.count, "listing": digest})
     stored = _stored(record)
-    old = stored["settings"]
-    if old != settings:
-        changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
-        shown = "; ".join(f"{k}: parts {str(old.get(k))[:60]}, now {str(settings.get(k))[:60]}" for k in changed[:3])
-        raise AdaptError(f"{asked}: the parts in --shards {out} were made with other settings ({shown}); run "
-                         "every part with the same options, or choose a new folder")
+    if stored["settings"] != settings:
+        raise AdaptError(f"{asked}: the parts in --shards {out} were made with other settings "
+                         f"({_changes(stored['settings'], settings)}); run every part with the same options, or "
+                         "choose a new folder")
     if part is not None and stored["parts"] != part.count:
         raise AdaptError(f"--part {part}: the parts in --shards {out} cut the data into {stored['parts']} parts; "
                          f"pass --part K/{stored['parts']}, or choose a new folder")
@@ -210,8 +215,9 @@ def _part_records(out: Path, plan: Plan, settings: dict[str, Any], count: int,
         except (OSError, ValueError):  # unreadable: that part has to run again
             state = {}
         if state.get("settings", settings) != settings:
-            raise AdaptError(f"--part {part} in --shards {out} was made with other settings; run it again with the "
-                             "same options as the others")
+            raise AdaptError(f"--part {part} in --shards {out} was made with other settings "
+                             f"({_changes(state['settings'], settings)}); run it again with the same options as "
+                             "the others")
         shards = state.get("shards", {})
         if not all(name in shards for name in names):
             missing.append(f"{part} ({sum(name in shards for name in names)} of {len(names)} shards)")
