@@ -156,7 +156,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
             check_output_file(target, reads, option)
     if scores_file is not None and out is not None and Path(scores_file).resolve() == Path(out).resolve():
         raise AdaptError(f"--out {out} is also the --scores file; name two files")
-    check_data_contract(read_manifest(data_dir), data_dir, f"the run {run.path}", classes=info.classes,
+    check_data_contract(read_manifest(data_dir), data_dir, "the run", classes=info.classes,
                         num_classes=info.num_classes, task=info.task, modality=info.modality,
                         classes_by_index=classes_by_index)
     record = eval_record(run, data_dir, out)

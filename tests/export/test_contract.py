@@ -170,7 +170,7 @@ def test_eval_on_data_whose_classes_differ_is_refused_unless_classes_by_index(ru
     assert invoke("eval", "--run", run).exit_code == 0  # the run's own eval.json
     before = snapshot(run, renamed_shards)
     line = refused(invoke("eval", "--run", run, "--data", renamed_shards),
-                   f"{renamed_shards} names its classes differently from the run {run}",
+                   f"{renamed_shards} names its classes differently from the run (class 0",
                    "--classes-by-index")
     assert "'crimson' there" in line and "'blue' in the model" in line
     assert snapshot(run, renamed_shards) == before
