@@ -245,3 +245,26 @@ def test_a_hub_card_never_publishes_a_score_on_other_data(runs, renamed_shards, 
     (run / "eval.json").write_text(json.dumps(older))  # an older eval.json of its own data folder: published
     assert invoke("export", "--run", run, "--merge", "--format", "hub", "--out", tmp_path / "hub3").exit_code == 0
     assert _card_scores(tmp_path / "hub3")[0]["results"][0]["metrics"][0]["value"] == own["top1"]
+
+
+def test_each_artefact_names_what_its_consumers_check(runs, image_shards, tmp_path):
+    """run.json: backbone file and hash, classes, task, modality; dataset.json: classes, task, splits; an
+    export header: all of the run's."""
+    import hashlib
+
+    from adaptcli.data.manifest import read_manifest
+    from adaptcli.deploy.header import ExportHeader
+
+    run = runs.get("arc")
+    info = json.loads((run / "run.json").read_text())
+    assert info["backbone_file"] == "backbone.safetensors"
+    assert info["backbone_sha256"] == hashlib.sha256((run / "backbone.safetensors").read_bytes()).hexdigest()
+    manifest = read_manifest(image_shards)
+    assert (info["classes"], info["task"], info["modality"]) == (manifest.classes, manifest.task, manifest.modality)
+    assert set(manifest.splits) == {"train", "validation", "test"}
+    for mode in MODES:
+        out = tmp_path / f"{mode[2:]}.safetensors"
+        assert invoke("export", "--run", run, mode, "--out", out).exit_code == 0
+        header = ExportHeader.read(out)
+        assert (header.classes, header.task, header.modality) == (info["classes"], info["task"], info["modality"])
+        assert header.backbone_sha256 == info["backbone_sha256"] and header.data_fingerprint == info["data_fingerprint"]
