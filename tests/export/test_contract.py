@@ -10,7 +10,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -220,6 +219,10 @@ def test_eval_on_a_copy_of_the_runs_data_writes_its_eval_json(runs, image_shards
     done = invoke("eval", "--run", run, "--data", data)
     assert done.exit_code == 0 and f"written: {run / 'eval.json'}" in done.stdout
     assert json.loads((run / "eval.json").read_text())["data"] == str(data)
+    before = snapshot(run)
+    done = invoke("eval", "--run", run, "--split", "validation", "--out", tmp_path / "val.json")
+    assert done.exit_code == 0 and f"written: {tmp_path / 'val.json'}" in done.stdout
+    assert json.loads((tmp_path / "val.json").read_text())["split"] == "validation" and snapshot(run) == before
 
 
 def _card_scores(folder: Path) -> list:
