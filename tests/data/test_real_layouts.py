@@ -315,11 +315,11 @@ def test_ucf101_hmdb51_and_ssv2_as_mmaction2s_tools_leave_them(tmp_path):
     data = tmp_path / "data"
     ucf = data / "ucf101"
     (ucf / "annotations").mkdir(parents=True)
-    (ucf / "annotations" / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 YoYo\r\n")
+    (ucf / "annotations" / "classInd.txt").write_bytes(b"1 ApplyEyeMakeup\r\n2 HandstandPushups\r\n")
     train, test = [], []
-    for label, name in enumerate(("ApplyEyeMakeup", "YoYo"), 1):
-        for group in (1, 8, 9):
-            rel = f"{name}/v_{name}_g{group:02d}_c01.avi"
+    for label, name in enumerate(("ApplyEyeMakeup", "HandstandPushups"), 1):
+        for group in (1, 8, 9):  # UCF101's quirk: the HandstandPushups folder holds v_HandStandPushups_*.avi
+            rel = f"{name}/v_{name.replace('Handstand', 'HandStand')}_g{group:02d}_c01.avi"
             write_avi(ucf / "videos" / rel, moving_square("left" if label == 1 else "right", 8, 32, 32, seed=group))
             (test if group == 1 else train).append(f"{rel} {label}" if group > 1 else rel)
     (ucf / "annotations" / "trainlist01.txt").write_bytes("".join(f"{line}\r\n" for line in train).encode())
@@ -357,6 +357,8 @@ def test_ucf101_hmdb51_and_ssv2_as_mmaction2s_tools_leave_them(tmp_path):
         assert result.exit_code == 0, result.output
         assert line in result.stdout and result.stderr == ""
         assert {s: i["samples"] for s, i in _manifest(tmp_path / name)["splits"].items()} == counts
+    assert list(_manifest(tmp_path / "ucf101")["classes"].values()) == ["ApplyEyeMakeup", "HandstandPushups"]
+    assert _manifest(tmp_path / "ucf101")["skipped"] == []
     assert _snapshot(data) == before
 
 
