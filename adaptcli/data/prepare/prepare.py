@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
-from adaptcli.data.prepare.projection import Projection, check_space, project
+from adaptcli.data.prepare.projection import Projection, check_space, free_bytes, project, size_text
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -181,13 +181,13 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     plan = _plan(listing, settings["samples_per_shard"])
     if options.dry_run:  # the folder checks of a real run, then the projection of writing it all
         claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, None, what="adaptcli shards", option="--shards")
-        projection = _project(listing, options, plan)
+        projection = _project(listing, options, plan, out)
         return PrepareResult(out=out, manifest=_manifest(listing, [], {"shards": {}}, settings), written=0, skipped=0,
                              seconds=time.time() - start, bytes=0, reused_shards=0, projection=projection)
     created = not out.exists()
     previous = _check_out(out, settings, options.overwrite)
     done = _reusable_shards(out, plan, previous)
-    projection = _project(listing, options, [p for p in plan if p[1] not in done])
+    projection = _project(listing, options, [p for p in plan if p[1] not in done], out)
     if projection is not None and not options.ignore_space:
         try:
             check_space(projection, out)
@@ -207,7 +207,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                          reused_shards=len(done), projection=projection)
 
 
-def _project(listing: Listing, options: PrepareOptions, plan: Plan) -> Projection | None:
+def _project(listing: Listing, options: PrepareOptions, plan: Plan, out: Path) -> Projection | None:
     """Project (and echo) the bytes and time of writing ``plan``: nothing to project when it is empty."""
     items = [item for _, _, chunk in plan for item in chunk]
     if not items:
@@ -215,7 +215,8 @@ def _project(listing: Listing, options: PrepareOptions, plan: Plan) -> Projectio
     projection = project(items, options.encode_options(listing.modality), len(plan))
     if options.echo is not None:
         unit = "clip" if listing.modality == "video" else "image"
-        options.echo(projection.line(listing.dataset, unit, options.workers) if projection is not None else
+        options.echo(f"{projection.line(listing.dataset, unit, options.workers)}; {size_text(free_bytes(out))} free "
+                     "there" if projection is not None else
                      f"{listing.dataset}: no projection: the {unit}s encoded first were all unreadable")
     return projection
 

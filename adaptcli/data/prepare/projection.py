@@ -19,7 +19,7 @@ from adaptcli.errors import AdaptError
 #: Items encoded to project from: enough to average clip lengths, few enough to cost seconds.
 SAMPLED = 8
 _BLOCK = 512
-_TAR_END = 10240  # end-of-archive blocks padded to tarfile's record size, once per shard
+_TAR_END = 1024 + 10240 // 2  # per shard: the end-of-archive blocks, and half a record of padding on average
 
 
 def tar_bytes(sample: Encoded) -> int:
@@ -44,11 +44,20 @@ class Projection:
     sampled_cpu_seconds: float  # what encoding the sampled items cost
 
     def line(self, what: str, unit: str, workers: int) -> str:
-        """``ssv2: projected 270.0 GiB of shards and 41.2 CPU-hours for 220,847 clips (...)``."""
-        hours = self.cpu_seconds / 3600
-        wall = f", about {hours / max(1, workers):.2f} h on {max(1, workers)} workers at best" if hours >= 0.01 else ""
-        return (f"{what}: projected {size_text(self.bytes)} of shards and {hours:.2f} CPU-hours{wall} for "
-                f"{self.samples:,} {unit}s (from {self.sampled} {unit}s encoded first)")
+        """``ssv2: projected 270.0 GiB of shards and 41.2 CPU-hours (at best 5.1 hours on 8 workers) for
+        220,847 clips (from 8 clips encoded first)``."""
+        workers = max(1, workers)
+        wall = f" (at best {duration_text(self.cpu_seconds / workers)} on {workers} workers)" if workers > 1 else ""
+        return (f"{what}: projected {size_text(self.bytes)} of shards and {duration_text(self.cpu_seconds, 'CPU-')}"
+                f"{wall} for {self.samples:,} {unit}s (from {self.sampled} {unit}s encoded first)")
+
+
+def duration_text(seconds: float, prefix: str = "") -> str:
+    """``41.2 CPU-hours``, ``3.5 minutes``, ``12.0 seconds``: the largest unit that is at least 2."""
+    for unit, size in (("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.1f} {prefix}{unit}"
+    return f"{seconds:.1f} {prefix}seconds"
 
 
 def size_text(count: float) -> str:
@@ -101,4 +110,4 @@ def check_space(projection: Projection, out: Path) -> None:
                          "(--fps, --short-side) or pass --ignore-space to go on anyway")
 
 
-__all__ = ["SAMPLED", "Projection", "project", "spread", "free_bytes", "check_space", "tar_bytes", "size_text"]
+__all__ = ["duration_text", "SAMPLED", "Projection", "project", "spread", "free_bytes", "check_space", "tar_bytes", "size_text"]
