@@ -117,6 +117,63 @@ def _first_record(out: Path) -> str:
     return next(data.decode() for name, data in iter_members(shard) if name.endswith(".json"))
 
 
+@dataclass(frozen=True)
+class Dataset:
+    """Published (or, where marked in docs/data.md, assumed) size of a dataset, and its recipe's rate."""
+
+    name: str
+    clips: int
+    seconds: float  # mean clip length
+    fps: float  # source rate
+    recipe_fps: float  # the rate its recipe reads (stride 4: fps / 4; segment sampling: every frame)
+    profile: str  # whose per-frame costs apply
+
+
+DATASETS = (
+    Dataset("SSv2", 220_847, 3.73, 12, 12, "ssv2"),  # segment sampling: every frame
+    Dataset("Kinetics-400", 306_245, 10.0, 30, 7.5, "kinetics"),
+    Dataset("Kinetics-700", 650_317, 10.0, 30, 7.5, "kinetics"),
+    Dataset("UCF101", 13_320, 7.21, 25, 6.25, "kinetics"),
+    Dataset("HMDB51", 6_766, 3.73, 30, 7.5, "kinetics"),
+)
+
+
+@dataclass
+class PerFrame:
+    """What ``prepare`` costs per frame: decoding per source frame, RGB + JPEG and shard bytes per stored one."""
+
+    decode: float  # CPU-s
+    jpeg: float  # CPU-s
+    bytes: float
+
+    def clip(self, seconds: float, fps: float, stored: float) -> tuple[float, float]:
+        """(shard bytes, CPU-s) of one clip of ``seconds`` at ``fps`` stored at ``stored`` fps."""
+        frames = seconds * min(fps, stored)
+        return frames * self.bytes, seconds * fps * self.decode + frames * self.jpeg
+
+
+def per_frame(rows: dict[float, Measured], source_fps: float) -> PerFrame:
+    """Solve CPU = decode x source frames + jpeg x stored frames from the full and the lowest rate."""
+    base, low = rows[RATES[0]], rows[RATES[-1]]
+    jpeg = (base.cpu - low.cpu) / (base.frames - low.frames)
+    source_frames = base.frames * source_fps / base.stored_fps
+    return PerFrame(decode=max(0.0, (base.cpu - jpeg * base.frames) / source_frames), jpeg=jpeg,
+                    bytes=base.bytes / base.frames)
+
+
+def sizing_table(costs: dict[str, PerFrame]) -> None:
+    print("\nsizing (docs/data.md): the per-frame costs above x each dataset's clips, mean length and rate\n")
+    print("| dataset | clips | mean s | source fps | recipe's rate | shards at that rate | CPU-hours at that rate "
+          "| shards, every frame | CPU-hours, every frame |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for d in DATASETS:
+        cost = costs[d.profile]
+        size, cpu = cost.clip(d.seconds, d.fps, d.recipe_fps)
+        full_size, full_cpu = cost.clip(d.seconds, d.fps, d.fps)
+        print(f"| {d.name} | {d.clips:,} | {d.seconds:g} | {d.fps:g} | {d.recipe_fps:g} | {size * d.clips / 1e9:,.1f} GB "
+              f"| {cpu * d.clips / 3600:,.2f} | {full_size * d.clips / 1e9:,.1f} GB | {full_cpu * d.clips / 3600:,.2f} |")
+
+
 def rate_table(name: str, rows: dict[float, Measured], source_fps: float) -> None:
     base = rows[RATES[0]]
     print(f"\n{name}: {base.clips} clips, one run each\n")
@@ -126,13 +183,9 @@ def rate_table(name: str, rows: dict[float, Measured], source_fps: float) -> Non
     for fps, m in rows.items():
         print(f"| {fps:g} | {m.stored_fps:g} | {m.frames:.1f} | {m.bytes / 1e3:.0f} | {m.bytes / base.bytes:.2f}x "
               f"| {1 / m.cpu:.2f} | {m.cpu:.3f} | {m.cpu / base.cpu:.2f}x | {m.projected:.2f} |")
-    low = rows[RATES[-1]]
-    if low.frames < base.frames:  # CPU = decode (every source frame) + JPEG (every stored frame): solve for both
-        jpeg = (base.cpu - low.cpu) / (base.frames - low.frames)
-        source_frames = base.frames * source_fps / base.stored_fps
-        decode = (base.cpu - jpeg * base.frames) / source_frames
-        print(f"\n{name} per frame: decode {decode * 1e3:.2f} ms CPU per source frame, resize + JPEG "
-              f"{jpeg * 1e3:.2f} ms per stored frame, {base.bytes / base.frames / 1e3:.1f} kB of shard per stored frame")
+    cost = per_frame(rows, source_fps)
+    print(f"\n{name} per frame: decode {cost.decode * 1e3:.2f} ms CPU per source frame, RGB + JPEG "
+          f"{cost.jpeg * 1e3:.2f} ms per stored frame, {cost.bytes / 1e3:.1f} kB of shard per stored frame")
 
 
 def main() -> None:
@@ -165,6 +218,7 @@ def main() -> None:
     scaling = {workers: measure("kinetics", root / "kinetics", root / "out", None, workers) for workers in (1, 2)}
     for workers, m in scaling.items():
         print(f"| {workers} | {m.cpu:.3f} | {m.wall:.2f} | {scaling[1].wall / m.wall:.2f}x |")
+    sizing_table({"kinetics": per_frame(kinetics, KINETICS["fps"]), "ssv2": per_frame(ssv2, SSV2["fps"])})
     print(f"\nload average after: {os.getloadavg()[0]:.2f} (above {os.cpu_count()}: the wall-clock rows are not valid)")
     if args.root is None:
         shutil.rmtree(root, ignore_errors=True)
