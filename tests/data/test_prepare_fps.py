@@ -191,3 +191,12 @@ def test_the_projection_is_near_the_written_size(kinetics, prepared):
         assert projection is not None and projection.samples == 4 and projection.cpu_seconds > 0
         # every item was sampled: exact but for tar's padding of each shard to a 10 kB record
         assert abs(projection.bytes - actual) <= 2 * 10240 // 2, (fps, projection.bytes, actual)
+
+
+def test_fps_on_images_is_refused(tmp_path):
+    from standins import build_imagefolder
+
+    src = build_imagefolder(tmp_path / "imgs", corrupt=False)
+    result = runner.invoke(app, ["prepare", "imagefolder", str(src), "--shards", str(tmp_path / "o"), "--fps", "5"])
+    assert result.exit_code == 2 and "--fps sets the frame rate of video" in result.stderr
+    assert not (tmp_path / "o").exists()

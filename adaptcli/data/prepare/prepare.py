@@ -357,6 +357,8 @@ def prepare_dataset(
     results = []
     for sub, listing in found.listings:
         out = shards / sub if sub else shards
+        if fps and listing.modality != "video":
+            raise AdaptError(f"--fps sets the frame rate of video; {dataset} is images: drop --fps")
         result = prepare(listing, out, PrepareOptions(
             short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
             workers=n_workers, overwrite=overwrite, progress=progress, fps=fps, dry_run=dry_run,
