@@ -200,3 +200,15 @@ def test_fps_on_images_is_refused(tmp_path):
     result = runner.invoke(app, ["prepare", "imagefolder", str(src), "--shards", str(tmp_path / "o"), "--fps", "5"])
     assert result.exit_code == 2 and "--fps sets the frame rate of video" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_each_part_projects_and_checks_its_own_share(kinetics, tmp_path, monkeypatch):
+    out = tmp_path / "shards"
+    result = _prepare(kinetics, out, "--part", "1/2", "--dry-run")  # part 1 of 2: the train shard, 3 clips
+    assert result.exit_code == 0, result.output
+    assert "for 3 clips" in result.stdout and not out.exists()
+    assert _prepare(kinetics, out, "--merge", "--dry-run").exit_code == 2
+    _small_disk(monkeypatch, 1000)
+    result = _prepare(kinetics, out, "--part", "2/2")
+    assert result.exit_code == 2 and "do not fit" in result.stderr, result.output
+    assert not list(out.rglob("*.tar")) and not (out / ".parts" / "2-of-2").exists()

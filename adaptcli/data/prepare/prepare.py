@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from adaptcli.data.prepare.cores import decoding_workers
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
 from adaptcli.data.prepare.projection import Projection, check_space, free_bytes, project, size_text
 from adaptcli.data.manifest import (
@@ -38,11 +38,13 @@ from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import claim_folder
+from adaptcli.ownership import Marker, claim_folder
 
 STATE_NAME = ".prepare-state.json"
+PARTS_DIR = ".parts"  # the unmerged parts of ``prepare --part K/N`` (parts.py)
+PARTS_FILE = "parts.json"  # in PARTS_DIR: the parts' settings (marks the folder as adaptcli's)
 #: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
-SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX)
+SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX, PARTS_DIR)
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
 
 
@@ -111,8 +113,11 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
 
     Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
     """
-    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, True if overwrite else None,
-                         what="adaptcli shards", option="--shards")
+    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES,
+                         True if overwrite else None, what="adaptcli shards", option="--shards")
+    if not overwrite and (out / PARTS_DIR).is_dir():
+        raise AdaptError(f"--shards {out} holds the unmerged parts of prepare --part runs; finish them (then "
+                         "prepare --merge), or pass --overwrite to replace them")
     out.mkdir(parents=True, exist_ok=True)
     if not claim.found:
         return {"settings": settings, "shards": {}}
@@ -180,21 +185,13 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     settings = run_settings(listing, options)
     plan = _plan(listing, settings["samples_per_shard"])
     if options.dry_run:  # the folder checks of a real run, then the projection of writing it all
-        claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, None, what="adaptcli shards", option="--shards")
-        projection = _project(listing, options, plan, out)
-        return PrepareResult(out=out, manifest=_manifest(listing, [], {"shards": {}}, settings), written=0, skipped=0,
-                             seconds=time.time() - start, bytes=0, reused_shards=0, projection=projection)
+        claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES, None,
+                     what="adaptcli shards", option="--shards")
+        return dry_run_result(listing, out, options, plan, settings, start)
     created = not out.exists()
     previous = _check_out(out, settings, options.overwrite)
     done = _reusable_shards(out, plan, previous)
-    projection = _project(listing, options, [p for p in plan if p[1] not in done], out)
-    if projection is not None and not options.ignore_space:
-        try:
-            check_space(projection, out)
-        except AdaptError:
-            if created and not any(out.iterdir()):
-                out.rmdir()
-            raise
+    projection = check_projection(listing, options, [p for p in plan if p[1] not in done], out, created)
     state = {"settings": settings, "shards": dict(done)}
     write_text(out / STATE_NAME, json.dumps(state))
     _write_shards(out, listing, options, plan, state)
@@ -205,6 +202,29 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
                          skipped=len(manifest.skipped), seconds=time.time() - start, bytes=size,
                          reused_shards=len(done), projection=projection)
+
+
+def dry_run_result(listing: Listing, out: Path, options: PrepareOptions, plan: Plan, settings: dict[str, Any],
+                   start: float) -> PrepareResult:
+    """``--dry-run``: the projection of writing ``plan`` (echoed), nothing written."""
+    projection = _project(listing, options, plan, out)
+    return PrepareResult(out=out, manifest=_manifest(listing, [], {"shards": {}}, settings), written=0, skipped=0,
+                         seconds=time.time() - start, bytes=0, reused_shards=0, projection=projection)
+
+
+def check_projection(listing: Listing, options: PrepareOptions, plan: Plan, out: Path,
+                     created: bool) -> Projection | None:
+    """Project writing ``plan`` (echoed) and refuse, before any shard, when it does not fit ``out``'s
+    filesystem (unless ``ignore_space``); ``created``: ``out`` is this run's, removed while still empty."""
+    projection = _project(listing, options, plan, out)
+    if projection is not None and not options.ignore_space:
+        try:
+            check_space(projection, out)
+        except AdaptError:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            raise
+    return projection
 
 
 def _project(listing: Listing, options: PrepareOptions, plan: Plan, out: Path) -> Projection | None:
@@ -337,15 +357,18 @@ def prepare_dataset(
     ignore_space: bool = False,
     echo: Callable[[str], None] = _silent,
     warn: Callable[[str], None] = _silent,
+    run: Callable[[Listing, Path, PrepareOptions], PrepareResult] = prepare,
 ) -> list[PrepareResult]:
     """What ``adaptcli prepare`` does: read ``src`` as ``dataset``, write shards under ``shards``.
 
     ``echo`` gets the projection and one summary line per shard folder written, ``warn`` the source's
-    notes and the skipped-sample warnings (the CLI prints them on stdout and stderr). ``dry_run``: only
+    notes and the skipped-sample warnings (the CLI prints them on stdout and stderr). ``run`` writes one
+    listing (:func:`prepare`; ``parts.PartRun`` for ``--part K/N`` and ``--merge``). ``dry_run``: only
     the projection.
     """
     from tqdm import tqdm
 
+    n_workers = decoding_workers(workers)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     opts = SourceOptions(splits=split_list, labels=labels, videos=videos, images=images,
                          split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
@@ -353,13 +376,12 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
         out = shards / sub if sub else shards
         if fps and listing.modality != "video":
             raise AdaptError(f"--fps sets the frame rate of video; {dataset} is images: drop --fps")
-        result = prepare(listing, out, PrepareOptions(
+        result = run(listing, out, PrepareOptions(
             short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
             workers=n_workers, overwrite=overwrite, progress=progress, fps=fps, dry_run=dry_run,
             ignore_space=ignore_space, echo=echo))
@@ -381,4 +403,4 @@ def prepare_dataset(
     return results
 
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare", "prepare_dataset", "run_settings", "STATE_NAME"]
+__all__ = ["check_projection", "dry_run_result", "PrepareOptions", "PrepareResult", "prepare", "prepare_dataset", "run_settings", "STATE_NAME"]
