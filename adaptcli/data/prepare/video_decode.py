@@ -20,7 +20,8 @@ class DecodedClip:
     """JPEG frames of one clip and what was learnt while decoding it."""
 
     frames: list[bytes]
-    fps: float
+    fps: float  # the source's rate
+    stored_fps: float  # the rate of ``frames``: the source's, or the lower rate asked for
     source_size: tuple[int, int]  # width, height
     stored_size: tuple[int, int]
 
@@ -74,15 +75,37 @@ def _check_complete(last_time: float | None, count: int, fps: float, duration: f
                            "(damaged when short by more than max(0.5 s, 10%))")
 
 
-def decode_to_jpeg(path: str | Path, short_side: int | None, quality: int) -> DecodedClip:
-    """Decode every frame, shrink to ``short_side`` (never up), encode each as JPEG."""
+def stored_rate(source_fps: float, fps: float | None) -> float:
+    """The rate frames are stored at: ``fps``, or the source's own when it is not above ``fps`` (or unknown)."""
+    return source_fps if not fps or not source_fps or source_fps <= fps else fps
+
+
+def decode_to_jpeg(path: str | Path, short_side: int | None, quality: int, fps: float | None = None) -> DecodedClip:
+    """Decode every frame, shrink to ``short_side`` (never up), encode each as JPEG.
+
+    ``fps``: keep only the frames of a ``fps`` grid (the first frame at or after each tick ``k / fps``
+    s from the first frame), so a 30 fps source at 7.5 keeps frames 0, 4, 8, ...; a source not above
+    ``fps`` keeps every frame (never up-sampled).
+    """
     jpegs: list[bytes] = []
-    fps, duration, last_time = 0.0, None, None
+    rate, duration, last_time = 0.0, None, None
     source = stored = (0, 0)
-    for frame, fps, duration in _frames(path):
-        if not jpegs:
+    keep: float | None = None  # the rate kept, once the source's is known
+    first_time, last_tick, count = 0.0, -1, 0
+    for frame, rate, duration in _frames(path):
+        if count == 0:
             source = (frame.width, frame.height)
             stored = scaled_size(frame.width, frame.height, short_side)
+            keep = stored_rate(rate, fps)
+            first_time = frame.time or 0.0
+        count += 1
+        last_time = frame.time
+        if keep != rate and keep:
+            at = (frame.time - first_time) if frame.time is not None else (count - 1) / rate
+            tick = int(at * keep + 1e-6)  # the grid slot this frame falls in; 1e-6: float error of exact ticks
+            if tick <= last_tick:
+                continue
+            last_tick = tick
         if (frame.width, frame.height) == stored:
             image = frame.to_image()
         else:
@@ -90,9 +113,9 @@ def decode_to_jpeg(path: str | Path, short_side: int | None, quality: int) -> De
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)
         jpegs.append(buffer.getvalue())
-        last_time = frame.time
-    _check_complete(last_time, len(jpegs), fps, duration)
-    return DecodedClip(frames=jpegs, fps=round(fps, 3), source_size=source, stored_size=stored)
+    _check_complete(last_time, count, rate, duration)
+    return DecodedClip(frames=jpegs, fps=round(rate, 3), stored_fps=round(keep or rate, 3), source_size=source,
+                       stored_size=stored)
 
 
 def decode_to_arrays(path: str | Path) -> list[np.ndarray]:
@@ -100,4 +123,4 @@ def decode_to_arrays(path: str | Path) -> list[np.ndarray]:
     return [frame.to_ndarray(format="rgb24") for frame, _, _ in _frames(path)]
 
 
-__all__ = ["BadVideo", "DecodedClip", "scaled_size", "decode_to_jpeg", "decode_to_arrays"]
+__all__ = ["BadVideo", "DecodedClip", "scaled_size", "stored_rate", "decode_to_jpeg", "decode_to_arrays"]
