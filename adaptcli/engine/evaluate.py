@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.splits import resolve_split
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
@@ -63,6 +64,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     from adaptcli.engine.device import pins_memory
 
     manifest, data_dir = session.manifest, session.shards.path
+    split = resolve_split(split, manifest.splits) or split  # "validation" finds a "val" split, and back
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
@@ -245,7 +247,7 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
-    if split not in manifest.splits:
+    if resolve_split(split, manifest.splits) is None:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
 
 

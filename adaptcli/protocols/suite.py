@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.config import RunConfig, resolve
+from adaptcli.data.splits import canonical_split
 from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
@@ -111,7 +112,7 @@ def read_eval(step: Step) -> EvalResult | None:
     if not path.exists():
         return None
     result = EvalResult.read(path)
-    return result if result.split == step.eval_split else None
+    return result if canonical_split(result.split) == canonical_split(step.eval_split) else None
 
 
 def refuse_if_changed(step: Step, overwrite: bool) -> None:

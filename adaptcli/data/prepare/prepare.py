@@ -33,7 +33,7 @@ from adaptcli.data.manifest import (
 )
 from adaptcli.data.names import check_split_name
 from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note, split_origins_line
 from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
@@ -394,6 +394,7 @@ def prepare_dataset(
         echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}{task}: wrote {result.written} samples "
              f"in {shard_count} shards to {out}, skipped {result.skipped}, {result.seconds:.1f} s, "
              f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
+        echo(split_origins_line(listing, src, {s: i.samples for s, i in result.manifest.splits.items()}, sub))
         if result.skipped:
             warn(f"warning: skipped {result.skipped} samples (see {out / MANIFEST_NAME} \"skipped\")")
         empty = empty_classes_note(listing, sub)

@@ -71,7 +71,8 @@ def _check_complete(last_time: float | None, count: int, fps: float, duration: f
     if duration and last_time is not None and fps > 0:
         decoded = last_time + 1.0 / fps
         if decoded < duration - max(0.5, 0.1 * duration):
-            raise BadVideo(f"truncated: decoded {decoded:.2f} s of {duration:.2f} s")
+            raise BadVideo(f"truncated: decoded {decoded:.2f} s of the {duration:.2f} s its container declares "
+                           "(damaged when short by more than max(0.5 s, 10%))")
 
 
 def stored_rate(source_fps: float, fps: float | None) -> float:
