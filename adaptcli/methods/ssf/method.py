@@ -89,6 +89,10 @@ def _out_channels(layer: nn.Module) -> int:
     raise UnsupportedModelError(f"SSF cannot follow a {type(layer).__name__} (no output channel count)")
 
 
+def _can_fold(layer: nn.Module) -> bool:
+    return getattr(layer, "weight", None) is not None and getattr(layer, "bias", None) is not None
+
+
 def _has_weights(module: nn.Module | None) -> bool:
     return isinstance(module, nn.Module) and any(True for _ in module.parameters(recurse=False))
 
@@ -165,7 +169,10 @@ class Ssf(Method):
         return added
 
     def is_mergeable(self, model: nn.Module) -> bool:
-        return not any(isinstance(m, SsfBefore) for m in model.modules())
+        """Not with the pooled site, nor where a layer has no bias to absorb the shift (CLIP's patch
+        embedding convolution)."""
+        return not any(isinstance(m, SsfBefore) or (isinstance(m, SsfWrapped) and not _can_fold(m.base_layer))
+                       for m in model.modules())
 
     def kept_frozen(self, model: nn.Module) -> list[str]:
         """The paper keeps the pretrained ``fc_norm`` behind its pooled site."""
