@@ -23,6 +23,7 @@ from torch import nn
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.methods import adapter_state_dict, apply_method, merge_method, trainable_state_dict
 from adaptcli.methods.registry import all_methods, method_spec
+from tests.engine.conftest import image_shards  # noqa: F401  (a session fixture: 3 colour classes)
 
 TINY = dict(embed_dim=32, depth=2, num_heads=2)
 #: family -> (timm model whose class and options the tiny config keeps, tiny overrides)
@@ -147,3 +148,112 @@ def test_method_trains_resumes_reloads_and_merges(family: str, method: str) -> N
         target.load_state_dict(merged.state_dict(), strict=True)
         assert (unmerged - run_logits.double()).abs().max() < 1e-4
         torch.testing.assert_close(target(x.double()), unmerged, rtol=0, atol=1e-10)
+
+
+# ---------------------------------------------------------------- the CLI on each family
+#: One method per family through finetune, --resume, every export mode and predict (all in this process:
+#: the tiny configs are registered with timm here, under these names).
+CLI_CASES = {"clip": "lora", "dinov2": "adaptformer", "dinov2_reg": "vpt_deep", "siglip": "bitfit",
+             "eva02": "lora", "deit3": "ssf"}
+CLI_OPTIONS = {"lora": ["--set", "method.r=2"], "adaptformer": ["--set", "method.mid_dim=4"],
+               "vpt_deep": ["--set", "method.tokens=2"]}
+
+
+def tiny_name(family: str) -> str:
+    return f"tiny_family_{family}"
+
+
+def register_tiny(family: str) -> str:
+    """Register the family's tiny config with timm (idempotent) and return its name."""
+    from timm.models import register_model
+
+    name = tiny_name(family)
+    if not timm.is_model(name):
+        base, kwargs = FAMILIES[family]
+
+        def create(pretrained: bool = False, **overrides):
+            return timm.create_model(base, pretrained=False, **{**kwargs, **overrides})
+
+        create.__name__ = create.__qualname__ = name
+        register_model(create)
+    return name
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> Path:
+    """A few raw images to predict."""
+    from PIL import Image
+
+    from tests.engine.conftest import colour_images
+
+    folder = tmp_path_factory.mktemp("pictures")
+    for index, image in enumerate(colour_images(3, (200, 40, 40), seed=4) + colour_images(3, (40, 40, 200), seed=5)):
+        Image.fromarray(image).save(folder / f"{index}.png")
+    return folder
+
+
+def predictions(*args) -> list[dict]:
+    from tests.export.conftest import invoke
+
+    out = Path(args[-1])
+    result = invoke("predict", *args[:-1], "--no-progress", "--top-k", "3", "--out", out)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows
+    return rows
+
+
+def same_predictions(a: list[dict], b: list[dict]) -> None:
+    assert [r["path"] for r in a] == [r["path"] for r in b]
+    for x, y in zip(a, b):
+        assert json.dumps(x, sort_keys=True).count("{") == json.dumps(y, sort_keys=True).count("{")
+        assert _scores(x) == pytest.approx(_scores(y), abs=1e-4), (x, y)
+
+
+def _scores(row: dict) -> list[float]:
+    return [float(v) for v in re.findall(r"[-+]?\d*\.\d+(?:e[-+]?\d+)?", json.dumps(row, sort_keys=True))]
+
+
+@pytest.mark.parametrize("family", list(CLI_CASES))
+def test_cli_finetunes_resumes_exports_and_predicts(family, image_shards, pictures, tmp_path):
+    from adaptcli.io import read_safetensors
+    from adaptcli.runs.folder import RunDir
+    from tests.export.conftest import invoke
+
+    method = CLI_CASES[family]
+    model = register_tiny(family)
+    size = str(FAMILIES[family][1]["img_size"])
+    args = ["finetune", "--method", method, "--model", model, "--recipe", "quick", "--data", image_shards,
+            "--set", f"model.img_size={size}", "--set", "data.workers=0", "--set", "train.epochs=2",
+            "--set", "train.max_steps_per_epoch=1", "--set", "train.keep_checkpoints=2", *CLI_OPTIONS.get(method, [])]
+    straight, cut = tmp_path / "straight", tmp_path / "cut"
+    for out in (straight, cut):
+        result = invoke(*args, "--out", out)
+        assert result.exit_code == 0, result.output
+
+    # Resume: the second run loses its last epoch (as if stopped after the first) and resumes to the same end.
+    run = RunDir(cut)
+    assert len(run.checkpoint_dirs()) == 2
+    import shutil
+
+    shutil.rmtree(run.checkpoint_dirs()[-1])
+    run.summary_file.unlink()
+    run.set_state("interrupted")
+    resumed = invoke(*args, "--out", cut, "--resume")
+    assert resumed.exit_code == 0 and "resumed from" in resumed.output, resumed.output
+    a, _ = read_safetensors(straight / "trainable.safetensors")
+    b, _ = read_safetensors(cut / "trainable.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+    # Every export mode the method supports predicts what the run predicts.
+    expected = predictions(straight, pictures, tmp_path / "run.jsonl")
+    modes = ["full", "adapter-only"] + (["merge"] if method_spec(method).mergeable else [])
+    for mode in modes:
+        out = tmp_path / f"{mode}.safetensors"
+        result = invoke("export", "--run", straight, f"--{mode}", "--out", out)
+        assert result.exit_code == 0, result.output
+        backbone = ["--backbone", straight / "backbone.safetensors"] if mode == "adapter-only" else []
+        same_predictions(predictions(out, pictures, *backbone, tmp_path / f"{mode}.jsonl"), expected)
+    if not method_spec(method).mergeable:
+        refused = invoke("export", "--run", straight, "--merge", "--out", tmp_path / "merged.safetensors")
+        assert refused.exit_code == 2 and "cannot be merged" in refused.output
