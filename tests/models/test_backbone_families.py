@@ -1,7 +1,8 @@
 """Every method on the backbone families users reach for, each as a tiny config of its own timm class.
 
 CLIP (pre-norm, QuickGELU), DINOv2 (LayerScale) with and without register tokens, SigLIP (attention
-pooling, no class token), EVA-02 (separate q/k/v, RoPE, SwiGLU) and DeiT-III (LayerScale, no position
+pooling, no class token), EVA-02 (separate q/k/v, RoPE, SwiGLU; tiny/small: fused qkv with the q/v
+biases apart) and DeiT-III (LayerScale, no position
 for the class token): every method builds, trains two steps reaching exactly its trainable tensors,
 resumes from its saved tensors and optimiser state to the same second step, reloads from its adapter
 tensors to the same predictions, and merges exactly where it claims to (float64).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
-import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,8 @@ FAMILIES: dict[str, tuple[str, dict]] = {
     "dinov2_reg": ("vit_small_patch14_reg4_dinov2", dict(img_size=28, **TINY)),
     "siglip": ("vit_base_patch16_siglip_224", dict(img_size=32, **TINY)),
     "eva02": ("eva02_base_patch14_224", dict(img_size=28, **TINY)),
+    # EVA-02 tiny/small: a fused qkv whose q/v biases the attention adds outside the Linear.
+    "eva02_fused": ("eva02_small_patch14_224", dict(img_size=28, **TINY)),
     "deit3": ("deit3_base_patch16_224", dict(img_size=32, **TINY)),
 }
 #: Small options: every adapter a few hundred parameters.
@@ -43,10 +46,11 @@ OPTIONS = {
 }
 METHODS = [spec.name for spec in all_methods()]
 #: (family, method) that refuse to build, with the refusal; and mergeable methods a family cannot merge.
-REFUSED = {("eva02", "ssf"): "SSF needs attn.qkv"}
+REFUSED = {("eva02", "ssf"): "SSF needs attn.qkv", ("eva02_fused", "ssf"): "adds its q/v biases outside"}
 NOT_MERGEABLE = {
     ("clip", "ssf"),  # CLIP's patch embedding has no bias for SSF's first shift
     ("eva02", "arc"), ("eva02", "arc_att"),  # EVA-02's k_proj has no bias, and RoPE keeps a key shift
+    ("eva02_fused", "arc"), ("eva02_fused", "arc_att"),  # its qkv Linear has no bias (the biases are apart)
 }
 NUM_CLASSES = 3
 
@@ -204,14 +208,11 @@ def predictions(*args) -> list[dict]:
 
 
 def same_predictions(a: list[dict], b: list[dict]) -> None:
+    """The same files, classes in the same order, scores equal up to the files' rounding."""
     assert [r["path"] for r in a] == [r["path"] for r in b]
     for x, y in zip(a, b):
-        assert json.dumps(x, sort_keys=True).count("{") == json.dumps(y, sort_keys=True).count("{")
-        assert _scores(x) == pytest.approx(_scores(y), abs=1e-4), (x, y)
-
-
-def _scores(row: dict) -> list[float]:
-    return [float(v) for v in re.findall(r"[-+]?\d*\.\d+(?:e[-+]?\d+)?", json.dumps(row, sort_keys=True))]
+        assert [c["class"] for c in x["top"]] == [c["class"] for c in y["top"]], (x, y)
+        assert [c["score"] for c in x["top"]] == pytest.approx([c["score"] for c in y["top"]], abs=1e-4), (x, y)
 
 
 @pytest.mark.parametrize("family", list(CLI_CASES))
@@ -234,8 +235,6 @@ def test_cli_finetunes_resumes_exports_and_predicts(family, image_shards, pictur
     # Resume: the second run loses its last epoch (as if stopped after the first) and resumes to the same end.
     run = RunDir(cut)
     assert len(run.checkpoint_dirs()) == 2
-    import shutil
-
     shutil.rmtree(run.checkpoint_dirs()[-1])
     run.summary_file.unlink()
     run.set_state("interrupted")
@@ -257,3 +256,15 @@ def test_cli_finetunes_resumes_exports_and_predicts(family, image_shards, pictur
     if not method_spec(method).mergeable:
         refused = invoke("export", "--run", straight, "--merge", "--out", tmp_path / "merged.safetensors")
         assert refused.exit_code == 2 and "cannot be merged" in refused.output
+
+
+def test_inspect_params_counts_lora_on_eva02_base():
+    """The real EVA-02 base (no weights): LoRA finds its separate q/k/v, rank 8 each."""
+    from tests.export.conftest import invoke
+
+    result = invoke("inspect-params", "--model", "eva02_base_patch14_224", "--method", "lora", "--num-classes", "100",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["method_params"] == 12 * 3 * 8 * (768 + 768) and report["mergeable"]
+    assert {"blocks.*.attn.q_proj", "blocks.*.attn.k_proj", "blocks.*.attn.v_proj"} <= set(report["trainable_locations"])

@@ -19,7 +19,7 @@ from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.methods.peft_tuners.split import inject_split, merge_split
-from adaptcli.models.blocks import attention_inputs, qualified_name, set_submodule, transformer_blocks
+from adaptcli.models.blocks import attention_inputs, call_qkv_modules, qualified_name, set_submodule, transformer_blocks
 
 DEFAULT_TARGETS = ["qkv"]
 
@@ -128,6 +128,7 @@ class PeftMethod(Method):
         except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
+        call_qkv_modules(model)
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
         return [f"{name}.{child}" for name, layer in tuner_layers(model)
                 for child, _ in layer.named_children() if child != "base_layer"]

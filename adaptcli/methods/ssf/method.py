@@ -23,7 +23,7 @@ from torch import nn
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.methods.base import Method, is_plain_layer_norm
 from adaptcli.methods.ssf.config import SsfOptions
-from adaptcli.models.blocks import set_submodule, transformer_blocks
+from adaptcli.models.blocks import qkv_bias_outside, set_submodule, transformer_blocks
 
 #: Each block's sites; a tuple lists the names one site has in different layouts (timm's fc1/fc2,
 #: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3).
@@ -155,6 +155,11 @@ class SsfBefore(nn.Module):
 class Ssf(Method):
 
     def check_model(self, model: nn.Module) -> None:
+        for name, block in transformer_blocks(model):
+            if qkv_bias_outside(block):
+                raise UnsupportedModelError(
+                    f"SSF follows the whole qkv layer, but {type(model).__name__}'s {name} adds its q/v biases "
+                    "outside its qkv Linear (EVA): use lora or adaptformer")
         ssf_targets(model)
 
     def inject(self, model: nn.Module, options: SsfOptions) -> list[str]:
