@@ -74,13 +74,21 @@ def test_ssf_each_task_has_its_script_values(recipe, table):
     assert recipe_sweep(recipe, "ssf") == {}
     for task, (lr, wd, drop_path) in table.items():
         config = resolve(recipe, "ssf", task=task)
-        assert_values(config, {**SSF_COMMON, "train.ema": SSF_FGVC_EMA.get(task)})
+        augmentation = SSF_FGVC_AUGMENT if recipe == "fgvc" else {}
+        assert_values(config, {**SSF_COMMON, "train.ema": SSF_FGVC_EMA.get(task), **augmentation})
         assert (config.train.lr, config.train.weight_decay, config.model.drop_path) == (lr, wd, drop_path), task
 
 
 # train_scripts/vit/fgvc/<dataset>/train_ssf.sh --model-ema-decay
 SSF_FGVC_EMA = {"CUB_200_2011": 0.9998, "nabirds": 0.9998, "OxfordFlower": 0.999, "Stanford-cars": 0.9998,
                 "Stanford-dogs": 0.9998}
+# The FGVC scripts set --simple-aug and no --mixup/--cutmix/--smoothing: train.py's defaults (lines 246-260)
+# with data/transforms_factory.py transforms_simpleaug_train (random resized crop --scale 0.08 1.0 + flip 0.5),
+# tested at the model's crop_pct 0.9 (models/vision_transformer.py _cfg).
+SSF_FGVC_AUGMENT = {"train.mixup": 0.8, "train.cutmix": 1.0, "train.label_smoothing": 0.1, "train.mixup_prob": 1.0,
+                    "train.mixup_switch_prob": 0.5, "train.mixup_mode": "batch", "train.random_erasing": 0.0,
+                    "data.augment": "random_resized_crop", "data.crop_scale": [0.08, 1.0], "data.flip": True,
+                    "data.crop_pct": 0.9, "data.rand_augment": None}
 # train_scripts/vit/cifar_100/train_ssf.sh with train.py's defaults (--aa, --reprob, --mixup, --cutmix, --smoothing)
 SSF_CIFAR100 = {**SSF_COMMON, "train.lr": 1e-3, "train.weight_decay": 0.05, "train.batch_size": 128,
                 "train.ema": 0.99992, "train.label_smoothing": 0.1, "train.mixup": 0.8, "train.cutmix": 1.0,
