@@ -1,4 +1,5 @@
-"""The papers' script choices: ARC's official scale initialisation and AdaptFormer's BatchNorm head."""
+"""The papers' script choices: ARC's official scale initialisation, AdaptFormer's BatchNorm head and the
+BitFit baselines' rule on mean-pooling backbones."""
 
 from __future__ import annotations
 
@@ -92,3 +93,31 @@ def test_adaptformer_protocol_recipes_use_the_bn_head_and_arc_protocols_do_not()
         assert resolve(recipe, "adaptformer").head.norm == "bn", recipe
     for recipe in ("vtab", "fgvc"):
         assert resolve(recipe, "arc").head.norm == "none", recipe
+
+
+def vpt_tinytl_bias(model: nn.Module) -> set[str]:
+    """KMnP/vpt src/models/vit_models.py lines 304-307 (SSLViT, the MAE backbones with fc_norm), transcribed:
+    in the encoder only tensors whose name holds 'bias' train; the classifier (VPT's own head) trains."""
+    encoder = {k for k, _ in model.named_parameters() if not k.startswith("head.") and "bias" in k}
+    return encoder | {k for k, _ in model.named_parameters() if k.startswith("head.")}
+
+
+@pytest.mark.parametrize("model_name", ["test_vit2", "video_vit_test"])
+def test_bitfit_on_mean_pooling_backbones_is_the_baselines_rule(model_name):
+    import adaptcli.models.architectures  # noqa: F401
+
+    model = plain_model(model_name)
+    assert isinstance(model.fc_norm, nn.LayerNorm)
+    apply_method(model, "bitfit")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == vpt_tinytl_bias(model)
+    assert "fc_norm.bias" in trainable and "fc_norm.weight" not in trainable
+
+
+def test_bitfit_fc_norm_all_trains_its_weight_too():
+    from adaptcli.methods.bitfit.config import BitFitOptions
+
+    model = plain_model("test_vit2")
+    apply_method(model, "bitfit", BitFitOptions(fc_norm="all"))
+    assert model.fc_norm.weight.requires_grad
+    assert resolve("quick", "bitfit").method_options.fc_norm == "bias"
