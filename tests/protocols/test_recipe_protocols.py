@@ -17,9 +17,12 @@ ADAPTER_PLUS_VTAB = {**ADAPTER_PLUS, "method.bottleneck": 8}  # conf/experiment/
 # conf/experiment/fgvc/adapter_plus_dim1-32.yaml dataset_dim
 ADAPTER_PLUS_FGVC_DIM = {"CUB_200_2011": 2, "nabirds": 2, "OxfordFlower": 1, "Stanford-cars": 32, "Stanford-dogs": 1}
 # conf/experiment/vtab/lora.yaml + conf/lora/base_lora.yaml: rank 8, scaling 1.0, dropout 0.1
-LORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
+DORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
              "method.r": 8, "method.alpha": 8.0, "method.dropout": 0.1, "method.qkv": "split",
-             "method.split_targets": ["q", "k"]}
+             "method.split_targets": ["q", "k"], "method.init": "lora", "method.dropout_mask": "shared"}
+# adapter_plus/vit_adapter.py as it runs: LoRAAttention (lines 129-141) passes no init, so Adapter's default
+# "houlsby" (line 30) applies, and each part's Adapter has its own Dropout (one mask per part)
+LORA_VTAB = {**DORA_VTAB, "method.init": "houlsby", "method.dropout_mask": "per_part"}
 
 # dongzelian/SSF train_scripts/vit/vtab/<script folder>/train_ssf.sh: --lr, --weight-decay, --drop-path
 SSF_VTAB = {
@@ -65,8 +68,9 @@ def test_adapter_plus_fgvc_bottleneck_per_dataset(task, dim):
 
 @pytest.mark.parametrize("method", ["lora", "dora"])
 def test_lora_and_dora_take_adapter_plus_lora_baseline_and_the_grid_holds_its_lr(method):
-    assert_values(resolve("vtab", method), LORA_VTAB)
-    assert LORA_VTAB["train.lr"] in recipe_sweep("vtab", method)["train.lr"]
+    expected = LORA_VTAB if method == "lora" else DORA_VTAB
+    assert_values(resolve("vtab", method), expected)
+    assert expected["train.lr"] in recipe_sweep("vtab", method)["train.lr"]
 
 
 @pytest.mark.parametrize("recipe, table", [("vtab", SSF_VTAB), ("fgvc", SSF_FGVC)])
