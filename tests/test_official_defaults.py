@@ -121,3 +121,25 @@ def test_bitfit_fc_norm_all_trains_its_weight_too():
     apply_method(model, "bitfit", BitFitOptions(fc_norm="all"))
     assert model.fc_norm.weight.requires_grad
     assert resolve("quick", "bitfit").method_options.fc_norm == "bias"
+
+
+def test_head_dropout_is_videomae_fc_drop_rate_before_the_head():
+    """MCG-NJU/VideoMAE modeling_finetune.py lines 226 and 284: ``head(fc_dropout(fc_norm(pooled)))``."""
+    from adaptcli.engine.features import HeadOnly
+    from adaptcli.errors import AdaptError
+    from adaptcli.models.build import create_backbone
+    from adaptcli.models.config import ModelConfig
+
+    model = create_backbone(ModelConfig(name="video_vit_test", img_size=32, num_frames=4, head_dropout=0.5), 3)
+    assert model.head_drop.p == 0.5
+    assert model.blocks[0].attn.proj_drop.p == 0.0  # only before the head (VideoMAE's --drop stays 0)
+    model.train()
+    x = torch.randn(2, 3, 4, 32, 32)
+    seen = {}
+    model.head.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    model(x)
+    assert (seen["x"] == 0).float().mean() > 0.3  # half the pooled features dropped
+    assert isinstance(HeadOnly(model).head_drop, nn.Dropout)  # the feature-cache path drops them too
+    assert create_backbone(ModelConfig(name="video_vit_test", img_size=32, num_frames=4), 3).head_drop.p == 0.0
+    with pytest.raises(AdaptError, match="has no head_drop"):
+        create_backbone(ModelConfig(name="swin_tiny_patch4_window7_224", img_size=32, head_dropout=0.5), 3)

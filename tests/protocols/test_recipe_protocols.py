@@ -132,14 +132,16 @@ VIDEOMAE_COMMON = {"train.optimizer": "adamw", "train.lr": 5e-4, "train.lr_base_
                    "train.mixup": 0.8, "train.cutmix": 1.0, "train.mixup_prob": 1.0, "train.mixup_switch_prob": 0.5,
                    "train.mixup_mode": "batch", "train.random_erasing": 0.25, "train.clip_grad": None,
                    "data.rand_augment": "rand-m7-n4-mstd0.5-inc1", "model.num_frames": 16, "model.img_size": 224,
-                   "data.crop_scale": [0.08, 1.0]}
+                   "data.crop_scale": [0.08, 1.0], "data.repeated_aug": 2}  # both scripts: --num_sample 2
 VIDEOMAE = {
     "ssv2_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 30, "train.batch_size": 6, "train.layer_decay": 0.75,
                            "train.min_lr": 1e-6, "train.warmup_lr": 1e-6, "model.drop_path": 0.1, "data.flip": False,
-                           "data.sampling": "segment", "eval.views": "2x3"},
+                           "data.sampling": "segment", "eval.views": "2x3",
+                           "model.head_dropout": 0.0},  # --fc_drop_rate unset: line 41's default 0.0
     "hmdb51_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 100, "train.batch_size": 16, "train.layer_decay": 0.7,
                              "train.min_lr": 1e-5, "train.warmup_lr": 1e-8, "model.drop_path": 0.2, "data.flip": True,
-                             "data.sampling": "stride", "data.stride": 4, "eval.views": "5x3"},
+                             "data.sampling": "stride", "data.stride": 4, "eval.views": "5x3",
+                             "model.head_dropout": 0.5},  # the ucf101 script's --fc_drop_rate 0.5
 }
 
 
