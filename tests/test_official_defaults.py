@@ -143,3 +143,15 @@ def test_head_dropout_is_videomae_fc_drop_rate_before_the_head():
     assert create_backbone(ModelConfig(name="video_vit_test", img_size=32, num_frames=4), 3).head_drop.p == 0.0
     with pytest.raises(AdaptError, match="has no head_drop"):
         create_backbone(ModelConfig(name="swin_tiny_patch4_window7_224", img_size=32, head_dropout=0.5), 3)
+
+
+@pytest.mark.parametrize("method, key, earlier, now", [("ssf", "patch_merging", True, False),
+                                                        ("bitfit", "fc_norm", "all", "bias")])
+def test_configs_written_before_a_default_changed_read_as_trained(method, key, earlier, now):
+    from adaptcli.config import from_dict
+
+    written = resolve("quick", method).to_dict()
+    assert written["method"][key] == now  # what adaptcli writes today: the key, explicitly
+    del written["method"][key]  # a config.yaml of an older adaptcli: no such key
+    assert getattr(from_dict(written).method_options, key) == earlier
+    assert getattr(from_dict(resolve("quick", method).to_dict()).method_options, key) == now
