@@ -55,6 +55,8 @@ def test_train_step_reaches_exactly_the_trainable_parameters(kind: str, method: 
     else:
         pattern = re.compile(f"{METHOD_PARAMS[method]}|{HEADS}")
         frozen_norm = re.compile(r"^fc_norm\.base_layer\.")  # SSF's paper site keeps the pooled fc_norm frozen
+        if method == "bitfit":  # the baselines' rule: fc_norm.weight is not named *bias*
+            frozen_norm = re.compile(r"^fc_norm\.weight$")
         assert trainable == {n for n, _ in model.named_parameters() if pattern.search(n) and not frozen_norm.search(n)}
         assert any(re.search(HEADS, n) for n in trainable)
     model.train()
