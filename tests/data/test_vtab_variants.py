@@ -9,6 +9,7 @@ with its length and masked CRC32C checksums.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import struct
@@ -21,8 +22,10 @@ from conftest import decode_image, read_split
 pytest.importorskip("google.protobuf")
 
 
+@functools.lru_cache(maxsize=None)
 def _example_class():
-    """tensorflow.Example built from its .proto definitions (no TensorFlow needed)."""
+    """tensorflow.Example and its parts built from their .proto definitions (no TensorFlow needed); built
+    once, the descriptor pool kept with the classes."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     F = descriptor_pb2.FieldDescriptorProto
@@ -57,20 +60,22 @@ def _example_class():
     message("Example", [("features", F.TYPE_MESSAGE, optional, ".tensorflow.Features")])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(proto)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.Example"))
+    return pool, {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"tensorflow.{name}"))
+                  for name in ("Example", "Features", "Feature", "BytesList", "FloatList", "Int64List")}
 
 
 def _example(features: dict) -> bytes:
-    example = _example_class()()
+    """Built through constructors: protobuf 4.23's upb crashes filling a dynamic map field in place."""
+    classes = _example_class()[1]
+    made = {}
     for key, value in features.items():
-        feature = example.features.feature[key]
         if isinstance(value, bytes):
-            feature.bytes_list.value.append(value)
+            made[key] = classes["Feature"](bytes_list=classes["BytesList"](value=[value]))
         elif value and isinstance(value[0], float):
-            feature.float_list.value.extend(value)
+            made[key] = classes["Feature"](float_list=classes["FloatList"](value=value))
         else:
-            feature.int64_list.value.extend(value)
-    return example.SerializeToString()
+            made[key] = classes["Feature"](int64_list=classes["Int64List"](value=value))
+    return classes["Example"](features=classes["Features"](feature=made)).SerializeToString()
 
 
 def _masked_crc(data: bytes) -> int:
@@ -221,7 +226,7 @@ def test_damaged_records_are_counted_and_listed_not_fatal(tmp_path, run_cli):
     assert manifest["splits"]["train800"]["samples"] == 9 and manifest["splits"]["val200"]["samples"] == 3
     samples = read_split(tmp_path / "out" / "dtd", "train800")
     assert "images/train800/000003" in samples  # keys after a damaged record keep their place
-    assert "skipped" in result.output or "6" in result.output
+    assert "skipped 6" in result.output
 
 
 @pytest.mark.parametrize("breakage", ["info", "shard", "empty"])
