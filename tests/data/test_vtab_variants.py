@@ -248,8 +248,8 @@ def test_a_broken_layout_is_one_line_exit_2(tmp_path, run_cli, breakage):
 
 
 def test_example_features_and_the_vtab_labels_made_from_them():
-    from adaptcli.data.prepare.sources.tfrecord import parse_example
-    from adaptcli.data.prepare.sources.vtab_tfds import TFDS_TASKS
+    from adaptcli.data.prepare.tfrecord import parse_example
+    from adaptcli.data.prepare.vtab_tfds import TFDS_TASKS
 
     data = _example({"image": b"\xff\xd8jpeg", "objects/size": [0, 1, 1, 0, 1],
                      "objects/pixel_coords": [10.0, 20.0, 9.2, 1.0, 2.0, 8.7, 3.0, 4.0, 12.0, 0.0, 0.0, 11.0, 5.0, 5.0, 13.0],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from adaptcli.data.prepare.sources.base import Embedded, Item, Listing, missing, read_source_text, select_splits
-from adaptcli.data.prepare.sources.tfrecord import Feature, parse_example, read_records
+from adaptcli.data.prepare.tfrecord import Feature, parse_example, read_records
 from adaptcli.errors import AdaptError
 
 VTAB_SPLITS = ["train800", "val200", "train800val200", "test"]

@@ -4,7 +4,7 @@ dataset.json; absent means ``folder``):
 - folder: the extracted folders everyone shares, ``<task>/<split>.txt`` lines ``<image path> <label>``;
 - vpetl: the same files as V-PETL Bench publishes them on the Hugging Face Hub (unzipped), whose
   folder for ``cifar`` is ``cifar100`` (its loader's dataset names);
-- tfds: the TFDS records the papers trained on (:mod:`.vtab_tfds`).
+- tfds: the TFDS records the papers trained on (:mod:`adaptcli.data.prepare.vtab_tfds`).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def list_vtab(src: str | Path, task: str, splits: list[str] | None = None, varia
 def find(src: Path, opts: SourceOptions) -> Found:
     """The ``--task`` or every task found (one listing each), from list files or TFDS records; notes the
     tasks that are absent."""
-    from adaptcli.data.prepare.sources.vtab_tfds import list_vtab_tfds, tfds_tasks
+    from adaptcli.data.prepare.vtab_tfds import list_vtab_tfds, tfds_tasks
 
     task = {v: k for k, v in VPETL_FOLDERS.items()}.get(opts.task or "", opts.task)  # V-PETL's names too
     in_lists, in_tfds = vtab_tasks(src), tfds_tasks(src)
