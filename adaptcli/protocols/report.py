@@ -9,6 +9,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from adaptcli.data.manifest import data_variant
 from adaptcli.errors import AdaptError
 from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.protocols.results import RESULTS_FILE, SETTINGS_FILE, SuiteResults
@@ -48,9 +49,12 @@ def run_row(path: Path) -> dict[str, Any]:
 
 
 def _dataset(info: RunInfo) -> str:
-    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
+    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``), and
+    the data's variant where it is not the extracted folders."""
     name, folder = info.dataset or "", info.data_dir.name
-    return f"{name}/{folder}" if name and folder != name else (name or folder)
+    variant = data_variant(info.data_dir)  # VTAB from TFDS records or V-PETL's files: "vtab/dtd (tfds)"
+    shown = f"{name}/{folder}" if name and folder != name else (name or folder)
+    return shown + (f" ({variant})" if variant not in (None, "folder") else "")
 
 
 #: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.

@@ -209,6 +209,12 @@ def test_tfds_records_and_vpetl_files_give_the_folder_layouts_samples(tmp_path, 
         assert settings["vpetl"]["variant"] == "vpetl" and settings["tfds"]["variant"] == "tfds"
         assert settings["tfds"]["tfds"] == "/".join(BUILDERS[task])
     assert {src: _tree(src) for src in (folder, vpetl, tfds)} == before  # the user's files untouched
+    from adaptcli.protocols.report import _dataset
+    from adaptcli.runs.info import RunInfo
+
+    shown = {name: _dataset(RunInfo(data=str(tmp_path / f"out-{name}" / "dtd"), dataset="vtab"))
+             for name in ("folder", "vpetl", "tfds")}  # the report's dataset column
+    assert shown == {"folder": "vtab/dtd", "vpetl": "vtab/dtd (vpetl)", "tfds": "vtab/dtd (tfds)"}
     one = _prepare(run_cli, vpetl, tmp_path / "one", "--task", "cifar100")  # V-PETL's name works too
     assert (tmp_path / "one" / "cifar" / "dataset.json").is_file(), one.output
 
