@@ -271,3 +271,27 @@ def test_example_features_and_the_vtab_labels_made_from_them():
     assert TFDS_TASKS["dsprites_loc"].label(features) == 15 and TFDS_TASKS["dsprites_ori"].label(features) == 15
     with pytest.raises(ValueError):
         parse_example(data[:-3])
+
+
+def test_vpetl_fgvc_json_splits_with_stanford_dogs_images_folder(tmp_path, run_cli):
+    """V-PETL Bench's FGVC json.zip: VPT's {train,val,test}.json per dataset, under its folder names
+    (StanfordDogs); the Dogs paths are relative to the official Images/ folder."""
+    base = tmp_path / "fgvc" / "StanfordDogs"
+    maps: dict[str, dict[str, int]] = {"train": {}, "val": {}, "test": {}}
+    for n, split in enumerate(["train", "train", "val", "test"] * 2):
+        rel = f"n0208{n % 2}-Breed{n % 2}/n0208{n % 2}_{n:04d}.jpg"
+        (base / "Images" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (base / "Images" / rel).write_bytes(_jpeg(n % 2, n))
+        maps[split][rel] = n % 2 + 1  # VPT's dogs labels start at 1
+    for split, mapping in maps.items():
+        (base / f"{split}.json").write_text(json.dumps(mapping))
+    out = tmp_path / "out"
+    result = run_cli("prepare", "fgvc", tmp_path / "fgvc", "--dataset", "StanfordDogs", "--shards", out, "--no-progress")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert manifest["skipped"] == [] and manifest["classes"] == {"0": "1", "1": "2"}
+    assert {s: manifest["splits"][s]["samples"] for s in manifest["splits"]} == {"train": 4, "val": 2, "test": 2}
+    samples = read_split(out, "train")
+    for rel, label in maps["train"].items():
+        sample = samples[rel[:-4].replace(".", "_")]
+        assert int(sample["cls"]) == label - 1 and sample["jpg"] == (base / "Images" / rel).read_bytes()
