@@ -295,3 +295,39 @@ def test_vpetl_fgvc_json_splits_with_stanford_dogs_images_folder(tmp_path, run_c
     for rel, label in maps["train"].items():
         sample = samples[rel[:-4].replace(".", "_")]
         assert int(sample["cls"]) == label - 1 and sample["jpg"] == (base / "Images" / rel).read_bytes()
+
+
+def test_dsprites_records_slices_labels_and_pixels(tmp_path, run_cli):
+    """dsprites: one TFDS split cut 80/10/10 (val200 after 80%, test after 90%), the records before
+    val200 stepped over unread, x positions binned 32 -> 16, 0/1 pixels stored as 0/255."""
+    from PIL import Image
+
+    total, folder = 1200, tmp_path / "tfds" / "dsprites" / "2.0.0"
+    folder.mkdir(parents=True)
+    blob, pixels = b"", []
+    for i in range(total):
+        bits = ((np.arange(16).reshape(4, 4) + i) % 3 == 0).astype(np.uint8)[..., None]  # 4 x 4 x 1, values 0/1
+        buffer = io.BytesIO()
+        Image.fromarray(bits[..., 0], mode="L").save(buffer, format="PNG")
+        pixels.append(bits[..., 0])
+        framed = _frame(_example({"image": buffer.getvalue(), "label_x_position": [i % 32],
+                                  "label_orientation": [i % 40]}))
+        if i in (100, 1000):  # a damaged data CRC: 100 is stepped over unread, 1000 lies in val200
+            framed = framed[:-6] + bytes([framed[-6] ^ 0xFF]) + framed[-5:]
+        blob += framed
+    (folder / "dsprites-train.tfrecord-00000-of-00001").write_bytes(blob)
+    (folder / "dataset_info.json").write_text(json.dumps({"name": "dsprites", "splits": [
+        {"name": "train", "shardLengths": [str(total)]}]}))
+    out = tmp_path / "out"
+    _prepare(run_cli, tmp_path / "tfds", out, "--task", "dsprites_loc", "--splits", "val200,test")
+    manifest = json.loads((out / "dsprites_loc" / "dataset.json").read_text())
+    assert {s: manifest["splits"][s]["samples"] for s in manifest["splits"]} == {"val200": 199, "test": 120}
+    assert [(s["key"], s["reason"]) for s in manifest["skipped"]] == [
+        ("images/val200/000040", "dsprites-train.tfrecord-00000-of-00001 record 1000: data CRC mismatch")]
+    for split, first in (("val200", 960), ("test", 1080)):
+        samples = read_split(out / "dsprites_loc", split)
+        for position in (0, 57, 199 if split == "val200" else 119):
+            sample = samples[f"images/{split}/{position:06d}"]
+            index = first + position
+            assert int(sample["cls"]) == (index % 32) // 2
+            assert np.array_equal(decode_image(sample["png"]), np.repeat(pixels[index][..., None] * 255, 3, axis=2))

@@ -11,7 +11,7 @@ holding it.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -47,10 +47,11 @@ def _read_exact(handle: BinaryIO, size: int) -> bytes | None:
     return chunk if len(chunk) == size else None
 
 
-def read_records(path: str | Path) -> Iterator[Record]:
+def read_records(path: str | Path, wanted: Callable[[int], bool] | None = None) -> Iterator[Record]:
     """Every record of ``path`` in order. A damaged data CRC or an oversized record is yielded as
     damaged and reading goes on (its length is known good); a damaged length or a cut-off end is
-    yielded as damaged and ends the file (nothing after it can be located)."""
+    yielded as damaged and ends the file (nothing after it can be located). Records whose index
+    ``wanted`` refuses are stepped over unread (their length is still checked) and not yielded."""
     with open_regular(path) as handle:
         index = 0
         while True:
@@ -66,7 +67,9 @@ def read_records(path: str | Path) -> Iterator[Record]:
                 yield Record(index, start, None, f"length CRC mismatch at byte {start:,}: the rest of the file "
                              "cannot be located")
                 return
-            if length > MAX_RECORD_BYTES:
+            if wanted is not None and not wanted(index):
+                handle.seek(length + 4, 1)
+            elif length > MAX_RECORD_BYTES:
                 handle.seek(length + 4, 1)
                 yield Record(index, start + 12, None, f"record of {length:,} bytes (more than {MAX_RECORD_BYTES:,})")
             else:

@@ -165,6 +165,9 @@ def _shards(folder: Path) -> dict[str, list[tuple[Path, int]]]:
     try:
         info = json.loads(read_source_text(info_path, "vtab"))
         name = str(info.get("name") or folder.parent.name)
+        if info.get("fileFormat", "tfrecord") != "tfrecord":
+            raise AdaptError(f"{info_path}: the records are {str(info['fileFormat'])[:40]}, not tfrecord; prepare "
+                             "the dataset with a tensorflow_datasets version that writes tfrecord files")
         splits: dict[str, list[tuple[Path, int]]] = {}
         for split in info["splits"]:
             lengths = [int(n) for n in split.get("shardLengths") or []]
@@ -200,7 +203,7 @@ def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None)
             if not path.is_file():
                 raise AdaptError(f"{path} is missing ({folder.name} lists {len(shards[name])} shards for "
                                  f"'{name}'); download the dataset again")
-    records = {name: _read_split(shards[name], task, spec, listing, _needed(slices, chosen, name, shards[name]))
+    records = {name: _read_split(shards[name], task, spec, _ranges(slices, chosen, name, shards[name]))
                for name in sorted(wanted)}
     top = -1
     for split in chosen:
@@ -224,39 +227,42 @@ def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None)
     return listing
 
 
-def _needed(slices: Slices, chosen: list[str], name: str, files: list[tuple[Path, int]]) -> int:
-    """How many records of split ``name`` the chosen VTAB splits read (a prefix: the rest is skipped)."""
+def _ranges(slices: Slices, chosen: list[str], name: str, files: list[tuple[Path, int]]) -> list[range]:
+    """The records of split ``name`` the chosen VTAB splits read (the others are stepped over)."""
     total = sum(n for _, n in files)
-    stops = [total if s.stop is None else min(s.stop, total) for split in chosen for s in slices[split]
-             if s.split == name]
-    return max(stops, default=0)
+    return [range(s.start, total if s.stop is None else min(s.stop, total)) for split in chosen
+            for s in slices[split] if s.split == name]
 
 
 Entry = tuple[str, int, int, int] | str  # (file, image offset, image length, label) or why it is damaged
 
 
-def _read_split(files: list[tuple[Path, int]], task: str, spec: TfdsTask, listing: Listing,
-                needed: int) -> dict[int, Entry]:
-    """The first ``needed`` records of a split, by index over its shards in order."""
+def _read_split(files: list[tuple[Path, int]], task: str, spec: TfdsTask, ranges: list[range]) -> dict[int, Entry]:
+    """The records of a split that ``ranges`` name, by index over its shards in order."""
     entries: dict[int, Entry] = {}
+    needed = max((r.stop for r in ranges), default=0)
     base = 0
     for path, count in files:
         if base >= needed:
             break
-        seen = 0
-        problem = "file ends early"
-        for record in read_records(path):
-            if base + record.index >= needed or record.index >= count:
-                break
-            seen = record.index + 1
-            where = f"{path.name} record {record.index}"
-            if record.data is None:
-                problem = f"{where}: {record.problem}"
-                entries[base + record.index] = problem
-                continue
-            entries[base + record.index] = _entry(path, record.offset, record.data, task, spec, where)
-        for index in range(seen, min(count, needed - base)):  # records the damaged end hid
-            entries[base + index] = f"{path.name} record {index} unreadable ({problem})"
+        offset = base  # bound now: the closure below runs while this shard is read
+        seen, problem = 0, "file ends early"
+        try:
+            for record in read_records(path, lambda i: any(offset + i in r for r in ranges)):
+                if offset + record.index >= needed or record.index >= count:
+                    break
+                seen = record.index + 1
+                where = f"{path.name} record {record.index}"
+                if record.data is None:
+                    problem = f"{where}: {record.problem}"
+                    entries[offset + record.index] = problem
+                else:
+                    entries[offset + record.index] = _entry(path, record.offset, record.data, task, spec, where)
+        except OSError as exc:
+            raise AdaptError(f"{path} cannot be read ({exc.strerror or exc}); check the file") from None
+        for index in range(seen, min(count, needed - offset)):  # records the damaged end hid
+            if any(offset + index in r for r in ranges):
+                entries[offset + index] = f"{path.name} record {index} unreadable ({problem})"
         base += count
     return entries
 
