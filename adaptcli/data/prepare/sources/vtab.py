@@ -98,4 +98,5 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return found
 
 
-register(DataSource("vtab", "VTAB-1k, every task found (or --task), one shard subfolder each", find, order=30))
+register(DataSource("vtab", "VTAB-1k (extracted folders, V-PETL Bench's files or TFDS records), every task found "
+                            "(or --task), one shard subfolder each", find, order=30))
