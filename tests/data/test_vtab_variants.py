@@ -331,3 +331,17 @@ def test_dsprites_records_slices_labels_and_pixels(tmp_path, run_cli):
             index = first + position
             assert int(sample["cls"]) == (index % 32) // 2
             assert np.array_equal(decode_image(sample["png"]), np.repeat(pixels[index][..., None] * 255, 3, axis=2))
+
+
+def test_dataset_info_written_before_shard_lengths(tmp_path, run_cli):
+    """Older tensorflow_datasets wrote numShards and statistics.numExamples instead of shardLengths."""
+    src = build_tfds(tmp_path / "tfds")
+    info_path = src / "cifar100" / "3.0.2" / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    for split in info["splits"]:
+        split["statistics"] = {"numExamples": split.pop("shardLengths")[0]}
+        split["numShards"] = "1"
+    info_path.write_text(json.dumps(info))
+    _prepare(run_cli, src, tmp_path / "out", "--task", "cifar", "--splits", "val200,test")
+    manifest = json.loads((tmp_path / "out" / "cifar" / "dataset.json").read_text())
+    assert {s: manifest["splits"][s]["samples"] for s in manifest["splits"]} == {"val200": 1, "test": 3}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,18 +160,23 @@ def tfds_tasks(root: Path) -> list[str]:
     return [task for task in TFDS_TASKS if version_dir(root, task) is not None]
 
 
-def _shards(folder: Path) -> dict[str, list[tuple[Path, int]]]:
-    """Each split's shard files with their record counts, from ``dataset_info.json``."""
+def _shards(folder: Path, name: str) -> dict[str, list[tuple[Path, int]]]:
+    """Each split's shard files (``<name>-<split>.tfrecord-...``, ``name`` the TFDS dataset's) with their
+    record counts, from ``dataset_info.json``; only splits named in letters, digits and ``_`` (the file
+    names are made from them)."""
     info_path = folder / "dataset_info.json"
     try:
         info = json.loads(read_source_text(info_path, "vtab"))
-        name = str(info.get("name") or folder.parent.name)
         if info.get("fileFormat", "tfrecord") != "tfrecord":
             raise AdaptError(f"{info_path}: the records are {str(info['fileFormat'])[:40]}, not tfrecord; prepare "
                              "the dataset with a tensorflow_datasets version that writes tfrecord files")
         splits: dict[str, list[tuple[Path, int]]] = {}
         for split in info["splits"]:
+            if not re.fullmatch(r"\w+", str(split["name"]), re.ASCII):
+                continue
             lengths = [int(n) for n in split.get("shardLengths") or []]
+            if not lengths and int(split.get("numShards", 1)) == 1 and "statistics" in split:
+                lengths = [int(split["statistics"]["numExamples"])]  # written before shardLengths were
             if not lengths:
                 raise ValueError(f"split {split.get('name')!r} lists no shardLengths")
             total = len(lengths)
@@ -189,7 +195,7 @@ def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None)
     if folder is None:
         raise AdaptError(f"no TFDS records of VTAB task '{task}' under {root} (expected "
                          f"{Path(root) / spec.builder}/<version {spec.version}*>/dataset_info.json)")
-    shards = _shards(folder)
+    shards = _shards(folder, spec.builder.split("/")[0])
     chosen = select_splits(VTAB_SPLITS, splits, f"VTAB task {task}")
     slices = spec.slices({name: sum(n for _, n in files) for name, files in shards.items()})
     listing = Listing("vtab", "image", [], {}, settings={"task": task, "variant": "tfds",
