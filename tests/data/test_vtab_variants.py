@@ -235,11 +235,16 @@ def test_damaged_records_are_counted_and_listed_not_fatal(tmp_path, run_cli):
     assert "skipped 6" in result.output
 
 
-@pytest.mark.parametrize("breakage", ["info", "shard", "empty"])
+@pytest.mark.parametrize("breakage", ["info", "shard", "split", "empty"])
 def test_a_broken_layout_is_one_line_exit_2(tmp_path, run_cli, breakage):
     src = build_tfds(tmp_path / "tfds")
     if breakage == "info":
         (src / "dtd" / "3.0.1" / "dataset_info.json").write_text("{not json")
+    elif breakage == "split":  # dtd's TFDS validation split, which val200 is cut from, is not listed
+        info_path = src / "dtd" / "3.0.1" / "dataset_info.json"
+        info = json.loads(info_path.read_text())
+        info["splits"] = [split for split in info["splits"] if split["name"] != "validation"]
+        info_path.write_text(json.dumps(info))
     elif breakage == "shard":
         (src / "dtd" / "3.0.1" / "dtd-train.tfrecord-00001-of-00002").unlink()
     else:
@@ -249,7 +254,8 @@ def test_a_broken_layout_is_one_line_exit_2(tmp_path, run_cli, breakage):
     assert result.exit_code == 2, result.output
     line = result.output.strip()
     assert len(line.splitlines()) == 1 and "Traceback" not in line
-    assert {"info": "dataset_info.json", "shard": "is missing", "empty": "not found"}[breakage] in line
+    assert {"info": "dataset_info.json", "shard": "is missing", "split": "has no split 'validation'",
+            "empty": "not found"}[breakage] in line
     assert not (tmp_path / "out" / "dtd" / "dataset.json").exists()
 
 

@@ -197,7 +197,11 @@ def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None)
                          f"{Path(root) / spec.builder}/<version {spec.version}*>/dataset_info.json)")
     shards = _shards(folder, spec.builder.split("/")[0])
     chosen = select_splits(VTAB_SPLITS, splits, f"VTAB task {task}")
-    slices = spec.slices({name: sum(n for _, n in files) for name, files in shards.items()})
+    try:
+        slices = spec.slices({name: sum(n for _, n in files) for name, files in shards.items()})
+    except KeyError as exc:
+        raise AdaptError(f"{folder / 'dataset_info.json'} has no split {exc}, which VTAB's {task} uses; download "
+                         "the whole dataset with tensorflow_datasets") from None
     listing = Listing("vtab", "image", [], {}, settings={"task": task, "variant": "tfds",
                                                          "tfds": f"{spec.builder}/{folder.name}"})
     wanted = {s.split for split in chosen for s in slices[split]}
