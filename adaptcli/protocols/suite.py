@@ -21,7 +21,7 @@ from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_t
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.ownership import claim_folder
 from adaptcli.protocols.results import SuiteResults, SuiteRow, read_settings
-from adaptcli.runs.folder import RunDir, check_out_paths, difference
+from adaptcli.runs.folder import RunDir, check_out_paths, difference, shown_value
 from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
@@ -181,9 +181,31 @@ def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
         raise AdaptError(f"{file} is damaged ({str(exc)[:120]}); move the suite folder away or choose another "
                          "--out") from None
     if stored != spec.settings() and not overwrite:
-        raise AdaptError(f"{spec.out} holds a suite with a different {difference(stored, spec.settings())} "
+        raise AdaptError(f"{spec.out} holds a suite with a different {settings_difference(stored, spec.settings())} "
                          f"({file}); re-run the same command "
                          "to continue it, or pass --overwrite to retrain what changed")
+
+
+def _set_values(overrides: Any) -> dict[str, str]:
+    """``--set`` strings as ``{key: value as typed}``, the last of a repeated key winning (as in resolve)."""
+    found: dict[str, str] = {}
+    for text in overrides if isinstance(overrides, list) else []:
+        key, _, value = str(text).partition("=")
+        found[key.strip()] = value
+    return found
+
+
+def settings_difference(stored: dict[str, Any], given: dict[str, Any]) -> str:
+    """The first setting that differs with both values; a changed ``--set`` by its own key
+    (``--set method.dim (stored 8, now 4)``), not as the whole override list."""
+    old, new = _set_values(stored.get("overrides")), _set_values(given.get("overrides"))
+    changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    if changed:
+        key = changed[0]
+        shown = [shown_value(values.get(key)) for values in (old, new)]
+        more = f" and {len(changed) - 1} more --set key(s)" if len(changed) > 1 else ""
+        return f"--set {key} (stored {shown[0]}, now {shown[1]}){more}"
+    return difference(stored, given)
 
 
 def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[str]:
