@@ -11,6 +11,7 @@ import typer
 from adaptcli.cli.errors import user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.output import Output
     from adaptcli.runs.results import EvalResult
 
 PANEL = "Training"
@@ -32,6 +33,7 @@ def register(app: typer.Typer) -> None:
         weights: Annotated[str, typer.Option("--weights", help="Which of the run's weights: selected (best on validation, else last), last, best, or ema (a run trained with train.ema).")] = "selected",
         as_json: Annotated[bool, typer.Option("--json", help="Print the results as one JSON object.")] = False,
         skip_damaged: Annotated[bool, typer.Option("--skip-damaged", help="Evaluate around damaged shards or samples; eval.json records how many samples were missing.")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar (on stderr).")] = True,
     ) -> None:
         """Top-1, top-5 and per-class accuracy (multi-label data: mAP and per-class AP) of a run (or of an adapter file on a backbone) on a split.
 
@@ -41,19 +43,22 @@ def register(app: typer.Typer) -> None:
 
         Example: adaptcli eval --export dtd-peft --checkpoint vit_b16.safetensors --data shards/dtd
         """
+        from adaptcli.output import Output
+
+        output = Output(bars=progress)
         if adapter is not None and export is not None:
             from adaptcli.errors import AdaptError
 
             raise AdaptError("pass either --adapter or --export, not both (--export takes adapter files too)")
         if adapter is not None:
             result = evaluate_adapter(adapter, checkpoint, data, run, split=split, views=views,
-                                      skip_damaged=skip_damaged, scores=scores)
+                                      skip_damaged=skip_damaged, scores=scores, output=output)
         elif export is not None:
             result = evaluate_exported(export, checkpoint, data, run, split=split, views=views,
-                                       skip_damaged=skip_damaged, scores=scores)
+                                       skip_damaged=skip_damaged, scores=scores, output=output)
         else:
             result = evaluate_run_folder(run, checkpoint, data, split=split, views=views,
-                                         skip_damaged=skip_damaged, scores=scores, weights=weights)
+                                         skip_damaged=skip_damaged, scores=scores, weights=weights, output=output)
         from adaptcli.engine.distributed import partial_state
 
         if partial_state().is_main_process:
@@ -61,7 +66,8 @@ def register(app: typer.Typer) -> None:
 
 
 def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
-                     split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+                     split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path],
+                     output: Optional[Output] = None) -> EvalResult:
     """``--adapter FILE --checkpoint BACKBONE --data SHARDS``."""
     from adaptcli.errors import AdaptError
 
@@ -70,13 +76,14 @@ def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[P
     if checkpoint is None or data is None:
         raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
     result = evaluate_exported(adapter, checkpoint, data, run, split=split, views=views,
-                               skip_damaged=skip_damaged, scores=scores)
+                               skip_damaged=skip_damaged, scores=scores, output=output)
     result.adapter, result.export = str(adapter), None
     return result
 
 
 def evaluate_exported(export: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
-                      split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path]) -> EvalResult:
+                      split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path],
+                      output: Optional[Output] = None) -> EvalResult:
     """``--export PATH --data SHARDS`` (``--checkpoint BACKBONE`` for an adapter-only export): whatever the
     format registry opens, checked against the data before its weights are read."""
     from adaptcli.deploy.formats import open_export
@@ -98,14 +105,14 @@ def evaluate_exported(export: Path, checkpoint: Optional[Path], data: Optional[P
                          "(--run) or its .safetensors export, or use adaptcli predict on raw files")
     check_export_data(opened.header, data, split, opened.source)
     result = evaluate_export(opened.load(), opened.header, data, split=split, views=views,
-                             skip_damaged=skip_damaged, scores_file=scores)
+                             skip_damaged=skip_damaged, scores_file=scores, output=output)
     result.export, result.checkpoint = str(export), str(checkpoint) if checkpoint is not None else None
     return result
 
 
 def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: Optional[Path], *, split: str,
                         views: Optional[str], skip_damaged: bool, scores: Optional[Path],
-                        weights: str = "selected") -> EvalResult:
+                        weights: str = "selected", output: Optional[Output] = None) -> EvalResult:
     """``--run RUN`` (writes its eval.json)."""
     from adaptcli.engine.evaluate import evaluate_run
     from adaptcli.errors import AdaptError
@@ -118,7 +125,7 @@ def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: O
     if weights not in WEIGHTS:
         raise AdaptError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
     return evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged, scores_file=scores,
-                        weights=weights)
+                        weights=weights, output=output)
 
 
 def show(result: EvalResult, as_json: bool, run: Optional[Path]) -> None:

@@ -176,7 +176,7 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
     view_pair = parse_views(views or config.eval.views)
     if session.manifest.modality == "image":
         view_pair = (1, 1)
-    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
+    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process and session.output.bars,
                             scores_file=scores_file, skip_damaged=skip_damaged)
     result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
     return result

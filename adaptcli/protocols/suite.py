@@ -19,6 +19,7 @@ from adaptcli.config import RunConfig, resolve
 from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
+from adaptcli.output import Output
 from adaptcli.ownership import claim_folder
 from adaptcli.protocols.results import SuiteResults, SuiteRow, read_settings
 from adaptcli.runs.folder import RunDir, check_out_paths, difference, shown_value
@@ -121,8 +122,9 @@ def refuse_if_changed(step: Step, overwrite: bool) -> None:
                          "to continue, or pass --overwrite to retrain the runs whose settings changed")
 
 
-def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
-    """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in)."""
+def execute(step: Step, overwrite: bool, output: Output | None = None) -> tuple[EvalResult, str]:
+    """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in).
+    ``output``: where the run reports (its ``bars``: whether the run's own progress bars are drawn)."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.evaluate import evaluate_run
     from adaptcli.engine.finetune import finetune
@@ -133,13 +135,13 @@ def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
         refuse_if_changed(step, overwrite)
     try:
         if state in ("new", "restart", "differs"):
-            finetune(step.config, step.data, step.path, overwrite=state != "new")
+            finetune(step.config, step.data, step.path, overwrite=state != "new", output=output)
         elif state == "resume":
-            finetune(step.config, step.data, step.path, resume=True)
+            finetune(step.config, step.data, step.path, resume=True, output=output)
     except Interrupted as exc:  # SIGTERM/SIGUSR1: the run saved a checkpoint; the suite resumes it when re-run
         raise Interrupted(f"{str(exc).split('; ')[0]}; re-run the same suite command to continue") from None
     if state != "done":
-        evaluate_run(step.path, split=step.eval_split)
+        evaluate_run(step.path, split=step.eval_split, output=output)
     partial_state().wait_for_everyone()
     metrics = read_eval(step)
     if metrics is None:  # pragma: no cover - evaluate_run always writes it on the main process
@@ -292,7 +294,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
         sweeps = sweep_steps(spec, task, points)
         scores: dict[str, float] = {}
         for step in sweeps:
-            metrics, state = execute(step, overwrite)
+            metrics, state = execute(step, overwrite, Output(bars=progress))
             scores[step.point.name] = metrics.headline
             done += 1
             bar.update(1)
@@ -304,7 +306,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
             copy_run(sweeps[points.index(chosen)].path, final.path)
             if main:
                 log(f"{task}: the final configuration equals sweep point {chosen.name}'s: copied, not retrained")
-        metrics, state = execute(final, overwrite)
+        metrics, state = execute(final, overwrite, Output(bars=progress))
         done += 1
         bar.update(1)
         _log_step(log, main, done, total, final, metrics, state)
