@@ -134,3 +134,21 @@ def test_suite_rerun_with_another_set_names_that_key(tmp_path):
     assert "--overwrite" in line and "train.batch_size" not in line
     one_error(common, r"different --set data\.augment \(stored resize, now not set\)")
     assert checksums(tmp_path / "suite", tmp_path / "shards") == before
+
+
+def test_tar_name_record_and_member_are_bounded(tmp_path, monkeypatch):
+    """A shard whose GNU long-name record (or a member) claims more than any adaptcli writes is damaged,
+    not read into memory."""
+    import tarfile
+
+    from adaptcli.data.stream import tar_reader
+
+    shard = tmp_path / "train-000000.tar"
+    with tarfile.open(shard, "w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("k/" + "x" * 200 + ".cls")  # a long name: a GNU 'L' record first
+        info.size = 1
+        tar.addfile(info, __import__("io").BytesIO(b"0"))
+    assert [name for name, _ in tar_reader.iter_members(shard)][0].endswith(".cls")
+    monkeypatch.setattr(tar_reader, "MAX_NAME_RECORD", 100)
+    with pytest.raises(tar_reader.BadShard, match="a name record of 2.. bytes, not a shard adaptcli wrote"):
+        list(tar_reader.iter_members(shard))
