@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         shards: Annotated[Path, typer.Option("--shards", help="Output folder for the shards and dataset.json.")],
         splits: Annotated[Optional[str], typer.Option("--splits", help="Comma-separated splits (default: all the dataset has).")] = None,
         short_side: Annotated[int, typer.Option("--short-side", min=16, help="Video frames: shrink so the short side is at most this (never up-scales).")] = 256,
-        workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (default: CPU count, at most 8). Does not change the output.")] = None,
+        workers: Annotated[Optional[int], typer.Option("--workers", min=0, help="Decoding processes (default: the CPU cores this process may use; at most those, or 8). Does not change the output.")] = None,
         samples_per_shard: Annotated[Optional[int], typer.Option("--samples-per-shard", min=1, help="Samples per shard file (default 200 clips or 2000 images).")] = None,
         quality: Annotated[int, typer.Option("--quality", min=1, max=100, help="JPEG quality of video frames.")] = 90,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a shard folder that holds another dataset or other settings.")] = False,
@@ -40,15 +40,19 @@ def register(app: typer.Typer) -> None:
         fgvc_dataset: Annotated[Optional[str], typer.Option("--dataset", help="fgvc: CUB_200_2011, nabirds, OxfordFlower, Stanford-dogs or Stanford-cars.")] = None,
         allow_empty_classes: Annotated[bool, typer.Option("--allow-empty-classes", help="Keep a class whose folder holds no usable file (refused by default).")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,
+        part: Annotated[Optional[str], typer.Option("--part", metavar="K/N", help="Write only part K of N (1 <= K <= N <= 1000), e.g. one per machine or Slurm array task; the last part to finish merges them (see docs/data.md).")] = None,
+        merge: Annotated[bool, typer.Option("--merge", help="Merge the parts of --part runs (copied into --shards) into one dataset.json; use the parts' command with --merge for --part.")] = False,
     ) -> None:
         """Decode a dataset once into WebDataset shards that training streams.
 
         Example: adaptcli prepare ssv2 ~/data/ssv2 --shards ~/shards/ssv2
         """
+        from adaptcli.data.prepare.parts import part_run
         from adaptcli.data.prepare.prepare import prepare_dataset
 
+        run = part_run(part, merge, overwrite, typer.echo)
         prepare_dataset(dataset, src, shards, splits=splits, short_side=short_side, workers=workers,
                         samples_per_shard=samples_per_shard, quality=quality, overwrite=overwrite,
                         labels=labels, videos=videos, images=images, split_dir=split_dir, split_id=split_id, task=task,
                         fgvc_dataset=fgvc_dataset, allow_empty_classes=allow_empty_classes, progress=progress,
-                        echo=typer.echo, warn=_stderr)
+                        echo=typer.echo, warn=_stderr, run=run)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +21,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from adaptcli.data.prepare.cores import decoding_workers
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
@@ -37,11 +37,13 @@ from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import claim_folder
+from adaptcli.ownership import Marker, claim_folder
 
 STATE_NAME = ".prepare-state.json"
+PARTS_DIR = ".parts"  # the unmerged parts of ``prepare --part K/N`` (parts.py)
+PARTS_FILE = "parts.json"  # in PARTS_DIR: the parts' settings (marks the folder as adaptcli's)
 #: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
-SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX)
+SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX, PARTS_DIR)
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
 
 
@@ -100,8 +102,11 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
 
     Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
     """
-    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, True if overwrite else None,
-                         what="adaptcli shards", option="--shards")
+    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES,
+                         True if overwrite else None, what="adaptcli shards", option="--shards")
+    if not overwrite and (out / PARTS_DIR).is_dir():
+        raise AdaptError(f"--shards {out} holds the unmerged parts of prepare --part runs; finish them (then "
+                         "prepare --merge), or pass --overwrite to replace them")
     out.mkdir(parents=True, exist_ok=True)
     if not claim.found:
         return {"settings": settings, "shards": {}}
@@ -293,14 +298,17 @@ def prepare_dataset(
     progress: bool = True,
     echo: Callable[[str], None] = _silent,
     warn: Callable[[str], None] = _silent,
+    run: Callable[[Listing, Path, PrepareOptions], PrepareResult] = prepare,
 ) -> list[PrepareResult]:
     """What ``adaptcli prepare`` does: read ``src`` as ``dataset``, write shards under ``shards``.
 
     ``echo`` gets one summary line per shard folder written, ``warn`` the source's notes and the
-    skipped-sample warnings (the CLI prints them on stdout and stderr).
+    skipped-sample warnings (the CLI prints them on stdout and stderr). ``run`` writes one listing
+    (:func:`prepare`; ``parts.PartRun`` for ``--part K/N`` and ``--merge``).
     """
     from tqdm import tqdm
 
+    n_workers = decoding_workers(workers)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     opts = SourceOptions(splits=split_list, labels=labels, videos=videos, images=images,
                          split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
@@ -308,11 +316,10 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
         out = shards / sub if sub else shards
-        result = prepare(listing, out, PrepareOptions(
+        result = run(listing, out, PrepareOptions(
             short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
             workers=n_workers, overwrite=overwrite, progress=progress))
         shard_count = sum(len(info.shards) for info in result.manifest.splits.values())
