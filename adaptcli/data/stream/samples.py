@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -15,6 +14,7 @@ from adaptcli.data.stream.sampling import clip_indices, stored_stride
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.stream.transforms import eval_boxes, open_image, render, train_box
 from adaptcli.errors import AdaptError
+from adaptcli.files import parse_json
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
 
@@ -63,7 +63,7 @@ def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
     raw = sample.get("labels")
     if raw is None:
         raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
-    indices = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    indices = parse_json(raw)
     if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         raise ValueError(f"sample {sample.get('__key__')}: 'labels' is not a list of class indices")
     outside = [i for i in indices if not 0 <= i < num_classes]
