@@ -190,8 +190,12 @@ def test_tfds_records_and_vpetl_files_give_the_folder_layouts_samples(tmp_path, 
     vpetl = build_lists(tmp_path / "vpetl" / "vtab-1k", {"cifar": "cifar100"})  # V-PETL's folder names
     tfds = build_tfds(tmp_path / "tensorflow_datasets")
     before = {src: _tree(src) for src in (folder, vpetl, tfds)}
-    for name, src in (("folder", folder), ("vpetl", vpetl), ("tfds", tfds)):
-        _prepare(run_cli, src, tmp_path / f"out-{name}")
+    printed = {name: _prepare(run_cli, src, tmp_path / f"out-{name}").output
+               for name, src in (("folder", folder), ("vpetl", vpetl), ("tfds", tfds))}
+    # which records became which split, in TFDS's slice notation
+    assert ("vtab/cifar splits: cifar100/3.0.2 train[:800] -> train800 (10), cifar100/3.0.2 train[9:209] -> val200 (1), "
+            "cifar100/3.0.2 train[:800]+train[9:209] -> train800val200 (11), cifar100/3.0.2 test -> test (3)") in printed["tfds"]
+    assert "vtab/cifar splits: cifar100/train800.txt -> train800 (10)" in printed["vpetl"]
     for task in TFDS_SPLITS:
         expected = _samples(tmp_path / "out-folder", task)
         assert {s: len(v) for s, v in expected.items()} == {s: len(v) for s, v in _vtab_splits(task, _records(task)).items()}
@@ -296,7 +300,7 @@ def test_vpetl_fgvc_json_splits_with_stanford_dogs_images_folder(tmp_path, run_c
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "dataset.json").read_text())
     assert manifest["skipped"] == [] and manifest["classes"] == {"0": "1", "1": "2"}
-    assert {s: manifest["splits"][s]["samples"] for s in manifest["splits"]} == {"train": 4, "val": 2, "test": 2}
+    assert {s: manifest["splits"][s]["samples"] for s in manifest["splits"]} == {"train": 4, "validation": 2, "test": 2}
     samples = read_split(out, "train")
     for rel, label in maps["train"].items():
         sample = samples[rel[:-4].replace(".", "_")]

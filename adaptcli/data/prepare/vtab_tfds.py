@@ -32,6 +32,12 @@ class Slice:
     start: int = 0
     stop: int | None = None
 
+    def __str__(self) -> str:
+        """TFDS's notation: ``train[:800]``, ``train[900:1100]``, ``test``."""
+        if not self.start and self.stop is None:
+            return self.split
+        return f"{self.split}[{self.start or ''}:{'' if self.stop is None else self.stop}]"
+
 
 Slices = dict[str, list[Slice]]
 
@@ -190,8 +196,8 @@ def _shards(folder: Path, name: str) -> dict[str, list[tuple[Path, int]]]:
 
 def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None) -> Listing:
     """One VTAB-1k task from its TFDS records: the papers' exact samples, splits and labels."""
-    spec = TFDS_TASKS[task]
-    folder = version_dir(Path(root), task)
+    spec, root = TFDS_TASKS[task], Path(root)
+    folder = version_dir(root, task)
     if folder is None:
         raise AdaptError(f"no TFDS records of VTAB task '{task}' under {root} (expected "
                          f"{Path(root) / spec.builder}/<version {spec.version}*>/dataset_info.json)")
@@ -217,6 +223,7 @@ def list_vtab_tfds(root: str | Path, task: str, splits: list[str] | None = None)
                for name in sorted(wanted)}
     top = -1
     for split in chosen:
+        listing.origins[split] = f"{folder.relative_to(root)} " + "+".join(map(str, slices[split]))
         items: list[Item] = []
         position = 0  # in the VTAB split: a damaged record keeps its place, so later keys do not move
         for part in slices[split]:
