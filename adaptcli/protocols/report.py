@@ -117,9 +117,21 @@ def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | Non
     return {"benchmark": bench.name, "metric": " / ".join(labels), "tasks": tasks, "rows": rows}
 
 
-def report(paths: list[Path]) -> dict[str, Any]:
+def report(paths: list[Path], against: str | None = None, row: str | None = None,
+           tolerance: float | None = None) -> dict[str, Any]:
+    """The report's data; with ``against``, each suite beside that paper's row (see :mod:`.against`)."""
+    from adaptcli.protocols import against as versus
+    from adaptcli.protocols.papers import paper
+
+    stored = paper(against) if against else None  # an unknown name is refused before any folder is read
     runs, suites = load(paths)
-    return {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
+    data: dict[str, Any] = {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
+    if stored is not None:
+        if not suites:
+            raise AdaptError(f"--against {against} compares suites; pass a suite folder (suite --out)")
+        tol = versus.DEFAULT_TOLERANCE if tolerance is None else tolerance
+        data["against"] = [versus.compare(path, results, stored, row, tol) for path, results in suites]
+    return data
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -155,6 +167,10 @@ def to_markdown(data: dict[str, Any]) -> str:
             cells = [r["method"], _fmt(r["params"], 0), *(_fmt(r["tasks"][t]) for t in table["tasks"]),
                      _fmt(r["mean_over_tasks"]) + count, _fmt(r["mean_of_group_means"]) + count]
             lines.append("| " + " | ".join(cells) + " |")
+    for comparison in data.get("against") or []:
+        from adaptcli.protocols.against import to_markdown as against_markdown
+
+        lines += ["", against_markdown(comparison).rstrip("\n")]
     return "\n".join(line for line in lines if line is not None).lstrip("\n") + "\n"
 
 
@@ -174,6 +190,12 @@ def to_csv(data: dict[str, Any]) -> str:
                                                          for t in table["tasks"]),
                              r["mean_over_tasks"], "" if r["mean_of_group_means"] is None else r["mean_of_group_means"],
                              r["tasks_present"], r["tasks_total"]])
+    if data.get("against"):
+        from adaptcli.protocols.against import CSV_COLUMNS, csv_rows
+
+        writer.writerow(CSV_COLUMNS)
+        for comparison in data["against"]:
+            writer.writerows(csv_rows(comparison))
     return buffer.getvalue()
 
 
@@ -202,7 +224,12 @@ def plot_points(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    """Accuracy against trainable parameters (log x), one labelled point per method."""
+    """Accuracy against trainable parameters (log x), one labelled point per method; with ``--against``,
+    ours and the paper's score side by side per task."""
+    if data.get("against"):
+        from adaptcli.protocols.against import plot as plot_against
+
+        return plot_against(data["against"], path)
     import matplotlib
 
     matplotlib.use("Agg")
