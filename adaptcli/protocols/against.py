@@ -3,6 +3,7 @@ the differences beyond a tolerance flagged, the data each side used, and the ave
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
 from typing import Any
@@ -18,39 +19,89 @@ UNKNOWN = "unknown"
 AVERAGE_LABELS = {"mean_over_tasks": "mean over tasks", "mean_of_group_means": "mean of group means"}
 
 
-def pick_row(paper: Paper, results: SuiteResults, wanted: str | None) -> tuple[PaperTable, PaperRow]:
-    """The paper's row to compare the suite with: ``wanted`` (``TABLE/ROW`` or a row name that is unique),
-    else the one row of the suite's benchmark (or sharing its tasks) whose method is the suite's."""
-    ours = {row.task for row in results.tasks}
-    candidates = [(t, r) for t, r in paper.rows()
-                  if t.benchmark == results.benchmark or (t.benchmark is None and ours & set(r.tasks))]
+@dataclass
+class Ours:
+    """What is compared with the paper: a suite's test scores, or those of run folders of one method."""
+
+    label: str  # the suite folder, or "runs"
+    method: str
+    backbone: str | None
+    benchmark: str | None
+    scores: dict[str, float]  # task -> test score
+    variants: dict[str, str] = field(default_factory=dict)  # task -> data variant
+
+
+def pick_row(paper: Paper, ours: Ours, wanted: str | None) -> tuple[PaperTable, PaperRow]:
+    """The paper's row to compare with: ``wanted`` (``TABLE/ROW``, or a row name that is unique), else the one
+    row of our method among the rows that share a task with ours."""
+    candidates = [(t, r) for t, r in paper.rows() if set(ours.scores) & set(r.tasks)]
+    what = f"{ours.benchmark} suite" if ours.benchmark else "these runs"
     if not candidates:
-        tables = ", ".join(f"{t.id} ({t.benchmark or ', '.join(t.rows[0].tasks) if t.rows else '-'})" for t in paper.tables)
-        raise AdaptError(f"--against {paper.name}: the paper has no {results.benchmark} table and no row shares a task "
-                         f"with this suite (its tables: {tables})")
+        tables = "; ".join(f"{t.id}: {', '.join(t.rows[0].tasks)}" for t in paper.tables if t.rows)
+        raise AdaptError(f"--against {paper.name}: no row of the paper shares a task with {what} "
+                         f"(ours: {', '.join(ours.scores)}; the paper's tables: {tables})")
     ids = [t.row_id(r) for t, r in candidates]
     if wanted:
         key = wanted.strip().lower()
         chosen = [(t, r) for t, r in candidates if key in (t.row_id(r).lower(), r.row.lower())]
         if len(chosen) != 1:
-            what = "names several rows" if chosen else "names no row"
-            raise AdaptError(f"--row {wanted} {what} of {paper.name} for a {results.benchmark} suite; "
-                             f"give one of: {'; '.join(ids)}")
+            how = "names several rows" if chosen else "names no row"
+            raise AdaptError(f"--row {wanted} {how} of {paper.name} for {what}; give one of: {'; '.join(ids)}")
         return chosen[0]
-    same = [(t, r) for t, r in candidates if r.method == results.method]
+    same = [(t, r) for t, r in candidates if r.method == ours.method]
     if len(same) == 1:
         return same[0]
-    why = (f"several rows of {paper.name} are method {results.method}" if same
-           else f"no row of {paper.name} is method {results.method}")
+    why = (f"several rows of {paper.name} are method {ours.method}" if same
+           else f"no row of {paper.name} is method {ours.method}")
     options = [t.row_id(r) for t, r in same] if same else ids
     raise AdaptError(f"{why}; pick one with --row (one of: {'; '.join(options)})")
+
+
+def suite_side(suite: Path, results: SuiteResults) -> Ours:
+    """A suite's test scores and the data variant of each of its tasks."""
+    scores = {r.task: r.test for r in results.tasks if r.test is not None}
+    return Ours(label=str(suite), method=results.method, backbone=results.backbone, benchmark=results.benchmark,
+                scores=scores, variants={t: data_variant(suite, t) for t in scores})
+
+
+def runs_side(rows: list[dict[str, Any]]) -> list[Ours]:
+    """Run folders grouped by method and backbone; each run's task is its dataset (a VTAB or FGVC run: the
+    task folder). Only runs with a test score count; two runs of one group on one task are refused."""
+    from adaptcli.protocols.benchmarks import BENCHMARKS
+    from adaptcli.runs.folder import RunDir
+
+    groups: dict[tuple[str, str | None], Ours] = {}
+    for row in rows:
+        if row["test"] is None:
+            continue
+        name, _, folder = str(row["dataset"]).partition("/")
+        task = folder if folder and name in BENCHMARKS.names() else name
+        side = groups.setdefault((row["method"], row["backbone"]),
+                                 Ours(label="runs", method=row["method"], backbone=row["backbone"], benchmark=None,
+                                      scores={}))
+        if task in side.scores:
+            raise AdaptError(f"two {row['method']} runs on {task} ({row['run']} and another); pass one of them")
+        side.scores[task] = row["test"]
+        try:
+            side.variants[task] = manifest_variant(RunDir(Path(row["run"])).info().data_dir / "dataset.json")
+        except (OSError, ValueError, KeyError, TypeError):
+            side.variants[task] = UNKNOWN
+    return list(groups.values())
 
 
 def data_variant(suite: Path, task: str) -> str:
     """The data variant the suite's shard folder of ``task`` records (``unknown`` where none is recorded)."""
     try:
-        manifest = read_json(Path(read_settings(suite)["data"]) / task / "dataset.json")
+        return manifest_variant(Path(read_settings(suite)["data"]) / task / "dataset.json")
     except (OSError, ValueError, KeyError, TypeError):
+        return UNKNOWN
+
+
+def manifest_variant(path: Path) -> str:
+    """The data variant a ``dataset.json`` records: ``variant`` or ``settings.variant`` (``unknown``: none)."""
+    try:
+        manifest = read_json(path)
+    except (OSError, ValueError):
         return UNKNOWN
     if not isinstance(manifest, dict):
         return UNKNOWN
@@ -74,47 +125,42 @@ def _average(rule: str | None, scores: dict[str, float], groups: dict[str, tuple
     return None
 
 
-def compare(suite: Path, results: SuiteResults, paper: Paper, row_name: str | None,
-            tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
+def compare(ours: Ours, paper: Paper, row_name: str | None, tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """Ours, theirs and the difference per task, per group and on average, as JSON-ready data."""
     if tolerance < 0:
         raise AdaptError(f"--tolerance {tolerance}: give a difference in points, 0 or more")
-    table, row = pick_row(paper, results, row_name)
-    bench = benchmark(results.benchmark)
-    ours = {r.task: r.test for r in results.tasks if r.test is not None}
-    order = [t for t in bench.tasks if t in ours or t in row.tasks]
-    order += [t for t in [*ours, *row.tasks] if t not in order]
+    table, row = pick_row(paper, ours, row_name)
+    name = table.benchmark or ours.benchmark
+    bench = benchmark(name) if name else None
+    order = [t for t in (bench.tasks if bench else ()) if t in ours.scores or t in row.tasks]
+    order += [t for t in [*ours.scores, *row.tasks] if t not in order]
     tasks = []
     for task in order:
-        mine, theirs = ours.get(task), row.tasks.get(task)
+        mine, theirs = ours.scores.get(task), row.tasks.get(task)
         diff = None if mine is None or theirs is None else mine - theirs
-        tasks.append({"task": task, "group": bench.group_of(task), "ours": mine, "theirs": theirs,
+        tasks.append({"task": task, "group": bench.group_of(task) if bench else None, "ours": mine, "theirs": theirs,
                       "difference": diff, "beyond_tolerance": diff is not None and abs(diff) > tolerance,
-                      "data_variant": data_variant(suite, task) if mine is not None else None})
-    both = {t["task"] for t in tasks if t["difference"] is not None}
-    if not both:
-        raise AdaptError(f"--against {paper.name}: row {table.row_id(row)} shares no task with the suite {suite} "
-                         f"(ours: {', '.join(ours) or 'none'}; theirs: {', '.join(row.tasks)})")
+                      "data_variant": ours.variants.get(task, UNKNOWN) if mine is not None else None})
+    both = [t["task"] for t in tasks if t["difference"] is not None]
+    group_sets = bench.groups if bench else {}
     groups = []
-    for group, members in bench.groups.items():
+    for group, members in group_sets.items():
         shared = [t for t in members if t in both]
         if shared:
-            mine, theirs = mean(ours[t] for t in shared), mean(row.tasks[t] for t in shared)
+            mine, theirs = mean(ours.scores[t] for t in shared), mean(row.tasks[t] for t in shared)
             groups.append({"group": group, "tasks": len(shared), "total": len(members), "ours": mine,
                            "theirs": theirs, "difference": mine - theirs,
                            "beyond_tolerance": abs(mine - theirs) > tolerance})
-    shared_ours = {t: ours[t] for t in both}
-    shared_theirs = {t: row.tasks[t] for t in both}
     average = None
     if table.average:
-        mine = _average(table.average, shared_ours, bench.groups)
-        theirs = _average(table.average, shared_theirs, bench.groups)
+        mine = _average(table.average, {t: ours.scores[t] for t in both}, group_sets)
+        theirs = _average(table.average, {t: row.tasks[t] for t in both}, group_sets)
         average = {"rule": table.average, "tasks": len(both), "paper_tasks": len(row.tasks),
                    "ours": mine, "theirs": theirs, "difference": mine - theirs,
                    "beyond_tolerance": abs(mine - theirs) > tolerance, "paper_printed": row.average}
     variants = sorted({t["data_variant"] for t in tasks if t["data_variant"]})
-    return {"suite": str(suite), "method": results.method, "backbone": results.backbone,
-            "benchmark": results.benchmark, "tolerance": tolerance,
+    return {"suite": ours.label, "method": ours.method, "backbone": ours.backbone,
+            "benchmark": ours.benchmark, "tolerance": tolerance,
             "paper": {"name": paper.name, "title": paper.paper, "arxiv": paper.arxiv, "note": paper.note,
                       "table": table.table, "source": table.source, "row": row.row, "row_id": table.row_id(row),
                       "method": row.method, "params": row.params, "backbone": row.backbone or table.backbone,
@@ -138,8 +184,9 @@ def to_markdown(comparison: dict[str, Any]) -> str:
     """One comparison as a Markdown section: header lines with the sources, then the table."""
     p, tol = comparison["paper"], comparison["tolerance"]
     arxiv = f", arXiv {p['arxiv']}" if p["arxiv"] else ""
-    lines = [f"{comparison['benchmark']} suite {comparison['suite']} ({comparison['method']} on "
-             f"{comparison['backbone']}) against {p['name']}: {p['row_id']}", "",
+    ours = (f"{comparison['benchmark']} suite {comparison['suite']}" if comparison["benchmark"]
+            else f"{comparison['method']} runs")
+    lines = [f"{ours} ({comparison['method']} on {comparison['backbone']}) against {p['name']}: {p['row_id']}", "",
              f"- theirs: {p['title']}{arxiv}; {p['table']}, row \"{p['row']}\" ({p['backbone']}; "
              f"params {p['params'] or '-'})",
              f"- source: {p['source']}",
@@ -211,7 +258,7 @@ def plot(comparisons: list[dict[str, Any]], path: Path) -> Path:
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
         ax.set_ylabel(f"test {c['paper']['metric']} (%)")
-        ax.set_title(f"{c['benchmark']}: {c['suite']} vs {c['paper']['row_id']}", fontsize=9)
+        ax.set_title(f"{c['benchmark'] or c['method']}: {c['suite']} vs {c['paper']['row_id']}", fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()

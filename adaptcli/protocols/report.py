@@ -127,10 +127,12 @@ def report(paths: list[Path], against: str | None = None, row: str | None = None
     runs, suites = load(paths)
     data: dict[str, Any] = {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
     if stored is not None:
-        if not suites:
-            raise AdaptError(f"--against {against} compares suites; pass a suite folder (suite --out)")
+        sides = [versus.suite_side(path, results) for path, results in suites] + versus.runs_side(runs)
+        if not sides:
+            raise AdaptError(f"--against {against}: no suite and no run with a test score; "
+                             "evaluate the runs on their test split first (eval --split test)")
         tol = versus.DEFAULT_TOLERANCE if tolerance is None else tolerance
-        data["against"] = [versus.compare(path, results, stored, row, tol) for path, results in suites]
+        data["against"] = [versus.compare(side, stored, row, tol) for side in sides]
     return data
 
 

@@ -160,8 +160,9 @@ def test_report_against_prints_ours_theirs_and_sources(suite, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--against", "nosuchpaper"], "--against nosuchpaper: unknown paper; known: adaptformer, vpetl"),
     (["--against", "arc"], "--against arc: this paper's table is not stored (ARC (Dong et al."),
-    (["--against", "adaptformer"], "--against adaptformer: the paper has no vtab table and no row shares a task"),
-    (["--against", "vpetl", "--row", "LoRA-XL"], "--row LoRA-XL names no row of vpetl for a vtab suite; give one of: vtab/Full fine-tuning;"),
+    (["--against", "adaptformer"], "--against adaptformer: no row of the paper shares a task with vtab suite (ours: "
+                                    "dtd, eurosat, kitti; the paper's tables: table1: cifar100, svhn, food101, ssv2, hmdb51;"),
+    (["--against", "vpetl", "--row", "LoRA-XL"], "--row LoRA-XL names no row of vpetl for vtab suite; give one of: vtab/Full fine-tuning;"),
     (["--against", "vpetl", "--tolerance", "-1"], "--tolerance -1.0: give a difference in points, 0 or more"),
 ])
 def test_against_refusals(suite, tmp_path, args, message):
@@ -172,17 +173,42 @@ def test_against_refusals(suite, tmp_path, args, message):
     assert "Traceback" not in result.output and not out.exists()
 
 
-def test_without_row_a_suite_of_a_method_the_paper_lacks_is_asked_to_pick(tmp_path):
+def test_rows_are_picked_by_method_or_named(tmp_path):
     from adaptcli.errors import AdaptError
-    from adaptcli.protocols.against import pick_row
-    from adaptcli.protocols.results import SuiteResults, SuiteRow
+    from adaptcli.protocols.against import Ours, pick_row
 
-    results = SuiteResults(benchmark="vtab", method="arc", backbone="vit",
-                           tasks=[SuiteRow(task="dtd", test=50.0)], averages={})
+    vpetl, adaptformer = stored_papers()["vpetl"], stored_papers()["adaptformer"]
+    arc = Ours(label="s", method="arc", backbone="vit", benchmark="vtab", scores={"dtd": 50.0})
     with pytest.raises(AdaptError, match=r"no row of vpetl is method arc; pick one with --row \(one of: vtab/Full"):
-        pick_row(stored_papers()["vpetl"], results, None)
-    table, row = pick_row(stored_papers()["vpetl"], results, "vtab/SSF")
+        pick_row(vpetl, arc, None)
+    table, row = pick_row(vpetl, arc, "vtab/SSF")
     assert (table.id, row.row, row.tasks["dtd"]) == ("vtab", "SSF", 75.1)
+    video = Ours(label="runs", method="adaptformer", backbone="vit", benchmark=None, scores={"ssv2": 50.0})
+    with pytest.raises(AdaptError, match="several rows of adaptformer are method adaptformer; pick one with --row "
+                                         r"\(one of: table1/AdaptFormer-1; table1/AdaptFormer-4; table1/AdaptFormer-64; "
+                                         "table6/AdaptFormer-64; table7/AdaptFormer-Swin"):
+        pick_row(adaptformer, video, None)
+    with pytest.raises(AdaptError, match="names several rows"):
+        pick_row(adaptformer, video, "AdaptFormer-64")
+    table, row = pick_row(adaptformer, video, "table6/adaptformer-64")
+    assert (table.table, row.tasks["ssv2"]) == ("Table 6", 60.18)
+    table, row = pick_row(vpetl, video, "video/AdaptFormer (ViT-B, Kinetics 400)")
+    assert row.tasks == {"ssv2": 59.02, "hmdb51": 55.69}
+
+
+def test_runs_against_a_paper(suite):
+    """Run folders (here the suite's final runs) compare by their dataset: a VTAB run's task folder."""
+    runs = [str(suite / task / "final") for task in TASKS[:2]]
+    result = runner.invoke(app, ["report", *runs, "--against", "vpetl", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (comparison,) = json.loads(result.output)["against"]
+    ours = {r["task"]: r["test"] for r in json.loads((suite / "results.json").read_text())["tasks"]}
+    assert comparison["suite"] == "runs" and comparison["paper"]["row_id"] == "vtab/AdaptFormer"
+    assert {t["task"]: t["ours"] for t in comparison["tasks"] if t["ours"] is not None} == \
+        {t: ours[t] for t in TASKS[:2]}
+    assert comparison["average"]["tasks"] == 2
+    twice = runner.invoke(app, ["report", runs[0], runs[0], "--against", "vpetl"])
+    assert twice.exit_code == 2 and "two adaptformer runs on dtd" in twice.output
 
 
 def test_data_variant_is_what_the_manifest_records(tmp_path):
