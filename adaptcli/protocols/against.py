@@ -14,7 +14,7 @@ from adaptcli.protocols.benchmarks import benchmark
 from adaptcli.protocols.papers import Paper, PaperRow, PaperTable
 from adaptcli.protocols.results import SuiteResults, read_settings
 
-DEFAULT_TOLERANCE = 1.0  # points of top-1: about the seed-to-seed spread papers report on VTAB-1k
+DEFAULT_TOLERANCE = 1.0  # points: the default of --tolerance
 UNKNOWN = "unknown"
 AVERAGE_LABELS = {"mean_over_tasks": "mean over tasks", "mean_of_group_means": "mean of group means"}
 

@@ -123,6 +123,8 @@ def report(paths: list[Path], against: str | None = None, row: str | None = None
     from adaptcli.protocols import against as versus
     from adaptcli.protocols.papers import paper
 
+    if not against and (row is not None or tolerance is not None):
+        raise AdaptError(f"{'--row' if row is not None else '--tolerance'} goes with --against PAPER; add it or leave it out")
     stored = paper(against) if against else None  # an unknown name is refused before any folder is read
     runs, suites = load(paths)
     data: dict[str, Any] = {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}

@@ -163,6 +163,7 @@ def test_report_against_prints_ours_theirs_and_sources(suite, tmp_path):
     (["--against", "adaptformer"], "--against adaptformer: no row of the paper shares a task with vtab suite (ours: "
                                     "dtd, eurosat, kitti; the paper's tables: table1: cifar100, svhn, food101, ssv2, hmdb51;"),
     (["--against", "vpetl", "--row", "LoRA-XL"], "--row LoRA-XL names no row of vpetl for vtab suite; give one of: vtab/Full fine-tuning;"),
+    (["--row", "vtab/SSF"], "--row goes with --against PAPER; add it or leave it out"),
     (["--against", "vpetl", "--tolerance", "-1"], "--tolerance -1.0: give a difference in points, 0 or more"),
 ])
 def test_against_refusals(suite, tmp_path, args, message):
