@@ -34,7 +34,8 @@ class Ours:
 def pick_row(paper: Paper, ours: Ours, wanted: str | None) -> tuple[PaperTable, PaperRow]:
     """The paper's row to compare with: ``wanted`` (``TABLE/ROW``, or a row name that is unique), else the one
     row of our method among the rows that share a task with ours."""
-    candidates = [(t, r) for t, r in paper.rows() if set(ours.scores) & set(r.tasks)]
+    candidates = [(t, r) for t, r in paper.rows()
+                  if set(ours.scores) & set(r.tasks) or (t.benchmark and t.benchmark == ours.benchmark)]
     what = f"{ours.benchmark} suite" if ours.benchmark else "these runs"
     if not candidates:
         tables = "; ".join(f"{t.id}: {', '.join(t.rows[0].tasks)}" for t in paper.tables if t.rows)
@@ -145,19 +146,31 @@ def compare(ours: Ours, paper: Paper, row_name: str | None, tolerance: float = D
     group_sets = bench.groups if bench else {}
     groups = []
     for group, members in group_sets.items():
-        shared = [t for t in members if t in both]
+        if group in row.groups:  # only the paper's group mean is stored: ours over the tasks we have
+            shared, theirs = [t for t in members if t in ours.scores], row.groups[group]
+        else:
+            shared = [t for t in members if t in both]
+            theirs = mean(row.tasks[t] for t in shared) if shared else None
         if shared:
-            mine, theirs = mean(ours.scores[t] for t in shared), mean(row.tasks[t] for t in shared)
+            mine = mean(ours.scores[t] for t in shared)
             groups.append({"group": group, "tasks": len(shared), "total": len(members), "ours": mine,
-                           "theirs": theirs, "difference": mine - theirs,
-                           "beyond_tolerance": abs(mine - theirs) > tolerance})
+                           "theirs": theirs, "difference": mine - theirs, "theirs_over": "paper" if group in row.groups
+                           else "same tasks", "beyond_tolerance": abs(mine - theirs) > tolerance})
     average = None
-    if table.average:
+    if table.average and both:  # both sides over the tasks both have
         mine = _average(table.average, {t: ours.scores[t] for t in both}, group_sets)
         theirs = _average(table.average, {t: row.tasks[t] for t in both}, group_sets)
-        average = {"rule": table.average, "tasks": len(both), "paper_tasks": len(row.tasks),
+        average = {"rule": table.average, "tasks": len(both), "paper_tasks": len(row.tasks), "theirs_over": "same tasks",
                    "ours": mine, "theirs": theirs, "difference": mine - theirs,
                    "beyond_tolerance": abs(mine - theirs) > tolerance, "paper_printed": row.average}
+    elif table.average and row.average is not None and ours.scores:  # only the paper's average is stored
+        mine = _average(table.average, ours.scores, group_sets)
+        average = {"rule": table.average, "tasks": len(ours.scores), "paper_tasks": len(bench.tasks) if bench else None,
+                   "theirs_over": "paper", "ours": mine, "theirs": row.average, "difference": mine - row.average,
+                   "beyond_tolerance": abs(mine - row.average) > tolerance, "paper_printed": row.average}
+    if not both and not groups and average is None:
+        raise AdaptError(f"--against {paper.name}: row {table.row_id(row)} has nothing to compare with {ours.label} "
+                         f"(ours: {', '.join(ours.scores) or 'no test score'})")
     variants = sorted({t["data_variant"] for t in tasks if t["data_variant"]})
     return {"suite": ours.label, "method": ours.method, "backbone": ours.backbone,
             "benchmark": ours.benchmark, "tolerance": tolerance,
@@ -199,17 +212,27 @@ def to_markdown(comparison: dict[str, Any]) -> str:
         lines.append(f"| {t['task']} | {t['group'] or '-'} | {_num(t['ours'])} | {_num(t['theirs'])} | "
                      f"{_num(t['difference'], True)} | {_flag(t, tol)} | {t['data_variant'] or '-'} |")
     for g in comparison["groups"]:
-        lines.append(f"| {g['group']} mean ({g['tasks']} of {g['total']} tasks) | | {_num(g['ours'])} | "
+        over = f"ours {g['tasks']} of {g['total']} tasks; theirs: the paper's group mean" \
+            if g["theirs_over"] == "paper" else f"{g['tasks']} of {g['total']} tasks"
+        lines.append(f"| {g['group']} mean ({over}) | | {_num(g['ours'])} | "
                      f"{_num(g['theirs'])} | {_num(g['difference'], True)} | {_flag(g, tol)} | |")
     avg = comparison["average"]
     if avg:
         label = AVERAGE_LABELS[avg["rule"]]
-        lines.append(f"| {label} ({avg['tasks']} of the paper's {avg['paper_tasks']} tasks) | | {_num(avg['ours'])} | "
+        if avg["theirs_over"] == "paper":
+            of = f" of {avg['paper_tasks']}" if avg["paper_tasks"] else ""
+            over = f"ours {avg['tasks']}{of} tasks; theirs: the paper's"
+            how = (f"The paper averages as the {label} and prints {avg['paper_printed']:.2f}; ours is averaged that "
+                   f"way over the tasks we have (the paper's per-task scores are not stored).")
+        else:
+            over = f"{avg['tasks']} of the paper's {avg['paper_tasks']} tasks"
+            printed = f"; it prints {avg['paper_printed']:.2f} over its {avg['paper_tasks']} tasks" \
+                if avg["paper_printed"] is not None else ""
+            how = (f"The paper averages as the {label}{printed}; both sides above are averaged that way over "
+                   f"the tasks both have.")
+        lines.append(f"| {label} ({over}) | | {_num(avg['ours'])} | "
                      f"{_num(avg['theirs'])} | {_num(avg['difference'], True)} | {_flag(avg, tol)} | |")
-        printed = f"; it prints {avg['paper_printed']:.2f} over its {avg['paper_tasks']} tasks" \
-            if avg["paper_printed"] is not None else ""
-        lines += ["", f"The paper averages as the {label}{printed}; both sides above are averaged that way over "
-                      f"the tasks both have."]
+        lines += ["", how]
     else:
         lines += ["", "The paper prints no average over these tasks; none is compared."]
     return "\n".join(lines) + "\n"
@@ -243,23 +266,31 @@ def plot(comparisons: list[dict[str, Any]], path: Path) -> Path:
 
     from adaptcli.io import atomic_path
 
-    fig, axes = plt.subplots(len(comparisons), 1, figsize=(max(6.4, 0.55 * max(len(c["tasks"]) for c in comparisons)),
+    widest = max(len(c["tasks"]) + len(c["groups"]) + 1 for c in comparisons)
+    fig, axes = plt.subplots(len(comparisons), 1, figsize=(max(6.4, 0.55 * widest),
                                                             3.6 * len(comparisons)), dpi=120, squeeze=False)
     for ax, c in zip(axes[:, 0], comparisons):
-        names = [t["task"] for t in c["tasks"]]
-        xs = range(len(names))
-        ax.bar([x - 0.2 for x in xs], [t["ours"] or 0 for t in c["tasks"]], 0.4, label=f"ours ({c['method']})")
-        ax.bar([x + 0.2 for x in xs], [t["theirs"] or 0 for t in c["tasks"]], 0.4,
+        bars = [(t["task"], t["ours"], t["theirs"], t["difference"], t["beyond_tolerance"]) for t in c["tasks"]]
+        bars += [(f"{g['group']} mean", g["ours"], g["theirs"], g["difference"], g["beyond_tolerance"])
+                 for g in c["groups"]]
+        if c["average"]:
+            a = c["average"]
+            bars.append((AVERAGE_LABELS[a["rule"]], a["ours"], a["theirs"], a["difference"], a["beyond_tolerance"]))
+        names = [b[0] for b in bars]
+        xs = range(len(bars))
+        ax.bar([x - 0.2 for x, b in zip(xs, bars) if b[1] is not None], [b[1] for b in bars if b[1] is not None], 0.4,
+               label=f"ours ({c['method']})")
+        ax.bar([x + 0.2 for x, b in zip(xs, bars) if b[2] is not None], [b[2] for b in bars if b[2] is not None], 0.4,
                label=f"{c['paper']['name']}: {c['paper']['row']}")
-        for x, t in zip(xs, c["tasks"]):
-            if t["beyond_tolerance"]:
-                ax.annotate(f"{t['difference']:+.1f}", (x, max(t["ours"], t["theirs"])), ha="center",
+        for x, (_, mine, theirs, diff, flagged) in zip(xs, bars):
+            if flagged:
+                ax.annotate(f"{diff:+.1f}", (x, max(mine, theirs)), ha="center",
                             textcoords="offset points", xytext=(0, 3), fontsize=7, color="crimson")
         ax.set_xticks(list(xs))
         ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
         ax.set_ylabel(f"test {c['paper']['metric']} (%)")
         ax.set_title(f"{c['benchmark'] or c['method']}: {c['suite']} vs {c['paper']['row_id']}", fontsize=9)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:

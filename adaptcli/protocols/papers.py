@@ -29,7 +29,8 @@ class PaperRow:
 
     row: str
     method: str | None  # the adaptcli method this row is (None: none matches)
-    tasks: dict[str, float]
+    tasks: dict[str, float]  # empty where the source gives only group means or the average
+    groups: dict[str, float] = field(default_factory=dict)  # the paper's group means, where only those are stored
     params: str | None = None  # as printed
     average: float | None = None  # the paper's printed average, where it prints one
     backbone: str | None = None  # where the table's rows differ in backbone
@@ -67,12 +68,19 @@ class Paper:
         return [(table, row) for table in self.tables for row in table.rows]
 
 
+def _scores(data: Any, what: str) -> dict[str, float]:
+    if not isinstance(data, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                             for v in data.values()):
+        raise ValueError(f"{what} must map each name to a number")
+    return {str(k): float(v) for k, v in data.items()}
+
+
 def _row(data: dict[str, Any], where: str) -> PaperRow:
-    tasks = data.get("tasks")
-    if not isinstance(tasks, dict) or not tasks or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in tasks.values()):
-        raise ValueError(f"{where}: tasks must map each task to a number")
-    return PaperRow(row=str(data["row"]), method=data.get("method"), tasks={str(k): float(v) for k, v in tasks.items()},
+    tasks = _scores(data.get("tasks") or {}, f"{where}: tasks")
+    groups = _scores(data.get("groups") or {}, f"{where}: groups")
+    if not tasks and not groups and data.get("average") is None:
+        raise ValueError(f"{where}: a row needs task scores, group means or an average")
+    return PaperRow(row=str(data["row"]), method=data.get("method"), tasks=tasks, groups=groups,
                     params=None if data.get("params") is None else str(data["params"]), average=data.get("average"),
                     backbone=data.get("backbone"), options=dict(data.get("options") or {}))
 
