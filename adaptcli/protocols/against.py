@@ -75,18 +75,16 @@ def runs_side(rows: list[dict[str, Any]]) -> list[Ours]:
     for row in rows:
         if row["test"] is None:
             continue
-        name, _, folder = str(row["dataset"]).partition("/")
-        task = folder if folder and name in BENCHMARKS.names() else name
+        info = RunDir(Path(row["run"])).info()
+        name, folder = info.dataset or "", info.data_dir.name
+        task = folder if name in BENCHMARKS.names() else (name or folder)
         side = groups.setdefault((row["method"], row["backbone"]),
                                  Ours(label="runs", method=row["method"], backbone=row["backbone"], benchmark=None,
                                       scores={}))
         if task in side.scores:
             raise AdaptError(f"two {row['method']} runs on {task} ({row['run']} and another); pass one of them")
         side.scores[task] = row["test"]
-        try:
-            side.variants[task] = manifest_variant(RunDir(Path(row["run"])).info().data_dir / "dataset.json")
-        except (OSError, ValueError, KeyError, TypeError):
-            side.variants[task] = UNKNOWN
+        side.variants[task] = manifest_variant(info.data_dir / "dataset.json")
     return list(groups.values())
 
 
@@ -99,7 +97,8 @@ def data_variant(suite: Path, task: str) -> str:
 
 
 def manifest_variant(path: Path) -> str:
-    """The data variant a ``dataset.json`` records: ``variant`` or ``settings.variant`` (``unknown``: none)."""
+    """The data variant a ``dataset.json`` records in ``settings.variant`` (VTAB-1k: ``tfds``, ``vpetl``; a VTAB
+    folder without one was prepared from the extracted folders: ``folder``); ``unknown`` where none is recorded."""
     try:
         manifest = read_json(path)
     except (OSError, ValueError):
@@ -107,7 +106,7 @@ def manifest_variant(path: Path) -> str:
     if not isinstance(manifest, dict):
         return UNKNOWN
     settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    variant = manifest.get("variant") or settings.get("variant")
+    variant = settings.get("variant") or ("folder" if manifest.get("dataset") == "vtab" else None)
     return str(variant) if variant else UNKNOWN
 
 

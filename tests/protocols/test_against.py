@@ -154,12 +154,12 @@ def test_report_against_prints_ours_theirs_and_sources(suite, tmp_path):
     out = result.output
     assert "against vpetl: vtab/AdaptFormer" in out
     assert f"- source: {vpetl.source}" in out
-    assert "- data: ours unknown; theirs vpetl" in out
+    assert "- data: ours folder; theirs vpetl" in out
     for task in TASKS:
         diff = ours[task] - theirs[task]
         flag = "beyond ±0.5" if abs(diff) > 0.5 else ""
         assert f"| {task} | {BENCHMARKS.get('vtab').group_of(task)} | {ours[task]:.2f} | {theirs[task]:.2f} | " \
-               f"{diff:+.2f} | {flag} | unknown |" in out
+               f"{diff:+.2f} | {flag} | folder |" in out
     assert "| caltech101 | natural | - | 91.20 | - |  | - |" in out  # the paper's tasks the suite lacks
     mine, paper = mean(ours.values()), mean(theirs[t] for t in TASKS)
     assert f"| mean over tasks (3 of the paper's 19 tasks) | | {mine:.2f} | {paper:.2f} | {mine - paper:+.2f} |" in out
@@ -258,10 +258,12 @@ def test_runs_against_a_paper(suite):
 
 def test_data_variant_is_what_the_manifest_records(tmp_path):
     shards = tmp_path / "shards"
-    for task, manifest in (("dtd", {"settings": {"variant": "tfds"}}), ("kitti", {"settings": {}})):
+    for task, manifest in (("dtd", {"dataset": "vtab", "settings": {"variant": "tfds"}}),
+                           ("kitti", {"dataset": "vtab", "settings": {}}), ("svhn", {"dataset": "svhn"})):
         (shards / task).mkdir(parents=True)
         (shards / task / "dataset.json").write_text(json.dumps(manifest))
     (tmp_path / "suite.json").write_text(json.dumps({"data": str(shards)}))
     assert data_variant(tmp_path, "dtd") == "tfds"
-    assert data_variant(tmp_path, "kitti") == "unknown"
-    assert data_variant(tmp_path, "eurosat") == "unknown"
+    assert data_variant(tmp_path, "kitti") == "folder"  # VTAB prepared from the extracted folders records none
+    assert data_variant(tmp_path, "svhn") == "unknown"
+    assert data_variant(tmp_path, "eurosat") == "unknown"  # no dataset.json
