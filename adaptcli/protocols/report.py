@@ -10,7 +10,9 @@ from statistics import mean
 from typing import Any
 
 from adaptcli.errors import AdaptError
+from adaptcli.protocols import against as versus
 from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.protocols.papers import paper
 from adaptcli.protocols.results import RESULTS_FILE, SETTINGS_FILE, SuiteResults
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.info import RunInfo
@@ -119,10 +121,7 @@ def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | Non
 
 def report(paths: list[Path], against: str | None = None, row: str | None = None,
            tolerance: float | None = None) -> dict[str, Any]:
-    """The report's data; with ``against``, each suite beside that paper's row (see :mod:`.against`)."""
-    from adaptcli.protocols import against as versus
-    from adaptcli.protocols.papers import paper
-
+    """The report's data; with ``against``, each suite (and the runs, by dataset) beside that paper's row."""
     if not against and (row is not None or tolerance is not None):
         raise AdaptError(f"{'--row' if row is not None else '--tolerance'} goes with --against PAPER; add it or leave it out")
     stored = paper(against) if against else None  # an unknown name is refused before any folder is read
@@ -172,9 +171,7 @@ def to_markdown(data: dict[str, Any]) -> str:
                      _fmt(r["mean_over_tasks"]) + count, _fmt(r["mean_of_group_means"]) + count]
             lines.append("| " + " | ".join(cells) + " |")
     for comparison in data.get("against") or []:
-        from adaptcli.protocols.against import to_markdown as against_markdown
-
-        lines += ["", against_markdown(comparison).rstrip("\n")]
+        lines += ["", versus.to_markdown(comparison).rstrip("\n")]
     return "\n".join(line for line in lines if line is not None).lstrip("\n") + "\n"
 
 
@@ -195,11 +192,9 @@ def to_csv(data: dict[str, Any]) -> str:
                              r["mean_over_tasks"], "" if r["mean_of_group_means"] is None else r["mean_of_group_means"],
                              r["tasks_present"], r["tasks_total"]])
     if data.get("against"):
-        from adaptcli.protocols.against import CSV_COLUMNS, csv_rows
-
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(versus.CSV_COLUMNS)
         for comparison in data["against"]:
-            writer.writerows(csv_rows(comparison))
+            writer.writerows(versus.csv_rows(comparison))
     return buffer.getvalue()
 
 
@@ -231,9 +226,7 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     """Accuracy against trainable parameters (log x), one labelled point per method; with ``--against``,
     ours and the paper's score side by side per task."""
     if data.get("against"):
-        from adaptcli.protocols.against import plot as plot_against
-
-        return plot_against(data["against"], path)
+        return versus.plot(data["against"], path)
     import matplotlib
 
     matplotlib.use("Agg")
