@@ -10,9 +10,10 @@ from typing import Any
 
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
-from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.protocols.benchmarks import BENCHMARKS, benchmark
 from adaptcli.protocols.papers import Paper, PaperRow, PaperTable
 from adaptcli.protocols.results import SuiteResults, read_settings
+from adaptcli.runs.folder import RunDir
 
 DEFAULT_TOLERANCE = 1.0  # points: the default of --tolerance
 UNKNOWN = "unknown"
@@ -68,9 +69,6 @@ def suite_side(suite: Path, results: SuiteResults) -> Ours:
 def runs_side(rows: list[dict[str, Any]]) -> list[Ours]:
     """Run folders grouped by method and backbone; each run's task is its dataset (a VTAB or FGVC run: the
     task folder). Only runs with a test score count; two runs of one group on one task are refused."""
-    from adaptcli.protocols.benchmarks import BENCHMARKS
-    from adaptcli.runs.folder import RunDir
-
     groups: dict[tuple[str, str | None], Ours] = {}
     for row in rows:
         if row["test"] is None:
@@ -156,13 +154,15 @@ def compare(ours: Ours, paper: Paper, row_name: str | None, tolerance: float = D
                            "theirs": theirs, "difference": mine - theirs, "theirs_over": "paper" if group in row.groups
                            else "same tasks", "beyond_tolerance": abs(mine - theirs) > tolerance})
     average = None
-    if table.average and both:  # both sides over the tasks both have
+    # a mean of group means needs the benchmark's groups
+    rule = table.average if table.average != "mean_of_group_means" or group_sets else None
+    if rule and both:  # both sides over the tasks both have
         mine = _average(table.average, {t: ours.scores[t] for t in both}, group_sets)
         theirs = _average(table.average, {t: row.tasks[t] for t in both}, group_sets)
         average = {"rule": table.average, "tasks": len(both), "paper_tasks": len(row.tasks), "theirs_over": "same tasks",
                    "ours": mine, "theirs": theirs, "difference": mine - theirs,
                    "beyond_tolerance": abs(mine - theirs) > tolerance, "paper_printed": row.average}
-    elif table.average and row.average is not None and ours.scores:  # only the paper's average is stored
+    elif rule and row.average is not None and ours.scores:  # only the paper's average is stored
         mine = _average(table.average, ours.scores, group_sets)
         average = {"rule": table.average, "tasks": len(ours.scores), "paper_tasks": len(bench.tasks) if bench else None,
                    "theirs_over": "paper", "ours": mine, "theirs": row.average, "difference": mine - row.average,

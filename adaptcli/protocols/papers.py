@@ -120,8 +120,9 @@ def not_stored() -> dict[str, str]:
 
 
 def paper(name: str) -> Paper:
-    """The stored paper ``name`` (any case, ``-``/``_`` alike), or a one-line error listing the known ones."""
-    key = name.strip().lower().replace("-", "").replace("_", "")
+    """The stored paper ``name`` (any case, ``-``/``_`` alike, ``+`` as ``plus``: ``V-PETL``, ``Adapter+``), or a
+    one-line error listing the known ones."""
+    key = name.strip().lower().replace("+", "plus").replace("-", "").replace("_", "")
     papers = stored_papers()
     for known, found in papers.items():
         if known.replace("_", "") == key:

@@ -145,7 +145,7 @@ def _files(folder: Path) -> dict[str, float]:
 
 def test_report_against_prints_ours_theirs_and_sources(suite, tmp_path):
     before = _files(suite)
-    result = runner.invoke(app, ["report", str(suite), "--against", "vpetl", "--tolerance", "0.5"],
+    result = runner.invoke(app, ["report", str(suite), "--against", "V-PETL", "--tolerance", "0.5"],
                            terminal_width=400)
     assert result.exit_code == 0, result.output
     ours = {r["task"]: r["test"] for r in json.loads((suite / "results.json").read_text())["tasks"]}
@@ -185,6 +185,7 @@ def test_report_against_prints_ours_theirs_and_sources(suite, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--against", "nosuchpaper"], "--against nosuchpaper: unknown paper; known: adaptformer, arc, pace, vpetl"),
     (["--against", "ssf"], "--against ssf: this paper's table is not stored (SSF (Lian et al."),
+    (["--against", "Adapter+"], "--against Adapter+: this paper's table is not stored (Adapter+ (Steitz and Roth"),
     (["--against", "pace"], "no row of pace is method adaptformer; pick one with --row (one of: table1/PACE)"),
     (["--against", "adaptformer"], "--against adaptformer: no row of the paper shares a task with vtab suite (ours: "
                                     "dtd, eurosat, kitti; the paper's tables: table1: cifar100, svhn, food101, ssv2, hmdb51;"),
