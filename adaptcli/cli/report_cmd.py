@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option("--out", help="Write the table to this file instead of printing it.")] = None,
         plot: Annotated[Optional[Path], typer.Option("--plot", help="Draw accuracy against trainable parameters (log x) into this PNG; with --against, ours and the paper's score per task.")] = None,
         against: Annotated[Optional[str], typer.Option("--against", metavar="PAPER", help="Compare each suite (and run folders, by dataset) with this paper's published table (per task, per group, average), each number with its source: adaptformer, arc, pace, vpetl.")] = None,
-        row: Annotated[Optional[str], typer.Option("--row", metavar="TABLE/ROW", help="With --against: the paper's row (default: the one row of the suite's method and benchmark).")] = None,
+        row: Annotated[Optional[str], typer.Option("--row", metavar="TABLE/ROW", help="With --against: the paper's row (default: the one row of our method among the rows that share our tasks or benchmark).")] = None,
         tolerance: Annotated[Optional[float], typer.Option("--tolerance", metavar="POINTS", help="With --against: flag differences larger than this, in points [default: 1].")] = None,
     ) -> None:
         """One row per run (parameters, val/test top-1, time, speed, memory); suites side by side with both averages.
