@@ -149,17 +149,5 @@ def read_manifest(shards_dir: str | Path) -> Manifest:
     return manifest
 
 
-def data_variant(shards_dir: str | Path) -> str | None:
-    """Which copy of a dataset the folder was prepared from, where there are several (VTAB-1k: ``tfds``,
-    ``vpetl``, or ``folder`` for the extracted folders, recorded as no variant); None when the folder's
-    dataset.json is gone or unreadable, or its dataset has one form only."""
-    try:
-        data = json.loads(read_text_bounded(Path(shards_dir) / MANIFEST_NAME))
-        settings = data.get("settings") or {}
-        return settings.get("variant") or ("folder" if data.get("dataset") == "vtab" else None)
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 __all__ = ["MANIFEST_NAME", "FORMAT_VERSION", "SplitInfo", "Manifest", "read_manifest",
-           "write_manifest", "manifest_from_dict", "data_variant"]
+           "write_manifest", "manifest_from_dict"]

@@ -9,7 +9,6 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from adaptcli.data.manifest import data_variant
 from adaptcli.errors import AdaptError
 from adaptcli.protocols import against as versus
 from adaptcli.protocols.benchmarks import benchmark
@@ -54,9 +53,9 @@ def _dataset(info: RunInfo) -> str:
     """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``), and
     the data's variant where it is not the extracted folders."""
     name, folder = info.dataset or "", info.data_dir.name
-    variant = data_variant(info.data_dir)  # VTAB from TFDS records or V-PETL's files: "vtab/dtd (tfds)"
+    variant = versus.manifest_variant(info.data_dir / "dataset.json")  # VTAB from TFDS or V-PETL: "vtab/dtd (tfds)"
     shown = f"{name}/{folder}" if name and folder != name else (name or folder)
-    return shown + (f" ({variant})" if variant not in (None, "folder") else "")
+    return shown + (f" ({variant})" if variant not in (versus.UNKNOWN, "folder") else "")
 
 
 #: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.
