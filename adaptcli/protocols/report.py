@@ -50,9 +50,12 @@ def run_row(path: Path) -> dict[str, Any]:
 
 
 def _dataset(info: RunInfo) -> str:
-    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
+    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``), and
+    the data's variant where it is not the extracted folders."""
     name, folder = info.dataset or "", info.data_dir.name
-    return f"{name}/{folder}" if name and folder != name else (name or folder)
+    variant = versus.manifest_variant(info.data_dir / "dataset.json")  # VTAB from TFDS or V-PETL: "vtab/dtd (tfds)"
+    shown = f"{name}/{folder}" if name and folder != name else (name or folder)
+    return shown + (f" ({variant})" if variant not in (versus.UNKNOWN, "folder") else "")
 
 
 #: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.
