@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.splits import resolve_split
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
@@ -63,6 +64,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     from adaptcli.engine.device import pins_memory
 
     manifest, data_dir = session.manifest, session.shards.path
+    split = resolve_split(split, manifest.splits) or split  # "validation" finds a "val" split, and back
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
@@ -215,7 +217,8 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
     view_pair = parse_views(views or config.eval.views)
     if session.manifest.modality == "image":
         view_pair = (1, 1)
-    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
+    show = accelerator.is_main_process and session.output.bars
+    result = evaluate_model(session, accelerator, split, views=view_pair, show=show,
                             scores_file=scores_file, skip_damaged=skip_damaged)
     result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
     result.data_fingerprint = file_sha256(session.shards.path / MANIFEST_NAME)
@@ -245,7 +248,7 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
-    if split not in manifest.splits:
+    if resolve_split(split, manifest.splits) is None:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
 
 

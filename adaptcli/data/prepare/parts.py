@@ -44,6 +44,8 @@ from adaptcli.data.prepare.prepare import (
     _plan,
     _reusable_shards,
     _write_shards,
+    check_projection,
+    dry_run_result,
     prepare,
     run_settings,
 )
@@ -276,11 +278,17 @@ def prepare_part(listing: Listing, out: Path, options: PrepareOptions, part: Par
     settings = run_settings(listing, options)
     plan = _plan(listing, settings["samples_per_shard"])
     mine = select(plan, part)
+    if options.dry_run:  # the part's projection; nothing written (not even parts.json)
+        claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES, None,
+                     what="adaptcli shards", option="--shards", ignore=(PARTS_DIR,))
+        return dry_run_result(listing, out, options, mine, settings, start)
     count = claim_parts(out, settings, listing_digest(plan), part)
     folder = out / PARTS_DIR / part.folder
     with held(out, part):
+        created = not folder.exists()
         previous = _check_out(folder, settings, False)
         done = _reusable_shards(folder, mine, previous)
+        check_projection(listing, options, [p for p in mine if p[1] not in done], folder, created)
         state = {"settings": settings, "shards": dict(done)}
         write_text(folder / STATE_NAME, json.dumps(state))
         _write_shards(folder, listing, options, mine, state)
@@ -303,6 +311,8 @@ def merge_parts(listing: Listing, out: Path, options: PrepareOptions,
                 echo: Callable[[str], None]) -> PrepareResult:
     """``prepare --merge``: one ``dataset.json`` over every part (refusing missing, other or duplicate parts)."""
     start = time.time()
+    if options.dry_run:
+        raise AdaptError("--merge writes no new shards: --dry-run has nothing to project; drop it")
     settings = run_settings(listing, options)
     plan = _plan(listing, settings["samples_per_shard"])
     count = claim_parts(out, settings, listing_digest(plan), None)
