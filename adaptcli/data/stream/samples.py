@@ -37,7 +37,7 @@ def sample_stride(sample: dict[str, Any], spec: StreamSpec) -> float:
     prepared before the stored rate was recorded (``stored_fps``) kept every frame: unchanged."""
     if spec.sampling != "stride" or "json" not in sample:
         return spec.stride
-    record = json.loads(sample["json"])
+    record = parse_json(sample["json"])
     return stored_stride(spec.stride, record.get("fps"), record.get("stored_fps"))
 
 
