@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.prepare.found import check_listing_found, check_written
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -37,7 +38,7 @@ from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import claim_folder
+from adaptcli.ownership import claim_folder, remove_created, uncreated_top
 
 STATE_NAME = ".prepare-state.json"
 #: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
@@ -167,6 +168,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     start = time.time()
     out = Path(out)
     settings = run_settings(listing, options)
+    created = uncreated_top(out)
     previous = _check_out(out, settings, options.overwrite)
     plan = _plan(listing, settings["samples_per_shard"])
     done = _reusable_shards(out, plan, previous)
@@ -174,6 +176,12 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     write_text(out / STATE_NAME, json.dumps(state))
     _write_shards(out, listing, options, plan, state)
     manifest = _manifest(listing, plan, state, settings)
+    try:
+        check_written(manifest, out)
+    except AdaptError:
+        if created is not None:  # refused: a folder this call created is not left behind
+            remove_created(out, created)
+        raise
     write_manifest(out, manifest)
     splits = manifest.splits
     size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
@@ -308,6 +316,8 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
+    for sub, listing in found.listings:  # finding nothing is an error, before anything is written
+        check_listing_found(listing, src, sub)
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
