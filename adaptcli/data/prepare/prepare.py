@@ -314,10 +314,10 @@ def prepare_dataset(
                          split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
                          allow_empty_classes=allow_empty_classes)
     found = list_dataset(dataset, src, opts)
-    for note in found.notes:
-        warn(note)
     for sub, listing in found.listings:  # finding nothing is an error, before anything is written
         check_listing_found(listing, src, sub)
+    for note in found.notes:
+        warn(note)
     n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
