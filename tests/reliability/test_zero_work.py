@@ -199,3 +199,38 @@ def test_predict_with_no_file_predicted_writes_nothing(image_run, tmp_path):
     result = cli("predict", image_run, photos, "--no-progress", "--out", tmp_path / "p.csv")
     refused(result, "none of the 1 file(s) given could be predicted", f"{photos / 'a.jpg'}: unreadable")
     assert "predicted 0" not in result.output and not (tmp_path / "p.csv").exists() and checksums(photos) == before
+
+
+# ---------------------------------------------------------------------------- suite
+
+
+@pytest.fixture(scope="module")
+def vtab_shards(tmp_path_factory) -> Path:
+    from tests.data.standins import build_vtab
+
+    root = tmp_path_factory.mktemp("vtab")
+    build_vtab(root / "vtab-1k", tasks=("dtd",))
+    result = cli("prepare", "vtab", root / "vtab-1k", "--shards", root / "shards", "--no-progress", "--workers", "0")
+    assert result.exit_code == 0, result.output
+    return root / "shards"
+
+
+SUITE = ["--method", "linear", "--recipe", "quick", "--set", "model.img_size=32", "--sweep", "train.lr=1e-3,1e-2"]
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+def test_suite_refuses_a_model_of_the_wrong_modality_before_training_any_run(vtab_shards, tmp_path, dry):
+    out = tmp_path / "suite"
+    result = cli("suite", "vtab", "--data", vtab_shards, "--out", out, *SUITE, "--model", "video_vit_test",
+                 "--no-progress", *(["--dry-run"] if dry else []))
+    refused(result, "the shards hold images but 'video_vit_test' is a video model", "--model test_vit")
+    assert not out.exists()
+
+
+def test_suite_dry_run_refuses_a_task_split_with_0_samples(vtab_shards, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with_empty_split(vtab_shards / "dtd", data / "dtd", "train800val200")
+    result = cli("suite", "vtab", "--data", data, "--out", tmp_path / "suite", *SUITE, "--dry-run")
+    refused(result, f"split 'train800val200' of {data / 'dtd'} has 0 samples")
+    assert not (tmp_path / "suite").exists()
