@@ -30,7 +30,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     output = (output or Output()).main_only(main)
     run = RunDir(Path(out))
     # every refusal before training, before touching --out (finetune --dry-run runs the same checks)
-    shards = check_before_training(config, data_dir, out, resume=resume, overwrite=overwrite)
+    shards = check_before_training(config, data_dir, out, resume=resume, overwrite=overwrite, main=main)
     created = uncreated_top(run.path) if main else None
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed

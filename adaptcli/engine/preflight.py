@@ -18,9 +18,10 @@ from adaptcli.errors import AdaptError
 
 
 def check_before_training(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = False,
-                          overwrite: bool = False) -> ShardFolder:
+                          overwrite: bool = False, main: bool = True) -> ShardFolder:
     """The shard folder the run trains on, once every refusal the run can make before training has been
-    checked (one-line :class:`AdaptError`); nothing is written."""
+    checked (one-line :class:`AdaptError`); nothing is written. ``main``: this process prepares ``--out``
+    (the other processes of a distributed run leave ``--out`` to it: it may already hold the run)."""
     from adaptcli.engine.tracking import tracker_names
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.session import check_training_data
@@ -36,7 +37,8 @@ def check_before_training(config: RunConfig, data_dir: Path, out: Path, *, resum
         check_split_samples(shards, split)
     check_model_fits(config, shards)
     check_checkpoint_file(config)
-    RunDir(Path(out)).check_out(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
+    if main:
+        RunDir(Path(out)).check_out(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
     return shards
 
 

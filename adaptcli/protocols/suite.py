@@ -192,8 +192,10 @@ def check_runs(spec: SuiteSpec, tasks: list[str], points: list[Point], overwrite
     finetune's own pre-training checks (:func:`~adaptcli.engine.preflight.check_before_training`) for
     each run still to train. The final run is checked with the first point (the one it uses without a
     sweep; another point changes only its sweep keys)."""
+    from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.preflight import check_before_training
 
+    main = partial_state().is_main_process  # the others leave the run folders to it (it may have begun one)
     check_settings(spec, overwrite)
     for task in tasks:
         sweeps = sweep_steps(spec, task, points)
@@ -204,7 +206,7 @@ def check_runs(spec: SuiteSpec, tasks: list[str], points: list[Point], overwrite
                 continue  # nothing to train; or a final whose point the sweep has not chosen yet
             refuse_if_changed(step, overwrite)
             check_before_training(step.config, step.data, step.path, resume=state == "resume",
-                                  overwrite=state in ("restart", "differs"))
+                                  overwrite=state in ("restart", "differs"), main=main)
 
 
 def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point], *, overwrite: bool = False) -> list[str]:
