@@ -50,7 +50,8 @@ def used_splits(config: RunConfig, shards: ShardFolder) -> list[str]:
 
 
 def check_split_samples(shards: ShardFolder, split: str) -> None:
-    """A split the run reads holds samples, as many as the manifest says."""
+    """A split the run reads holds samples, its shard files are there (a few missing: the stream skips
+    them), and they hold as many samples as the manifest says."""
     from adaptcli.data.stream.counts import check_split_count
 
     manifest = shards.manifest
@@ -60,6 +61,7 @@ def check_split_samples(shards: ShardFolder, split: str) -> None:
                f"{shards.path / MANIFEST_NAME})" if skipped else "")
         raise AdaptError(f"split '{split}' of {shards.path} has 0 samples{why}; prepare the data again from the "
                          "dataset's root folder, or choose another split with --set data.train_split/val_split")
+    shards.require_shards(shards.urls(split))
     check_split_count(shards, split)
 
 

@@ -234,3 +234,15 @@ def test_suite_dry_run_refuses_a_task_split_with_0_samples(vtab_shards, tmp_path
     result = cli("suite", "vtab", "--data", data, "--out", tmp_path / "suite", *SUITE, "--dry-run")
     refused(result, f"split 'train800val200' of {data / 'dtd'} has 0 samples")
     assert not (tmp_path / "suite").exists()
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+def test_shards_gone_from_the_data_folder_are_refused_before_the_run_starts(tiny_shards, tmp_path, dry):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_shards, data)
+    for shard in data.glob("train-*.tar"):
+        shard.unlink()  # a copy that skipped large files
+    result = cli("finetune", "--method", "linear", "--recipe", "quick", "--data", data, "--out", tmp_path / "run",
+                 *TINY, *(["--dry-run"] if dry else []))
+    refused(result, f"the training shards of {data} are missing (train-000000.tar and 3 more)")
+    assert not (tmp_path / "run").exists()
