@@ -66,13 +66,20 @@ def check_split_samples(shards: ShardFolder, split: str) -> None:
 
 
 def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
-    """The backbone exists, takes ``model.img_size``/``num_frames`` and the data's modality (built on the
-    meta device: shapes only, instant)."""
-    from adaptcli.models.build import shape_only_backbone
+    """The backbone exists, takes ``model.img_size``/``num_frames`` and the data's modality, and the method
+    applies to it (built on the meta device: shapes only, instant)."""
+    import dataclasses
+
+    from adaptcli.methods.apply import apply_method
+    from adaptcli.models.build import create_backbone, shape_only_backbone
     from adaptcli.runs.build import check_modality
 
-    model = shape_only_backbone(config.model, shards.manifest.num_classes)
+    try:
+        model = shape_only_backbone(config.model, shards.manifest.num_classes)
+    except (RuntimeError, NotImplementedError):  # a model whose construction reads tensor values: build it for real
+        model = create_backbone(dataclasses.replace(config.model, pretrained=False), shards.manifest.num_classes)
     check_modality(model, shards.manifest.modality, config.model.name)
+    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
 
 
 def check_checkpoint_file(config: RunConfig) -> None:

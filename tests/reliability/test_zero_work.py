@@ -246,3 +246,11 @@ def test_shards_gone_from_the_data_folder_are_refused_before_the_run_starts(tiny
                  *TINY, *(["--dry-run"] if dry else []))
     refused(result, f"the training shards of {data} are missing (train-000000.tar and 3 more)")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("dry", [True, False], ids=["dry-run", "run"])
+def test_a_method_that_refuses_the_backbone_is_refused_before_the_run_starts(tiny_shards, tmp_path, dry):
+    result = cli("finetune", "--method", "vpt_deep", "--recipe", "quick", "--data", tiny_shards, "--out",
+                 tmp_path / "run", "--model", "swin_tiny_patch4_window7_224", *TINY, *(["--dry-run"] if dry else []))
+    refused(result, "vpt_deep does not apply to SwinTransformer")
+    assert not (tmp_path / "run").exists()
