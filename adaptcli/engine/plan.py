@@ -25,6 +25,7 @@ def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False
                world_size: int = 1) -> list[str]:
     """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training
     (:func:`~adaptcli.engine.preflight.check_before_training`, the checks the run itself makes)."""
+    from adaptcli.data.splits import validation_split
     from adaptcli.data.stream.train import steps_per_epoch
     from adaptcli.engine.preflight import check_before_training
     from adaptcli.runs.params import inspect_report
@@ -35,7 +36,7 @@ def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False
     samples = manifest.splits[train_split].samples
     steps = steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
     updates = max(1, steps // train.accum_steps) * train.epochs
-    val = config.data.val_split if config.data.val_split in manifest.splits else None
+    val = validation_split(config.data.val_split, manifest.splits, str(data))
     report = inspect_report(config, manifest.num_classes)
     return [
         config.to_yaml().rstrip("\n"),

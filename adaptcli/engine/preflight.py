@@ -43,10 +43,12 @@ def check_before_training(config: RunConfig, data_dir: Path, out: Path, *, resum
 
 
 def used_splits(config: RunConfig, shards: ShardFolder) -> list[str]:
-    """The splits training reads: the training split, and the validation split when the data has it."""
-    val = config.data.val_split
-    return [config.data.train_split] + ([val] if val in shards.manifest.splits and val != config.data.train_split
-                                        else [])
+    """The splits training reads: the training split, and the one ``data.val_split`` validates on, if any
+    (:func:`~adaptcli.data.splits.validation_split`)."""
+    from adaptcli.data.splits import validation_split
+
+    val = validation_split(config.data.val_split, shards.manifest.splits, str(shards.path))
+    return [config.data.train_split] + ([val] if val and val != config.data.train_split else [])
 
 
 def check_split_samples(shards: ShardFolder, split: str) -> None:

@@ -17,7 +17,7 @@ from adaptcli.runs.info import RunInfo
 from adaptcli.runs.results import EvalResult, TrainSummary
 
 RUN_COLUMNS = ["run", "method", "backbone", "dataset", "trainable_params", "trainable_percent", "metric", "val",
-               "test", "train_seconds", "samples_per_second", "peak_memory_mb"]
+               "test", "train_seconds", "samples_per_second", "data_wait", "peak_memory_mb"]
 
 
 def run_row(path: Path) -> dict[str, Any]:
@@ -42,7 +42,8 @@ def run_row(path: Path) -> dict[str, Any]:
         "metric": metric, "val": val, "test": test,
         "val_top1": val if single_label else None, "test_top1": test if single_label else None,
         "train_seconds": summary.train_seconds,
-        "samples_per_second": summary.samples_per_second, "peak_memory_mb": summary.peak_memory_mb,
+        "samples_per_second": summary.samples_per_second, "data_wait": summary.data_wait,
+        "peak_memory_mb": summary.peak_memory_mb,
     }
 
 
@@ -54,7 +55,7 @@ def _dataset(info: RunInfo) -> str:
 
 #: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.
 _ROW_NUMBERS = ("trainable_params", "trainable_percent", "val", "test", "train_seconds", "samples_per_second",
-                "peak_memory_mb")
+                "data_wait", "peak_memory_mb")
 
 
 def _number(value: Any, what: str) -> None:
@@ -131,11 +132,19 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    """A run row's Markdown cell; ``data_wait`` (a share of the training wall time) as a percentage."""
+    value = row[column]
+    if column == "data_wait" and value is not None:
+        return f"{value:.0%}"
+    return _fmt(value)
+
+
 def to_markdown(data: dict[str, Any]) -> str:
     lines: list[str] = []
     if data["runs"]:
         lines += ["| " + " | ".join(RUN_COLUMNS) + " |", "|" + "---|" * len(RUN_COLUMNS)]
-        lines += ["| " + " | ".join(_fmt(r[c]) for c in RUN_COLUMNS) + " |" for r in data["runs"]]
+        lines += ["| " + " | ".join(_cell(r, c) for c in RUN_COLUMNS) + " |" for r in data["runs"]]
     table = data["suites"]
     if table:
         head = ["method", "params", *table["tasks"], "mean over tasks", "mean of group means"]

@@ -18,6 +18,7 @@ class EncodeOptions:
     modality: Literal["image", "video"]
     short_side: int | None = 256
     quality: int = 90
+    fps: float | None = None  # video: store frames at this rate at most (None: every frame)
 
 
 @dataclass
@@ -62,9 +63,10 @@ def encode_item(item: Item, options: EncodeOptions) -> Encoded | Skipped:
     try:
         if options.modality == "video":
             assert item.path is not None
-            clip = decode_to_jpeg(item.path, options.short_side, options.quality)
+            clip = decode_to_jpeg(item.path, options.short_side, options.quality, options.fps)
             files = [(frame_name(i), data) for i, data in enumerate(clip.frames)]
-            meta = {"frames": len(clip.frames), "fps": clip.fps, "size": list(clip.source_size),
+            meta = {"frames": len(clip.frames), "fps": clip.fps, "stored_fps": clip.stored_fps,
+                    "size": list(clip.source_size),
                     "stored_size": list(clip.stored_size)}
             files += _label_files(item) + [("json", _record(item, meta))]
             return Encoded(item.key, files, frames=len(clip.frames))

@@ -40,6 +40,7 @@ def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None
     names, notes = _class_names(base, values)
     listing = Listing("fgvc", "image", names, {}, settings={"fgvc_dataset": name})
     for split in chosen:
+        listing.origins[split] = base / f"{split}.json"
         items = []
         for rel, label in labels[split].items():
             item = list_item(split, base, rel, index[label], listing)

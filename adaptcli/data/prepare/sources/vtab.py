@@ -33,7 +33,7 @@ def list_vtab(src: str | Path, task: str, splits: list[str] | None = None) -> Li
     listing = Listing("vtab", "image", [], {}, settings={"task": task})
     top = -1
     for split in chosen:
-        path = base / f"{split}.txt"
+        path = listing.origins[split] = base / f"{split}.txt"
         items: list[Item] = []
         for number, line in enumerate(read_source_text(path, "vtab").splitlines(), 1):
             if not line.strip():
