@@ -47,6 +47,18 @@ def set_head_dropout(model: nn.Module, config: ModelConfig) -> None:
     head_drop.p = config.head_dropout
 
 
+def shape_only_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
+    """The model built on the meta device: its shapes and structure without memory or weights (instant, and
+    nothing is downloaded); for counting parameters and checking the model against the data before any work."""
+    import dataclasses
+
+    import timm  # noqa: F401  (first: on torch 2.6 the torch._dynamo import it brings runs ops, which fail on meta tensors)
+    import torch
+
+    with torch.device("meta"):
+        return create_backbone(dataclasses.replace(config, pretrained=False), num_classes)
+
+
 def use_fused_attention(model: nn.Module) -> None:
     """Attention on ``F.scaled_dot_product_attention`` in every timm attention module: timm keeps it off
     where it calls it experimental (Swin's window attention). ``TIMM_FUSED_ATTN=0`` in the environment
