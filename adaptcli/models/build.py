@@ -31,8 +31,20 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
         raise AdaptError(f"'{config.name}' cannot be built with model.img_size={config.img_size}, "
                          f"model.num_frames={config.num_frames}: {exc}") from None
     check_input_size(model, config)
+    set_head_dropout(model, config)
     use_fused_attention(model)
     return model
+
+
+def set_head_dropout(model: nn.Module, config: ModelConfig) -> None:
+    """``model.head_dropout`` on the model's ``head_drop`` (timm ViTs, the video ViT), or a one-line refusal."""
+    if not config.head_dropout:
+        return
+    head_drop = getattr(model, "head_drop", None)
+    if not isinstance(head_drop, nn.Dropout):
+        raise AdaptError(f"model.head_dropout={config.head_dropout:g}: {config.name} has no head_drop (a dropout "
+                         "before its classifier) to set; use a ViT or the video ViT, or set model.head_dropout=0")
+    head_drop.p = config.head_dropout
 
 
 def shape_only_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
