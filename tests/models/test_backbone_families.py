@@ -158,8 +158,8 @@ def test_method_trains_resumes_reloads_and_merges(family: str, method: str) -> N
 #: One method per family through finetune, --resume, every export mode and predict (all in this process:
 #: the tiny configs are registered with timm here, under these names).
 CLI_CASES = {"clip": "lora", "dinov2": "adaptformer", "dinov2_reg": "vpt_deep", "siglip": "bitfit",
-             "eva02": "lora", "deit3": "ssf"}
-CLI_OPTIONS = {"lora": ["--set", "method.r=2"], "adaptformer": ["--set", "method.mid_dim=4"],
+             "eva02": "lora", "eva02_fused": "dora", "deit3": "ssf"}
+CLI_OPTIONS = {"lora": ["--set", "method.r=2"], "dora": ["--set", "method.r=2"], "adaptformer": ["--set", "method.mid_dim=4"],
                "vpt_deep": ["--set", "method.tokens=2"]}
 
 
