@@ -14,7 +14,8 @@ format                 recognised by                                   conversio
 
 Fine-tuned MAE checkpoints are timm state dicts. VideoMAE pre-training keys also carry ``q_bias``
 / ``v_bias``; every format goes through the same bias fusion: ``qkv.bias = cat(q, 0, v)`` (a key
-bias adds the same amount to every logit of a query, so zero is exact).
+bias adds the same amount to every logit of a query, so zero is exact). Not for a model that has
+``q_bias`` / ``v_bias`` itself (timm's EVA, EVA-02 tiny/small): its checkpoints keep them.
 """
 
 from __future__ import annotations
