@@ -46,10 +46,10 @@ OPTIONS = {
 }
 METHODS = [spec.name for spec in all_methods()]
 #: (family, method) that refuse to build, with the refusal; and mergeable methods a family cannot merge.
-REFUSED = {("eva02", "ssf"): "SSF needs attn.qkv", ("eva02_fused", "ssf"): "adds its q/v biases outside"}
+REFUSED = {("eva02_fused", "ssf"): "adds its q/v biases outside"}
 NOT_MERGEABLE = {
     ("clip", "ssf"),  # CLIP's patch embedding has no bias for SSF's first shift
-    ("eva02", "arc"), ("eva02", "arc_att"),  # EVA-02's k_proj has no bias, and RoPE keeps a key shift
+    ("eva02", "arc"), ("eva02", "arc_att"), ("eva02", "ssf"),  # k_proj has no bias; RoPE keeps a key shift
     ("eva02_fused", "arc"), ("eva02_fused", "arc_att"),  # its qkv Linear has no bias (the biases are apart)
 }
 NUM_CLASSES = 3

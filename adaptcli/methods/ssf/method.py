@@ -27,8 +27,12 @@ from adaptcli.methods.ssf.config import SsfOptions
 from adaptcli.models.blocks import qkv_bias_outside, set_submodule, transformer_blocks
 
 #: Each block's sites; a tuple lists the names one site has in different layouts (timm's fc1/fc2,
-#: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3).
-BLOCK_TARGETS = ("norm1", "attn.qkv", "attn.proj", "norm2", ("mlp.fc1", "mlp.0"), ("mlp.fc2", "mlp.3"))
+#: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3); ``a+b`` is one site split over layers
+#: (EVA-02's separate q/k/v and its SwiGLU's fc1_g / fc1_x: each gets the scale-shift of its channels).
+BLOCK_TARGETS = ("norm1", ("attn.qkv", "attn.q_proj+attn.k_proj+attn.v_proj"), "attn.proj", "norm2",
+                 ("mlp.fc1", "mlp.0", "mlp.fc1_g+mlp.fc1_x"), ("mlp.fc2", "mlp.3"))
+#: Sites taken where the layer has weights: the norm inside EVA-02's SwiGLU (after every LayerNorm, as the paper).
+OPTIONAL_BLOCK_TARGETS = ("mlp.norm",)
 
 
 class ScaleShift(nn.Module):
@@ -98,14 +102,15 @@ def _has_weights(module: nn.Module | None) -> bool:
     return isinstance(module, nn.Module) and any(True for _ in module.parameters(recurse=False))
 
 
-def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> str | None:
-    for name in (names,) if isinstance(names, str) else names:
+def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> list[str] | None:
+    """The layer names of the first layout of a site that the block has, all with weights."""
+    for alternative in (names,) if isinstance(names, str) else names:
+        layers = alternative.split("+")
         try:
-            layer = block.get_submodule(name)
+            if all(_has_weights(block.get_submodule(name)) for name in layers):
+                return layers
         except AttributeError:
             continue
-        if _has_weights(layer):
-            return name
     return None
 
 
@@ -125,9 +130,10 @@ def ssf_targets(model: nn.Module, patch_merging: bool = False) -> list[str]:
                 if site is None:
                     raise UnsupportedModelError(
                         f"SSF needs {names if isinstance(names, str) else ' or '.join(names)} with weights in every "
-                        f"block; {type(model).__name__}'s {name} has none (separate q/k/v or another layout): use "
+                        f"block; {type(model).__name__}'s {name} has none (another layout): use "
                         "lora or adaptformer")
-                targets.append(f"{name}.{site}")
+                targets += [f"{name}.{layer}" for layer in site]
+            targets += [f"{name}.{layer}" for layer in OPTIONAL_BLOCK_TARGETS if _block_site(module, layer)]
         elif patch_merging and "PatchMerging" in type(module).__name__ and _has_weights(getattr(module, "norm", None)):
             targets.append(f"{name}.norm")  # Swin's merging: norm over 4D channels, then the reduction
     if _has_weights(getattr(model, "norm", None)):
