@@ -4,7 +4,8 @@ Sites, as in the paper's code (dongzelian/SSF models/vision_transformer.py and s
 the patch embedding's convolution and, when it has one, its norm; in every block norm1, the fused
 qkv (3D channels), the attention projection, norm2, fc1 and fc2; with ``method.patch_merging``, Swin's
 patch-merging norms (4D channels, before the reduction: the code as written; as it runs it has none);
-then the final norm. Each site wraps its layer (kept as
+then the final norm. EVA-02's separate q/k/v and SwiGLU fc1_g/fc1_x each get the scale-shift of
+their channels, and its SwiGLU norm gets one too. Each site wraps its layer (kept as
 ``base_layer``, so plain key names map back), and merging folds gamma and beta into that layer's
 weight and bias: the plain architecture, exactly.
 
