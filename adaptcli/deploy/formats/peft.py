@@ -112,7 +112,7 @@ def plain_base(meta: dict, backbone: Path, saved: list[str]):  # -> nn.Module | 
     return None if missing or result.unexpected_keys else base.eval()
 
 
-def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool) -> tuple[str, ...]:
+def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool, saved: list[str]) -> tuple[str, ...]:
     """The Python that loads the folder with peft on the run's own backbone file (``plain``: with timm and
     safetensors alone; else with adaptcli's checkpoint loader; None: timm's pretrained weights, which the
     run started from). Runs as printed."""
@@ -126,7 +126,7 @@ def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool) -> tupl
         code.append(f"base = timm.create_model({json.dumps(name)}, pretrained=True, {kwargs})")
     elif plain:
         code += ["from safetensors.torch import load_file", f"base = timm.create_model({json.dumps(name)}, {kwargs})",
-                 f"base.load_state_dict(load_file({file}), strict=False)  # the head: in the folder"]
+                 f"base.load_state_dict(load_file({file}), strict=False)  # {', '.join(saved)}: from the folder"]
     else:
         code += ["from adaptcli.models.checkpoints import load_checkpoint",
                  f"base = timm.create_model({json.dumps(name)}, {kwargs})", f"load_checkpoint(base, {file})"]
@@ -154,7 +154,7 @@ def write(export: "Export", out: Path) -> Written:
             diff = max_abs_difference(export.model, load_folder(tmp, base), export.inputs)
             check_difference(diff, CHECK)
     return Written(tensors=len(state), max_abs_diff=diff, check=CHECK,
-                   use=use_lines(export.meta, export.backbone_file, out, plain))
+                   use=use_lines(export.meta, export.backbone_file, out, plain, saved))
 
 
 def open_folder(path: Path, backbone: Path | None = None) -> Opened:
