@@ -24,6 +24,7 @@ from adaptcli.runs.results import EvalResult, TrainSummary, headline_metric
 
 if TYPE_CHECKING:  # pragma: no cover
     from adaptcli.deploy.export import Export
+    from adaptcli.models.config import ModelConfig
 
 CARD = "README.md"
 
@@ -59,11 +60,10 @@ class BaseModel:
     license: str = "other"  # the Hub's licence identifier; other: adaptcli cannot know it
 
 
-def base_model(export: "Export", info: RunInfo | None) -> BaseModel:
-    """The base model and its source: timm's pretrained weights (their Hub repository and licence), a
-    checkpoint file (its name and hash), or random initialisation."""
-    model = export.config.model
-    sha = f"sha256 {info.backbone_sha256}" if info is not None and info.backbone_sha256 else "hash not recorded"
+def base_model(model: "ModelConfig", backbone_sha256: str | None) -> BaseModel:
+    """The base model of a run's ``model`` section and its source: timm's pretrained weights (their Hub
+    repository and licence), a checkpoint file (its name and hash), or random initialisation."""
+    sha = f"sha256 {backbone_sha256}" if backbone_sha256 else "hash not recorded"
     if model.checkpoint:
         return BaseModel(model.name, f"the checkpoint file `{Path(model.checkpoint).name}` ({sha})")
     if model.pretrained:
@@ -117,7 +117,7 @@ def card_metadata(export: "Export", name: str) -> dict[str, Any]:
     trained_on = scored_on(trained_on_data(info, summary), None, info)
     key = headline_metric(any(r is not None and r.metric == "mAP" for r in (summary, evaluated)))
     metric = HUB_METRICS[key]
-    base = base_model(export, info)
+    base = base_model(export.config.model, info.backbone_sha256 if info else None)
     block: dict[str, Any] = {
         "library_name": "timm",
         "license": base.license,
@@ -143,7 +143,7 @@ def card_text(export: "Export", name: str) -> str:
     """README.md: the metadata block, then what the model is, its results, its training and its use."""
     meta, config = export.meta, export.config
     summary, evaluated, info = _run_records(export.run)
-    base = base_model(export, info)
+    base = base_model(export.config.model, info.backbone_sha256 if info else None)
     trained_on = scored_on(trained_on_data(info, summary), config.data.train_split, info)
     lines = ["---", yaml.safe_dump(card_metadata(export, name), sort_keys=False).rstrip("\n"), "---", "",
              f"# {name}", "",

@@ -35,31 +35,40 @@ PREFIX = "base_model.model."  # how PeftModel names the wrapped model's modules
 ADAPTER = "default"  # the adapter name peft gives the run's tuner
 
 
-def saved_modules(export: "Export", peft_state: dict) -> dict[str, "nn.Module"]:
-    """The modules the run trains outside peft's tuner, by name, as peft's ``modules_to_save`` holds them
-    (a classifier with a norm before it folded into one Linear); a one-line refusal naming the first
-    trained tensor that is neither peft's nor part of such a module."""
+def saved_modules(export: "Export") -> tuple[dict[str, "nn.Module"], list[str]]:
+    """What the run trains outside peft's tuner layers: the modules peft's ``modules_to_save`` holds whole, by
+    name (a classifier with a norm before it folded into one Linear), and any other trained tensor (peft
+    saves some itself, such as LoRA's ``bias: all``; :func:`peft_files` checks that it did)."""
     from adaptcli.methods.head import NormHead
     from adaptcli.models.blocks import head_modules
 
     heads = dict(head_modules(export.model))
     found: dict[str, nn.Module] = {}
+    loose = []
     for key in export.state:  # what the run trained (the adapter-only state)
-        if key in peft_state or key.replace(f".{ADAPTER}", "") in peft_state:
-            continue  # peft saves it with the tuner
+        if ADAPTER in key.split("."):
+            continue  # a tuner layer's own tensor (peft keeps them under the adapter's name)
         name = next((n for n in heads if key.startswith(n + ".")), None)
         if name is None:
-            raise AdaptError(f"--format peft cannot hold {key}: {export.config.method} trains it outside peft's tuner "
-                             f"and it is no module of the plain {export.config.model.name} that peft could save whole; "
-                             "export --adapter-only --format safetensors instead")
+            loose.append(key)
+            continue
         module = heads[name]
         found[name] = module.folded() if isinstance(module, NormHead) else module
-    return found
+    return found, loose
 
 
-def peft_files(export: "Export"):  # -> (peft config, state dict, names of the modules saved whole)
-    """peft's config (with the modules to save) and its state dict of the run's model, or a one-line refusal."""
-    from peft import get_peft_model_state_dict
+def refusal(export: "Export", key: str) -> AdaptError:
+    """The one line for a trained tensor peft's folder cannot hold."""
+    return AdaptError(f"--format peft cannot hold {key}: {export.config.method} trains it outside peft's tuner and "
+                      f"peft saves no such tensor of {export.config.model.name}; export --adapter-only --format "
+                      "safetensors instead")
+
+
+def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state dict, names of modules saved whole)
+    """peft's config (with the modules to save) and the state dict peft itself saves of the run's tensors
+    (put into a fresh ``PeftModel`` of the plain backbone, as peft's ``save_pretrained`` sees them), or a
+    one-line refusal naming the first trained tensor it cannot hold. ``base``: a fresh plain backbone (wrapped here)."""
+    from peft import get_peft_model, get_peft_model_state_dict
 
     model, config = export.model, export.config
     if getattr(config.method_options, "qkv", "fused") == "split":
@@ -68,16 +77,25 @@ def peft_files(export: "Export"):  # -> (peft config, state dict, names of the m
     if ADAPTER not in getattr(model, "peft_config", {}):
         raise AdaptError(f"--format peft holds runs of methods injected through peft (lora, dora, peft); "
                          f"this run used {config.method}: export --adapter-only --format safetensors instead")
-    tuner = get_peft_model_state_dict(model, adapter_name=ADAPTER)
-    modules = saved_modules(export, tuner)
+    modules, loose = saved_modules(export)
     peft_config = copy.deepcopy(model.peft_config[ADAPTER])
-    peft_config.modules_to_save = list(modules)
-    peft_config.base_model_name_or_path = str(export.meta["backbone"])
+    peft_config.modules_to_save = list(modules) or None
     peft_config.inference_mode = True
-    state = {PREFIX + key: value for key, value in tuner.items()}
+    wrapped = get_peft_model(base, copy.deepcopy(peft_config), adapter_name=ADAPTER)
+    state = {PREFIX + key: value for key, value in export.state.items()
+             if not any(key.startswith(name + ".") for name in modules)}
     for name, module in modules.items():
-        state.update({f"{PREFIX}{name}.{key}": value for key, value in module.state_dict().items()})
-    return peft_config, state, list(modules)
+        state.update({f"{PREFIX}{name}.modules_to_save.{ADAPTER}.{key}": value
+                      for key, value in module.state_dict().items()})
+    unexpected = wrapped.load_state_dict(state, strict=False).unexpected_keys
+    if unexpected:
+        raise refusal(export, unexpected[0].removeprefix(PREFIX))
+    saved = get_peft_model_state_dict(wrapped, adapter_name=ADAPTER, save_embedding_layers=False)
+    missing = [key for key in loose if PREFIX + key not in saved]
+    if missing:
+        raise refusal(export, missing[0])
+    peft_config.base_model_name_or_path = str(export.meta["backbone"])
+    return peft_config, saved, list(modules)
 
 
 #: ``PeftModel.from_pretrained`` keyword: the adapter is stored in float32 already, and peft 0.19's
@@ -99,11 +117,14 @@ def plain_base(meta: dict, backbone: Path, saved: list[str]):  # -> nn.Module | 
     for any other file (a checkpoint in another layout: adaptcli's loader reads it)."""
     from adaptcli.deploy.build import plain_model
     from adaptcli.io import read_safetensors
+    from adaptcli.models.build import use_fused_attention
 
     if backbone.suffix != ".safetensors":
         return None
     tensors, _ = read_safetensors(backbone)
     base = plain_model(meta)
+    if experimental_attention(base):
+        use_fused_attention(base)  # what the use: lines switch on, as the run computed attention
     try:
         result = base.load_state_dict(tensors, strict=False)
     except RuntimeError:  # a shape that differs: another layout
@@ -112,7 +133,14 @@ def plain_base(meta: dict, backbone: Path, saved: list[str]):  # -> nn.Module | 
     return None if missing or result.unexpected_keys else base.eval()
 
 
-def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool, saved: list[str]) -> tuple[str, ...]:
+def experimental_attention(model) -> bool:
+    """Whether timm left fused attention off somewhere (Swin's window attention, which timm calls experimental);
+    adaptcli runs every attention fused, and the two differ in float32 (up to 1e-3 of the logits)."""
+    return any(getattr(module, "fused_attn", None) is False for module in model.modules())
+
+
+def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool, saved: list[str],
+              fused: bool = False) -> tuple[str, ...]:
     """The Python that loads the folder with peft on the run's own backbone file (``plain``: with timm and
     safetensors alone; else with adaptcli's checkpoint loader; None: timm's pretrained weights, which the
     run started from). Runs as printed."""
@@ -122,6 +150,8 @@ def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool, saved: 
     file = json.dumps(str(backbone))
     imports = "import timm" if timm_knows(name) else "import adaptcli, timm  # adaptcli registers " + name
     code = [imports, "from peft import PeftModel"]
+    if fused:
+        code.append("timm.layers.set_fused_attn(True, experimental=True)  # attention as adaptcli computed it")
     if backbone is None:  # the run started from timm's pretrained weights: no file of its own
         code.append(f"base = timm.create_model({json.dumps(name)}, pretrained=True, {kwargs})")
     elif plain:
@@ -140,7 +170,11 @@ def write(export: "Export", out: Path) -> Written:
     from adaptcli.deploy.check import check_difference, max_abs_difference
     from adaptcli.io import atomic_path, save_tensors
 
-    peft_config, state, saved = peft_files(export)
+    from adaptcli.deploy.build import plain_model
+
+    probe = plain_model(export.meta)
+    fused = experimental_attention(probe)
+    peft_config, state, saved = peft_files(export, probe)
     diff, plain = None, True
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -154,7 +188,7 @@ def write(export: "Export", out: Path) -> Written:
             diff = max_abs_difference(export.model, load_folder(tmp, base), export.inputs)
             check_difference(diff, CHECK)
     return Written(tensors=len(state), max_abs_diff=diff, check=CHECK,
-                   use=use_lines(export.meta, export.backbone_file, out, plain, saved))
+                   use=use_lines(export.meta, export.backbone_file, out, plain, saved, fused))
 
 
 def open_folder(path: Path, backbone: Path | None = None) -> Opened:

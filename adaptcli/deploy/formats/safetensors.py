@@ -45,7 +45,7 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
     if export.mode is ExportMode.ADAPTER_ONLY:
         backbone = json.dumps(str(export.backbone_file or "BACKBONE.safetensors"))
         return (f"use: import adaptcli; model = adaptcli.load({path}, backbone={backbone})",
-                f"     adaptcli eval --adapter {quote(out)} --checkpoint {quote(export.backbone_file or 'BACKBONE.safetensors')} "
+                f"cli: adaptcli eval --adapter {quote(out)} --checkpoint {quote(export.backbone_file or 'BACKBONE.safetensors')} "
                 f"--data {quote(run_data(export) or 'SHARDS')}")
     lines = [f"use: import adaptcli; model = adaptcli.load({path})"]
     if export.mode is ExportMode.MERGE:
