@@ -46,7 +46,7 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
         backbone = json.dumps(str(export.backbone_file or "BACKBONE.safetensors"))
         return (f"use: import adaptcli; model = adaptcli.load({path}, backbone={backbone})",
                 f"cli: adaptcli eval --adapter {quote(out)} --checkpoint {quote(export.backbone_file or 'BACKBONE.safetensors')} "
-                f"--data {quote(run_data(export) or 'SHARDS')}")
+                f"--data {run_data(export) or 'SHARDS'}")
     lines = [f"use: import adaptcli; model = adaptcli.load({path})"]
     if export.mode is ExportMode.MERGE:
         name = export.meta["backbone"]
@@ -65,13 +65,22 @@ def quote(path: object) -> str:
 
 
 def run_data(export: "Export") -> str | None:
-    """The shard folder the run was trained on (its run.json), None when unknown."""
+    """``--data`` of the run's shard folder (its run.json), with ``--split`` where the data lacks the test split;
+    None when unknown."""
+    from adaptcli.files import read_json
     from adaptcli.runs.folder import RunDir
 
     try:
-        return RunDir(export.run).info().data if export.run is not None else None
-    except (OSError, ValueError, KeyError):
+        data = RunDir(export.run).info().data if export.run is not None else None
+        splits = read_json(Path(data) / "dataset.json").get("splits", {}) if data else {}
+    except (OSError, ValueError, KeyError, AttributeError):
         return None
+    if data is None:
+        return None
+    split = export.config.data.test_split
+    if split not in splits and export.config.data.val_split in splits:
+        return f"{quote(data)} --split {quote(export.config.data.val_split)}"
+    return quote(data)
 
 
 def open_file(path: Path, backbone: Path | None = None) -> Opened:
