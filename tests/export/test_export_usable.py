@@ -26,7 +26,7 @@ VIDEO_SWIN = ("motion", "--model", "swin3d_t", "--set", "model.num_frames=4", "-
 FAMILIES = {
     "timm-vit-fc_norm": ("lora", ("colours", "--model", "test_vit2"), ["fc_norm", "head"], (3, 32, 32)),
     "timm-vit-head-norm": ("dora", ("colours", "--set", "head.norm=bn"), ["head"], (3, 32, 32)),
-    "timm-vit-vera": ("peft", ("colours", "--set", "method.peft_type=VERA", "--set", "method.peft_config={r: 8}"),
+    "timm-vit-loha": ("peft", ("colours", "--set", "method.peft_type=LOHA", "--set", "method.peft_config={r: 4}"),
                       ["head"], (3, 32, 32)),
     "timm-swin": ("lora", ("colours", "--model", "swin_tiny_patch4_window7_224"), ["head.fc"], (3, 32, 32)),
     "video-vit": ("lora", VIDEO_VIT, ["fc_norm", "head"], (3, 4, 32, 32)),

@@ -81,7 +81,7 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
     peft_config = copy.deepcopy(model.peft_config[ADAPTER])
     peft_config.modules_to_save = list(modules) or None
     peft_config.inference_mode = True
-    wrapped = get_peft_model(base, copy.deepcopy(peft_config), adapter_name=ADAPTER)
+    wrapped = get_peft_model(base, copy.deepcopy(peft_config), adapter_name=ADAPTER, **LOAD_KWARGS)
     state = {PREFIX + key: value for key, value in export.state.items()
              if not any(key.startswith(name + ".") for name in modules)}
     for name, module in modules.items():
