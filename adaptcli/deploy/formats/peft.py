@@ -79,7 +79,8 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
                          f"this run used {config.method}: export --adapter-only --format safetensors instead")
     modules, loose = saved_modules(export)
     peft_config = copy.deepcopy(model.peft_config[ADAPTER])
-    peft_config.modules_to_save = list(modules) or None
+    kept = list(peft_config.modules_to_save or [])  # what the run's own peft_config saves whole already
+    peft_config.modules_to_save = kept + [name for name in modules if name not in kept] or None
     peft_config.inference_mode = True
     wrapped = get_peft_model(base, copy.deepcopy(peft_config), adapter_name=ADAPTER, **LOAD_KWARGS)
     state = {PREFIX + key: value for key, value in export.state.items()
