@@ -181,8 +181,10 @@ def test_the_hub_card_names_the_base_model_licence_precision_and_where_each_numb
     evaluated = json.loads((run / "eval.json").read_text())
     info = json.loads((run / "run.json").read_text())
     out = tmp_path / "card"
+    before = fingerprint(run)
     result = invoke("export", "--run", run, "--merge", "--format", "hub", "--out", out)
     assert result.exit_code == 0, result.output
+    assert fingerprint(run) == before
     meta, body = _card(out)
     assert meta["license"] == "other" and "set `license:` above before publishing" in body
     dataset = meta["model-index"][0]["results"][0]["dataset"]
