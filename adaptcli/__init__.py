@@ -26,14 +26,16 @@ def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
 
 
 def export_run(run_dir: str | Path, out: str | Path, mode: str, fmt: str = "safetensors", *,
-               overwrite: bool = False) -> "ExportResult":
+               overwrite: bool = False, backbone: str | Path | None = None) -> "ExportResult":
     """Export a run folder: ``mode`` is ``merge``, ``full`` or ``adapter-only``, ``fmt`` a registered
     format (``safetensors``, ``timm``, ``onnx``; see :mod:`adaptcli.deploy`).
 
-    An existing ``out`` is replaced only with ``overwrite=True``, and never a file the run reads."""
+    An existing ``out`` is replaced only with ``overwrite=True``, and never a file the run reads.
+    ``backbone``: where the run's backbone file moved (it must be the same file: run.json's hash)."""
     from adaptcli.deploy.export import export_run as _export
 
-    return _export(Path(run_dir), Path(out), mode, fmt, overwrite=overwrite)
+    return _export(Path(run_dir), Path(out), mode, fmt, overwrite=overwrite,
+                   backbone=Path(backbone) if backbone is not None else None)
 
 
 def _register_with_timm() -> None:

@@ -182,7 +182,7 @@ def _ledger(folder: Path) -> dict[str, str]:
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LEDGER_BYTES:
             return {}
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

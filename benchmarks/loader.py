@@ -283,7 +283,7 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
     extra = {"split_dir": src / "splits"} if args.profile == "hmdb51" else {}
     (result,) = prepare_dataset(args.profile, src / "videos" if args.profile == "hmdb51" else src, out,
-                                splits="train", workers=os.cpu_count() or 1, samples_per_shard=16,
+                                splits="train", workers=None, samples_per_shard=16,
                                 progress=False, **extra)
     prepared = time.perf_counter() - t
     manifest = read_manifest(out)

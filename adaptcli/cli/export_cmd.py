@@ -31,6 +31,7 @@ def register(app: typer.Typer) -> None:
         file_format: Annotated[str, typer.Option("--format", help=f"How the export is laid out. {format_option_help()}")] = "safetensors",
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (never one the run reads).")] = False,
         push: Annotated[Optional[str], typer.Option("--push", help="With --format hub: upload the folder to this Hugging Face Hub model repository (USER/NAME) afterwards.")] = None,
+        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="Where the run's backbone file moved (its backbone.safetensors, or the --checkpoint file it was trained from); it must be that same file (run.json records its SHA-256).")] = None,
     ) -> None:
         """Write a run's weights for deployment (one of --merge, --full, --adapter-only).
 
@@ -46,7 +47,7 @@ def register(app: typer.Typer) -> None:
             raise AdaptError(f"--push uploads a hub folder: add --format hub (got --format {file_format})")
         from adaptcli.deploy import export_run
 
-        result = export_run(run, out, chosen[0], file_format, overwrite=overwrite)
+        result = export_run(run, out, chosen[0], file_format, overwrite=overwrite, backbone=backbone)
         for line in summary_lines(result):
             typer.echo(line)
         if push is not None:

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
     def predict(
         model: Annotated[Path, typer.Argument(help="A run folder, a .safetensors export (merged, full or adapter-only), a timm, hub or peft folder, or an .onnx file.")],
         paths: Annotated[list[Path], typer.Argument(help="Images, videos, folders of them (searched recursively) or .txt lists of paths.")],
-        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="The backbone weights an adapter-only export (a .safetensors file or a peft folder) attaches to.")] = None,
+        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="The backbone weights an adapter-only export (a .safetensors file or a peft folder) attaches to; for a run folder, where its backbone file moved (the same file: run.json records its SHA-256).")] = None,
         top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many classes to show per file.")] = 5,
         out: Annotated[Optional[Path], typer.Option("--out", help="Also write the predictions: .csv (one row per file and rank) or .jsonl (one object per file).")] = None,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda (ONNX files run on the CPU).")] = "cpu",

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to run (default: every prepared task).")] = None,
         dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tasks, points, runs, which exist) and train nothing.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain runs whose settings changed instead of refusing.")] = False,
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the overall progress bar.")] = True,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bars (the suite's and each run's, on stderr).")] = True,
     ) -> None:
         """Run a method over every task of VTAB-1k or FGVC: tune on the validation split, retrain, test once.
 

@@ -18,7 +18,7 @@ from adaptcli.config.schema import validate
 from adaptcli.config.sections import DEFAULT_METHOD, RunConfig, TrainConfig, valid_keys
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
-from adaptcli.files import read_text_bounded
+from adaptcli.files import UnboundedYaml, parse_yaml, read_text_bounded
 from adaptcli.methods.registry import method_names
 
 
@@ -44,9 +44,11 @@ def load_recipe(recipe: str | Path) -> dict[str, Any]:
         names = ", ".join(sorted(shipped)) or "none"
         raise ConfigError(f"recipe '{recipe}' is neither a shipped recipe ({names}) nor a YAML file")
     try:
-        data = yaml.safe_load(read_text_bounded(path)) or {}
+        data = parse_yaml(read_text_bounded(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except UnboundedYaml as exc:
+        raise ConfigError(f"recipe {path} is refused: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of sections (model, data, train, ...)")
     return data

@@ -20,7 +20,9 @@ class DataConfig:
     train_split: str = "train"
     """The split that trains."""
     val_split: Optional[str] = "validation"
-    """The split validated during training; null: no validation."""
+    """The split validated during training (looked up by the split-name table, so ``validation`` finds ``val``);
+    ``validation`` validates only when the data has one, any other name must be a split of the data; null: no
+    validation."""
     test_split: str = "test"
     """The split ``eval`` and suites test on."""
     sampling: Literal["segment", "stride"] = "segment"

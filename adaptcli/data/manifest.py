@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adaptcli.data.names import file_name_problem, split_problem
-from adaptcli.files import read_text_bounded
+from adaptcli.files import parse_json, read_text_bounded
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_text
 
@@ -22,12 +22,15 @@ class SplitInfo:
 
     ``shard_samples``: the samples of each shard, in ``shards`` order (None in manifests written
     before it was recorded); the loaders check the counts against it before any work.
+    ``bytes``, ``bytes_per_sample``: the shards' size and its mean per sample (None before recorded).
     """
 
     shards: list[str]
     samples: int
     frames: dict[str, float] | None = None
     shard_samples: list[int] | None = None
+    bytes: int | None = None
+    bytes_per_sample: int | None = None
 
 
 @dataclass
@@ -113,7 +116,8 @@ def manifest_from_dict(data: Any) -> Manifest:
         if counts is not None and (not isinstance(counts, list) or len(counts) != len(shards) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)):
             raise ValueError(f"split {name}: shard_samples must list one whole number >= 0 per shard")
-        splits[name] = SplitInfo(shards=shards, samples=samples, frames=info.get("frames"), shard_samples=counts)
+        splits[name] = SplitInfo(shards=shards, samples=samples, frames=info.get("frames"), shard_samples=counts,
+                                 bytes=info.get("bytes"), bytes_per_sample=info.get("bytes_per_sample"))
     return Manifest(
         dataset=str(data["dataset"]),
         modality=modality,
@@ -136,7 +140,7 @@ def read_manifest(shards_dir: str | Path) -> Manifest:
             "a folder without it is incomplete"
         )
     try:
-        manifest = manifest_from_dict(json.loads(read_text_bounded(path)))
+        manifest = manifest_from_dict(parse_json(read_text_bounded(path)))
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise AdaptError(f"{path} is not a valid adaptcli manifest ({exc}); prepare the data again") from None
     if manifest.version > FORMAT_VERSION:

@@ -67,8 +67,10 @@ class ExportResult:
 
 
 def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: str = "safetensors", *,
-               overwrite: bool = False) -> ExportResult:
-    """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked."""
+               overwrite: bool = False, backbone: Path | None = None) -> ExportResult:
+    """Write ``out`` from the run in ``run_dir``; returns what was written and how it checked.
+
+    ``backbone``: where the run's backbone file moved (checked against the hash ``run.json`` records)."""
     from adaptcli.runs.load import load_run_model
 
     mode = ExportMode.parse(mode)
@@ -84,10 +86,13 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: s
     if refusal is not None:
         raise NotMergeableError(refusal)
     check_export_out(out, run, config, overwrite, writer)
-    loaded = load_run_model(run)
+    if backbone is not None and out.resolve() == Path(backbone).resolve():
+        raise AdaptError(f"--out {out} is the --backbone file the run reads; choose another name")
+    loaded = load_run_model(run, backbone=backbone)
     model, config, info = loaded.model, loaded.config, loaded.info
     out.parent.mkdir(parents=True, exist_ok=True)
-    export = _build_export(mode, model, loaded.adapt, config, info, run)
+    export = _build_export(mode, model, loaded.adapt, config, info, run,
+                           loaded.backbone.path if loaded.backbone is not None else None)
     written = writer.write(export, out)
     return ExportResult(
         path=str(out), bytes=_size(out), mode=mode, format=mode.header_format, file_format=fmt,
@@ -122,7 +127,7 @@ def check_export_out(out: Path, run: RunDir, config: RunConfig, overwrite: bool,
 
 
 def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: RunConfig, info: RunInfo,
-                  run: RunDir) -> Export:
+                  run: RunDir, backbone: Path | None = None) -> Export:
     from adaptcli.runs.build import is_video_model
 
     meta = export_metadata(mode, model, config, info)
@@ -132,17 +137,16 @@ def _build_export(mode: ExportMode, model: nn.Module, adapt: AdaptInfo, config: 
     elif mode is ExportMode.FULL:
         export = Export(mode, model.state_dict(), meta, model, config, inputs)
     else:
-        export = _adapter_export(model, adapt, config, meta, inputs, run)
+        export = _adapter_export(model, adapt, config, meta, inputs, backbone)
     export.run = run.path
     return export
 
 
 def _adapter_export(model: nn.Module, adapt: AdaptInfo, config: RunConfig, meta: dict, inputs: torch.Tensor,
-                    run: RunDir) -> Export:
+                    backbone_file: Path | None) -> Export:
+    """``backbone_file``: the run's checked backbone file (None: the run reads none)."""
     from adaptcli.methods.apply import adapter_state_dict
 
-    backbone = run.backbone_file if run.backbone_file.exists() else config.model.checkpoint
-    backbone_file = Path(backbone) if backbone and Path(backbone).is_file() else None
     return Export(ExportMode.ADAPTER_ONLY, adapter_state_dict(model, adapt), meta, model, config, inputs, backbone_file,
                   checkable=backbone_file is not None)
 

@@ -59,7 +59,8 @@ def _from_meta(forward, meta: dict[str, Any], source: str) -> Predictor:
 
 def open_predictor(source: Path, backbone: Path | None = None, device: str = "cpu") -> Predictor:
     """A run folder, or any export a format of :mod:`adaptcli.deploy.formats` reads (``backbone``: the
-    weights an adapter-only export attaches to); a one-line error for anything else."""
+    weights an adapter-only export attaches to, or where a run's backbone file moved); a one-line error
+    for anything else."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise AdaptError("--device cuda: torch sees no CUDA GPU; use --device cpu")
@@ -69,7 +70,7 @@ def open_predictor(source: Path, backbone: Path | None = None, device: str = "cp
         from adaptcli.runs.folder import RunDir
         from adaptcli.runs.load import load_run_model
 
-        loaded = load_run_model(RunDir(source))
+        loaded = load_run_model(RunDir(source), backbone=backbone)
         norm = normalisation(loaded.model)
         return Predictor(_torch_forward(loaded.model, dev), list(loaded.info.classes), loaded.config,
                          tuple(norm.mean), tuple(norm.std), "video" if is_video_model(loaded.model) else "image",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from adaptcli.config import parse_views
+from adaptcli.data.splits import resolve_split
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.engine.metrics import average_views, classification_metrics, multilabel_metrics
 from adaptcli.errors import AdaptError
@@ -16,6 +17,9 @@ from adaptcli.ownership import claim_file, record_file
 from adaptcli.output import Output
 from adaptcli.runs.results import EvalResult
 from adaptcli.runs.session import Session
+
+if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.runs.folder import RunDir
 
 
 @torch.no_grad()
@@ -60,6 +64,7 @@ def evaluate_model(session: Session, accelerator: Any, split: str, views: tuple[
     from adaptcli.engine.device import pins_memory
 
     manifest, data_dir = session.manifest, session.shards.path
+    split = resolve_split(split, manifest.splits) or split  # "validation" finds a "val" split, and back
     if split not in manifest.splits:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
     if not skip_damaged:
@@ -129,46 +134,82 @@ def _score(session: Session, split: str,
 
 def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test", views: str | None = None,
                  skip_damaged: bool = False, scores_file: Path | None = None,
-                 output: Output | None = None, weights: str = "selected") -> EvalResult:
-    """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`); writes ``eval.json``
-    in the run folder and returns the metrics."""
+                 output: Output | None = None, weights: str = "selected", backbone: Path | None = None,
+                 classes_by_index: bool = False, out: Path | None = None) -> EvalResult:
+    """Evaluate a finished run with its ``weights`` (see :meth:`RunDir.weights_file`) and return the metrics,
+    written to ``out``, else to the run's ``eval.json`` when ``data`` is the run's own (:func:`eval_record`).
+
+    Before any work: the data's modality, task and classes are the run's (other class names only with
+    ``classes_by_index``), the backbone file is present and unchanged (``backbone``: where it moved)."""
+    from adaptcli.data.manifest import read_manifest
     from adaptcli.engine.distributed import partial_state
+    from adaptcli.runs.contract import check_data_contract
     from adaptcli.runs.folder import RunDir
     from adaptcli.runs.load import load_run_model
 
     run = RunDir(Path(run_path))
-    if scores_file is not None:
-        reads = run.dependencies(run.config())
-        if data is not None:
-            reads.add(Path(data).resolve())
-        check_scores_file(scores_file, reads)
-    run.info()  # not a run folder: said before anything about its weights
-    loaded = load_run_model(run, weights=run.weights_file(weights), output=output)
-    session = Session.for_evaluation(loaded.config, Path(data or loaded.info.data_dir), loaded.model,
-                                     loaded.info.num_classes, loaded.adapt, output)
+    info = run.info()  # not a run folder: said before anything about its weights
+    data_dir = Path(data or info.data_dir)
+    reads = run.dependencies(run.config()) | {data_dir.resolve()}
+    if backbone is not None:
+        reads.add(Path(backbone).resolve())
+    for option, target in (("--scores", scores_file), ("--out", out)):
+        if target is not None:
+            check_output_file(target, reads, option)
+    if scores_file is not None and out is not None and Path(scores_file).resolve() == Path(out).resolve():
+        raise AdaptError(f"--out {out} is also the --scores file; name two files")
+    check_data_contract(read_manifest(data_dir), data_dir, "the run", classes=info.classes,
+                        num_classes=info.num_classes, task=info.task, modality=info.modality,
+                        classes_by_index=classes_by_index)
+    record = eval_record(run, data_dir, out)
+    loaded = load_run_model(run, weights=run.weights_file(weights), output=output, backbone=backbone)
+    session = Session.for_evaluation(loaded.config, data_dir, loaded.model, loaded.info.num_classes, loaded.adapt,
+                                     output)
     result = evaluate_loaded(session, split, views, skip_damaged=skip_damaged, scores_file=scores_file)
     result.run = str(run.path)
-    if partial_state().is_main_process:
-        result.write(run.eval_file)
+    if partial_state().is_main_process and record is not None:
+        result.write(record)
+        if out is not None:
+            record_file(Path(out))
     return result
+
+
+def eval_record(run: RunDir, data_dir: Path, out: Path | None = None) -> Path | None:
+    """Where an evaluation of ``run`` (a :class:`~adaptcli.runs.folder.RunDir`) on ``data_dir`` is written:
+    ``out`` when given, else the run's ``eval.json`` for the run's own data
+    (:func:`~adaptcli.runs.contract.is_run_data`), else nowhere: a score on other data never stands in
+    the run's record (a model card reads it as the run's result)."""
+    from adaptcli.runs.contract import is_run_data
+
+    if out is not None:
+        return Path(out)
+    return run.eval_file if is_run_data(run.info(), data_dir) else None
+
+
+def check_output_file(path: Path, reads: set[Path], option: str = "--scores") -> None:
+    """A file an evaluation writes (``--scores``, ``--out``) never replaces (or lies in) what it reads: the
+    run's files, its data, its weights; an existing file only when adaptcli wrote it."""
+    target = Path(path).resolve()
+    if target in reads or any(folder in target.parents for folder in reads if folder.is_dir()):
+        raise AdaptError(f"{option} {path} would replace a file the evaluation reads (the run's own files, "
+                         "its data or weights); choose another name")
+    if target.is_dir():
+        raise AdaptError(f"{option} {path} is a folder; name the file to write, such as "
+                         f"{Path(path) / ('scores.safetensors' if option == '--scores' else 'eval.json')}")
+    claim_file(Path(path), option)
 
 
 def check_scores_file(scores_file: Path, reads: set[Path]) -> None:
     """``--scores`` never writes over (or into) what the evaluation reads: the run's files, data, weights."""
-    target = Path(scores_file).resolve()
-    if target in reads or any(folder in target.parents for folder in reads if folder.is_dir()):
-        raise AdaptError(f"--scores {scores_file} would replace a file the evaluation reads (the run's own files, "
-                         "its data or weights); choose another name")
-    if target.is_dir():
-        raise AdaptError(f"--scores {scores_file} is a folder; name the file to write, such as "
-                         f"{Path(scores_file) / 'scores.safetensors'}")
-    claim_file(Path(scores_file), "--scores")
+    check_output_file(scores_file, reads, "--scores")
 
 
 def evaluate_loaded(session: Session, split: str = "test", views: str | None = None,
                     scores_file: Path | None = None, *, skip_damaged: bool = False) -> EvalResult:
     """Metrics of a session's trained (or deployed) model on ``split`` of its data."""
+    from adaptcli.data.manifest import MANIFEST_NAME
     from adaptcli.engine.device import build_accelerator
+    from adaptcli.runs.info import file_sha256
 
     config = session.config
     accelerator = build_accelerator(config)
@@ -176,9 +217,11 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
     view_pair = parse_views(views or config.eval.views)
     if session.manifest.modality == "image":
         view_pair = (1, 1)
-    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
+    show = accelerator.is_main_process and session.output.bars
+    result = evaluate_model(session, accelerator, split, views=view_pair, show=show,
                             scores_file=scores_file, skip_damaged=skip_damaged)
     result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
+    result.data_fingerprint = file_sha256(session.shards.path / MANIFEST_NAME)
     return result
 
 
@@ -193,23 +236,19 @@ def evaluate_export(model: nn.Module, meta: dict[str, Any], data_dir: Path, *, s
     return evaluate_loaded(session, split, views, scores_file=scores_file, skip_damaged=skip_damaged)
 
 
-def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: str) -> None:
-    """Before an export's weights are read: ``data_dir`` holds its kind of input, its number of classes
-    and its task, and has ``split`` (``meta``: the export's header; ``source`` names the export)."""
+def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: str,
+                      classes_by_index: bool = False) -> None:
+    """Before an export's weights are read: ``data_dir`` holds its kind of input, its task, its classes
+    (other names only with ``classes_by_index``: :func:`~adaptcli.runs.contract.check_data_contract`), and
+    has ``split`` (``meta``: the export's header; ``source`` names the export)."""
     from adaptcli.data.manifest import read_manifest
+    from adaptcli.runs.contract import check_data_contract
 
     manifest = read_manifest(data_dir)
-    modality, classes, task = meta.get("modality"), int(meta["num_classes"]), meta.get("task")
-    if modality is not None and modality != manifest.modality:
-        raise AdaptError(f"{data_dir} holds {manifest.modality}s but {source} takes {modality}s; "
-                         "pass shards of the dataset it was trained on")
-    if manifest.num_classes != classes:
-        raise AdaptError(f"{data_dir} has {manifest.num_classes} classes but {source} was trained on {classes}; "
-                         "pass shards of the same dataset")
-    if task is not None and task != manifest.task:
-        raise AdaptError(f"{data_dir} is {manifest.task} data but {source} was trained on {task} data; "
-                         "pass shards of the same dataset")
-    if split not in manifest.splits:
+    check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
+                        num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
+                        classes_by_index=classes_by_index)
+    if resolve_split(split, manifest.splits) is None:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
 
 

@@ -133,9 +133,9 @@ def cache_training_features(session: Session, head: HeadOnly, accelerator: Any, 
     rank, world = accelerator.process_index, accelerator.num_processes
     loader = eval_loader(shards, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
                          workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory, labelled=True)
+    show = accelerator.is_main_process and session.output.bars
     cache = compute_features(session.model, head.entry(), accelerator, loader, batch_size=config.train.batch_size,
-                             steps=steps, seed=config.train.seed, rank=rank, show=accelerator.is_main_process,
-                             damaged=damaged)
+                             steps=steps, seed=config.train.seed, rank=rank, show=show, damaged=damaged)
     if not len(cache.labels):
         first = next(iter(damaged.items()), (urls[0], "no samples"))
         raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {shards.path} "

@@ -29,6 +29,7 @@ def out_state(out: Path, resume: bool, overwrite: bool) -> str:
 def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False, overwrite: bool = False,
                world_size: int = 1) -> list[str]:
     """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training."""
+    from adaptcli.data.splits import validation_split
     from adaptcli.data.stream.counts import check_split_count
     from adaptcli.data.stream.shards import ShardFolder
     from adaptcli.data.stream.train import steps_per_epoch
@@ -44,7 +45,7 @@ def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False
     samples = manifest.splits[train_split].samples
     steps = steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
     updates = max(1, steps // train.accum_steps) * train.epochs
-    val = config.data.val_split if config.data.val_split in manifest.splits else None
+    val = validation_split(config.data.val_split, manifest.splits, str(data))
     report = inspect_report(config, manifest.num_classes)
     return [
         config.to_yaml().rstrip("\n"),

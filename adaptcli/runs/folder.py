@@ -18,7 +18,7 @@ import yaml
 
 from adaptcli.config import RunConfig, from_dict
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_text_bounded
+from adaptcli.files import UnboundedYaml, parse_yaml, read_text_bounded
 from adaptcli.io import naming_errors, write_text
 from adaptcli.output import Output
 from adaptcli.ownership import FolderClaim, claim_folder
@@ -47,8 +47,14 @@ def check_out_paths(out: Path, data: Path | None, checkpoint: str | None) -> Non
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Read a run's resolved ``config.yaml`` back."""
-    return from_dict(yaml.safe_load(read_text_bounded(path)))
+    """Read a run's resolved ``config.yaml`` back (one line naming the file when it is not YAML adaptcli reads)."""
+    try:
+        tree = parse_yaml(read_text_bounded(path))
+    except (yaml.YAMLError, UnicodeDecodeError, UnboundedYaml) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AdaptError(f"{path} is not a configuration adaptcli reads ({why}); restore the run's config.yaml "
+                         "or train the run again") from None
+    return from_dict(tree)
 
 
 class RunFile:
@@ -296,8 +302,16 @@ def _value_at(data: Any, key: str) -> Any:
     return data
 
 
+def shown_value(value: Any, limit: int = 200) -> str:
+    """A setting's value for a one-line message: whole up to ``limit`` characters, else both ends (where
+    two long paths differ)."""
+    text = "not set" if value is None else " ".join(str(value).split())
+    half = (limit - 5) // 2
+    return text if len(text) <= limit else f"{text[:half]} ... {text[-half:]}"
+
+
 def difference(stored: Any, given: Any) -> str:
     """What differs, for a refusal: ``'train.lr' (stored 0.003, now 0.01)``."""
     key = first_difference(stored, given)
-    shown = [str(_value_at(d, key))[:60] if _value_at(d, key) is not None else "not set" for d in (stored, given)]
+    shown = [shown_value(_value_at(d, key)) for d in (stored, given)]
     return f"'{key}' (stored {shown[0]}, now {shown[1]})"

@@ -138,6 +138,7 @@ class EvalResult:
     adapter: str | None = None
     checkpoint: str | None = None
     export: str | None = None  # eval --export PATH
+    data_fingerprint: str | None = None  # SHA-256 of the evaluated data's dataset.json (None: written before it was recorded)
 
     @property
     def metric(self) -> str:

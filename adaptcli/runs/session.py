@@ -10,6 +10,7 @@ from torch import nn
 
 from adaptcli.config import RunConfig
 from adaptcli.data.manifest import Manifest
+from adaptcli.data.splits import validation_split
 from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.errors import AdaptError
@@ -49,9 +50,9 @@ class Session:
 
     @property
     def val_split(self) -> str | None:
-        """The recipe's validation split when the data has it (else training validates nothing)."""
-        split = self.config.data.val_split
-        return split if split in self.manifest.splits else None
+        """The data's split for the recipe's ``data.val_split`` (:func:`~adaptcli.data.splits.validation_split`:
+        ``val`` data validates under the default ``validation``); None: training validates nothing."""
+        return validation_split(self.config.data.val_split, self.manifest.splits, str(self.shards.path))
 
     def steps_per_epoch(self, world_size: int) -> int:
         """Optimiser-independent steps (batches per process) of one training epoch."""
@@ -107,6 +108,7 @@ def check_training_data(config: RunConfig, shards: ShardFolder) -> None:
             f"split '{config.data.train_split}' is not in {data_dir} "
             f"(has {', '.join(manifest.splits)}); set --set data.train_split=NAME"
         )
+    validation_split(config.data.val_split, manifest.splits, str(data_dir))  # a named split the data lacks
     smoothing = config.train.label_smoothing
     if manifest.multi_label and (config.train.mixup or config.train.cutmix):
         raise AdaptError("train.mixup/cutmix mix single-label targets; multi-label data trains without them: "

@@ -103,7 +103,8 @@ def _check_fgvc(out: Path, base: Path, names: list[str]) -> None:
     values = sorted({v for s in ("train", "val", "test") for v in json.loads((base / f"{s}.json").read_text()).values()})
     for split in ("train", "val", "test"):
         official = json.loads((base / f"{split}.json").read_text())
-        got = {json.loads(s["json"])["file"]: int(s["cls"]) for s in read_split(out, split).values()}
+        stored = "validation" if split == "val" else split  # prepare's split-name table: val -> validation
+        got = {json.loads(s["json"])["file"]: int(s["cls"]) for s in read_split(out, stored).values()}
         assert got == {rel: values.index(label) for rel, label in official.items()}
 
 

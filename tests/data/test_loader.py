@@ -88,7 +88,7 @@ def test_image_batches(image_shards):
                                  workers=0)
     batch = next(iter(loader))
     assert steps == 15 // 4 and batch.inputs.shape == (4, 3, 24, 24)
-    evals = list(eval_loader(ShardFolder.read(image_shards), "val", spec(img_size=24, augment="resize"), 4,
+    evals = list(eval_loader(ShardFolder.read(image_shards), "validation", spec(img_size=24, augment="resize"), 4,
                              views=(2, 3)))
     assert evals[0].inputs.shape == (4, 3, 24, 24) and sum(len(b.keys) for b in evals) == 15
     assert train_loader(ShardFolder.read(image_shards), "train", spec(), 4, world_size=8)[1] == 1
@@ -133,8 +133,8 @@ def test_video_eval_exactly_once(ssv2_shards):
 def test_missing_split_is_one_line_error(image_shards):
     from adaptcli.errors import AdaptError
 
-    with pytest.raises(AdaptError, match="split 'validation' is not in this shard folder"):
-        eval_loader(ShardFolder.read(image_shards), "validation", spec(), 4)
+    with pytest.raises(AdaptError, match="split 'holdout' is not in this shard folder"):
+        eval_loader(ShardFolder.read(image_shards), "holdout", spec(), 4)
 
 
 def test_flip_comes_from_the_manifest(ssv2_shards, image_shards, monkeypatch):

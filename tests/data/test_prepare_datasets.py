@@ -148,8 +148,9 @@ def test_fgvc(tmp_path, run_cli):
     assert result.exit_code == 0, result.output
     manifest = _manifest(out)
     assert manifest["settings"]["fgvc_dataset"] == "CUB_200_2011" and len(manifest["classes"]) == 4
-    assert {s: i["samples"] for s, i in manifest["splits"].items()} == {"train": 8, "val": 4, "test": 4}
-    for key, sample in read_split(out, "val").items():
+    assert {s: i["samples"] for s, i in manifest["splits"].items()} == {"train": 8, "validation": 4, "test": 4}
+    assert "fgvc splits: CUB_200_2011/train.json -> train (8), CUB_200_2011/val.json -> validation (4)" in result.output
+    for key, sample in read_split(out, "validation").items():
         assert int(sample["cls"]) == int(key.split("/")[1][:3])
     missing = run_cli("prepare", "fgvc", src, "--shards", tmp_path / "o2", "--no-progress")
     assert missing.exit_code == 2 and "--dataset" in missing.output
@@ -162,7 +163,7 @@ def test_imagefolder_with_corrupt_image(tmp_path, run_cli):
     assert result.exit_code == 0, result.output
     manifest = _manifest(out)
     assert manifest["classes"] == {"0": "cat", "1": "dog", "2": "fox"}
-    assert manifest["splits"]["train"]["samples"] == 15 and manifest["splits"]["val"]["samples"] == 15
+    assert manifest["splits"]["train"]["samples"] == 15 and manifest["splits"]["validation"]["samples"] == 15
     (skip,) = manifest["skipped"]
     assert skip["key"] == "cat/broken" and skip["reason"].startswith("unreadable image")
     assert "warning: skipped 1 samples" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -46,6 +47,7 @@ def test_report_rows_tables_and_plot(vtab_suite, linear_suite, tmp_path):
         summary = json.loads((final / "summary.json").read_text())
         for key in ("trainable_params", "trainable_percent", "train_seconds", "samples_per_second", "peak_memory_mb"):
             assert row[key] == summary[key] and row[key] is not None
+        assert row["data_wait"] == summary["data_wait"] and 0 <= row["data_wait"] <= 1
         assert row["method"] == "arc" and row["backbone"] == "test_vit" and row["dataset"] == f"vtab/{task}"
     sweep = rows[str(vtab_suite.out / TASKS[0] / "sweep" / POINTS[0])]
     assert sweep["test_top1"] is None  # scored on val200 only: test is never looked at while tuning
@@ -61,6 +63,13 @@ def test_report_rows_tables_and_plot(vtab_suite, linear_suite, tmp_path):
         assert {r["metric"] for r in results["tasks"]} == {"top1"}
 
     md = (tmp_path / "report.md").read_text()
+    header = "| run | method | backbone | dataset | trainable_params | trainable_percent | metric | val | test | " \
+             "train_seconds | samples_per_second | data_wait | peak_memory_mb |"
+    assert header in md
+    final = vtab_suite.out / TASKS[0] / "final"
+    shown = next(line for line in md.splitlines() if line.startswith(f"| {final} |")).split(" | ")
+    wait = json.loads((final / "summary.json").read_text())["data_wait"]
+    assert shown[header.split(" | ").index("data_wait")] == f"{wait:.0%}"
     assert "| method | params | dtd | eurosat | kitti | mean over tasks | mean of group means |" in md
     assert "(3/19, partial)" in md
     table_rows = list(csv.reader((tmp_path / "report.csv").open()))
@@ -69,6 +78,23 @@ def test_report_rows_tables_and_plot(vtab_suite, linear_suite, tmp_path):
     with Image.open(tmp_path / "plot.png") as image:
         assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
         image.load()
+
+
+def test_report_shows_a_dash_for_a_run_without_data_wait(vtab_suite, tmp_path):
+    """A run finished before data_wait was recorded (its summary.json lacks the key) still reports."""
+    old = tmp_path / "old-run"
+    shutil.copytree(vtab_suite.out / TASKS[0] / "final", old)
+    summary = json.loads((old / "summary.json").read_text())
+    del summary["data_wait"]
+    (old / "summary.json").write_text(json.dumps(summary))
+    result = runner.invoke(app, ["report", str(old), "--format", "md"])
+    assert result.exit_code == 0, result.output
+    head, _, row = result.output.splitlines()[:3]
+    column = head.split(" | ").index("data_wait")
+    assert row.split(" | ")[column] == "-"
+    assert row.split(" | ")[column - 1] == f"{summary['samples_per_second']:,.2f}"
+    data = json.loads(runner.invoke(app, ["report", str(old), "--format", "json"]).output)
+    assert data["runs"][0]["data_wait"] is None
 
 
 def test_report_refuses_a_folder_that_is_neither(tmp_path):

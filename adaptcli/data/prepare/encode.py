@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from adaptcli.data.prepare.image_encode import BadImage, encode_array, encode_image_file
+from adaptcli.data.prepare.image_encode import BadImage, encode_array, encode_embedded_image, encode_image_file
 from adaptcli.data.prepare.sources.base import Item
 from adaptcli.data.prepare.video_decode import BadVideo, decode_to_jpeg
 
@@ -18,6 +18,7 @@ class EncodeOptions:
     modality: Literal["image", "video"]
     short_side: int | None = 256
     quality: int = 90
+    fps: float | None = None  # video: store frames at this rate at most (None: every frame)
 
 
 @dataclass
@@ -62,14 +63,19 @@ def encode_item(item: Item, options: EncodeOptions) -> Encoded | Skipped:
     try:
         if options.modality == "video":
             assert item.path is not None
-            clip = decode_to_jpeg(item.path, options.short_side, options.quality)
+            clip = decode_to_jpeg(item.path, options.short_side, options.quality, options.fps)
             files = [(frame_name(i), data) for i, data in enumerate(clip.frames)]
-            meta = {"frames": len(clip.frames), "fps": clip.fps, "size": list(clip.source_size),
+            meta = {"frames": len(clip.frames), "fps": clip.fps, "stored_fps": clip.stored_fps,
+                    "size": list(clip.source_size),
                     "stored_size": list(clip.stored_size)}
             files += _label_files(item) + [("json", _record(item, meta))]
             return Encoded(item.key, files, frames=len(clip.frames))
         if item.array is not None:
             ext, data, size = encode_array(item.array)
+        elif item.embedded is not None:
+            assert item.path is not None
+            ext, data, size = encode_embedded_image(item.path, item.embedded.offset, item.embedded.length,
+                                                    item.embedded.scale, quality=max(options.quality, 90))
         else:
             assert item.path is not None
             ext, data, size = encode_image_file(item.path, quality=max(options.quality, 90))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from adaptcli.data.prepare.cores import decoding_workers
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.prepare.projection import Projection, check_space, free_bytes, project, size_text
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
     MANIFEST_NAME,
@@ -32,16 +33,18 @@ from adaptcli.data.manifest import (
 )
 from adaptcli.data.names import check_split_name
 from adaptcli.data.prepare.shard_writer import TMP_SUFFIX, ShardWriter, shard_name
-from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note
+from adaptcli.data.prepare.sources.base import Item, Listing, SourceOptions, empty_classes_note, split_origins_line
 from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import claim_folder
+from adaptcli.ownership import Marker, claim_folder
 
 STATE_NAME = ".prepare-state.json"
+PARTS_DIR = ".parts"  # the unmerged parts of ``prepare --part K/N`` (parts.py)
+PARTS_FILE = "parts.json"  # in PARTS_DIR: the parts' settings (marks the folder as adaptcli's)
 #: What prepare writes in a shard folder (--overwrite deletes these and nothing else).
-SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX)
+SHARD_ENTRIES = (MANIFEST_NAME, STATE_NAME, "*.tar", "*" + TMP_SUFFIX, PARTS_DIR)
 DEFAULT_SAMPLES_PER_SHARD = {"video": 200, "image": 2000}
 
 
@@ -55,6 +58,13 @@ class PrepareOptions:
     workers: int = 0
     overwrite: bool = False
     progress: bool = True
+    fps: float | None = None  # video: store frames at this rate at most
+    dry_run: bool = False  # print the projection, write nothing
+    ignore_space: bool = False  # write even when the projection exceeds the free space
+    echo: Callable[[str], None] | None = None  # gets the projection line
+
+    def encode_options(self, modality: Any) -> EncodeOptions:
+        return EncodeOptions(modality, self.short_side, self.quality, self.fps if modality == "video" else None)
 
 
 @dataclass
@@ -68,6 +78,7 @@ class PrepareResult:
     seconds: float
     bytes: int
     reused_shards: int
+    projection: Projection | None = None
 
 
 def mixed_order_key(key: str) -> tuple[str, str]:
@@ -87,6 +98,8 @@ def run_settings(listing: Listing, options: PrepareOptions) -> dict[str, Any]:
                                 "format_version": FORMAT_VERSION}
     if listing.modality == "video":
         settings.update(short_side=options.short_side, quality=options.quality)
+        if options.fps:  # only when asked: folders prepared before --fps existed resume as they are
+            settings["fps"] = options.fps
     return settings
 
 
@@ -100,8 +113,11 @@ def _check_out(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str
 
     Only a folder adaptcli wrote (it has ``dataset.json`` or the prepare state) is ever replaced.
     """
-    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME), SHARD_ENTRIES, True if overwrite else None,
-                         what="adaptcli shards", option="--shards")
+    claim = claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES,
+                         True if overwrite else None, what="adaptcli shards", option="--shards")
+    if not overwrite and (out / PARTS_DIR).is_dir():
+        raise AdaptError(f"--shards {out} holds the unmerged parts of prepare --part runs; finish them (then "
+                         "prepare --merge), or pass --overwrite to replace them")
     out.mkdir(parents=True, exist_ok=True)
     if not claim.found:
         return {"settings": settings, "shards": {}}
@@ -167,9 +183,15 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     start = time.time()
     out = Path(out)
     settings = run_settings(listing, options)
-    previous = _check_out(out, settings, options.overwrite)
     plan = _plan(listing, settings["samples_per_shard"])
+    if options.dry_run:  # the folder checks of a real run, then the projection of writing it all
+        claim_folder(out, (MANIFEST_NAME, STATE_NAME, Marker(f"{PARTS_DIR}/{PARTS_FILE}")), SHARD_ENTRIES, None,
+                     what="adaptcli shards", option="--shards")
+        return dry_run_result(listing, out, options, plan, settings, start)
+    created = not out.exists()
+    previous = _check_out(out, settings, options.overwrite)
     done = _reusable_shards(out, plan, previous)
+    projection = check_projection(listing, options, [p for p in plan if p[1] not in done], out, created)
     state = {"settings": settings, "shards": dict(done)}
     write_text(out / STATE_NAME, json.dumps(state))
     _write_shards(out, listing, options, plan, state)
@@ -179,7 +201,44 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
     return PrepareResult(out=out, manifest=manifest, written=sum(i.samples for i in splits.values()),
                          skipped=len(manifest.skipped), seconds=time.time() - start, bytes=size,
-                         reused_shards=len(done))
+                         reused_shards=len(done), projection=projection)
+
+
+def dry_run_result(listing: Listing, out: Path, options: PrepareOptions, plan: Plan, settings: dict[str, Any],
+                   start: float) -> PrepareResult:
+    """``--dry-run``: the projection of writing ``plan`` (echoed), nothing written."""
+    projection = _project(listing, options, plan, out)
+    return PrepareResult(out=out, manifest=_manifest(listing, [], {"shards": {}}, settings), written=0, skipped=0,
+                         seconds=time.time() - start, bytes=0, reused_shards=0, projection=projection)
+
+
+def check_projection(listing: Listing, options: PrepareOptions, plan: Plan, out: Path,
+                     created: bool) -> Projection | None:
+    """Project writing ``plan`` (echoed) and refuse, before any shard, when it does not fit ``out``'s
+    filesystem (unless ``ignore_space``); ``created``: ``out`` is this run's, removed while still empty."""
+    projection = _project(listing, options, plan, out)
+    if projection is not None and not options.ignore_space:
+        try:
+            check_space(projection, out)
+        except AdaptError:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            raise
+    return projection
+
+
+def _project(listing: Listing, options: PrepareOptions, plan: Plan, out: Path) -> Projection | None:
+    """Project (and echo) the bytes and time of writing ``plan``: nothing to project when it is empty."""
+    items = [item for _, _, chunk in plan for item in chunk]
+    if not items:
+        return None
+    projection = project(items, options.encode_options(listing.modality), len(plan))
+    if options.echo is not None:
+        unit = "clip" if listing.modality == "video" else "image"
+        options.echo(f"{projection.line(listing.dataset, unit, options.workers)}; {size_text(free_bytes(out))} free "
+                     "there" if projection is not None else
+                     f"{listing.dataset}: no projection: the {unit}s encoded first were all unreadable")
+    return projection
 
 
 def _plan(listing: Listing, per_shard: int) -> Plan:
@@ -222,7 +281,7 @@ def _write_shards(out: Path, listing: Listing, options: PrepareOptions, plan: Pl
     bar.update(total - sum(len(chunk) for _, _, chunk in todo))
     skipped_count = len(listing.skipped) + sum(len(r["skipped"]) for r in done.values())
     bar.set_postfix(skipped=skipped_count)
-    encode_opts = EncodeOptions(listing.modality, options.short_side, options.quality)
+    encode_opts = options.encode_options(listing.modality)
     stream = _encoded_stream([item for _, _, chunk in todo for item in chunk], encode_opts, options.workers)
     try:
         for split, name, chunk in todo:
@@ -259,8 +318,10 @@ def _manifest(listing: Listing, plan: Plan, state: dict[str, Any], settings: dic
         records = [(name, state["shards"][name]) for s, name, _ in plan if s == split]
         stats = _merge_stats([r["frames"] for _, r in records]) if listing.modality == "video" else None
         kept = [(n, r) for n, r in records if r["samples"]]
-        splits[split] = SplitInfo(shards=[n for n, _ in kept], samples=sum(r["samples"] for _, r in kept),
-                                  frames=stats, shard_samples=[r["samples"] for _, r in kept])
+        samples, size = sum(r["samples"] for _, r in kept), sum(r["bytes"] for _, r in kept)
+        splits[split] = SplitInfo(shards=[n for n, _ in kept], samples=samples, frames=stats,
+                                  shard_samples=[r["samples"] for _, r in kept], bytes=size,
+                                  bytes_per_sample=round(size / samples) if samples else None)
         skipped_all += [s for _, r in records for s in r["skipped"]]
     return Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
                     splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,
@@ -291,16 +352,23 @@ def prepare_dataset(
     fgvc_dataset: str | None = None,
     allow_empty_classes: bool = False,
     progress: bool = True,
+    fps: float | None = None,
+    dry_run: bool = False,
+    ignore_space: bool = False,
     echo: Callable[[str], None] = _silent,
     warn: Callable[[str], None] = _silent,
+    run: Callable[[Listing, Path, PrepareOptions], PrepareResult] = prepare,
 ) -> list[PrepareResult]:
     """What ``adaptcli prepare`` does: read ``src`` as ``dataset``, write shards under ``shards``.
 
-    ``echo`` gets one summary line per shard folder written, ``warn`` the source's notes and the
-    skipped-sample warnings (the CLI prints them on stdout and stderr).
+    ``echo`` gets the projection and one summary line per shard folder written, ``warn`` the source's
+    notes and the skipped-sample warnings (the CLI prints them on stdout and stderr). ``run`` writes one
+    listing (:func:`prepare`; ``parts.PartRun`` for ``--part K/N`` and ``--merge``). ``dry_run``: only
+    the projection.
     """
     from tqdm import tqdm
 
+    n_workers = decoding_workers(workers)
     split_list = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     opts = SourceOptions(splits=split_list, labels=labels, videos=videos, images=images,
                          split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
@@ -308,19 +376,25 @@ def prepare_dataset(
     found = list_dataset(dataset, src, opts)
     for note in found.notes:
         warn(note)
-    n_workers = workers if workers is not None else min(8, os.cpu_count() or 1)
     results = []
     for sub, listing in found.listings:
         out = shards / sub if sub else shards
-        result = prepare(listing, out, PrepareOptions(
+        if fps and listing.modality != "video":
+            raise AdaptError(f"--fps sets the frame rate of video; {dataset} is images: drop --fps")
+        result = run(listing, out, PrepareOptions(
             short_side=short_side, quality=quality, samples_per_shard=samples_per_shard,
-            workers=n_workers, overwrite=overwrite, progress=progress))
+            workers=n_workers, overwrite=overwrite, progress=progress, fps=fps, dry_run=dry_run,
+            ignore_space=ignore_space, echo=echo))
+        if dry_run:
+            results.append(result)
+            continue
         shard_count = sum(len(info.shards) for info in result.manifest.splits.values())
         reused = f", {result.reused_shards} reused from an earlier run" if result.reused_shards else ""
         task = ", multi-label" if result.manifest.multi_label else ""
         echo(f"{result.manifest.dataset}{'/' + sub if sub else ''}{task}: wrote {result.written} samples "
              f"in {shard_count} shards to {out}, skipped {result.skipped}, {result.seconds:.1f} s, "
              f"{tqdm.format_sizeof(result.bytes, 'B', 1024)} on disk{reused}")
+        echo(split_origins_line(listing, src, {s: i.samples for s, i in result.manifest.splits.items()}, sub))
         if result.skipped:
             warn(f"warning: skipped {result.skipped} samples (see {out / MANIFEST_NAME} \"skipped\")")
         empty = empty_classes_note(listing, sub)
@@ -330,4 +404,4 @@ def prepare_dataset(
     return results
 
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare", "prepare_dataset", "run_settings", "STATE_NAME"]
+__all__ = ["check_projection", "dry_run_result", "PrepareOptions", "PrepareResult", "prepare", "prepare_dataset", "run_settings", "STATE_NAME"]

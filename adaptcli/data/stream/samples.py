@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -11,10 +10,11 @@ import numpy as np
 from adaptcli.data.manifest import Manifest
 from adaptcli.data.stream.batch_decode import EncodedClip
 from adaptcli.data.stream.clip_augment import ClipRandAugment
-from adaptcli.data.stream.sampling import clip_indices
+from adaptcli.data.stream.sampling import clip_indices, stored_stride
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.stream.transforms import eval_boxes, open_image, render, train_box
 from adaptcli.errors import AdaptError
+from adaptcli.files import parse_json
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
 
@@ -30,6 +30,15 @@ def image_field(sample: dict[str, Any]) -> bytes:
         if name in sample:
             return sample[name]
     raise ValueError(f"sample {sample.get('__key__')} has no image field")
+
+
+def sample_stride(sample: dict[str, Any], spec: StreamSpec) -> float:
+    """The spec's stride (frames at the source rate) in the frames this sample stores; samples
+    prepared before the stored rate was recorded (``stored_fps``) kept every frame: unchanged."""
+    if spec.sampling != "stride" or "json" not in sample:
+        return spec.stride
+    record = json.loads(sample["json"])
+    return stored_stride(spec.stride, record.get("fps"), record.get("stored_fps"))
 
 
 def label_of(sample: dict[str, Any]) -> int:
@@ -54,7 +63,7 @@ def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
     raw = sample.get("labels")
     if raw is None:
         raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
-    indices = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    indices = parse_json(raw)
     if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         raise ValueError(f"sample {sample.get('__key__')}: 'labels' is not a list of class indices")
     outside = [i for i in indices if not 0 <= i < num_classes]
@@ -97,10 +106,11 @@ class SampleDecoder:
         raw = frame_fields(sample) if video else [image_field(sample)]
         if not raw:
             raise ValueError(f"sample {key} has no frames")
+        stride = sample_stride(sample, s) if video else s.stride
         if not self.train:  # V x T x H x W x 3 uint8 (an image: H x W x 3)
-            views = eval_views(raw, s, video, (self.clips, self.crops))
+            views = eval_views(raw, s, video, (self.clips, self.crops), stride)
             return (views if video else views[0][0]), label, key
-        clips = [clip_indices(s.sampling, len(raw), s.num_frames, True, rng, s.stride)] if video else [[0]]  # type: ignore[arg-type]
+        clips = [clip_indices(s.sampling, len(raw), s.num_frames, True, rng, stride)] if video else [[0]]  # type: ignore[arg-type]
         first = open_image(raw[clips[0][0]])
         width, height = first.size
         assert rng is not None
@@ -136,12 +146,15 @@ def render_views(frames: list[Any], clips: list[list[int]], boxes: list[Any], si
     return views
 
 
-def eval_views(frames: list[Any], spec: StreamSpec, video: bool, views: tuple[int, int] = (1, 1)) -> np.ndarray:
+def eval_views(frames: list[Any], spec: StreamSpec, video: bool, views: tuple[int, int] = (1, 1),
+               stride: float | None = None) -> np.ndarray:
     """The evaluation transform of one sample: V x T x H x W x 3 uint8, ``views`` = (clips, crops) of a
     video, clip-major (an image: its one frame, one view). The eval stream (:class:`SampleDecoder`) and
-    ``adaptcli predict`` on raw files both cut their inputs here."""
+    ``adaptcli predict`` on raw files both cut their inputs here. ``stride``: the spec's, converted to
+    the stored frame rate (:func:`sample_stride`; default: the spec's as it is)."""
     clips, crops = views if video else (1, 1)
-    indices = [clip_indices(spec.sampling, len(frames), spec.num_frames, False, None, spec.stride, c, clips)  # type: ignore[arg-type]
+    stride = spec.stride if stride is None else stride
+    indices = [clip_indices(spec.sampling, len(frames), spec.num_frames, False, None, stride, c, clips)  # type: ignore[arg-type]
                for c in range(clips)] if video else [[0]]
     first = frames[indices[0][0]]
     height, width = first.shape[:2] if isinstance(first, np.ndarray) else open_image(first).size[::-1]
@@ -149,6 +162,6 @@ def eval_views(frames: list[Any], spec: StreamSpec, video: bool, views: tuple[in
     return np.stack(render_views(frames, indices, boxes, spec.img_size))
 
 
-__all__ = ["IMAGE_FIELDS", "SampleDecoder", "eval_views", "render_views", "frame_fields", "image_field", "label_of", "label_outside",
+__all__ = ["IMAGE_FIELDS", "SampleDecoder", "eval_views", "sample_stride", "render_views", "frame_fields", "image_field", "label_of", "label_outside",
            "multi_hot_of",
            "multi_label_classes"]

@@ -8,6 +8,12 @@ easy to test and reproduce. Clips shorter than needed repeat their last frame.
   C takes the point ``(c + 0.5) / C`` of every segment).
 - ``stride``: the AdaptFormer / Kinetics protocol. T frames ``stride`` apart from a random
   offset when training; C evaluation clips start at offsets spread evenly over the clip.
+
+A recipe's ``stride`` counts frames at the clip's **source** rate (VideoMAE's "sampling rate 4" on
+30 fps Kinetics: frames 4/30 s apart). Shards stored at a lower rate (``prepare --fps``) hold fewer
+frames; :func:`stored_stride` converts the stride to stored frames (4 at 30 fps is 1 at 7.5 fps),
+so a clip spans the same seconds whatever the stored rate. A converted stride that is not whole
+takes the nearest stored frame; one below 1 (stored rate below source rate / stride) repeats frames.
 """
 
 from __future__ import annotations
@@ -42,12 +48,27 @@ def segment_indices(n: int, num_frames: int, train: bool, rng: random.Random | N
     return indices
 
 
-def stride_indices(n: int, num_frames: int, stride: int, train: bool, rng: random.Random | None = None,
+def stored_stride(stride: int, source_fps: float | None, stored_fps: float | None) -> float:
+    """``stride`` frames at the source rate in frames at the stored rate (unchanged when either is unknown)."""
+    if not source_fps or not stored_fps:
+        return stride
+    return stride * stored_fps / source_fps
+
+
+def _near(value: float) -> int:
+    return int(value + 0.5)
+
+
+def stride_indices(n: int, num_frames: int, stride: float, train: bool, rng: random.Random | None = None,
                    clip_index: int = 0, num_clips: int = 1) -> list[int]:
-    """``num_frames`` frames ``stride`` apart; random offset (train) or evenly spread clips (eval)."""
-    if n < 1 or num_frames < 1 or stride < 1:
-        raise ValueError(f"need n, num_frames, stride >= 1, got {n}, {num_frames}, {stride}")
-    span = (num_frames - 1) * stride + 1
+    """``num_frames`` frames ``stride`` apart; random offset (train) or evenly spread clips (eval).
+
+    ``stride`` may be fractional (converted by :func:`stored_stride`): frame i is the nearest to
+    ``start + i * stride``.
+    """
+    if n < 1 or num_frames < 1 or not stride > 0:
+        raise ValueError(f"need n, num_frames >= 1 and stride > 0, got {n}, {num_frames}, {stride}")
+    span = _near((num_frames - 1) * stride) + 1
     room = max(0, n - span)
     if train:
         start = (rng or random.Random()).randint(0, room)
@@ -55,11 +76,11 @@ def stride_indices(n: int, num_frames: int, stride: int, train: bool, rng: rando
         start = room // 2
     else:
         start = int(round(room * clip_index / (num_clips - 1)))
-    return [min(start + i * stride, n - 1) for i in range(num_frames)]
+    return [min(start + _near(i * stride), n - 1) for i in range(num_frames)]
 
 
 def clip_indices(kind: Literal["segment", "stride"], n: int, num_frames: int, train: bool,
-                 rng: random.Random | None = None, stride: int = 4, clip_index: int = 0,
+                 rng: random.Random | None = None, stride: float = 4, clip_index: int = 0,
                  num_clips: int = 1) -> list[int]:
     """Dispatch on the sampling ``kind`` of :class:`~adaptcli.data.config.DataConfig`."""
     if kind == "segment":
@@ -69,4 +90,4 @@ def clip_indices(kind: Literal["segment", "stride"], n: int, num_frames: int, tr
     raise ValueError(f"unknown sampling {kind!r}")
 
 
-__all__ = ["segment_indices", "stride_indices", "clip_indices"]
+__all__ = ["segment_indices", "stride_indices", "stored_stride", "clip_indices"]

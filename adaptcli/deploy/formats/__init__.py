@@ -137,6 +137,6 @@ def decode_header(raw: dict[str, str]) -> dict[str, Any]:
     for key, value in raw.items():
         try:
             decoded[key] = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # a plain string, or JSON nested too deeply to be adaptcli's
             decoded[key] = value
     return decoded

@@ -30,7 +30,8 @@ CARD = "README.md"
 
 
 def _run_records(run: Path | None) -> tuple[TrainSummary | None, EvalResult | None, RunInfo | None]:
-    """The run's summary, evaluation and run.json, each None when missing or unreadable."""
+    """The run's summary, evaluation (on its own data only) and run.json, each None when missing or unreadable."""
+    from adaptcli.runs.contract import scored_on_run_data
     from adaptcli.runs.folder import RunDir
 
     found: list[Any] = []
@@ -41,7 +42,10 @@ def _run_records(run: Path | None) -> tuple[TrainSummary | None, EvalResult | No
             found.append(read(folder) if folder is not None else None)
         except (OSError, ValueError, TypeError):
             found.append(None)
-    return found[0], found[1], found[2]
+    summary, evaluated, info = found
+    if evaluated is not None and (info is None or not scored_on_run_data(evaluated, info)):
+        evaluated = None  # a score on other data is never published under the run's dataset name
+    return summary, evaluated, info
 
 
 #: The Hub's name of each headline metric.

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from adaptcli.data.splits import canonical_names, canonical_split, resolve_split
 from adaptcli.errors import AdaptError
 from adaptcli.files import NotRegularFile, read_text_bounded
 
@@ -21,9 +22,20 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """An encoded image lying inside a larger file (a TFRecord): ``length`` bytes from byte ``offset``.
+    ``scale`` multiplies its pixel values (dsprites stores 0/1 pixels, shown as 0/255)."""
+
+    offset: int
+    length: int
+    scale: int = 1
+
+
 @dataclass
 class Item:
-    """One sample to encode: a file to read (``path``) or an in-memory image (``array``).
+    """One sample to encode: a file to read (``path``; with ``embedded``, the image inside it) or an
+    in-memory image (``array``).
 
     ``label`` is a class index, or for multi-label data the list of the sample's class indices
     (possibly empty)."""
@@ -33,6 +45,7 @@ class Item:
     path: str | None = None
     array: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    embedded: Embedded | None = None
 
 
 @dataclass
@@ -47,6 +60,8 @@ class Listing:
     settings: dict[str, Any] = field(default_factory=dict)
     hflip: bool = True  # False where left/right is part of the label; recorded in dataset.json
     task: Literal["single-label", "multi-label"] = "single-label"  # recorded in dataset.json
+    #: Per split, the file or folder it was read from (``prepare`` prints which became which split).
+    origins: dict[str, Path | str] = field(default_factory=dict)
 
 
 @dataclass
@@ -243,10 +258,44 @@ def select_splits(available: list[str], requested: list[str] | None, dataset: st
     """The requested splits, checked against the ones the dataset has."""
     if not requested:
         return available
-    unknown = [s for s in requested if s not in available]
-    if unknown:
-        raise AdaptError(f"{dataset} has no split '{unknown[0]}' (choose from {', '.join(available)})")
-    return requested
+    found = [resolve_split(s, available) for s in requested]
+    if None in found:
+        unknown = requested[found.index(None)]
+        raise AdaptError(f"{dataset} has no split '{unknown}' (choose from "
+                         f"{', '.join(canonical_split(s) for s in available) or 'none'})")
+    return list(dict.fromkeys(s for s in found if s is not None))
+
+
+def adopt_split_names(listing: Listing, where: str) -> None:
+    """Rename ``listing``'s splits by the one split-name table (``val/`` -> ``validation``), in its skipped
+    records and origins too; two names for one split are refused (:func:`adaptcli.data.splits.canonical_names`)."""
+    mapping = canonical_names(listing.splits, where)
+    listing.splits = {mapping[split]: items for split, items in listing.splits.items()}
+    listing.origins = {mapping.get(split, split): origin for split, origin in listing.origins.items()}
+    for record in listing.skipped:
+        record["split"] = mapping.get(record["split"], record["split"])
+
+
+def split_origins_line(listing: Listing, src: Path, samples: dict[str, int], sub: str | None = None) -> str:
+    """``<dataset> splits: <file or folder> -> <split> (<samples>), ...``: which file became which split."""
+    parts = []
+    for split in listing.splits:
+        origin = listing.origins.get(split)
+        shown = _shown_origin(origin, src) if origin is not None else f"the {listing.dataset} release"
+        parts.append(f"{shown} -> {split} ({samples.get(split, 0):,})")
+    return f"{listing.dataset}{'/' + sub if sub else ''} splits: " + ", ".join(parts)
+
+
+def _shown_origin(origin: Path | str, src: Path) -> str:
+    """A split's file or folder, relative to the source folder when inside it (folders end in ``/``)."""
+    if not isinstance(origin, Path):
+        return origin
+    base = src if src.is_dir() else src.parent
+    try:
+        shown = str(origin.relative_to(base)) if origin != base else "."
+    except ValueError:
+        shown = str(origin)
+    return shown + ("/" if origin.is_dir() else "")
 
 
 def parse_int_label(text: str, where: str) -> int:

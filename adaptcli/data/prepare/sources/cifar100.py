@@ -94,7 +94,7 @@ def list_cifar100(src: str | Path, splits: list[str] | None = None) -> Listing:
         raise AdaptError(f"{meta_path} is not a CIFAR-100 meta pickle ({exc})") from None
     listing = Listing("cifar100", "image", classes, {})
     for split in select_splits(["train", "test"], splits, "cifar100"):
-        path = base / split
+        path = listing.origins[split] = base / split
         if not path.is_file():
             raise AdaptError(f"CIFAR-100 file {path} not found")
         images, labels = _cifar_split(path)

@@ -36,6 +36,7 @@ def list_folder(src: str | Path, modality: str, splits: list[str] | None = None,
     listing = Listing(f"{modality}folder", modality, classes, {})  # type: ignore[arg-type]
     for split in chosen:
         items = []
+        listing.origins[split] = src / split
         for folder in folders[split]:
             files = [p for p in visible_files(folder, split, listing) if p.suffix.lower() in exts]
             if not files and not allow_empty_classes and os.access(folder, os.R_OK | os.X_OK):

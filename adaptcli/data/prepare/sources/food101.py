@@ -22,7 +22,7 @@ def list_food101(src: str | Path, splits: list[str] | None = None) -> Listing:
     chosen = select_splits(["train", "test"], splits, "food101")
     listing = Listing("food101", "image", classes, {})
     for split in chosen:
-        path = base / "meta" / f"{split}.txt"
+        path = listing.origins[split] = base / "meta" / f"{split}.txt"
         if not path.is_file():
             raise AdaptError(f"Food-101 split file {path} not found")
         items = []

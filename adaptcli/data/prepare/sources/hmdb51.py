@@ -3,7 +3,8 @@
 The classes are the split files' class names in sorted order (the index HMDB51's tools, e.g. mmaction2's
 file lists, give); folders of the root are only where clips are looked up, so the split folder unpacked
 inside the root is never a class. The split folder is ``--split-dir``, or found by its official name
-``testTrainMulti_7030_splits`` inside or beside the root.
+``testTrainMulti_7030_splits`` inside or beside the root, or (mmaction2's tools/data/hmdb51) the split files
+in ``<root>/annotations/`` with the clips in ``<root>/videos/<class>/``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def split_folder(root: Path, split_dir: str | Path | None) -> Path:
     for folder in (root / SPLIT_FOLDER, root.parent / SPLIT_FOLDER):
         if folder.is_dir():
             return folder
+    if any((root / "annotations").glob("*_test_split*.txt")):  # mmaction2's download_annotations.sh
+        return root / "annotations"
     raise AdaptError(f"HMDB51 needs --split-dir DIR (the folder of <class>_test_split<k>.txt files): no "
                      f"{SPLIT_FOLDER}/ in or beside {root}")
 
@@ -47,11 +50,15 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
     src = require_dir(Path(src), "HMDB51 root")
     if split_id not in (1, 2, 3):
         raise AdaptError(f"--split-id must be 1, 2 or 3, got {split_id}")
-    files = _split_files(split_folder(src, split_dir), split_id)
+    folder = split_folder(src, split_dir)
+    videos = src / "videos" if (src / "videos").is_dir() else src  # mmaction2: <root>/videos/<class>/
+    files = _split_files(folder, split_id)
     classes = sorted(files)
     chosen = select_splits(SPLITS, splits, "hmdb51")
     listing = Listing("hmdb51", "video", classes, {s: [] for s in chosen},
                       settings={"split_id": split_id})
+    tags = {split: tag for tag, split in TAGS.items()}
+    listing.origins = {s: f"tag {tags[s]} of {folder}/*_test_split{split_id}.txt" for s in chosen}
     for name, path in files.items():
         label = classes.index(name)
         for number, line in enumerate(read_source_text(path, "hmdb51").splitlines(), 1):
@@ -63,7 +70,7 @@ def list_hmdb51(src: str | Path, split_dir: str | Path | None, split_id: int = 1
             split = TAGS.get(parts[1])
             if split not in listing.splits:
                 continue
-            clip = src / name / parts[0]
+            clip = videos / name / parts[0]
             key = sanitise_key(f"{name}/{Path(parts[0]).stem}")
             if not clip.is_file():
                 listing.skipped.append(missing(split, key, clip))

@@ -34,6 +34,7 @@ def find(src: Path, opts: SourceOptions) -> Found:
     chosen = select_splits(sorted(set(splits)), opts.splits, f"imagelist {src.name}")
     listing = Listing("imagelist", "image", classes, {s: [] for s in chosen},
                       task="multi-label" if multi else "single-label", settings={"list": src.name})
+    listing.origins = {s: f"rows of {src.name} with split {s}" for s in chosen}
     for row, row_names, split in zip(rows, names, splits):
         if split not in listing.splits:
             continue

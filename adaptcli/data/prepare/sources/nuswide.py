@@ -72,7 +72,8 @@ def find(src: Path, opts: SourceOptions) -> Found:
                       settings={"images": str(images)})
     unlabelled = 0
     for split in select_splits(list(SPLITS), opts.splits, "nuswide"):
-        names = read_lines(root / "ImageList" / f"{SPLITS[split]}Imagelist.txt", f"{split} image list")
+        listing.origins[split] = root / "ImageList" / f"{SPLITS[split]}Imagelist.txt"
+        names = read_lines(listing.origins[split], f"{split} image list")
         flags = [concept_flags(root, concept, split, len(names)) for concept in concepts]
         items = []
         for row, name in enumerate(names):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from adaptcli.data.prepare.sources.base import DataSource, Found, SourceOptions
+from adaptcli.data.prepare.sources.base import DataSource, Found, SourceOptions, adopt_split_names
 from adaptcli.errors import AdaptError
 from adaptcli.registry import Registry
 
@@ -33,7 +33,10 @@ def list_dataset(name: str, src: Path, opts: SourceOptions) -> Found:
     """Read ``src`` as dataset ``name`` (VTAB gives one listing per task, in its subfolder)."""
     if not src.exists():
         raise AdaptError(f"dataset folder {src} does not exist")
-    return SOURCES.get(name).find(src, opts)
+    found = SOURCES.get(name).find(src, opts)
+    for sub, listing in found.listings:
+        adopt_split_names(listing, f"{listing.dataset}{'/' + sub if sub else ''} data in {src}")
+    return found
 
 
 __all__ = ["SOURCES", "register", "dataset_help", "list_dataset",

@@ -10,6 +10,7 @@ from typing import Any
 from adaptcli.data.prepare.sources.base import (DataSource, Found, Item, Listing, SourceOptions, missing, read_source_text,
     select_splits)
 from adaptcli.data.prepare.sources.registry import register
+from adaptcli.data.splits import canonical_split
 from adaptcli.errors import AdaptError
 
 SPLITS = ["train", "validation", "test"]
@@ -55,8 +56,9 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
               videos_dir: str | Path | None = None) -> Listing:
     """Find the SSv2 label files and clips; ids without a video are recorded as skipped."""
     src = Path(src)
-    roots = [Path(labels_dir)] if labels_dir else [src]
-    videos = Path(videos_dir) if videos_dir else src / VIDEO_DIR
+    roots = [Path(labels_dir)] if labels_dir else [src, src / "annotations"]  # mmaction2: data/sthv2/annotations
+    videos = Path(videos_dir) if videos_dir else next(
+        (src / name for name in (VIDEO_DIR, "videos") if (src / name).is_dir()), src / VIDEO_DIR)
     if not videos.is_dir():
         raise AdaptError(f"SSv2 videos not found: {videos} is not a folder (pass --videos DIR)")
     labels_path = find_label_file(roots, "labels")
@@ -66,6 +68,7 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
     classes, index = _class_names(labels_path)
     available = [s for s in SPLITS if find_label_file(roots, s)]
     if splits:
+        splits = [canonical_split(s) for s in splits]
         absent = [s for s in splits if s not in SPLITS or not find_label_file(roots, s)]
         if absent:
             raise AdaptError(f"SSv2 label file for split '{absent[0]}' not found under {roots[0]} "
@@ -79,6 +82,7 @@ def list_ssv2(src: str | Path, splits: list[str] | None = None, labels_dir: str 
     for split in chosen:
         path = find_label_file(roots, split)
         assert path is not None
+        listing.origins[split] = path
         records = _load_json(path)
         if not isinstance(records, list):
             raise AdaptError(f"label file {path} must be a list of clip records")

@@ -21,7 +21,7 @@ def list_svhn(src: str | Path, splits: list[str] | None = None) -> Listing:
         raise AdaptError(f"no SVHN train_32x32.mat / test_32x32.mat in {src}")
     listing = Listing("svhn", "image", [str(i) for i in range(10)], {})
     for split in chosen:
-        path = src / f"{split}_32x32.mat"
+        path = listing.origins[split] = src / f"{split}_32x32.mat"
         try:
             mat = scipy.io.loadmat(str(path))
             x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1)

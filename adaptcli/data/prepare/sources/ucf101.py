@@ -3,7 +3,8 @@
 (``ApplyEyeMakeup/v_ApplyEyeMakeup_g08_c01.avi 1``) and ``testlist0N.txt`` (path only), N = 1, 2, 3.
 
 ``--split-id`` picks the official split (default 1), ``--split-dir`` the folder of the lists (default:
-``ucfTrainTestlist`` inside or beside the root). Classes follow classInd.txt (its 1-based index minus
+``ucfTrainTestlist`` inside or beside the root). mmaction2's tools/data/ucf101 leave the same files as
+``<root>/annotations/`` and ``<root>/videos/<Class>/``: found too. Classes follow classInd.txt (its 1-based index minus
 one); a listed clip that is not there is skipped and listed in ``dataset.json``.
 """
 
@@ -23,7 +24,7 @@ def split_folder(root: Path, split_dir: Path | None) -> Path:
     """The folder of classInd.txt and the lists."""
     if split_dir is not None:
         return require_dir(split_dir, "UCF101 split folder")
-    for folder in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist"):
+    for folder in (root / "ucfTrainTestlist", root.parent / "ucfTrainTestlist", root / "annotations"):
         if (folder / "classInd.txt").is_file():
             return folder
     raise AdaptError(f"no ucfTrainTestlist/classInd.txt in or beside {root}; pass --split-dir DIR")
@@ -46,7 +47,7 @@ def read_classes(path: Path) -> list[str]:
 
 def find(src: Path, opts: SourceOptions) -> Found:
     root = require_dir(Path(src), "UCF101 root")
-    videos = root / "UCF-101" if (root / "UCF-101").is_dir() else root
+    videos = next((root / name for name in ("UCF-101", "videos") if (root / name).is_dir()), root)
     if opts.split_id not in (1, 2, 3):
         raise AdaptError(f"--split-id must be 1, 2 or 3 for ucf101, got {opts.split_id}")
     lists = split_folder(root, opts.split_dir)
@@ -55,7 +56,7 @@ def find(src: Path, opts: SourceOptions) -> Found:
     chosen = select_splits(list(LISTS), opts.splits, "ucf101")
     listing = Listing("ucf101", "video", classes, {s: [] for s in chosen}, settings={"split_id": opts.split_id})
     for split in chosen:
-        path = lists / LISTS[split].format(opts.split_id)
+        path = listing.origins[split] = lists / LISTS[split].format(opts.split_id)
         if not path.is_file():
             raise AdaptError(f"ucf101: {path} not found; pass the release's ucfTrainTestlist as --split-dir")
         for number, line in enumerate(read_source_text(path, "ucf101").splitlines(), 1):

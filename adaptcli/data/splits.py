@@ -1,0 +1,84 @@
+"""One rule for split names: the names datasets give their splits, mapped to adaptcli's own.
+
+``prepare`` stores every split under its adaptcli name (a ``val/`` folder, ``val.csv`` or
+``kinetics_val.csv`` becomes ``validation``); names outside the table (VTAB's ``train800``, a user's
+``holdout``) are kept as they are. Shards written before this rule may still carry ``val``: a run's
+``data.*_split`` and ``eval --split`` find a split by its adaptcli name too (:func:`resolve_split`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from adaptcli.errors import AdaptError
+
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+
+#: The split names datasets use (compared in lower case) -> adaptcli's name. docs/data.md shows this table.
+SPLIT_NAMES: dict[str, str] = {
+    "train": TRAIN, "training": TRAIN,
+    "val": VALIDATION, "valid": VALIDATION, "validate": VALIDATION, "validation": VALIDATION, "dev": VALIDATION,
+    "test": TEST, "testing": TEST,
+}
+
+_TOKENS = re.compile(r"[^A-Za-z0-9]+")
+
+
+def canonical_split(name: str) -> str:
+    """adaptcli's name for a dataset's split name (``val`` -> ``validation``); other names unchanged."""
+    return SPLIT_NAMES.get(name.lower(), name)
+
+
+def split_named_in(file_name: str) -> str | None:
+    """The adaptcli split a list file's name names (``val.csv``, ``kinetics_val.csv``,
+    ``kinetics400_train_list_videos.txt``), or None when it names none or more than one."""
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    found = {SPLIT_NAMES[t.lower()] for t in _TOKENS.split(stem) if t and t.lower() in SPLIT_NAMES}
+    return found.pop() if len(found) == 1 else None
+
+
+def canonical_names(names: Iterable[str], where: str) -> dict[str, str]:
+    """``{dataset's name: adaptcli's name}`` for the splits of one dataset; two names that would become
+    one split (``val/`` and ``validation/``) are refused in one line."""
+    mapping: dict[str, str] = {}
+    for name in names:
+        target = canonical_split(name)
+        clash = next((other for other, t in mapping.items() if t == target), None)
+        if clash is not None:
+            raise AdaptError(f"{where}: '{clash}' and '{name}' would both be the split '{target}'; "
+                             "remove or rename one of them")
+        mapping[name] = target
+    return mapping
+
+
+def resolve_split(name: str, available: Iterable[str]) -> str | None:
+    """The split of ``available`` that ``name`` means: itself, else the one with the same adaptcli name
+    (``validation`` finds ``val`` in shards written before the rule, ``val`` finds ``validation``)."""
+    available = list(available)
+    if name in available:
+        return name
+    same = [split for split in available if canonical_split(split) == canonical_split(name)]
+    return same[0] if len(same) == 1 else None
+
+
+def validation_split(requested: str | None, available: Iterable[str], where: str) -> str | None:
+    """The split that ``data.val_split`` validates on, or None for no validation.
+
+    ``null`` is no validation; ``validation`` (the default) is the data's validation split when it
+    has one (``val``, ``valid``, ... count) and no validation when it has none; any other name must be
+    a split the data has: a one-line error otherwise.
+    """
+    if requested is None:
+        return None
+    available = list(available)
+    found = resolve_split(requested, available)
+    if found is None and requested != VALIDATION:
+        raise AdaptError(f"data.val_split={requested}: {where} has no split '{requested}' (it has: "
+                         f"{', '.join(available) or 'none'}); set --set data.val_split to one of them, "
+                         "or null to train without validation")
+    return found
+
+
+__all__ = ["SPLIT_NAMES", "TRAIN", "VALIDATION", "TEST", "canonical_split", "canonical_names", "resolve_split",
+           "split_named_in", "validation_split"]
