@@ -13,7 +13,7 @@ Registered as the adapter-only side of the ``hub`` format (:mod:`adaptcli.deploy
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from adaptcli.deploy.formats import Opened, Written
 from adaptcli.errors import AdaptError
@@ -35,13 +35,12 @@ def _is_peft_run(export: "Export") -> bool:
     return "default" in getattr(export.model, "peft_config", {})
 
 
-def write(export: "Export", out: Path) -> Written:
+def write(export: "Export", out: Path, card: tuple[str, str]) -> Written:
     """The adapter file (checked on the run's backbone, as ``--adapter-only`` checks), peft's files for the LoRA
-    family, and the card, renamed into place together."""
+    family, and ``card`` (its file name and text: :func:`card_text`), renamed into place together."""
     from adaptcli.deploy.formats import peft as peft_format
     from adaptcli.deploy.formats import safetensors as file_format
-    from adaptcli.deploy.formats.hub import CARD
-    from adaptcli.io import atomic_path, write_text
+    from adaptcli.io import atomic_path, save_tensors, write_text
 
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -49,15 +48,14 @@ def write(export: "Export", out: Path) -> Written:
         if _is_peft_run(export):
             peft_config, state = peft_format.peft_files(export)
             peft_config.save_pretrained(str(tmp))
-            from adaptcli.io import save_tensors
-
             save_tensors(tmp / peft_format.WEIGHTS, state, {**export.meta, "format": peft_format.PEFT_FORMAT})
-        write_text(tmp / CARD, card_text(export, out.name))
+        write_text(tmp / card[0], card[1])
+    backbone = _backbone_hint(export)
     return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
-                   use=(f'use: model = adaptcli.load("{out}", backbone="{_backbone_hint(export)}")',
-                        f"     once pushed: adaptcli.load(\"hf-hub:USER/NAME\", backbone=...), "
-                        f"adaptcli predict hf-hub:USER/NAME --backbone ... FILES",
-                        f"publish: adaptcli export ... --adapter-only --format hub --push USER/NAME, or "
+                   use=(f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
+                        f'     once pushed: adaptcli.load("hf-hub:USER/NAME", backbone="{backbone}"), or '
+                        f"adaptcli predict hf-hub:USER/NAME IMAGES --backbone {backbone}",
+                        "publish: adaptcli export ... --adapter-only --format hub --push USER/NAME, or "
                         f"huggingface-cli upload USER/NAME {out}"))
 
 
@@ -65,17 +63,14 @@ def _backbone_hint(export: "Export") -> str:
     return str(export.backbone_file) if export.backbone_file is not None else "BACKBONE.safetensors"
 
 
-def card_text(export: "Export", name: str) -> str:
-    """The hub card (metadata, results, training) with a "Use" section for an adapter: which backbone file it
-    needs (name, architecture, SHA-256) and the lines that load it."""
+def card_text(export: "Export", metadata: dict[str, Any], full_card: str) -> str:
+    """The hub card of the run (its ``metadata`` block and the text ``full_card`` of the hub format: results,
+    training) with a "Use" section for an adapter: which backbone file it needs (name, architecture,
+    SHA-256) and the lines that load it."""
     import yaml
 
-    from adaptcli.deploy.formats.hub import card_metadata
-    from adaptcli.deploy.formats.hub import card_text as full_card
-
-    meta = dict(card_metadata(export, name))
-    meta["library_name"] = "adaptcli"  # not a timm folder: timm.create_model cannot build it alone
-    body = full_card(export, name).split("\n---\n", 1)[1].split("\n## Use\n", 1)[0].rstrip("\n")
+    meta = {**metadata, "library_name": "adaptcli"}  # not a timm folder: timm.create_model cannot build it alone
+    body = full_card.split("\n---\n", 1)[1].split("\n## Use\n", 1)[0].rstrip("\n")
     header = export.meta
     sha = header.get("backbone_sha256")
     original = Path(str(export.backbone_file)).name if export.backbone_file is not None else "the run's backbone file"
