@@ -142,3 +142,44 @@ def test_predict_reads_hf_hub_names_offline_and_refuses_a_missing_repo_or_anothe
 
     with pytest.raises(AdaptError, match="pass the backbone file"):
         adaptcli.load(folder)  # the local folder too: an adapter needs its backbone
+
+
+def test_a_lora_hub_folder_also_holds_peft_files_that_peft_loads(runs, tmp_path):
+    import adaptcli
+    from adaptcli.deploy.adapter import AdapterSwitcher
+    from adaptcli.deploy.formats.peft import LOAD_KWARGS
+    from peft import PeftModel
+
+    run = runs.get("lora")
+    folder = tmp_path / "lora-hub"
+    _hub_export(run, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter.safetensors", "adapter_config.json",
+                                                        "adapter_model.safetensors"]
+    assert "PeftModel.from_pretrained(base, \"USER/NAME\"" in (folder / "README.md").read_text()
+    backbone = run / "backbone.safetensors"
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    expected, _ = run_logits(run, inputs)
+    base = AdapterSwitcher(backbone).backbone_for(_header(folder))
+    with torch.no_grad():
+        by_peft = PeftModel.from_pretrained(base, str(folder), **LOAD_KWARGS).eval()(inputs)
+        by_adaptcli = adaptcli.load(folder, backbone=backbone)(inputs)
+    assert float((by_peft - expected).abs().max()) <= 1e-5
+    assert float((by_adaptcli - expected).abs().max()) <= 1e-5
+
+
+def _header(folder: Path) -> dict:
+    from adaptcli.deploy import read_header
+
+    return read_header(folder / "adapter.safetensors")
+
+
+def test_push_in_offline_mode_is_one_line_and_keeps_the_adapter_folder(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "pushed"
+    result = invoke("export", "--run", runs.get("vpt_deep"), "--adapter-only", "--format", "hub", "--out", out,
+                    "--push", "someone/vpt-test")
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: --push someone/vpt-test: the Hugging Face Hub is switched off")
+    assert f"huggingface-cli upload someone/vpt-test {out}" in errors[0]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter.safetensors"]

@@ -131,6 +131,12 @@ def write(export: "Export", out: Path) -> Written:
 def push_folder(folder: Path, repo: str) -> str:
     """Upload ``folder`` to the Hub model repository ``repo`` (created if missing); its URL. One line when
     the Hub cannot be reached or refuses (no network, offline mode, no token)."""
+    from adaptcli.deploy.hub_source import offline
+
+    if offline():  # known before any request: say so, not as a network failure
+        raise AdaptError(f"--push {repo}: the Hugging Face Hub is switched off here (HF_HUB_OFFLINE is set), so "
+                         f"nothing was uploaded; the folder is written at {folder}: push it where the Hub can be "
+                         f"reached (HF_HUB_OFFLINE unset) with huggingface-cli upload {repo} {folder}")
     try:
         from huggingface_hub import HfApi
 

@@ -31,24 +31,42 @@ def owns(path: Path) -> bool:
     return path.is_dir() and MARKER.found_in(path)
 
 
-def _is_peft_run(export: "Export") -> bool:
-    return "default" in getattr(export.model, "peft_config", {})
+def _peft_files(export: "Export"):  # -> (peft config, state dict) | None
+    """peft's files for a run of the LoRA family that peft's own format can hold (None: any other run)."""
+    from adaptcli.deploy.formats import peft as peft_format
+
+    if "default" not in getattr(export.model, "peft_config", {}):
+        return None
+    try:
+        return peft_format.peft_files(export)
+    except AdaptError:  # split qkv or a norm before the head: adaptcli's adapter file alone holds it
+        return None
 
 
 def write(export: "Export", out: Path, card: tuple[str, str]) -> Written:
     """The adapter file (checked on the run's backbone, as ``--adapter-only`` checks), peft's files for the LoRA
-    family, and ``card`` (its file name and text: :func:`card_text`), renamed into place together."""
+    family (checked with ``PeftModel.from_pretrained`` likewise), and ``card`` (its file name and text:
+    :func:`card_text`), renamed into place together."""
+    import copy
+
+    from adaptcli.deploy.adapter import AdapterSwitcher
+    from adaptcli.deploy.check import check_difference, max_abs_difference
     from adaptcli.deploy.formats import peft as peft_format
     from adaptcli.deploy.formats import safetensors as file_format
     from adaptcli.io import atomic_path, save_tensors, write_text
 
+    peft = _peft_files(export)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         written = file_format.write(export, tmp / WEIGHTS)
-        if _is_peft_run(export):
-            peft_config, state = peft_format.peft_files(export)
+        if peft is not None:
+            peft_config, state = peft
             peft_config.save_pretrained(str(tmp))
             save_tensors(tmp / peft_format.WEIGHTS, state, {**export.meta, "format": peft_format.PEFT_FORMAT})
+            if export.backbone_file is not None:
+                base = copy.deepcopy(AdapterSwitcher(export.backbone_file).backbone_for(export.meta))
+                check_difference(max_abs_difference(export.model, peft_format.load_folder(tmp, base), export.inputs),
+                                 peft_format.CHECK)
         write_text(tmp / card[0], card[1])
     backbone = _backbone_hint(export)
     return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
@@ -86,7 +104,7 @@ def card_text(export: "Export", metadata: dict[str, Any], full_card: str) -> str
              f'model = adaptcli.load("hf-hub:USER/NAME", backbone="{original}")', "```", "",
              "or from the command line:", "", "```bash",
              f"adaptcli predict hf-hub:USER/NAME --backbone {original} photos/", "```", ""]
-    if _is_peft_run(export):
+    if _peft_files(export) is not None:
         kwargs = ", ".join(f"{k}={v!r}" for k, v in header["create_kwargs"].items())
         lines += ["peft's own files are here too (the backbone weights loaded into the timm model first):", "",
                   "```python", "import timm", "from peft import PeftModel", "",
