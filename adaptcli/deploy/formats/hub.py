@@ -153,8 +153,8 @@ def push_folder(folder: Path, repo: str) -> str:
 
 register(ExportFormat(
     name="hub",
-    summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); "
-            "--adapter-only: the adapter file, its backbone's name and hash, and a card; --push REPO uploads it",
+    summary="the timm folder plus a model card (README.md: the Hub's metadata, the run's results), or with "
+            "--adapter-only the adapter, its backbone's name and hash and a card; --push REPO uploads it",
     modes=(ExportMode.MERGE, ExportMode.FULL, ExportMode.ADAPTER_ONLY),
     write=write,
     open=hub_adapter.open_folder,  # the adapter-only folder; a merged or full one is read as the timm folder it holds
