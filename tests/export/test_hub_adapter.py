@@ -183,3 +183,31 @@ def test_push_in_offline_mode_is_one_line_and_keeps_the_adapter_folder(runs, tmp
     assert len(errors) == 1 and errors[0].startswith("error: --push someone/vpt-test: the Hugging Face Hub is switched off")
     assert f"huggingface-cli upload someone/vpt-test {out}" in errors[0]
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter.safetensors"]
+
+
+def test_eval_export_takes_hf_hub_names_of_adapter_and_merged_hub_folders(runs, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    run = runs.get("arc")
+    data = json.loads((run / "run.json").read_text())["data"]
+    assert invoke("eval", "--run", run, "--json").exit_code == 0
+    on_run = json.loads((run / "eval.json").read_text())
+    cache = tmp_path / "hub-cache"
+    _hub_export(run, tmp_path / "adapter-hub")
+    merged = invoke("export", "--run", run, "--merge", "--format", "hub", "--out", tmp_path / "merged-hub")
+    assert merged.exit_code == 0, merged.output
+    put_in_hub_cache(tmp_path / "adapter-hub", cache, "tester/arc-adapter")
+    put_in_hub_cache(tmp_path / "merged-hub", cache, "tester/arc-merged")
+    # huggingface_hub read its settings when it was imported: set them where it looks them up at each call
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    for name, extra in (("tester/arc-adapter", ["--checkpoint", run / "backbone.safetensors"]),
+                        ("tester/arc-merged", [])):
+        result = invoke("eval", "--export", f"hf-hub:{name}", *extra, "--data", data, "--json")
+        assert result.exit_code == 0, (name, result.output)
+        got = json.loads(result.stdout[result.stdout.index("{"):])
+        for key in ("top1", "top5", "per_class", "samples"):
+            assert got[key] == on_run[key], (name, key)
+    needs = invoke("eval", "--export", "hf-hub:tester/arc-adapter", "--data", data)
+    assert needs.exit_code == 2 and len(needs.stderr.strip().splitlines()) == 1
+    assert "pass the backbone file it attaches to" in needs.stderr
