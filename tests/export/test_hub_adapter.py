@@ -166,6 +166,16 @@ def test_a_lora_hub_folder_also_holds_peft_files_that_peft_loads(runs, tmp_path)
     assert float((by_peft - expected).abs().max()) <= 1e-5
     assert float((by_adaptcli - expected).abs().max()) <= 1e-5
 
+    # A split-qkv LoRA, which peft's format cannot hold: the adapter file alone, and a card without peft's lines.
+    split = runs.get("lora", "colours", "--set", "method.qkv=split")
+    _hub_export(split, tmp_path / "split-hub")
+    assert sorted(p.name for p in (tmp_path / "split-hub").iterdir()) == ["README.md", "adapter.safetensors"]
+    assert "PeftModel" not in (tmp_path / "split-hub" / "README.md").read_text()
+    expected, _ = run_logits(split, inputs)
+    with torch.no_grad():
+        got = adaptcli.load(tmp_path / "split-hub", backbone=split / "backbone.safetensors")(inputs)
+    assert float((got - expected).abs().max()) <= 1e-5
+
 
 def _header(folder: Path) -> dict:
     from adaptcli.deploy import read_header

@@ -118,8 +118,7 @@ def write(export: "Export", out: Path) -> Written:
     from adaptcli.io import atomic_path, write_text
 
     if export.mode is ExportMode.ADAPTER_ONLY:
-        card = hub_adapter.card_text(export, card_metadata(export, out.name), card_text(export, out.name))
-        return hub_adapter.write(export, out, (CARD, card))
+        return hub_adapter.write(export, out, CARD, card_metadata(export, out.name), card_text(export, out.name))
     with atomic_path(out) as tmp:
         written = timm_format.write(export, tmp)
         write_text(tmp / CARD, card_text(export, out.name))

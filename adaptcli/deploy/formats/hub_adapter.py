@@ -31,43 +31,38 @@ def owns(path: Path) -> bool:
     return path.is_dir() and MARKER.found_in(path)
 
 
-def _peft_files(export: "Export"):  # -> (peft config, state dict) | None
-    """peft's files for a run of the LoRA family that peft's own format can hold (None: any other run)."""
+def _peft_folder(export: "Export", folder: Path) -> bool:
+    """Add peft's files to ``folder`` for a run of the LoRA family that ``--format peft`` can hold, written and
+    checked by that format; False (nothing added) for any other run."""
     from adaptcli.deploy.formats import peft as peft_format
 
     if "default" not in getattr(export.model, "peft_config", {}):
-        return None
+        return False
+    staged = folder / ".peft"
     try:
-        return peft_format.peft_files(export)
-    except AdaptError:  # split qkv or a norm before the head: adaptcli's adapter file alone holds it
-        return None
+        peft_format.write(export, staged)
+    except AdaptError as exc:
+        if str(exc).startswith(peft_format.CHECK):
+            raise  # written but wrong: never published
+        return False  # a refusal (split qkv, a norm before the head, ...): adaptcli's adapter file alone holds it
+    for name in (peft_format.CONFIG, peft_format.WEIGHTS):
+        (staged / name).replace(folder / name)
+    staged.rmdir()
+    return True
 
 
-def write(export: "Export", out: Path, card: tuple[str, str]) -> Written:
+def write(export: "Export", out: Path, card_name: str, metadata: dict[str, Any], full_card: str) -> Written:
     """The adapter file (checked on the run's backbone, as ``--adapter-only`` checks), peft's files for the LoRA
-    family (checked with ``PeftModel.from_pretrained`` likewise), and ``card`` (its file name and text:
-    :func:`card_text`), renamed into place together."""
-    import copy
-
-    from adaptcli.deploy.adapter import AdapterSwitcher
-    from adaptcli.deploy.check import check_difference, max_abs_difference
-    from adaptcli.deploy.formats import peft as peft_format
+    family (checked as ``--format peft`` checks), and the card (:func:`card_text` of the hub format's
+    ``metadata`` and ``full_card``), renamed into place together."""
     from adaptcli.deploy.formats import safetensors as file_format
-    from adaptcli.io import atomic_path, save_tensors, write_text
+    from adaptcli.io import atomic_path, write_text
 
-    peft = _peft_files(export)
     with atomic_path(out) as tmp:
         tmp.mkdir()
         written = file_format.write(export, tmp / WEIGHTS)
-        if peft is not None:
-            peft_config, state = peft
-            peft_config.save_pretrained(str(tmp))
-            save_tensors(tmp / peft_format.WEIGHTS, state, {**export.meta, "format": peft_format.PEFT_FORMAT})
-            if export.backbone_file is not None:
-                base = copy.deepcopy(AdapterSwitcher(export.backbone_file).backbone_for(export.meta))
-                check_difference(max_abs_difference(export.model, peft_format.load_folder(tmp, base), export.inputs),
-                                 peft_format.CHECK)
-        write_text(tmp / card[0], card[1])
+        with_peft = _peft_folder(export, tmp)
+        write_text(tmp / card_name, card_text(export, metadata, full_card, with_peft))
     backbone = _backbone_hint(export)
     return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
                    use=(f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
@@ -81,7 +76,7 @@ def _backbone_hint(export: "Export") -> str:
     return str(export.backbone_file) if export.backbone_file is not None else "BACKBONE.safetensors"
 
 
-def card_text(export: "Export", metadata: dict[str, Any], full_card: str) -> str:
+def card_text(export: "Export", metadata: dict[str, Any], full_card: str, with_peft: bool = False) -> str:
     """The hub card of the run (its ``metadata`` block and the text ``full_card`` of the hub format: results,
     training) with a "Use" section for an adapter: which backbone file it needs (name, architecture,
     SHA-256) and the lines that load it."""
@@ -104,7 +99,7 @@ def card_text(export: "Export", metadata: dict[str, Any], full_card: str) -> str
              f'model = adaptcli.load("hf-hub:USER/NAME", backbone="{original}")', "```", "",
              "or from the command line:", "", "```bash",
              f"adaptcli predict hf-hub:USER/NAME --backbone {original} photos/", "```", ""]
-    if _peft_files(export) is not None:
+    if with_peft:
         kwargs = ", ".join(f"{k}={v!r}" for k, v in header["create_kwargs"].items())
         lines += ["peft's own files are here too (the backbone weights loaded into the timm model first):", "",
                   "```python", "import timm", "from peft import PeftModel", "",
