@@ -193,8 +193,19 @@ def _without_keys(sections: dict[str, Any], dotted: set[str]) -> dict[str, Any]:
     return {name: values for name, values in kept.items() if values}
 
 
+#: Method options whose default changed to the official behaviour (issue 34), with the value adaptcli
+#: used before: a configuration written before the option existed lacks the key and is read as trained.
+EARLIER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ssf": {"patch_merging": True},  # Swin's merging norms had a scale-shift
+    "bitfit": {"fc_norm": "all"},  # fc_norm.weight trained with the head
+}
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
+    method = data.get("method")
+    if isinstance(method, dict) and method.get("name") in EARLIER_DEFAULTS:
+        data = {**data, "method": {**EARLIER_DEFAULTS[method["name"]], **method}}
     return resolve(data, stored=True)
 
 

@@ -27,7 +27,8 @@ def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
 
 
 class HeadOnly(nn.Module):
-    """The trainable tail of an adapted model (``fc_norm`` when it trains, then the classifier).
+    """The trainable tail of an adapted model (``fc_norm`` when it trains, the ``head_drop`` dropout, then
+    the classifier).
 
     It holds the model's own modules, so training it trains the model.
     """
@@ -35,6 +36,8 @@ class HeadOnly(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.fc_norm = _trainable_fc_norm(model) or nn.Identity()
+        head_drop = getattr(model, "head_drop", None)
+        self.head_drop = head_drop if isinstance(head_drop, nn.Dropout) else nn.Identity()
         self.classifier = classifier(model)
 
     def entry(self) -> nn.Module:
@@ -42,7 +45,7 @@ class HeadOnly(nn.Module):
         return self.classifier if isinstance(self.fc_norm, nn.Identity) else self.fc_norm
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.fc_norm(features))
+        return self.classifier(self.head_drop(self.fc_norm(features)))
 
 
 class FeatureCache:

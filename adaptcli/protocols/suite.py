@@ -211,8 +211,33 @@ def settings_difference(stored: dict[str, Any], given: dict[str, Any]) -> str:
     return difference(stored, given)
 
 
-def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[str]:
-    """The dry-run: tasks, points, runs and what each would do; nothing is trained or written."""
+def check_runs(spec: SuiteSpec, tasks: list[str], points: list[Point], overwrite: bool) -> None:
+    """Everything the suite refuses before training, run by run, checked before it trains any (the suite and
+    its dry run both call this): the suite folder's settings, a run trained with other settings, and
+    finetune's own pre-training checks (:func:`~adaptcli.engine.preflight.check_before_training`) for
+    each run still to train. The final run is checked with the first point (the one it uses without a
+    sweep; another point changes only its sweep keys)."""
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.engine.preflight import check_before_training
+
+    main = partial_state().is_main_process  # the others leave the run folders to it (it may have begun one)
+    check_settings(spec, overwrite)
+    for task in tasks:
+        sweeps = sweep_steps(spec, task, points)
+        final = final_step(spec, task, points[0])
+        for step in [*sweeps, final]:
+            state, _ = status(step)
+            if state in ("done", "evaluate") or (state == "differs" and step is final and sweeps):
+                continue  # nothing to train; or a final whose point the sweep has not chosen yet
+            refuse_if_changed(step, overwrite)
+            check_before_training(step.config, step.data, step.path, resume=state == "resume",
+                                  overwrite=state in ("restart", "differs"), main=main)
+
+
+def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point], *, overwrite: bool = False) -> list[str]:
+    """The dry-run: tasks, points, runs and what each would do; nothing is trained or written. What the suite
+    would refuse before training (:func:`check_runs`) is refused here too."""
+    check_runs(spec, tasks, points, overwrite)
     bench = spec.bench
     lines = [f"suite {bench.name}: method {spec.method}, {len(tasks)} task(s), {len(points)} sweep point(s)",
              f"protocol: {bench.protocol}"]
@@ -266,7 +291,7 @@ def settings_line(config: RunConfig) -> str:
 def _describe(state: str, key: str) -> str:
     return {"done": "done (skipped)", "evaluate": "trained, to evaluate", "resume": "interrupted, resumes",
             "restart": "interrupted before its first checkpoint, restarts", "new": "to train",
-            "differs": f"DIFFERS at {key} (refused without --overwrite)"}[state]
+            "differs": f"DIFFERS at {key}, --overwrite retrains it"}[state]
 
 
 def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> SuiteResults:
@@ -279,10 +304,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
     bench = spec.bench
     tasks = find_tasks(bench, spec.data, spec.tasks)
     points = grid_points(spec.grid)
-    check_settings(spec, overwrite)
-    for task in tasks:  # refuse before training anything
-        for step in sweep_steps(spec, task, points):
-            refuse_if_changed(step, overwrite)
+    check_runs(spec, tasks, points, overwrite)  # refuse before training anything
     main = partial_state().is_main_process
     out = Path(spec.out)
     if main:

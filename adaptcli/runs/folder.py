@@ -101,19 +101,8 @@ class RunDir:
         folder another live process trains is refused, naming it. Returns the held lock (a note about
         a stale lock it replaced goes to ``output.warn``).
         """
-        check_out_paths(self.path, data, config.model.checkpoint)
+        claim = self.check_out(config, resume=resume, overwrite=overwrite, data=data)
         lock = RunLock(self.path)
-        if self.path.is_dir():
-            lock.refuse_if_held()
-        claim = self.claim(None if resume else overwrite, resume="--resume")
-        if resume and self.is_run():
-            stored = load_run_config(self.config_file)
-            if stored != config:
-                raise AdaptError(
-                    f"--resume: the configuration differs from {self.config_file} at "
-                    f"{difference(stored.to_dict(), config.to_dict())}; "
-                    "resume with the same recipe and --set values, or start a new --out"
-                )
         note = lock.acquire()
         if note:
             (output or Output()).warn(note)
@@ -128,6 +117,23 @@ class RunDir:
                 (output or Output()).warn(f"--overwrite replaced the run in {self.path} and left {len(left)} "
                                           f"entr{'y' if len(left) == 1 else 'ies'} adaptcli did not write: {shown}")
         return lock
+
+    def check_out(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> FolderClaim:
+        """What :meth:`prepare` refuses, checked without writing anything (``finetune --dry-run`` asks it too):
+        ``--out`` against ``data`` and the checkpoint, a live lock, a folder that is not this run."""
+        check_out_paths(self.path, data, config.model.checkpoint)
+        if self.path.is_dir():
+            RunLock(self.path).refuse_if_held()
+        claim = self.claim(None if resume else overwrite, resume="--resume")
+        if resume and self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config:
+                raise AdaptError(
+                    f"--resume: the configuration differs from {self.config_file} at "
+                    f"{difference(stored.to_dict(), config.to_dict())}; "
+                    "resume with the same recipe and --set values, or start a new --out"
+                )
+        return claim
 
     def claim(self, overwrite: bool | None, *, option: str = "--out", whole: bool = False,
               resume: str | None = None) -> FolderClaim:
