@@ -4,7 +4,9 @@ the results as ``model-index``) and whose text says what was trained, how, and h
 
 ``export --format hub --push REPO`` uploads the folder with ``huggingface_hub`` afterwards
 (:func:`push_folder`); without a network that is one line, and the folder stays written. It is read back
-(``predict``, ``eval --export``, ``adaptcli.load``) as the timm folder it holds.
+(``predict``, ``eval --export``, ``adaptcli.load``) as the timm folder it holds; ``--adapter-only`` writes
+:mod:`adaptcli.deploy.formats.hub_adapter`'s folder instead. ``hf-hub:USER/NAME`` reads either from the Hub
+(:mod:`adaptcli.deploy.hub_source`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from adaptcli.deploy.formats import ExportFormat, Written, register
+from adaptcli.deploy.formats import hub_adapter, peft as peft_format
 from adaptcli.deploy.formats import timm as timm_format
 from adaptcli.deploy.modes import ExportMode
 from adaptcli.errors import AdaptError
@@ -198,9 +201,12 @@ def trained_on_data(info: RunInfo | None, summary: TrainSummary | None) -> str |
 
 
 def write(export: "Export", out: Path) -> Written:
-    """The timm folder (checked by loading it with timm) and its model card, renamed into place together."""
+    """The timm folder (checked by loading it with timm) and its model card, renamed into place together
+    (adapter-only: :mod:`adaptcli.deploy.formats.hub_adapter`'s folder)."""
     from adaptcli.io import atomic_path, write_text
 
+    if export.mode is ExportMode.ADAPTER_ONLY:
+        return hub_adapter.write(export, out, CARD, card_metadata(export, out.name), card_text(export, out.name))
     with atomic_path(out) as tmp:
         written = timm_format.write(export, tmp)
         write_text(tmp / CARD, card_text(export, out.name))
@@ -212,6 +218,12 @@ def write(export: "Export", out: Path) -> Written:
 def push_folder(folder: Path, repo: str) -> str:
     """Upload ``folder`` to the Hub model repository ``repo`` (created if missing); its URL. One line when
     the Hub cannot be reached or refuses (no network, offline mode, no token)."""
+    from adaptcli.deploy.hub_source import offline
+
+    if offline():  # known before any request: say so, not as a network failure
+        raise AdaptError(f"--push {repo}: the Hugging Face Hub is switched off here (HF_HUB_OFFLINE is set), so "
+                         f"nothing was uploaded; the folder is written at {folder}: push it where the Hub can be "
+                         f"reached (HF_HUB_OFFLINE unset) with huggingface-cli upload {repo} {folder}")
     try:
         from huggingface_hub import HfApi
 
@@ -228,9 +240,12 @@ def push_folder(folder: Path, repo: str) -> str:
 
 register(ExportFormat(
     name="hub",
-    summary="the timm folder plus a model card (README.md with the Hub's metadata and the run's results); --push REPO uploads it",
-    modes=(ExportMode.MERGE, ExportMode.FULL),
+    summary="the timm folder plus a model card (README.md: the Hub's metadata, the run's results), or with "
+            "--adapter-only the adapter, its backbone's name and hash and a card; --push REPO uploads it",
+    modes=(ExportMode.MERGE, ExportMode.FULL, ExportMode.ADAPTER_ONLY),
     write=write,
-    marker=timm_format.MARKER,
-    entries=(timm_format.CONFIG, timm_format.WEIGHTS, CARD),
+    open=hub_adapter.open_folder,  # the adapter-only folder; a merged or full one is read as the timm folder it holds
+    owns=hub_adapter.owns,
+    marker=(timm_format.MARKER, hub_adapter.MARKER),  # type: ignore[arg-type]  (either marks a hub folder)
+    entries=(timm_format.CONFIG, timm_format.WEIGHTS, CARD, hub_adapter.WEIGHTS, peft_format.CONFIG, peft_format.WEIGHTS),
 ))
