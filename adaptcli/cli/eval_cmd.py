@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
         views: Annotated[Optional[str], typer.Option("--views", help="Video multi-view testing CLIPSxCROPS, e.g. 2x3.")] = None,
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
-        export: Annotated[Optional[Path], typer.Option("--export", help="An export to evaluate instead of a run: a .safetensors file or a timm, hub or peft folder (with --data; adapter-only exports with --checkpoint).")] = None,
+        export: Annotated[Optional[Path], typer.Option("--export", help="An export to evaluate instead of a run: a .safetensors file, a timm, hub or peft folder, or hf-hub:USER/NAME (with --data; adapter-only exports with --checkpoint).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter or an adapter-only --export (any layout finetune accepts).")] = None,
         scores: Annotated[Optional[Path], typer.Option("--scores", help="Also write every sample's scores and targets to this .safetensors file.")] = None,
         weights: Annotated[str, typer.Option("--weights", help="Which of the run's weights: selected (best on validation, else last), last, best, or ema (a run trained with train.ema).")] = "selected",

@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
     @app.command(rich_help_panel=PANEL)
     @user_errors
     def predict(
-        model: Annotated[Path, typer.Argument(help="A run folder, a .safetensors export (merged, full or adapter-only), a timm, hub or peft folder, or an .onnx file.")],
+        model: Annotated[Path, typer.Argument(help="A run folder, a .safetensors export (merged, full or adapter-only), a timm, hub or peft folder, an .onnx file, or hf-hub:USER/NAME (a hub folder on the Hugging Face Hub, read through its local cache).")],
         paths: Annotated[list[Path], typer.Argument(help="Images, videos, folders of them (searched recursively) or .txt lists of paths.")],
-        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="The backbone weights an adapter-only export (a .safetensors file or a peft folder) attaches to; for a run folder, where its backbone file moved (the same file: run.json records its SHA-256).")] = None,
+        backbone: Annotated[Optional[Path], typer.Option("--backbone", help="The backbone weights an adapter-only export (a .safetensors file, a peft or adapter-only hub folder) attaches to (a hub folder checks it against the SHA-256 it records); for a run folder, where its backbone file moved (the same file: run.json records its SHA-256).")] = None,
         top_k: Annotated[int, typer.Option("--top-k", min=1, max=1000, help="How many classes to show per file.")] = 5,
         out: Annotated[Optional[Path], typer.Option("--out", help="Also write the predictions: .csv (one row per file and rank) or .jsonl (one object per file).")] = None,
         device: Annotated[str, typer.Option("--device", help="cpu or cuda (ONNX files run on the CPU).")] = "cpu",

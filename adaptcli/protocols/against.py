@@ -263,7 +263,7 @@ def plot(comparisons: list[dict[str, Any]], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adaptcli.io import atomic_path
+    from adaptcli.io import write_figure
 
     widest = max(len(c["tasks"]) + len(c["groups"]) + 1 for c in comparisons)
     fig, axes = plt.subplots(len(comparisons), 1, figsize=(max(6.4, 0.55 * widest),
@@ -291,8 +291,4 @@ def plot(comparisons: list[dict[str, Any]], path: Path) -> Path:
         ax.set_title(f"{c['benchmark'] or c['method']}: {c['suite']} vs {c['paper']['row_id']}", fontsize=9)
         ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return write_figure(path, fig)

@@ -235,7 +235,7 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adaptcli.io import atomic_path
+    from adaptcli.io import write_figure
 
     points = plot_points(data)
     if not points:
@@ -249,8 +249,4 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel("top-1 (%)")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return write_figure(path, fig)
