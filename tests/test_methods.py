@@ -55,6 +55,10 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     elif method == "adapter_plus":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias", "scale"]
         names |= {f"blocks.{i}.adapter_plus.{p}" for i in layers for p in parts}
+    elif method == "zeroi2v":  # a linear adapter before qkv and fc1, after proj and fc2 (official num_tadapter=2)
+        sites = ["attn.qkv.adapter_in", "attn.proj.adapter_out", "mlp.fc1.adapter_in", "mlp.fc2.adapter_out"]
+        names |= {f"blocks.{i}.{s}.{p}" for i in layers for s in sites
+                  for p in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
     elif method == "bitfit":  # every tensor named *bias* of the backbone
         names |= {n for n, _ in plain.named_parameters() if "bias" in n and not n.startswith(heads)}
     elif method == "ssf":  # after the patch conv, six layers per block and the final norm (when it has weights)

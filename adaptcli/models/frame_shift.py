@@ -3,7 +3,7 @@
 ZeroI2V (Li et al., ECCV 2024; MCG-NJU/ZeroI2V ``mmaction/models/common/stdha.py``, ``TemporalShift``
 with ``divide_head=False``, applied to ``k`` and ``v`` after the in-projection) runs each frame through
 the image ViT and lets a few attention heads read their keys and values from other frames: with
-``G = D // shift_div`` channels per group, group ``g`` (channels ``g*G:(g+1)*G`` of the key and of the
+``G = D // shift_div`` channels per group (one head by default), group ``g`` (channels ``g*G:(g+1)*G`` of the key and of the
 value) of frame ``t`` takes frame ``t - offsets[g]``'s; where that frame does not exist the frame keeps
 its own (the official code shifts a clone, so the edges are not zeroed). The official defaults:
 ``shift_div=12``, offsets ``(1, -1)`` (``configs/recognition/vit_zero_clip/CLIP-B_k400_8x16x1.py``:
@@ -29,8 +29,8 @@ from torch import nn
 from adaptcli.errors import UnsupportedModelError
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
-#: The official ViT-B/16 Kinetics-400 setting (CLIP-B_k400_8x16x1.py).
-DEFAULT_SHIFT_DIV = 12
+#: The official Kinetics-400 offsets (CLIP-B_k400_8x16x1.py); the group defaults to one head (its shift_div=12
+#: on ViT-B/16's 12 heads).
 DEFAULT_OFFSETS = (1, -1)
 
 
@@ -75,9 +75,9 @@ class ShiftedQkv(nn.Module):
         return f"{self.in_features} -> {self.out_features}, group={self.group}, offsets={self.offsets}"
 
 
-def shift_group(model: nn.Module, shift_div: int, offsets: Sequence[int]) -> int:
-    """Channels per shifted group, ``D // shift_div``; a one-line refusal unless it is a whole number of
-    heads and every group fits in ``D``."""
+def shift_group(model: nn.Module, shift_div: int | None, offsets: Sequence[int]) -> int:
+    """Channels per shifted group, ``D // shift_div`` (``shift_div`` None: one head); a one-line refusal
+    unless it is a whole number of heads and every group fits in ``D``."""
     blocks = transformer_blocks(model)
     attn = blocks[0][1].attn
     qkv, heads = getattr(attn, "qkv", None), getattr(attn, "num_heads", None)
@@ -86,8 +86,12 @@ def shift_group(model: nn.Module, shift_div: int, offsets: Sequence[int]) -> int
             f"the temporal head shift needs attention with one fused qkv linear and num_heads (timm ViT, CLIP, "
             f"DINOv2, SigLIP, DeiT-III); {type(attn).__name__} has none")
     dim = qkv.in_features
-    group, head_dim = dim // shift_div, dim // heads
-    if group == 0 or group % head_dim or group * len(offsets) > dim:
+    group, head_dim = dim // (shift_div or heads), dim // heads
+    if group and group % head_dim == 0 and group * len(offsets) > dim:
+        raise UnsupportedModelError(
+            f"{len(offsets)} shift offsets of {group // head_dim} head(s) each need {len(offsets) * group // head_dim} "
+            f"heads, the model has {heads}; give fewer method.offsets or a larger method.shift_div")
+    if group == 0 or group % head_dim:
         raise UnsupportedModelError(
             f"shift_div {shift_div} gives {group}-channel groups, not whole heads of {head_dim} channels "
             f"({len(offsets)} groups in {dim}); set method.shift_div to a divisor of num_heads={heads}, "
@@ -95,7 +99,7 @@ def shift_group(model: nn.Module, shift_div: int, offsets: Sequence[int]) -> int
     return group
 
 
-def attach_frame_shift(model: nn.Module, shift_div: int = DEFAULT_SHIFT_DIV,
+def attach_frame_shift(model: nn.Module, shift_div: int | None = None,
                        offsets: Sequence[int] = DEFAULT_OFFSETS) -> None:
     """Make image ViT ``model`` take clips ``B x C x T x H x W``: frames through the ViT with every
     block's ``attn.qkv`` shifted, per-frame outputs averaged over ``T`` (an image ``B x C x H x W`` is
@@ -134,4 +138,4 @@ def average_frames(model: nn.Module, args: tuple[Any, ...], output: torch.Tensor
 
 
 __all__ = ["ShiftedQkv", "attach_frame_shift", "is_frame_shift_model", "shift_group", "temporal_head_shift",
-           "DEFAULT_OFFSETS", "DEFAULT_SHIFT_DIV"]
+           "DEFAULT_OFFSETS"]

@@ -171,8 +171,10 @@ def test_trainable_parameters_are_adapters_and_head():
     assert set(backbone) == {k for k in tiny_vit().state_dict() if not k.startswith("head.")}
 
 
-@pytest.mark.parametrize("shift_div", [3, 8])
-def test_groups_that_are_not_whole_heads_are_refused(shift_div):
+@pytest.mark.parametrize("change, message", [({"shift_div": 3}, "not whole heads"), ({"shift_div": 8}, "not whole heads"),
+                                             ({"shift_div": 2}, "need 8 heads, the model has 4")])
+def test_groups_that_are_not_whole_heads_or_do_not_fit_are_refused(change, message):
     from adaptcli.errors import UnsupportedModelError
-    with pytest.raises(UnsupportedModelError, match="whole heads"):
-        apply_method(tiny_vit(), "zeroi2v", dict_options({**OPTIONS, "shift_div": shift_div}))
+    with pytest.raises(UnsupportedModelError, match=message) as refused:
+        apply_method(tiny_vit(), "zeroi2v", dict_options({**OPTIONS, **change}))
+    assert "\n" not in str(refused.value)

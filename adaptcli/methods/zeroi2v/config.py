@@ -16,9 +16,10 @@ class ZeroI2VOptions:
     attention, and four linear adapters per block that merge after training (MCG-NJU/ZeroI2V
     ``vit_zero_clip.py``; defaults from ``configs/recognition/vit_zero_clip/CLIP-B_k400_8x16x1.py``)."""
 
-    shift_div: Annotated[int, Ge(1)] = 12
-    """Each shifted group is D // shift_div channels of the key and the value (whole heads: 12 on ViT-B's 12 heads
-    is one head; the official ViT-L config uses 8 on 16 heads, two heads)."""
+    shift_div: Optional[Annotated[int, Ge(1)]] = None
+    """Each shifted group is D // shift_div channels of the key and the value, whole heads; null: the number of
+    heads, one head per group (the official ViT-B/16 configs: 12 on 12 heads; its ViT-L/14 K400 config uses 8 on
+    16 heads, two heads per group)."""
     offsets: list[int] = field(default_factory=lambda: [1, -1])
     """Frame offset of each group in turn: group g at frame t reads frame t - offsets[g] (K400: 1, -1; the SSv2
     config adds 2, -2)."""
