@@ -13,7 +13,11 @@ from adaptcli.output import Output
 
 
 def is_video_model(model: nn.Module) -> bool:
-    """Video backbones embed tubelets with a Conv3d."""
+    """Video backbones embed tubelets with a Conv3d, or run an image ViT on frames with a temporal shift."""
+    from adaptcli.models.frame_shift import is_frame_shift_model
+
+    if is_frame_shift_model(model):
+        return True
     proj = getattr(getattr(model, "patch_embed", None), "proj", None)
     proj = getattr(proj, "base_layer", proj)  # a method may wrap it (SSF)
     return isinstance(proj, nn.Conv3d)

@@ -1,0 +1,56 @@
+"""ZeroI2V end to end: an image ViT fine-tuned on video shards, merged into the image ViT + the shift."""
+
+from __future__ import annotations
+
+import torch
+
+import adaptcli
+from tests.export.conftest import header, invoke
+
+IMAGE_ON_VIDEO = ["--model", "test_vit", "--set", "model.num_frames=4"]
+
+
+def clip(seed: int = 0) -> torch.Tensor:
+    return torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(seed))
+
+
+def test_zeroi2v_trains_on_video_and_merges_into_the_image_vit_with_the_shift(runs, tmp_path):
+    import timm
+    from safetensors.torch import load_file
+
+    from adaptcli.models.frame_shift import ShiftedQkv
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.load import load_run_model
+
+    run = runs.get("zeroi2v", "motion", *IMAGE_ON_VIDEO)
+    out = tmp_path / "zeroi2v.safetensors"
+    result = invoke("export", "--run", run, "--merge", "--out", out)
+    assert result.exit_code == 0, result.output
+    meta = header(out)
+    assert meta["modality"] == "video" and meta["num_frames"] == 4 and meta["backbone"] == "test_vit"
+    assert meta["frame_shift"] == {"shift_div": None, "offsets": [1, -1]}
+
+    image_vit = timm.create_model("test_vit", num_classes=2, img_size=32)
+    state = load_file(str(out))
+    assert set(state) == set(image_vit.state_dict())  # the image ViT's keys, nothing added
+    expected_shapes = {k: v.shape for k, v in image_vit.state_dict().items()}
+    assert {k: v.shape for k, v in state.items()} == expected_shapes
+
+    model = load_run_model(RunDir(run)).model
+    merged = adaptcli.load(out)
+    assert sum(isinstance(m, ShiftedQkv) for m in merged.modules()) == len(image_vit.blocks)
+    assert sum(p.numel() for p in merged.parameters()) == sum(p.numel() for p in image_vit.parameters())
+    x = clip()
+    with torch.no_grad():
+        expected = model(x)
+        assert float((merged(x) - expected).abs().max()) <= 1e-5
+        image_vit.load_state_dict(state)
+        per_frame = image_vit.eval()(x.transpose(1, 2).flatten(0, 1)).view(2, 4, -1).mean(1)
+        assert float((per_frame - expected).abs().max()) > 1e-4  # the shift is part of the model
+
+    use = [line for line in result.output.splitlines() if "attach_frame_shift" in line]
+    assert len(use) == 1, result.output
+    scope: dict = {}
+    exec(use[0].split("use: ", 1)[1], scope)  # the printed line, as a user runs it
+    with torch.no_grad():
+        assert float((scope["model"].eval()(x) - expected).abs().max()) <= 1e-5
