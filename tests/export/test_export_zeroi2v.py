@@ -54,3 +54,14 @@ def test_zeroi2v_trains_on_video_and_merges_into_the_image_vit_with_the_shift(ru
     exec(use[0].split("use: ", 1)[1], scope)  # the printed line, as a user runs it
     with torch.no_grad():
         assert float((scope["model"].eval()(x) - expected).abs().max()) <= 1e-5
+
+
+def test_zeroi2v_merge_is_refused_where_timm_would_drop_the_shift(runs, tmp_path):
+    run = runs.get("zeroi2v", "motion", *IMAGE_ON_VIDEO)
+    for fmt in ("timm", "hub"):
+        out = tmp_path / fmt
+        refused = invoke("export", "--run", run, "--merge", "--format", fmt, "--out", out)
+        assert refused.exit_code == 2, refused.output
+        assert "without the temporal shift" in refused.output and "--format safetensors" in refused.output
+        assert "Traceback" not in refused.output and not out.exists()
+        assert list(tmp_path.iterdir()) == []  # no temporary folder left either
