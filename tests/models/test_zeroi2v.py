@@ -178,3 +178,33 @@ def test_groups_that_are_not_whole_heads_or_do_not_fit_are_refused(change, messa
     with pytest.raises(UnsupportedModelError, match=message) as refused:
         apply_method(tiny_vit(), "zeroi2v", dict_options({**OPTIONS, **change}))
     assert "\n" not in str(refused.value)
+
+
+def test_inspect_params_counts_the_flops_the_merge_removes():
+    """``--flops``: the adapters cost 2 x (2 x D x D/4) FLOPs per token each while training; merged, the model
+    costs exactly the image ViT on every frame (the shift is a memory move)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptcli.cli.app import app
+
+    args = ["inspect-params", "--model", "test_vit", "--method", "zeroi2v", "--num-classes", "3", "--flops", "--json",
+            "--set", "model.img_size=32", "--set", "model.num_frames=4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    flops = report["flops"]
+    plain = timm.create_model("test_vit", img_size=32, num_classes=3)
+    dim, depth, tokens = plain.embed_dim, len(plain.blocks), plain.patch_embed.num_patches + plain.num_prefix_tokens
+    # 4 adapters per block, 4 frames, 2 matmuls of D x D/4 per token, 2 FLOPs per multiply-add
+    adapters = 4 * depth * 4 * tokens * 2 * 2 * dim * int(dim * 0.25)
+    assert flops["input"] == "1 x 3 x 4 x 32 x 32"
+    assert flops["adapted"] - flops["backbone"] == adapters
+    assert flops["merged"] == flops["backbone"] and flops["merged_extra"] == 0
+    assert report["method_params"] == 4 * depth * (2 * dim * int(dim * 0.25) + int(dim * 0.25) + dim)
+
+    table = CliRunner().invoke(app, [a for a in args if a != "--json"])
+    assert table.exit_code == 0 and "merged extra" in table.output
+    adaptformer = CliRunner().invoke(app, [*args[:4], "adaptformer", *args[5:]])
+    assert json.loads(adaptformer.output)["flops"]["merged"] is None
