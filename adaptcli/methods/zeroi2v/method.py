@@ -112,6 +112,12 @@ class ZeroI2V(Method):
                 "zeroi2v adapts an image ViT to video (frames through the image model); this is already a video "
                 "model; use an image backbone such as --model vit_base_patch16_clip_224.openai")
         for name, block in blocks:
+            if getattr(block.attn, "q_bias", None) is not None or \
+                    not isinstance(getattr(block.attn, "qkv", None), (nn.Linear, ShiftedQkv)):
+                raise UnsupportedModelError(
+                    f"zeroi2v needs attention that runs its fused qkv linear as a module ({name}.attn is "
+                    f"{type(block.attn).__name__}: separate q/k/v or biases added outside qkv, as in EVA-02); use a "
+                    "timm ViT (CLIP, DINOv2, SigLIP, DeiT-III)")
             for site, _ in SITES:
                 layer = _site(block, site)
                 if not isinstance(layer, (nn.Linear, ShiftedQkv)):
