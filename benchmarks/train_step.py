@@ -59,6 +59,7 @@ class Case:
     grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
     recompute: str = "none"  # train.recompute
     recompute_goal: float | None = None  # max step time / the same method's without recomputation
+    image_backbone: bool = False  # the image ViT of the same size on the frames (zeroi2v), not the video ViT
 
 
 ADAPTERS = ["adaptformer", "arc", "arc_att", "vpt_deep", "vpt_shallow", "lora", "dora", "adapter_plus", "ssf", "bitfit"]
@@ -77,6 +78,8 @@ def cases(depth: int) -> list[Case]:
         Case("adaptformer_top", "adaptformer", {"layers": top}, floor_goal=1.05),
         Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
         Case("linear", "linear"),
+        Case("zeroi2v", "zeroi2v", image_backbone=True,
+             note="the image ViT of the same size on every frame (frame-wise attention with the temporal shift)"),
         # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
         # first top-half block) require grad, so backward does the input-gradient half and nothing else.
         Case("floor_all", "adaptformer", {"layers": []}, grad_from=0),
@@ -99,7 +102,12 @@ def build(args: argparse.Namespace, case: Case, device: str):
     from adaptcli.models.recompute import apply_recompute
 
     torch.manual_seed(0)
-    config = ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames)
+    name = args.model
+    if case.image_backbone:
+        from adaptcli.runs.build import counterpart
+
+        name = counterpart(args.model, "image")
+    config = ModelConfig(name=name, img_size=args.img_size, num_frames=args.frames)
     model = create_backbone(config, args.classes)
     options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
@@ -428,7 +436,7 @@ def report(args, selected, flops, timing, memory, probe) -> str:
         if t is not None:
             floor = med.get(floor_of(case))
             plain = med.get(case.label.split("+")[0]) if case.recompute != "none" else None
-            to_floor = t / floor if floor and case.grad_from is None and case.method != "full" else None
+            to_floor = t / floor if floor and case.grad_from is None and case.method != "full" and not case.image_backbone else None
             to_plain = t / plain if plain else None
             row += [f"{t * 1000:.0f}", f"{t / med['full']:.2f}", f"{args.batch / t:.2f}",
                     f"{to_floor:.3f}" if to_floor else "", verdict(to_floor, case.floor_goal),
