@@ -153,3 +153,117 @@ def test_noise_distribution_and_sigma_per_block_are_the_official_ones():
     assert draws.shape == (5, 2000, 1, 16)  # one draw per sample and channel, shared by the tokens
     assert draws.mean().item() == pytest.approx(1.0, abs=0.01)
     assert draws.std().item() == pytest.approx(0.5, abs=0.01)
+
+
+PACE_CASES = [("adaptformer", {"dropout": 0.0}), ("adaptformer", {"form": "sequential", "layernorm": "in"}),
+              ("adapter_plus", {"drop_path": 0.0}), ("arc", {"dropout": 0.0}), ("arc_att", {"dropout": 0.0}),
+              ("lora", {"target_modules": ["qkv", "fc2"]}), ("dora", {}), ("lora", {"qkv": "split"})]
+
+
+def adapted(method: str, options: dict, drop_path: float = 0.0) -> nn.Module:
+    model = tiny_vit(drop_path)
+    apply_method(model, method, method_spec(method).options(**options))
+    model.double()
+    moved_from_init(model)
+    return model
+
+
+def test_every_method_that_claims_pace_is_covered_here():
+    assert {name for name, _ in PACE_CASES} == {spec.name for spec in all_methods() if spec.pace}
+
+
+@pytest.mark.parametrize("method,options", PACE_CASES, ids=[f"{m}-{o}" for m, o in PACE_CASES])
+def test_the_noise_multiplies_the_adapter_output_per_sample_and_channel(method, options):
+    model = adapted(method, options)
+    plain = copy.deepcopy(model)
+    noise = install_pace_noise(model, method, SIGMA)
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    model.eval(), plain.eval()
+    assert torch.equal(model(x), plain(x))  # evaluation never sees the noise
+
+    seen: dict[str, list] = {}
+    for site in noise.sites:
+        if noise.sigmas[site.name] == 0:
+            continue
+        site.module.register_forward_hook(  # before PACE's hook: the clean output and the frozen part
+            lambda m, args, out, site=site: seen.setdefault(site.name, []).append(
+                (out.detach(), None if site.base is None else site.base(args).detach())), prepend=True)
+        site.module.register_forward_hook(  # after it: the perturbed output
+            lambda m, args, out, site=site: seen[site.name].append(out.detach()))
+    model.train()
+    noise.reseed(7)
+    model(x)
+    depths = set()
+    for site in noise.sites:
+        sigma = noise.sigmas[site.name]
+        if sigma == 0:
+            assert site.name not in seen
+            continue
+        (clean, base), perturbed = seen[site.name]
+        base = 0 if base is None else base
+        delta, noisy_delta = clean - base, perturbed - base
+        assert delta.abs().max() > 1e-3, site.name  # weights moved: the adapter has an output
+        if delta.ndim == 3:  # tokens share the sample's draw: z = noisy / clean is constant along tokens
+            z = noisy_delta / delta
+            assert torch.allclose(z, z[:, :1].expand_as(z), rtol=1e-6, atol=1e-6), site.name
+            assert 0.1 * sigma < (z[:, 0] - 1).std() < 3 * sigma, site.name
+        depths.add(site.name)
+    assert len(depths) >= DEPTH  # the noisy blocks 1..3 and the head
+
+
+def test_the_two_passes_share_drop_path_and_dropout_masks():
+    model = adapted("lora", {"dropout": 0.3}, drop_path=0.5)
+    noise = install_pace_noise(model, "lora", SIGMA)
+    noise.remove()  # without the noise the passes must be identical
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    model.train()
+    assert not torch.equal(model(x), model(x))  # drop-path and dropout are on
+    first, second = noisy_passes(model, x, two=True)
+    assert torch.equal(first, second)
+    assert consistency_loss(first, second).item() == 0
+
+
+def test_a_step_trains_every_parameter_and_the_noise_changes_every_step():
+    model = adapted("adaptformer", {"dropout": 0.0})
+    noise = install_pace_noise(model, "adaptformer", SIGMA)
+    assert pace_noise_of(model) is noise
+    model.train()
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    torch.manual_seed(0)
+    a = noisy_passes(model, x, two=True)
+    b = noisy_passes(model, x, two=True)
+    assert not torch.equal(a[0], b[0]) and not torch.equal(a[0], a[1])
+    torch.manual_seed(0)
+    again = noisy_passes(model, x, two=True)  # the same global state: the same noise (exact resume)
+    assert torch.equal(a[0], again[0]) and torch.equal(a[1], again[1])
+    loss = F.cross_entropy(again[0], torch.tensor([0, 1, 2, 3])) + LAMBDA * consistency_loss(*again)
+    loss.backward()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None and torch.count_nonzero(param.grad) > 0, name
+
+
+@pytest.mark.parametrize("method", [spec.name for spec in all_methods() if not spec.pace])
+def test_methods_without_an_adapter_output_refuse_pace_in_one_line(method):
+    with pytest.raises(ConfigError, match=f"{re.escape(method)} has no adapter output for PACE"):
+        resolve(None, method, ["train.pace_lambda=1", "train.pace_sigma=1.2"])
+
+
+def test_pace_settings_are_range_checked():
+    with pytest.raises(ConfigError, match="needs train.pace_sigma > 0"):
+        resolve(None, "lora", ["train.pace_lambda=1"])
+    with pytest.raises(ConfigError, match="out of range"):
+        resolve(None, "lora", ["train.pace_sigma=-0.5"])
+    config = resolve(None, "lora", ["train.pace_lambda=1", "train.pace_sigma=1.2"])
+    assert (config.train.pace_lambda, config.train.pace_sigma) == (1.0, 1.2)
+    assert resolve(None, "lora").train.pace_sigma == 0  # off by default
+
+
+def test_the_cli_refuses_pace_for_linear_probing_in_one_line():
+    result = subprocess.run([sys.executable, "-m", "adaptcli", "config", "--recipe", "quick", "--method", "linear",
+                             "--set", "train.pace_lambda=1", "--set", "train.pace_sigma=1.2"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "linear has no adapter output for PACE's noise" in lines[0]
+    assert "Traceback" not in result.stderr

@@ -64,6 +64,7 @@ class PaceNoise:
         sigmas = block_sigmas(len(block_names), sigma, first_noisy)
         head = classifier(model)
         sites = [*sites, PaceSite(qualified_name(model, head), head)]
+        self.sites = sites
         self.sigmas = {site.name: sigmas[site_depth(site.name, block_names)] for site in sites}
         self._generator: torch.Generator | None = None
         self._handles = [site.module.register_forward_hook(functools.partial(self._perturb, site, self.sigmas[site.name]))
