@@ -267,3 +267,17 @@ def test_the_cli_refuses_pace_for_linear_probing_in_one_line():
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "linear has no adapter output for PACE's noise" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_the_pace_recipes_hold_the_official_commands_values():
+    """Vision/README.md: cifar `--lr 1e-03 --wd 1e-4 --rank 10 --epoch 300 --lbd 1 --sigma 1.2`, flowers
+    `--lr 5e-03 --wd 1e-4 --rank 18 --epoch 100 --lbd 1 --sigma 1.5`; train.py: batch 64, AdamW, warm-up 10
+    epochs from 1e-6, cosine to 1e-5 per epoch (no warm-up prefix), drop path 0.1."""
+    for recipe, lr, epochs, rank, sigma in (("vtab_pace", 1e-3, 300, 10, 1.2), ("fgvc_pace", 5e-3, 100, 18, 1.5)):
+        config = resolve(recipe, "lora")
+        t = config.train
+        assert (t.pace_lambda, t.pace_sigma, t.lr, t.weight_decay, t.epochs, t.batch_size) == (1.0, sigma, lr, 1e-4, epochs, 64)
+        assert (t.optimizer, t.warmup_epochs, t.warmup_lr, t.min_lr, t.schedule_unit, t.warmup_prefix) == \
+            ("adamw", 10, 1e-6, 1e-5, "epoch", False)
+        assert (config.method_options.r, config.method_options.alpha, config.model.drop_path) == (rank, rank, 0.1)
+        assert resolve(recipe, "linear").train.pace_lambda == 0  # no adapter output: the recipe trains it plainly
