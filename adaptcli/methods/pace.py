@@ -67,18 +67,21 @@ class PaceNoise:
         self.sites = sites
         self.sigmas = {site.name: sigmas[site_depth(site.name, block_names)] for site in sites}
         self._generator: torch.Generator | None = None
+        self._seed, self._seeded = 0, False  # the step's seed, and whether the generator has taken it
         self._handles = [site.module.register_forward_hook(functools.partial(self._perturb, site, self.sigmas[site.name]))
                          for site in sites if self.sigmas[site.name] > 0]
 
     def reseed(self, seed: int) -> None:
         """Start the noise of the coming step from ``seed`` (drawn from torch's global generator)."""
-        self._seed = seed
-        self._generator = None  # made on the device of the first output it perturbs
+        self._seed, self._seeded = seed, False
 
     def _noise(self, like: torch.Tensor, sigma: float) -> torch.Tensor:
         if self._generator is None or self._generator.device != like.device:
-            self._generator = torch.Generator(device=like.device)
-            self._generator.manual_seed(getattr(self, "_seed", 0))
+            self._generator = torch.Generator(device=like.device)  # on the device of the outputs it perturbs
+            self._seeded = False
+        if not self._seeded:
+            self._generator.manual_seed(self._seed)
+            self._seeded = True
         shape = (like.shape[0], *([1] * (like.ndim - 2)), like.shape[-1])
         draw = torch.randn(shape, generator=self._generator, device=like.device, dtype=like.dtype)
         return draw * sigma + 1
