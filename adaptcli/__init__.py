@@ -18,7 +18,9 @@ __version__ = "0.1.0"
 def load(path: str | Path, backbone: str | Path | None = None) -> "nn.Module":
     """The model of an ``adaptcli export`` file or folder, ready in eval mode (see :func:`adaptcli.deploy.loading.load`).
 
-    ``backbone=FILE`` is needed for adapter-only exports (a file, or peft's folder). Imports torch on first use only.
+    ``path`` may also be ``hf-hub:USER/NAME``, a hub folder read through huggingface_hub's cache.
+    ``backbone=FILE`` is needed for adapter-only exports (a file, peft's folder, an adapter-only hub folder,
+    which checks the file's SHA-256). Imports torch on first use only.
     """
     from adaptcli.deploy.loading import load as _load
 

@@ -17,6 +17,9 @@ from typing import Any, BinaryIO
 MAX_TEXT_BYTES = 256 << 20
 #: One image file read whole by ``prepare``.
 MAX_IMAGE_BYTES = 512 << 20
+#: Values (scalars, lists, mappings) a YAML document may hold once its aliases are followed; a recipe
+#: holds a few hundred, nine nested aliases of nine ("billion laughs") a billion.
+MAX_YAML_VALUES = 100_000
 
 
 class NotRegularFile(OSError):
@@ -71,10 +74,73 @@ def read_json(path: str | Path, max_bytes: int = MAX_TEXT_BYTES) -> Any:
     """The parsed JSON of a bounded regular file; ``ValueError`` naming the file when it is not valid
     UTF-8 JSON (``OSError`` as the OS raises it, :class:`NotRegularFile` for special or huge files)."""
     try:
-        return json.loads(read_text_bounded(path, max_bytes))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return parse_json(read_text_bounded(path, max_bytes))
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ValueError(f"{Path(path).name} is not valid JSON ({exc})") from None
 
 
-__all__ = ["MAX_IMAGE_BYTES", "MAX_TEXT_BYTES", "NotRegularFile", "open_regular", "read_bounded",
-           "read_json", "read_text_bounded", "regular_file"]
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` whose nesting too deep for Python is a ``ValueError`` like any other bad JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
+class UnboundedYaml(ValueError):
+    """A YAML document whose aliases expand past :data:`MAX_YAML_VALUES` values or refer to themselves."""
+
+
+def _expanded_values(root: Any) -> int:
+    """How many values the node graph ``root`` becomes once every alias is copied out (a shared node is
+    counted each time it is referred to, yet visited once); :class:`UnboundedYaml` past the bound."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: Any) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise UnboundedYaml("an alias refers to the value that holds it, so it never ends; remove that alias")
+        open_nodes.add(key)
+        children = (node.value if isinstance(node, yaml.SequenceNode)
+                    else [part for pair in node.value for part in pair] if isinstance(node, yaml.MappingNode)
+                    else [])
+        total = 1
+        for child in children:
+            total += size(child)
+            if total > MAX_YAML_VALUES:
+                raise UnboundedYaml(f"its aliases expand to more than {MAX_YAML_VALUES:,} values; write the values "
+                                    "out instead")
+        open_nodes.discard(key)
+        sizes[key] = total
+        return total
+
+    return size(root)
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` of ``text``, refusing what would not fit in memory once built or printed: aliases
+    that expand past :data:`MAX_YAML_VALUES` values ("billion laughs"), an alias inside its own value, or
+    nesting too deep for Python (:class:`UnboundedYaml`; bad YAML raises ``yaml.YAMLError`` as before)."""
+    import yaml
+
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_values(node)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise UnboundedYaml("it is nested too deeply for Python to read; flatten it") from None
+    finally:
+        loader.dispose()
+
+
+__all__ = ["MAX_IMAGE_BYTES", "MAX_TEXT_BYTES", "MAX_YAML_VALUES", "NotRegularFile", "UnboundedYaml",
+           "open_regular", "parse_json", "parse_yaml", "read_bounded", "read_json", "read_text_bounded",
+           "regular_file"]

@@ -1,4 +1,5 @@
-"""The one path library messages take: ``echo`` for progress lines, ``warn`` for notes and warnings.
+"""The one path library messages take: ``echo`` for progress lines, ``warn`` for notes and warnings,
+``bars`` for whether progress bars are drawn (``--no-progress``: False).
 
 The CLI keeps the defaults (stdout and stderr, looked up at each call so that captured streams
 work); ``prepare``, ``suite`` and ``demo`` pass their own callbacks, and non-main processes
@@ -28,14 +29,16 @@ def nowhere(line: str) -> None:
 
 @dataclass(frozen=True)
 class Output:
-    """Where a library function reports: ``echo`` (stdout by default) and ``warn`` (stderr by default)."""
+    """Where a library function reports: ``echo`` (stdout by default), ``warn`` (stderr by default), and
+    whether it draws progress bars (on stderr)."""
 
     echo: Line = to_stdout
     warn: Line = to_stderr
+    bars: bool = True
 
     @classmethod
     def silent(cls) -> Output:
-        return cls(echo=nowhere, warn=nowhere)
+        return cls(echo=nowhere, warn=nowhere, bars=False)
 
     def main_only(self, is_main: bool) -> Output:
         """This output on the main process, silence on the others."""

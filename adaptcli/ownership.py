@@ -156,6 +156,35 @@ def claim_folder(path: Path, marker: Markers, entries: Collection[str], overwrit
     return claim
 
 
+def uncreated_top(path: Path) -> Path | None:
+    """The outermost of ``path`` and its parents that does not exist yet, so what creating ``path`` would
+    create (None when ``path`` exists): a command refused after creating it removes what it created."""
+    path = Path(path).absolute()
+    if path.exists() or path.is_symlink():
+        return None
+    top = path
+    for parent in path.parents:
+        if parent.exists():
+            break
+        top = parent
+    return top
+
+
+def remove_created(path: Path, top: Path) -> None:
+    """Undo the creation of ``path`` by a command refused before it wrote anything that counts: ``path``
+    (which did not exist, so all it holds is the command's) and then each parent up to ``top`` that is
+    still empty (another command may have written beside it since)."""
+    path = Path(path).absolute()
+    shutil.rmtree(path, ignore_errors=True)
+    for parent in path.parents:
+        if not parent.is_relative_to(top):
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
+
+
 def wrote_folder(path: Path, marker: Markers, entries: Collection[str]) -> bool:
     """Whether ``path`` is a real folder holding the marker and nothing but ``entries``."""
     path = Path(path)
@@ -182,7 +211,7 @@ def _ledger(folder: Path) -> dict[str, str]:
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LEDGER_BYTES:
             return {}
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     if not isinstance(data, dict):
         return {}

@@ -26,6 +26,7 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("adapter_plus", {}),
     ("adapter_plus", {"bottleneck": 4, "layers": [0, 2], "drop_path": 0.0}),
     ("bitfit", {}),
+    ("bitfit", {"fc_norm": "all"}),
     ("ssf", {}),
     ("ssf", {"pooled_site": "fc_norm"}),
     ("lora", {}),

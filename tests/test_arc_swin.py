@@ -159,3 +159,20 @@ def test_cli_export_merge_of_an_official_run_is_refused_in_one_line(image_shards
         target = tmp_path / f"{mode}.safetensors"
         result = runner.invoke(app, ["export", "--run", str(run), f"--{mode}", "--out", str(target)])
         assert result.exit_code == 0, result.output
+
+
+def adapter_dropouts(model: torch.nn.Module) -> set[float]:
+    from adaptcli.methods.arc.method import ArcRecompose
+
+    return {m.dropout.p for m in model.modules() if isinstance(m, ArcRecompose)}
+
+
+def test_official_placement_trains_with_the_released_swin_dropout():
+    """DavidYanAnDe/ARC Model/ARC_swin_b.py line 256: SwinTransformerBlock(..., adp_drop = 0.5), lines 326-327
+    nn.Dropout(adp_drop) on both sides; BasicLayer (lines 479-485) passes no adp_drop."""
+    model, _ = adapted(OFFICIAL)
+    assert adapter_dropouts(model) == {0.5}
+    mergeable, _ = adapted()
+    assert adapter_dropouts(mergeable) == {0.1}  # ARC's --adapt_drop default elsewhere
+    chosen, _ = adapted(ArcOptions(swin_placement="official", dropout=0.1))
+    assert adapter_dropouts(chosen) == {0.1}

@@ -136,14 +136,19 @@ def test_bitfit_follows_the_baselines_rule_on_swin():
     assert video["method_params"] == blocks + 2 * 128 + 4 * (128 + 256 + 512) + 1024 == 1_090_376
 
 
-@pytest.mark.parametrize("model, params, mergeable", [
-    # the paper's count: patch conv + norm 2 x 2 x 128, merging norms 2 x 4 x (128 + 256 + 512), blocks, final norm
-    ("swin_base_patch4_window7_224", 274_432, True), ("swin3d_b", 274_432, True),
+@pytest.mark.parametrize("model, params, mergeable, sets", [
+    # dongzelian/SSF models/swin_transformer.py as it runs: PatchEmbed's ssf_scale_1/2 (2 x 2 x 128), per block
+    # norm1, qkv, proj, norm2, fc1, fc2 (2 x 11 C), the final norm (2 x 1024) = 267,264; BasicLayer (line 477)
+    # passes PatchMerging a list as tuning_mode, so its `tuning_mode == 'ssf'` (line 397) never holds
+    ("swin_base_patch4_window7_224", 267_264, True, []), ("swin3d_b", 267_264, True, []),
+    # as written: merging norms 2 x 4 x (128 + 256 + 512) = 7,168 more
+    ("swin_base_patch4_window7_224", 274_432, True, ["--set", "method.patch_merging=true"]),
+    ("swin3d_b", 274_432, True, ["--set", "method.patch_merging=true"]),
     # mean pooling: the pooled site before the frozen fc_norm replaces the final norm's 2 x 768
-    ("video_vit_base_patch16", 205_824, False),
+    ("video_vit_base_patch16", 205_824, False, []),
 ])
-def test_ssf_sits_where_the_paper_puts_it(model, params, mergeable):
-    report = inspect("--model", model, "--method", "ssf", "--num-classes", "100")
+def test_ssf_sits_where_the_paper_puts_it(model, params, mergeable, sets):
+    report = inspect("--model", model, "--method", "ssf", "--num-classes", "100", *sets)
     assert report["method_params"] == params and report["mergeable"] is mergeable
     width = 1024 if "swin" in model else 768
     assert report["trainable_params"] == params + width * 100 + 100  # no fc_norm: it stays frozen
@@ -151,10 +156,11 @@ def test_ssf_sits_where_the_paper_puts_it(model, params, mergeable):
 
 def test_bitfit_on_the_video_vit_counts_no_key_bias():
     """VideoMAE's layout has q and v biases only: 12 x (2 x 768 + 4 x 768 + 3,072) + 768 = 92,928, which is
-    ViT-B's 102,912 less the 12 x 768 key biases and the final norm's 768 (mean pooling: fc_norm is head)."""
+    ViT-B's 102,912 less the 12 x 768 key biases and the final norm's 768 (mean pooling: fc_norm is head, of
+    which the baselines' rule trains the bias only)."""
     video = inspect("--model", "video_vit_base_patch16", "--method", "bitfit", "--num-classes", "174")
     assert video["method_params"] == 92_928
-    assert video["trainable_params"] == 92_928 + 174 * 768 + 174 + 2 * 768  # head and fc_norm
+    assert video["trainable_params"] == 92_928 + 174 * 768 + 174 + 768  # head and fc_norm.bias
 
 
 def test_vpt_deep_one_token():

@@ -14,8 +14,10 @@ def test_defaults_are_the_papers():
     config = resolve(None, "adaptformer")
     assert (config.method_options.mid_dim, config.method_options.scale) == (64, 0.1)
     assert config.method_options.form == "parallel" and config.method_options.layernorm == "none"
+    from adaptcli.methods.arc.config import arc_dropout
+
     arc = resolve(None, "arc").method_options
-    assert (arc.dim, arc.dropout, arc.scale_init) == (50, 0.1, "official")
+    assert (arc.dim, arc_dropout(arc), arc.scale_init) == (50, 0.1, "official")  # dropout null: 0.1 off Swin
     assert resolve(None, "vpt_deep").method_options.tokens == 1
 
 

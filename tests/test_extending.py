@@ -114,7 +114,7 @@ def test_prepare_finetune_and_export_with_the_new_entries(adaptcli_with_extensio
     assert scales and len(arrays.files) > len(scales)  # the whole model, the method's scales among it
     assert not np.allclose(arrays[scales[0]], 0.5)  # trained away from method.init
     lines = exported.stdout.splitlines()
-    assert lines[-1] == f'use: state = dict(numpy.load("{out}"))  (plain arrays, no configuration)'
+    assert lines[-1] == f'use: import numpy; state = dict(numpy.load("{out}"))  # plain arrays, no configuration'
     assert f"wrote {out}: full, mlp_scale on " in exported.stdout
     assert "adaptcli.load" not in exported.stdout and "check" not in exported.stdout
     refused = adaptcli_with_extensions("predict", out, src)  # no open side: the format is write-only

@@ -128,3 +128,59 @@ def test_bad_split_options_are_one_line(settings, message):
     result = runner.invoke(app, [*args, *[a for s in settings for a in ("--set", s)]])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+HOULSBY = {"qkv": "split", "init": "houlsby", "dropout_mask": "per_part", "dropout": 0.1}
+
+
+def test_houlsby_init_is_adapter_plus_baseline_draw():
+    """visinf/adapter_plus adapter_plus/vit_adapter.py lines 52-63: std 0.01, cut at +-2 std, both projections
+    (B is not zero at the start, so the model is not the plain one)."""
+    model = adapted_model("test_vit", "lora", HOULSBY)
+    qkv = model.blocks[0].attn.qkv
+    for part in ("q", "k"):
+        for weight in (qkv.lora_A[part].weight, qkv.lora_B[part].weight):
+            assert weight.abs().max() <= 0.02 and torch.count_nonzero(weight) == weight.numel()
+            assert 0.005 < weight.std() < 0.012  # a normal of std 0.01 cut at 2 std: std about 0.0088
+    plain = plain_model("test_vit")
+    x = input_for(plain)
+    with torch.no_grad():
+        assert not torch.equal(plain(x), model.eval()(x))
+
+
+@pytest.mark.parametrize("mask, same", [("shared", True), ("per_part", False)])
+def test_dropout_mask_is_shared_or_drawn_per_part(mask, same):
+    """Equal q and k updates on a zero base layer: one mask gives equal q and k outputs, one per part does not."""
+    model = adapted_model("test_vit", "lora", {"qkv": "split", "dropout": 0.5, "dropout_mask": mask})
+    qkv = model.blocks[0].attn.qkv
+    with torch.no_grad():
+        qkv.base_layer.weight.zero_()
+        qkv.base_layer.bias.zero_()
+        for part in ("q", "k"):
+            qkv.lora_A[part].weight.copy_(torch.ones_like(qkv.lora_A[part].weight))
+            qkv.lora_B[part].weight.copy_(torch.ones_like(qkv.lora_B[part].weight))
+    qkv.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = qkv(torch.randn(4, 6, qkv.base_layer.in_features))
+    q, k = out[..., :qkv.width], out[..., qkv.width:2 * qkv.width]
+    assert torch.equal(q, k) is same
+
+
+def test_dora_houlsby_magnitude_is_the_norm_of_the_adapted_rows():
+    model = adapted_model("test_vit", "dora", HOULSBY)
+    model.eval()
+    qkv = model.blocks[0].attn.qkv
+    with torch.no_grad():
+        for part in ("q", "k"):
+            rows = qkv._rows(qkv.base_layer.weight, part) + qkv.delta(part)
+            torch.testing.assert_close(qkv.lora_magnitude[part], rows.norm(dim=1))
+            torch.testing.assert_close(qkv._dora_scale(part), torch.ones_like(qkv._dora_scale(part)))
+
+
+@pytest.mark.parametrize("option", ["method.init=houlsby", "method.dropout_mask=per_part"])
+def test_split_only_options_are_refused_with_fused(option):
+    result = runner.invoke(app, ["inspect-params", "--model", "test_vit", "--method", "lora", "--num-classes", "3",
+                                 "--set", option])
+    assert result.exit_code == 2
+    assert "applies with method.qkv=split only" in result.output and len(result.output.strip().splitlines()) == 1

@@ -38,6 +38,8 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     if isinstance(plain.fc_norm, nn.LayerNorm):
         # SSF's paper site before a mean-pooling backbone's fc_norm keeps that norm frozen
         names |= {"fc_norm.ssf.scale", "fc_norm.ssf.shift"} if pooled_ssf else {"fc_norm.weight", "fc_norm.bias"}
+        if method == "bitfit" and options.get("fc_norm", "bias") == "bias":
+            names.discard("fc_norm.weight")  # the baselines' rule: only tensors named *bias*, and the classifier
     if method == "adaptformer":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias"]
         if options.get("layernorm") == "in":

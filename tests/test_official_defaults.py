@@ -1,4 +1,5 @@
-"""The papers' script choices: ARC's official scale initialisation and AdaptFormer's BatchNorm head."""
+"""The papers' script choices: ARC's official scale initialisation, AdaptFormer's BatchNorm head and the
+BitFit baselines' rule on mean-pooling backbones."""
 
 from __future__ import annotations
 
@@ -92,3 +93,65 @@ def test_adaptformer_protocol_recipes_use_the_bn_head_and_arc_protocols_do_not()
         assert resolve(recipe, "adaptformer").head.norm == "bn", recipe
     for recipe in ("vtab", "fgvc"):
         assert resolve(recipe, "arc").head.norm == "none", recipe
+
+
+def vpt_tinytl_bias(model: nn.Module) -> set[str]:
+    """KMnP/vpt src/models/vit_models.py lines 304-307 (SSLViT, the MAE backbones with fc_norm), transcribed:
+    in the encoder only tensors whose name holds 'bias' train; the classifier (VPT's own head) trains."""
+    encoder = {k for k, _ in model.named_parameters() if not k.startswith("head.") and "bias" in k}
+    return encoder | {k for k, _ in model.named_parameters() if k.startswith("head.")}
+
+
+@pytest.mark.parametrize("model_name", ["test_vit2", "video_vit_test"])
+def test_bitfit_on_mean_pooling_backbones_is_the_baselines_rule(model_name):
+    import adaptcli.models.architectures  # noqa: F401
+
+    model = plain_model(model_name)
+    assert isinstance(model.fc_norm, nn.LayerNorm)
+    apply_method(model, "bitfit")
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == vpt_tinytl_bias(model)
+    assert "fc_norm.bias" in trainable and "fc_norm.weight" not in trainable
+
+
+def test_bitfit_fc_norm_all_trains_its_weight_too():
+    from adaptcli.methods.bitfit.config import BitFitOptions
+
+    model = plain_model("test_vit2")
+    apply_method(model, "bitfit", BitFitOptions(fc_norm="all"))
+    assert model.fc_norm.weight.requires_grad
+    assert resolve("quick", "bitfit").method_options.fc_norm == "bias"
+
+
+def test_head_dropout_is_videomae_fc_drop_rate_before_the_head():
+    """MCG-NJU/VideoMAE modeling_finetune.py lines 226 and 284: ``head(fc_dropout(fc_norm(pooled)))``."""
+    from adaptcli.engine.features import HeadOnly
+    from adaptcli.errors import AdaptError
+    from adaptcli.models.build import create_backbone
+    from adaptcli.models.config import ModelConfig
+
+    model = create_backbone(ModelConfig(name="video_vit_test", img_size=32, num_frames=4, head_dropout=0.5), 3)
+    assert model.head_drop.p == 0.5
+    assert model.blocks[0].attn.proj_drop.p == 0.0  # only before the head (VideoMAE's --drop stays 0)
+    model.train()
+    x = torch.randn(2, 3, 4, 32, 32)
+    seen = {}
+    model.head.register_forward_pre_hook(lambda m, args: seen.update(x=args[0]))
+    model(x)
+    assert (seen["x"] == 0).float().mean() > 0.3  # half the pooled features dropped
+    assert isinstance(HeadOnly(model).head_drop, nn.Dropout)  # the feature-cache path drops them too
+    assert create_backbone(ModelConfig(name="video_vit_test", img_size=32, num_frames=4), 3).head_drop.p == 0.0
+    with pytest.raises(AdaptError, match="has no head_drop"):
+        create_backbone(ModelConfig(name="swin_tiny_patch4_window7_224", img_size=32, head_dropout=0.5), 3)
+
+
+@pytest.mark.parametrize("method, key, earlier, now", [("ssf", "patch_merging", True, False),
+                                                        ("bitfit", "fc_norm", "all", "bias")])
+def test_configs_written_before_a_default_changed_read_as_trained(method, key, earlier, now):
+    from adaptcli.config import from_dict
+
+    written = resolve("quick", method).to_dict()
+    assert written["method"][key] == now  # what adaptcli writes today: the key, explicitly
+    del written["method"][key]  # a config.yaml of an older adaptcli: no such key
+    assert getattr(from_dict(written).method_options, key) == earlier
+    assert getattr(from_dict(resolve("quick", method).to_dict()).method_options, key) == now

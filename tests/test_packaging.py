@@ -1,4 +1,4 @@
-"""The package ships every subpackage and the recipes, also in a non-editable install."""
+"""The package ships every subpackage, the recipes and the papers' tables, also in a non-editable install."""
 
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def test_non_editable_install_ships_the_recipes(tmp_path):
         "names = sorted(c.shipped_recipes())\n"
         "assert {'quick', 'vtab', 'ssv2'} <= set(names), names\n"
         "c.resolve('vtab', 'arc')\n"
+        "from adaptcli.protocols.papers import stored_papers\n"
+        "assert {'adaptformer', 'vpetl'} <= set(stored_papers()), stored_papers()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=tmp_path,
                    env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})

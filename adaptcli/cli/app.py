@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from adaptcli.cli import (
     config_cmd,
@@ -20,9 +21,11 @@ from adaptcli.cli import (
     suite_cmd,
 )
 from adaptcli.cli.choices import app_help
+from adaptcli.cli.help_words import PlainHelpCommand, PlainHelpGroup
 
 app = typer.Typer(
     name="adaptcli",
+    cls=PlainHelpGroup,
     help=app_help(),
     no_args_is_help=True,
     add_completion=True,
@@ -56,3 +59,6 @@ def _global(
 for module in (prepare_cmd, finetune_cmd, eval_cmd, export_cmd, predict_cmd, suite_cmd, report_cmd, inspect_cmd,
                config_cmd, env_cmd, demo_cmd):
     module.register(app)
+for command in app.registered_commands:  # --help names values by what to type (help_words.py)
+    if command.cls in (None, TyperCommand):
+        command.cls = PlainHelpCommand

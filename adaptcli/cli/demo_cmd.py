@@ -18,11 +18,12 @@ def register(app: typer.Typer) -> None:
     def demo(
         out: Annotated[Path, typer.Option("--out", help="Folder for data, runs and results.")] = Path("demo-out"),
         quick: Annotated[bool, typer.Option("--quick", help="A 1-2 minute smoke version (fewer clips and epochs; noisy numbers).")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bars (on stderr).")] = True,
     ) -> None:
         from adaptcli.demo.pipeline import DemoSettings, run_demo
 
         settings = DemoSettings.quick_run() if quick else DemoSettings.default()
-        run_demo(out, settings, echo=lambda line: typer.echo(line))
+        run_demo(out, settings, echo=lambda line: typer.echo(line), bars=progress)
 
 
 def demo_help() -> str:

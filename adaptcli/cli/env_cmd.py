@@ -13,8 +13,30 @@ from adaptcli.cli.errors import user_errors
 
 PANEL = "Getting started"
 #: The distributions whose versions a report needs (installed name, as pip knows it).
-PACKAGES = ("adaptcli", "torch", "torchvision", "timm", "accelerate", "peft", "webdataset", "av", "pillow",
-            "numpy", "safetensors", "typer", "pyyaml", "onnx", "onnxruntime")
+PACKAGES = ("adaptcli", "torch", "torchvision", "timm", "accelerate", "peft", "huggingface_hub", "webdataset", "av",
+            "pillow", "numpy", "safetensors", "typer", "pyyaml", "onnx", "onnxruntime")
+#: The video decoders the datasets adaptcli reads need: SSv2 (VP9 webm), Kinetics (H.264, some VP9/AV1/HEVC),
+#: UCF101 and HMDB51 (XviD/DivX AVI: mpeg4, msmpeg4), older MPEG-2 and MJPEG clips.
+VIDEO_DECODERS = ("vp9", "vp8", "h264", "hevc", "av1", "mpeg4", "msmpeg4", "mpeg2video", "mjpeg")
+
+
+def video_support() -> dict[str, Any]:
+    """The FFmpeg inside PyAV (which decodes every clip at prepare time) and which decoders it has."""
+    try:
+        import av
+        from av.codec import Codec
+    except ImportError as exc:
+        return {"ffmpeg": None, "decoders": {}, "error": str(exc)}
+    found: dict[str, bool] = {}
+    for name in VIDEO_DECODERS:
+        try:
+            Codec(name, "r")
+            found[name] = True
+        except Exception:  # av raises UnknownCodecError (a ValueError) or FFmpegError by version
+            found[name] = False
+    libavcodec = av.library_versions.get("libavcodec")
+    return {"ffmpeg": getattr(av, "ffmpeg_version_info", None),
+            "libavcodec": ".".join(map(str, libavcodec)) if libavcodec else None, "decoders": found}
 
 
 def environment() -> dict[str, Any]:
@@ -38,6 +60,8 @@ def environment() -> dict[str, Any]:
         "bf16_supported": bool(cuda and torch.cuda.is_bf16_supported()),
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "mps_available": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()),
+        "torch_threads": torch.get_num_threads(), "torch_interop_threads": torch.get_num_interop_threads(),
+        "video": video_support(),
     }
 
 
@@ -52,6 +76,17 @@ def render(env: dict[str, Any]) -> str:
         lines.append(f"CUDA: no GPU visible to torch ({build}); training runs on the CPU in fp32")
     if env["mps_available"]:
         lines.append("MPS (Apple GPU): available")
+    lines.append(f"torch threads: {env['torch_threads']} intra-op, {env['torch_interop_threads']} inter-op")
+    video = env["video"]
+    if video["ffmpeg"] is None and not video["decoders"]:
+        lines.append(f"video: PyAV not importable ({video.get('error')}); prepare cannot decode clips")
+    else:
+        have = [name for name, ok in video["decoders"].items() if ok]
+        missing = [name for name, ok in video["decoders"].items() if not ok]
+        lines.append(f"video: PyAV with FFmpeg {video['ffmpeg'] or '?'} (libavcodec {video['libavcodec'] or '?'}); "
+                     f"decoders: {', '.join(have) or 'none'}"
+                     + (f"; MISSING: {', '.join(missing)} (clips in these codecs are skipped as unreadable)"
+                        if missing else ""))
     return "\n".join(lines)
 
 
@@ -61,7 +96,8 @@ def register(app: typer.Typer) -> None:
     def env_command(
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of lines.")] = False,
     ) -> None:
-        """Print versions, devices and bf16 support: paste it into a bug report.
+        """Print versions, devices, bf16 support, torch's threads and PyAV's FFmpeg with its video decoders:
+        paste it into a bug report.
 
         Example: adaptcli env
         """

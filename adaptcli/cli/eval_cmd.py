@@ -11,6 +11,7 @@ import typer
 from adaptcli.cli.errors import user_errors
 
 if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.output import Output
     from adaptcli.runs.results import EvalResult
 
 PANEL = "Training"
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
         split: Annotated[str, typer.Option("--split", help="Split to evaluate.")] = "test",
         views: Annotated[Optional[str], typer.Option("--views", help="Video multi-view testing CLIPSxCROPS, e.g. 2x3.")] = None,
         adapter: Annotated[Optional[Path], typer.Option("--adapter", help="An adapter-only export to evaluate instead of a run (with --checkpoint and --data).")] = None,
-        export: Annotated[Optional[Path], typer.Option("--export", help="An export to evaluate instead of a run: a .safetensors file or a timm, hub or peft folder (with --data; adapter-only exports with --checkpoint).")] = None,
+        export: Annotated[Optional[Path], typer.Option("--export", help="An export to evaluate instead of a run: a .safetensors file, a timm, hub or peft folder, or hf-hub:USER/NAME (with --data; adapter-only exports with --checkpoint).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Backbone weights for --adapter or an adapter-only --export (any layout finetune accepts).")] = None,
         scores: Annotated[Optional[Path], typer.Option("--scores", help="Also write every sample's scores and targets to this .safetensors file.")] = None,
         weights: Annotated[str, typer.Option("--weights", help="Which of the run's weights: selected (best on validation, else last), last, best, or ema (a run trained with train.ema).")] = "selected",
@@ -35,6 +36,7 @@ def register(app: typer.Typer) -> None:
         backbone: Annotated[Optional[Path], typer.Option("--backbone", help="With --run: where the run's backbone file moved (its backbone.safetensors, or the --checkpoint file it was trained from); it must be that same file (run.json records its SHA-256).")] = None,
         classes_by_index: Annotated[bool, typer.Option("--classes-by-index", help="Score --data whose class names differ from the model's anyway, class i of the data as class i of the model (same number of classes, task and modality still required).")] = False,
         out: Annotated[Optional[Path], typer.Option("--out", help="Write the results (eval.json's contents) to this file instead; without it a run's eval.json is written only for the run's own data.")] = None,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar (on stderr).")] = True,
     ) -> None:
         """Top-1, top-5 and per-class accuracy (multi-label data: mAP and per-class AP) of a run (or of an adapter file on a backbone) on a split.
 
@@ -49,7 +51,9 @@ def register(app: typer.Typer) -> None:
         the model's is refused (other class names: --classes-by-index).
         """
         from adaptcli.errors import AdaptError
+        from adaptcli.output import Output
 
+        output = Output(bars=progress)
         if adapter is not None and export is not None:
             raise AdaptError("pass either --adapter or --export, not both (--export takes adapter files too)")
         if backbone is not None and run is None:
@@ -58,15 +62,15 @@ def register(app: typer.Typer) -> None:
         if adapter is not None:
             result = evaluate_adapter(adapter, checkpoint, data, run, split=split, views=views,
                                       skip_damaged=skip_damaged, scores=scores, classes_by_index=classes_by_index,
-                                      out=out)
+                                      out=out, output=output)
         elif export is not None:
             result = evaluate_exported(export, checkpoint, data, run, split=split, views=views,
                                        skip_damaged=skip_damaged, scores=scores, classes_by_index=classes_by_index,
-                                       out=out)
+                                       out=out, output=output)
         else:
             result = evaluate_run_folder(run, checkpoint, data, split=split, views=views,
                                          skip_damaged=skip_damaged, scores=scores, weights=weights,
-                                         backbone=backbone, classes_by_index=classes_by_index, out=out)
+                                         backbone=backbone, classes_by_index=classes_by_index, out=out, output=output)
         from adaptcli.engine.distributed import partial_state
 
         if partial_state().is_main_process:
@@ -75,7 +79,8 @@ def register(app: typer.Typer) -> None:
 
 def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
                      split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path],
-                     classes_by_index: bool = False, out: Optional[Path] = None) -> EvalResult:
+                     classes_by_index: bool = False, out: Optional[Path] = None,
+                     output: Optional[Output] = None) -> EvalResult:
     """``--adapter FILE --checkpoint BACKBONE --data SHARDS``."""
     from adaptcli.errors import AdaptError
 
@@ -84,13 +89,14 @@ def evaluate_adapter(adapter: Path, checkpoint: Optional[Path], data: Optional[P
     if checkpoint is None or data is None:
         raise AdaptError("--adapter needs --checkpoint BACKBONE_FILE and --data SHARDS")
     return evaluate_exported(adapter, checkpoint, data, run, split=split, views=views, skip_damaged=skip_damaged,
-                             scores=scores, classes_by_index=classes_by_index, out=out, given_as_adapter=True)
+                             scores=scores, classes_by_index=classes_by_index, out=out, given_as_adapter=True,
+                             output=output)
 
 
 def evaluate_exported(export: Path, checkpoint: Optional[Path], data: Optional[Path], run: Optional[Path], *,
                       split: str, views: Optional[str], skip_damaged: bool, scores: Optional[Path],
                       classes_by_index: bool = False, out: Optional[Path] = None,
-                      given_as_adapter: bool = False) -> EvalResult:
+                      given_as_adapter: bool = False, output: Optional[Output] = None) -> EvalResult:
     """``--export PATH --data SHARDS`` (``--checkpoint BACKBONE`` for an adapter-only export): whatever the
     format registry opens, checked against the data before its weights are read; the results also go to ``out``."""
     from adaptcli.deploy.formats import open_export
@@ -114,7 +120,7 @@ def evaluate_exported(export: Path, checkpoint: Optional[Path], data: Optional[P
                          "(--run) or its .safetensors export, or use adaptcli predict on raw files")
     check_export_data(opened.header, data, split, opened.source, classes_by_index)
     result = evaluate_export(opened.load(), opened.header, data, split=split, views=views,
-                             skip_damaged=skip_damaged, scores_file=scores)
+                             skip_damaged=skip_damaged, scores_file=scores, output=output)
     result.export, result.checkpoint = str(export), str(checkpoint) if checkpoint is not None else None
     if given_as_adapter:
         result.adapter, result.export = str(export), None
@@ -137,7 +143,7 @@ def _write_out(result: EvalResult, out: Optional[Path]) -> None:
 def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: Optional[Path], *, split: str,
                         views: Optional[str], skip_damaged: bool, scores: Optional[Path],
                         weights: str = "selected", backbone: Optional[Path] = None, classes_by_index: bool = False,
-                        out: Optional[Path] = None) -> EvalResult:
+                        out: Optional[Path] = None, output: Optional[Output] = None) -> EvalResult:
     """``--run RUN`` (writes its eval.json on its own data, else only ``--out``)."""
     from adaptcli.engine.evaluate import evaluate_run
     from adaptcli.errors import AdaptError
@@ -151,7 +157,8 @@ def evaluate_run_folder(run: Optional[Path], checkpoint: Optional[Path], data: O
     if weights not in WEIGHTS:
         raise AdaptError(f"--weights {weights}: choose one of {', '.join(WEIGHTS)}")
     return evaluate_run(run, data=data, split=split, views=views, skip_damaged=skip_damaged, scores_file=scores,
-                        weights=weights, backbone=backbone, classes_by_index=classes_by_index, out=out)
+                        weights=weights, backbone=backbone, classes_by_index=classes_by_index, out=out,
+                        output=output)
 
 
 def written_to(run: Optional[Path], data: Optional[Path], out: Optional[Path]) -> tuple[Optional[Path], str]:

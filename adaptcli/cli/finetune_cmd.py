@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key: --set train.epochs=3 (repeatable).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue from the run's last checkpoint.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (configuration, data, model, parameters, steps) and train nothing.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (configuration, data, model, parameters, steps) and train nothing, after every check the run makes before training (exit 2 where the run would refuse).")] = False,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bars (on stderr).")] = True,
     ) -> None:
         """Adapt a backbone to a prepared dataset with one method.
 
@@ -51,8 +52,9 @@ def register(app: typer.Typer) -> None:
             return
 
         from adaptcli.engine.finetune import finetune as run_finetune
+        from adaptcli.output import Output
 
-        summary = run_finetune(config, data, out, resume=resume, overwrite=overwrite)
+        summary = run_finetune(config, data, out, resume=resume, overwrite=overwrite, output=Output(bars=progress))
         from adaptcli.engine.distributed import partial_state
 
         if partial_state().is_main_process:

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         images: Annotated[Optional[Path], typer.Option("--images", help="nuswide: folder of the images (default ROOT/Flickr).")] = None,
         split_dir: Annotated[Optional[Path], typer.Option("--split-dir", help="hmdb51: folder of <class>_test_split<k>.txt (testTrainMulti_7030_splits); ucf101: ucfTrainTestlist (default: in or beside SRC).")] = None,
         split_id: Annotated[int, typer.Option("--split-id", min=1, max=3, help="hmdb51, ucf101: official split 1, 2 or 3.")] = 1,
-        task: Annotated[Optional[str], typer.Option("--task", help="vtab: one task (default: every task found, one subfolder each).")] = None,
+        task: Annotated[Optional[str], typer.Option("--task", help="vtab: one task (default: every task found, one subfolder each); V-PETL's names (cifar100) work too.")] = None,
         fgvc_dataset: Annotated[Optional[str], typer.Option("--dataset", help="fgvc: CUB_200_2011, nabirds, OxfordFlower, Stanford-dogs or Stanford-cars.")] = None,
         allow_empty_classes: Annotated[bool, typer.Option("--allow-empty-classes", help="Keep a class whose folder holds no usable file (refused by default).")] = False,
         progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bar.")] = True,

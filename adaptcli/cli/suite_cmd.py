@@ -29,9 +29,9 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Override a recipe key for every run (repeatable).")] = None,
         sweep: Annotated[Optional[list[str]], typer.Option("--sweep", help="KEY=V1,V2,... tuned per task (repeatable; replaces the recipe's sweep: grid).")] = None,
         tasks: Annotated[Optional[str], typer.Option("--tasks", help="Comma-separated tasks to run (default: every prepared task).")] = None,
-        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tasks, points, runs, which exist) and train nothing.")] = False,
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tasks, points, runs, which exist) and train nothing; refuses what the suite would refuse before training.")] = False,
         overwrite: Annotated[bool, typer.Option("--overwrite", help="Retrain runs whose settings changed instead of refusing.")] = False,
-        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the overall progress bar.")] = True,
+        progress: Annotated[bool, typer.Option("--progress/--no-progress", help="Show the progress bars (the suite's and each run's, on stderr).")] = True,
     ) -> None:
         """Run a method over every task of VTAB-1k or FGVC: tune on the validation split, retrain, test once.
 
@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         wanted = [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None
         spec = SuiteSpec(bench, method, data, out, chosen_recipe, overrides, grid, wanted)
         if dry_run:
-            for line in plan_lines(spec, find_tasks(spec_bench, data, wanted), grid_points(grid)):
+            for line in plan_lines(spec, find_tasks(spec_bench, data, wanted), grid_points(grid), overwrite=overwrite):
                 typer.echo(line)
             return
         results = run_suite(spec, overwrite=overwrite, log=typer.echo, progress=progress)

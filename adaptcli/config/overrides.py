@@ -8,6 +8,7 @@ import yaml
 
 from adaptcli.config.messages import unknown_key_message
 from adaptcli.errors import ConfigError
+from adaptcli.files import UnboundedYaml, parse_yaml
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -17,9 +18,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, raw = text.split("=", 1)
     key = key.strip()
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    except UnboundedYaml as exc:
+        raise ConfigError(f"--set {key}: the value is refused: {exc}") from None
     return key, value
 
 

@@ -18,7 +18,7 @@ from adaptcli.config.schema import validate
 from adaptcli.config.sections import DEFAULT_METHOD, RunConfig, TrainConfig, valid_keys
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
-from adaptcli.files import read_text_bounded
+from adaptcli.files import UnboundedYaml, parse_yaml, read_text_bounded
 from adaptcli.methods.registry import all_methods, method_names, method_spec
 
 
@@ -44,9 +44,11 @@ def load_recipe(recipe: str | Path) -> dict[str, Any]:
         names = ", ".join(sorted(shipped)) or "none"
         raise ConfigError(f"recipe '{recipe}' is neither a shipped recipe ({names}) nor a YAML file")
     try:
-        data = yaml.safe_load(read_text_bounded(path)) or {}
+        data = parse_yaml(read_text_bounded(path)) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"recipe {path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    except UnboundedYaml as exc:
+        raise ConfigError(f"recipe {path} is refused: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping of sections (model, data, train, ...)")
     return data
@@ -205,8 +207,19 @@ def _without_keys(sections: dict[str, Any], dotted: set[str]) -> dict[str, Any]:
     return {name: values for name, values in kept.items() if values}
 
 
+#: Method options whose default changed to the official behaviour (issue 34), with the value adaptcli
+#: used before: a configuration written before the option existed lacks the key and is read as trained.
+EARLIER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "ssf": {"patch_merging": True},  # Swin's merging norms had a scale-shift
+    "bitfit": {"fc_norm": "all"},  # fc_norm.weight trained with the head
+}
+
+
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Rebuild a :class:`RunConfig` written by :meth:`RunConfig.to_dict` (e.g. a run's config.yaml)."""
+    method = data.get("method")
+    if isinstance(method, dict) and method.get("name") in EARLIER_DEFAULTS:
+        data = {**data, "method": {**EARLIER_DEFAULTS[method["name"]], **method}}
     return resolve(data, stored=True)
 
 

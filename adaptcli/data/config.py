@@ -49,3 +49,7 @@ class DataConfig:
     rand_augment: Optional[str] = None
     """timm RandAugment on each training clip, the same ops on every frame
     (:mod:`adaptcli.data.stream.clip_augment`), e.g. ``rand-m9-mstd0.5``; null: off."""
+    repeated_aug: Annotated[int, Ge(1)] = 1
+    """Augmented copies of each training sample (VideoMAE's ``--num_sample``): the same frames, each copy
+    with its own crop, flip and RandAugment; a batch holds ``train.batch_size`` samples x this many
+    copies (the epoch's steps and the lr scaling count samples, as VideoMAE's); 1: off."""

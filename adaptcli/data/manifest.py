@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from adaptcli.data.names import file_name_problem, split_problem
-from adaptcli.files import read_text_bounded
+from adaptcli.files import parse_json, read_text_bounded
 from adaptcli.errors import AdaptError
 from adaptcli.io import write_text
 
@@ -140,7 +140,7 @@ def read_manifest(shards_dir: str | Path) -> Manifest:
             "a folder without it is incomplete"
         )
     try:
-        manifest = manifest_from_dict(json.loads(read_text_bounded(path)))
+        manifest = manifest_from_dict(parse_json(read_text_bounded(path)))
     except (ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise AdaptError(f"{path} is not a valid adaptcli manifest ({exc}); prepare the data again") from None
     if manifest.version > FORMAT_VERSION:

@@ -106,21 +106,22 @@ def write_data(out: Path, settings: DemoSettings) -> tuple[Path, Path]:
 
 
 def prepare_data(image_root: Path, video_root: Path, out: Path,
-                 echo: Callable[[str], None] = to_stdout) -> tuple[Path, Path]:
+                 echo: Callable[[str], None] = to_stdout, bars: bool = True) -> tuple[Path, Path]:
     from adaptcli.data.prepare.prepare import prepare_dataset
 
     image_shards, video_shards = out / "shards" / "images", out / "shards" / "ssv2"
     # Small shards: the image folder is listed class by class, and training draws shards at random.
     for dataset, root, shards in (("imagefolder", image_root, image_shards), ("ssv2", video_root, video_shards)):
         prepare_dataset(dataset, root, shards, workers=0, samples_per_shard=32, overwrite=True,
-                        echo=echo, warn=to_stderr)
+                        echo=echo, warn=to_stderr, progress=bars)
     return image_shards, video_shards
 
 
-def train_run(config: Any, data: Path, run: Path, echo: Callable[[str], None] = to_stdout) -> TrainSummary:
+def train_run(config: Any, data: Path, run: Path, echo: Callable[[str], None] = to_stdout,
+              bars: bool = True) -> TrainSummary:
     from adaptcli.engine.finetune import finetune
 
-    return finetune(config, data, run, overwrite=True, output=Output(echo=echo, warn=to_stderr))
+    return finetune(config, data, run, overwrite=True, output=Output(echo=echo, warn=to_stderr, bars=bars))
 
 
 def merge_check(run: Path, out: Path) -> dict[str, Any]:
@@ -130,19 +131,21 @@ def merge_check(run: Path, out: Path) -> dict[str, Any]:
     return export_run(run, out, "merge", overwrite=True).to_dict()  # the demo owns its output folder
 
 
-def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = to_stdout) -> dict[str, Any]:
-    """Run all six stages into ``out``; returns the results dict written as ``results.json``."""
+def run_demo(out: Path, settings: DemoSettings, echo: Callable[[str], None] = to_stdout,
+             bars: bool = True) -> dict[str, Any]:
+    """Run all six stages into ``out`` (``bars``: draw progress bars); returns the results dict written as
+    ``results.json``."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(settings.threads)
     try:
-        return _run_stages(Path(out), settings, echo)
+        return _run_stages(Path(out), settings, echo, bars)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) -> dict[str, Any]:
+def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None], bars: bool) -> dict[str, Any]:
     from adaptcli.demo.report import write_report
     from adaptcli.engine.evaluate import evaluate_run
 
@@ -158,13 +161,13 @@ def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) 
 
     stage(2, "prepare: both datasets into shards (the code 'adaptcli prepare' runs)", echo)
     t = time.time()
-    image_shards, video_shards = prepare_data(image_root, video_root, out, echo)
+    image_shards, video_shards = prepare_data(image_root, video_root, out, echo, bars)
     timings["prepare"] = time.time() - t
 
     stage(3, f"pre-training {IMAGE_MODEL} on the image set with 'full' (stands in for ImageNet)", echo)
     pre_run = out / "runs" / "pretrain-image"
-    pre_summary = train_run(pretrain_config(settings), image_shards, pre_run, echo)
-    pre_eval = evaluate_run(pre_run, split="test")
+    pre_summary = train_run(pretrain_config(settings), image_shards, pre_run, echo, bars)
+    pre_eval = evaluate_run(pre_run, split="test", output=Output(bars=bars))
     timings["pretrain"] = pre_summary.train_seconds
     echo(f"image pre-training: test top-1 {pre_eval.top1:.2f} (validation best {pre_summary.best_val:.2f})")
     checkpoint = pre_run / "best.safetensors"
@@ -174,12 +177,12 @@ def _run_stages(out: Path, settings: DemoSettings, echo: Callable[[str], None]) 
         stage(4, f"adapting {VIDEO_MODEL} (image weights inflated) to the motion task: {method} "
                  f"({n}/{len(settings.methods)})", echo)
         run = out / "runs" / f"video-{method}"
-        summary = train_run(video_config(settings, method, checkpoint), video_shards, run, echo)
+        summary = train_run(video_config(settings, method, checkpoint), video_shards, run, echo, bars)
         rows.append({"method": method, "run": str(run), "summary": summary})
 
     stage(5, "evaluating every run on the held-out test split; exporting arc merged", echo)
     for row in rows:
-        metrics = evaluate_run(Path(row["run"]), split="test")
+        metrics = evaluate_run(Path(row["run"]), split="test", output=Output(bars=bars))
         row["test"] = metrics
     merge = None
     if "arc" in settings.methods:

@@ -94,8 +94,26 @@ class ExportHeader:
 
 
 def export_metadata(mode: ExportMode, model: nn.Module, config: RunConfig, info: RunInfo) -> dict[str, Any]:
-    """Header fields of an export (:class:`ExportHeader` as the dict the formats write)."""
-    return ExportHeader.of_run(mode, model, config, info).to_dict()
+    """Header fields of an export (:class:`ExportHeader` as the dict the formats write), without a local path:
+    an export is shared, and the machine it was made on is nobody else's business (files keep their names)."""
+    meta = ExportHeader.of_run(mode, model, config, info).to_dict()
+    checkpoint = (meta.get("config") or {}).get("model", {}).get("checkpoint")
+    if checkpoint:
+        meta["config"]["model"]["checkpoint"] = Path(checkpoint).name
+    # the configuration and the header's own strings; never the class names (``/m/01g317`` is a label)
+    return {key: without_local_paths(value) if key == "config" or isinstance(value, str) else value
+            for key, value in meta.items()}
+
+
+def without_local_paths(value: Any) -> Any:
+    """``value`` with every absolute path string (in lists and dicts too) replaced by the file's name."""
+    if isinstance(value, dict):
+        return {key: without_local_paths(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_local_paths(item) for item in value]
+    if isinstance(value, str) and (value.startswith("~") or Path(value).is_absolute()):
+        return Path(value).name
+    return value
 
 
 def read_header(path: str | Path) -> dict[str, Any]:

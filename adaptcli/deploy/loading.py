@@ -18,7 +18,10 @@ def load(path: str | Path, backbone: str | Path | None = None) -> nn.Module:
     * a merged ``.safetensors`` file: the plain backbone architecture (``timm.create_model``) with the folded weights;
     * a full one: backbone + method rebuilt from the stored configuration, all weights from the file;
     * an adapter-only file or a peft folder: needs ``backbone=FILE`` (any checkpoint layout ``--checkpoint`` accepts);
-    * a timm or hub folder: what ``timm.create_model("local-dir:DIR", pretrained=True)`` builds.
+    * a timm or hub folder: what ``timm.create_model("local-dir:DIR", pretrained=True)`` builds;
+    * an adapter-only hub folder: needs ``backbone=FILE``, the file whose SHA-256 the folder records;
+    * ``hf-hub:USER/NAME``: any hub folder on the Hugging Face Hub, read through huggingface_hub's local cache
+      (downloaded into it when online; ``HF_HUB_OFFLINE=1``: the cache only).
 
     A file's header (classes, input size, mean, std, ...) is :func:`~adaptcli.deploy.read_header`'s.
     """

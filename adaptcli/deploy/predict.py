@@ -85,7 +85,8 @@ def open_predictor(source: Path, backbone: Path | None = None, device: str = "cp
 
 def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Image and video files from files, folders (recursively, sorted) and list files (one path per line,
-    relative to the list); with what was given but cannot be predicted, and why."""
+    relative to the list); with what was given but cannot be predicted, and why. A given path that does not
+    exist is a one-line error (a listed one is skipped like an unreadable file)."""
     from adaptcli.files import read_text_bounded
 
     found: list[Path] = []
@@ -100,6 +101,9 @@ def input_files(paths: list[Path]) -> tuple[list[Path], list[tuple[str, str]]]:
                 if line.strip():
                     entry = Path(line.strip())
                     found.append(entry if entry.is_absolute() else path.parent / entry)
+        elif not path.exists():
+            raise AdaptError(f"{path} does not exist; pass image or video files, folders of them or .txt lists "
+                             "of paths")
         elif path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
             found.append(path)
         else:

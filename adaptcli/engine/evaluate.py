@@ -217,7 +217,8 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
     view_pair = parse_views(views or config.eval.views)
     if session.manifest.modality == "image":
         view_pair = (1, 1)
-    result = evaluate_model(session, accelerator, split, views=view_pair, show=accelerator.is_main_process,
+    show = accelerator.is_main_process and session.output.bars
+    result = evaluate_model(session, accelerator, split, views=view_pair, show=show,
                             scores_file=scores_file, skip_damaged=skip_damaged)
     result.data, result.method, result.backbone = str(session.shards.path), config.method, config.model.name
     result.data_fingerprint = file_sha256(session.shards.path / MANIFEST_NAME)

@@ -27,7 +27,8 @@ def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
 
 
 class HeadOnly(nn.Module):
-    """The trainable tail of an adapted model (``fc_norm`` when it trains, then the classifier).
+    """The trainable tail of an adapted model (``fc_norm`` when it trains, the ``head_drop`` dropout, then
+    the classifier).
 
     It holds the model's own modules, so training it trains the model.
     """
@@ -35,6 +36,8 @@ class HeadOnly(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.fc_norm = _trainable_fc_norm(model) or nn.Identity()
+        head_drop = getattr(model, "head_drop", None)
+        self.head_drop = head_drop if isinstance(head_drop, nn.Dropout) else nn.Identity()
         self.classifier = classifier(model)
 
     def entry(self) -> nn.Module:
@@ -42,7 +45,7 @@ class HeadOnly(nn.Module):
         return self.classifier if isinstance(self.fc_norm, nn.Identity) else self.fc_norm
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.fc_norm(features))
+        return self.classifier(self.head_drop(self.fc_norm(features)))
 
 
 class FeatureCache:
@@ -133,9 +136,9 @@ def cache_training_features(session: Session, head: HeadOnly, accelerator: Any, 
     rank, world = accelerator.process_index, accelerator.num_processes
     loader = eval_loader(shards, split, session.spec, config.eval.batch_size, rank=rank, world_size=world,
                          workers=config.data.workers, skip_damaged=True, pin_memory=pin_memory, labelled=True)
+    show = accelerator.is_main_process and session.output.bars
     cache = compute_features(session.model, head.entry(), accelerator, loader, batch_size=config.train.batch_size,
-                             steps=steps, seed=config.train.seed, rank=rank, show=accelerator.is_main_process,
-                             damaged=damaged)
+                             steps=steps, seed=config.train.seed, rank=rank, show=show, damaged=damaged)
     if not len(cache.labels):
         first = next(iter(damaged.items()), (urls[0], "no samples"))
         raise AdaptError(f"no training sample could be read from the {len(urls)} shard(s) of {shards.path} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptcli.config import RunConfig
-from adaptcli.errors import AdaptError, Interrupted
+from adaptcli.errors import Interrupted
 from adaptcli.output import Output
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.results import TrainSummary
@@ -18,11 +18,10 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
-    from adaptcli.data.stream.counts import check_split_count
-    from adaptcli.data.stream.shards import ShardFolder
     from adaptcli.engine.distributed import partial_state
-    from adaptcli.engine.tracking import tracker_names
+    from adaptcli.engine.preflight import check_before_training
     from adaptcli.engine.trainer import Trainer
+    from adaptcli.ownership import remove_created, uncreated_top
     from adaptcli.runs import record
     from adaptcli.runs.checkpoint import save_frozen_backbone
 
@@ -30,13 +29,9 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     main = state.is_main_process
     output = (output or Output()).main_only(main)
     run = RunDir(Path(out))
-    shards = ShardFolder.read(data_dir)  # fail early, before touching --out
-    manifest = shards.manifest
-    if manifest.num_classes < 2:
-        raise AdaptError(f"{data_dir} has {manifest.num_classes} class(es); classification needs at least two "
-                         "(check the class folders given to adaptcli prepare)")
-    tracker_names(config.train.log_with)  # an unknown or missing tracker fails before touching --out
-    check_split_count(shards, config.data.train_split)  # steps per epoch come from it
+    # every refusal before training, before touching --out (finetune --dry-run runs the same checks)
+    shards = check_before_training(config, data_dir, out, resume=resume, overwrite=overwrite, main=main)
+    created = uncreated_top(run.path) if main else None
     lock = run.prepare(config, resume=resume, overwrite=overwrite, data=Path(data_dir), output=output) if main else None
     if resume and _finished(run):  # a requeue script's --resume after the end: nothing to do, nothing changed
         if lock is not None:
@@ -66,6 +61,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
     except BaseException as exc:
         if main:
             record.mark_failed(run, exc)
+            if created is not None and not run.info_file.exists():  # refused before it started: leave no folder
+                remove_created(run.path, created)
         raise
     finally:
         if lock is not None:

@@ -6,42 +6,33 @@ from __future__ import annotations
 from pathlib import Path
 
 from adaptcli.config import RunConfig
-from adaptcli.errors import AdaptError
 
 
 def out_state(out: Path, resume: bool, overwrite: bool) -> str:
-    """What finetune would do with ``--out``."""
+    """What finetune would do with ``--out`` (one it would refuse was refused by the checks already)."""
     from adaptcli.runs.folder import RunDir
 
     run = RunDir(out)
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
-        return f"{out}: a new run folder"
     if not run.is_run():
-        return f"{out}: not empty and not a run folder: finetune would refuse it"
+        return f"{out}: a new run folder"
     state = run.info().progress
     if resume:
         return f"{out}: a run ({state}); --resume continues it from its last checkpoint"
-    if overwrite:
-        return f"{out}: a run ({state}); --overwrite would replace what adaptcli wrote there"
-    return f"{out}: a run ({state}); finetune would refuse it without --resume or --overwrite"
+    return f"{out}: a run ({state}); --overwrite would replace what adaptcli wrote there"
 
 
 def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False, overwrite: bool = False,
                world_size: int = 1) -> list[str]:
-    """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training."""
+    """The plan of ``finetune`` as lines; one-line errors for what the run would refuse before training
+    (:func:`~adaptcli.engine.preflight.check_before_training`, the checks the run itself makes)."""
     from adaptcli.data.splits import validation_split
-    from adaptcli.data.stream.counts import check_split_count
-    from adaptcli.data.stream.shards import ShardFolder
     from adaptcli.data.stream.train import steps_per_epoch
+    from adaptcli.engine.preflight import check_before_training
     from adaptcli.runs.params import inspect_report
 
-    shards = ShardFolder.read(data)
+    shards = check_before_training(config, data, out, resume=resume, overwrite=overwrite)
     manifest = shards.manifest
     train_split, train = config.data.train_split, config.train
-    if train_split not in manifest.splits:
-        raise AdaptError(f"split '{train_split}' is not in {data} (it has: {', '.join(manifest.splits)}); "
-                         "set data.train_split")
-    check_split_count(shards, train_split)
     samples = manifest.splits[train_split].samples
     steps = steps_per_epoch(samples, train.batch_size, world_size, train.max_steps_per_epoch)
     updates = max(1, steps // train.accum_steps) * train.epochs

@@ -146,7 +146,7 @@ class Trainer:
             ckpt.set_rng_state(self.resume_rng)
         loss_sum, count = (self.state.loss_sum, self.state.loss_count) if done else (0.0, 0)
         start, samples = time.time(), 0
-        with tqdm(total=self.steps_per_epoch, initial=done, disable=not self.is_main,
+        with tqdm(total=self.steps_per_epoch, initial=done, disable=not (self.is_main and self.out.bars),
                   desc=f"epoch {epoch + 1}/{train.epochs}", unit="step", dynamic_ncols=True) as bar:
             for index, batch in zip(range(done, self.steps_per_epoch), self.wait.timed(batches)):
                 loss, synced = self._train_step(epoch, index, batch)

@@ -31,8 +31,32 @@ def create_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
         raise AdaptError(f"'{config.name}' cannot be built with model.img_size={config.img_size}, "
                          f"model.num_frames={config.num_frames}: {exc}") from None
     check_input_size(model, config)
+    set_head_dropout(model, config)
     use_fused_attention(model)
     return model
+
+
+def set_head_dropout(model: nn.Module, config: ModelConfig) -> None:
+    """``model.head_dropout`` on the model's ``head_drop`` (timm ViTs, the video ViT), or a one-line refusal."""
+    if not config.head_dropout:
+        return
+    head_drop = getattr(model, "head_drop", None)
+    if not isinstance(head_drop, nn.Dropout):
+        raise AdaptError(f"model.head_dropout={config.head_dropout:g}: {config.name} has no head_drop (a dropout "
+                         "before its classifier) to set; use a ViT or the video ViT, or set model.head_dropout=0")
+    head_drop.p = config.head_dropout
+
+
+def shape_only_backbone(config: ModelConfig, num_classes: int) -> nn.Module:
+    """The model built on the meta device: its shapes and structure without memory or weights (instant, and
+    nothing is downloaded); for counting parameters and checking the model against the data before any work."""
+    import dataclasses
+
+    import timm  # noqa: F401  (first: on torch 2.6 the torch._dynamo import it brings runs ops, which fail on meta tensors)
+    import torch
+
+    with torch.device("meta"):
+        return create_backbone(dataclasses.replace(config, pretrained=False), num_classes)
 
 
 def use_fused_attention(model: nn.Module) -> None:

@@ -24,3 +24,6 @@ class ModelConfig:
     """Frames per video clip (video models)."""
     drop_path: Annotated[float, Interval(ge=0, lt=1)] = 0.0
     """Stochastic depth rate of the backbone's blocks."""
+    head_dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.0
+    """Dropout on the pooled features before the classifier (the model's ``head_drop``: VideoMAE's
+    ``--fc_drop_rate``); 0: off."""

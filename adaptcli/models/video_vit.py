@@ -135,8 +135,9 @@ class VideoVisionTransformer(nn.Module):
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        """timm's layer grouping (layer-wise lr decay): the embedding, each block, then ``fc_norm``."""
-        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None), (r"^fc_norm", (99999,))])
+        """timm's layer grouping (layer-wise lr decay): the embedding, then each block; ``fc_norm`` is left to
+        the head's group (1.0x the lr), as VideoMAE's optim_factory.py ``get_num_layer_for_vit`` does."""
+        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None)])
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:

@@ -10,7 +10,9 @@ from statistics import mean
 from typing import Any
 
 from adaptcli.errors import AdaptError
+from adaptcli.protocols import against as versus
 from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.protocols.papers import paper
 from adaptcli.protocols.results import RESULTS_FILE, SETTINGS_FILE, SuiteResults
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.info import RunInfo
@@ -48,9 +50,12 @@ def run_row(path: Path) -> dict[str, Any]:
 
 
 def _dataset(info: RunInfo) -> str:
-    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``)."""
+    """The source name, with the shard folder's name when it says more (a VTAB task: ``vtab/dtd``), and
+    the data's variant where it is not the extracted folders."""
     name, folder = info.dataset or "", info.data_dir.name
-    return f"{name}/{folder}" if name and folder != name else (name or folder)
+    variant = versus.manifest_variant(info.data_dir / "dataset.json")  # VTAB from TFDS or V-PETL: "vtab/dtd (tfds)"
+    shown = f"{name}/{folder}" if name and folder != name else (name or folder)
+    return shown + (f" ({variant})" if variant not in (versus.UNKNOWN, "folder") else "")
 
 
 #: Numbers a report row or suite carries: each must be a number or missing, never a string or a list.
@@ -117,9 +122,22 @@ def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | Non
     return {"benchmark": bench.name, "metric": " / ".join(labels), "tasks": tasks, "rows": rows}
 
 
-def report(paths: list[Path]) -> dict[str, Any]:
+def report(paths: list[Path], against: str | None = None, row: str | None = None,
+           tolerance: float | None = None) -> dict[str, Any]:
+    """The report's data; with ``against``, each suite (and the runs, by dataset) beside that paper's row."""
+    if not against and (row is not None or tolerance is not None):
+        raise AdaptError(f"{'--row' if row is not None else '--tolerance'} goes with --against PAPER; add it or leave it out")
+    stored = paper(against) if against else None  # an unknown name is refused before any folder is read
     runs, suites = load(paths)
-    return {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
+    data: dict[str, Any] = {"format": "adaptcli.report/1", "runs": runs, "suites": suite_table(suites)}
+    if stored is not None:
+        sides = [versus.suite_side(path, results) for path, results in suites] + versus.runs_side(runs)
+        if not sides:
+            raise AdaptError(f"--against {against}: no suite and no run with a test score; "
+                             "evaluate the runs on their test split first (eval --split test)")
+        tol = versus.DEFAULT_TOLERANCE if tolerance is None else tolerance
+        data["against"] = [versus.compare(side, stored, row, tol) for side in sides]
+    return data
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -155,6 +173,8 @@ def to_markdown(data: dict[str, Any]) -> str:
             cells = [r["method"], _fmt(r["params"], 0), *(_fmt(r["tasks"][t]) for t in table["tasks"]),
                      _fmt(r["mean_over_tasks"]) + count, _fmt(r["mean_of_group_means"]) + count]
             lines.append("| " + " | ".join(cells) + " |")
+    for comparison in data.get("against") or []:
+        lines += ["", versus.to_markdown(comparison).rstrip("\n")]
     return "\n".join(line for line in lines if line is not None).lstrip("\n") + "\n"
 
 
@@ -174,6 +194,10 @@ def to_csv(data: dict[str, Any]) -> str:
                                                          for t in table["tasks"]),
                              r["mean_over_tasks"], "" if r["mean_of_group_means"] is None else r["mean_of_group_means"],
                              r["tasks_present"], r["tasks_total"]])
+    if data.get("against"):
+        writer.writerow(versus.CSV_COLUMNS)
+        for comparison in data["against"]:
+            writer.writerows(versus.csv_rows(comparison))
     return buffer.getvalue()
 
 
@@ -202,13 +226,16 @@ def plot_points(data: dict[str, Any]) -> dict[str, tuple[float, float]]:
 
 
 def plot(data: dict[str, Any], path: Path) -> Path:
-    """Accuracy against trainable parameters (log x), one labelled point per method."""
+    """Accuracy against trainable parameters (log x), one labelled point per method; with ``--against``,
+    ours and the paper's score side by side per task."""
+    if data.get("against"):
+        return versus.plot(data["against"], path)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from adaptcli.io import atomic_path
+    from adaptcli.io import write_figure
 
     points = plot_points(data)
     if not points:
@@ -222,8 +249,4 @@ def plot(data: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("trainable parameters (log scale)")
     ax.set_ylabel("top-1 (%)")
     ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return write_figure(path, fig)

@@ -20,9 +20,10 @@ from adaptcli.data.splits import canonical_split
 from adaptcli.errors import AdaptError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
+from adaptcli.output import Output
 from adaptcli.ownership import claim_folder
 from adaptcli.protocols.results import SuiteResults, SuiteRow, read_settings
-from adaptcli.runs.folder import RunDir, check_out_paths, difference
+from adaptcli.runs.folder import RunDir, check_out_paths, difference, shown_value
 from adaptcli.runs.results import METRIC_LABELS, EvalResult, TrainSummary
 
 Log = Callable[[str], None]
@@ -122,8 +123,9 @@ def refuse_if_changed(step: Step, overwrite: bool) -> None:
                          "to continue, or pass --overwrite to retrain the runs whose settings changed")
 
 
-def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
-    """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in)."""
+def execute(step: Step, overwrite: bool, output: Output | None = None) -> tuple[EvalResult, str]:
+    """Train (or resume) and evaluate ``step`` unless it is done; (its metrics, the state it was found in).
+    ``output``: where the run reports (its ``bars``: whether the run's own progress bars are drawn)."""
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.evaluate import evaluate_run
     from adaptcli.engine.finetune import finetune
@@ -134,13 +136,13 @@ def execute(step: Step, overwrite: bool) -> tuple[EvalResult, str]:
         refuse_if_changed(step, overwrite)
     try:
         if state in ("new", "restart", "differs"):
-            finetune(step.config, step.data, step.path, overwrite=state != "new")
+            finetune(step.config, step.data, step.path, overwrite=state != "new", output=output)
         elif state == "resume":
-            finetune(step.config, step.data, step.path, resume=True)
+            finetune(step.config, step.data, step.path, resume=True, output=output)
     except Interrupted as exc:  # SIGTERM/SIGUSR1: the run saved a checkpoint; the suite resumes it when re-run
         raise Interrupted(f"{str(exc).split('; ')[0]}; re-run the same suite command to continue") from None
     if state != "done":
-        evaluate_run(step.path, split=step.eval_split)
+        evaluate_run(step.path, split=step.eval_split, output=output)
     partial_state().wait_for_everyone()
     metrics = read_eval(step)
     if metrics is None:  # pragma: no cover - evaluate_run always writes it on the main process
@@ -182,13 +184,60 @@ def check_settings(spec: SuiteSpec, overwrite: bool) -> None:
         raise AdaptError(f"{file} is damaged ({str(exc)[:120]}); move the suite folder away or choose another "
                          "--out") from None
     if stored != spec.settings() and not overwrite:
-        raise AdaptError(f"{spec.out} holds a suite with a different {difference(stored, spec.settings())} "
+        raise AdaptError(f"{spec.out} holds a suite with a different {settings_difference(stored, spec.settings())} "
                          f"({file}); re-run the same command "
                          "to continue it, or pass --overwrite to retrain what changed")
 
 
-def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point]) -> list[str]:
-    """The dry-run: tasks, points, runs and what each would do; nothing is trained or written."""
+def _set_values(overrides: Any) -> dict[str, str]:
+    """``--set`` strings as ``{key: value as typed}``, the last of a repeated key winning (as in resolve)."""
+    found: dict[str, str] = {}
+    for text in overrides if isinstance(overrides, list) else []:
+        key, _, value = str(text).partition("=")
+        found[key.strip()] = value
+    return found
+
+
+def settings_difference(stored: dict[str, Any], given: dict[str, Any]) -> str:
+    """The first setting that differs with both values; a changed ``--set`` by its own key
+    (``--set method.dim (stored 8, now 4)``), not as the whole override list."""
+    old, new = _set_values(stored.get("overrides")), _set_values(given.get("overrides"))
+    changed = sorted(key for key in set(old) | set(new) if old.get(key) != new.get(key))
+    if changed:
+        key = changed[0]
+        shown = [shown_value(values.get(key)) for values in (old, new)]
+        more = f" and {len(changed) - 1} more --set key(s)" if len(changed) > 1 else ""
+        return f"--set {key} (stored {shown[0]}, now {shown[1]}){more}"
+    return difference(stored, given)
+
+
+def check_runs(spec: SuiteSpec, tasks: list[str], points: list[Point], overwrite: bool) -> None:
+    """Everything the suite refuses before training, run by run, checked before it trains any (the suite and
+    its dry run both call this): the suite folder's settings, a run trained with other settings, and
+    finetune's own pre-training checks (:func:`~adaptcli.engine.preflight.check_before_training`) for
+    each run still to train. The final run is checked with the first point (the one it uses without a
+    sweep; another point changes only its sweep keys)."""
+    from adaptcli.engine.distributed import partial_state
+    from adaptcli.engine.preflight import check_before_training
+
+    main = partial_state().is_main_process  # the others leave the run folders to it (it may have begun one)
+    check_settings(spec, overwrite)
+    for task in tasks:
+        sweeps = sweep_steps(spec, task, points)
+        final = final_step(spec, task, points[0])
+        for step in [*sweeps, final]:
+            state, _ = status(step)
+            if state in ("done", "evaluate") or (state == "differs" and step is final and sweeps):
+                continue  # nothing to train; or a final whose point the sweep has not chosen yet
+            refuse_if_changed(step, overwrite)
+            check_before_training(step.config, step.data, step.path, resume=state == "resume",
+                                  overwrite=state in ("restart", "differs"), main=main)
+
+
+def plan_lines(spec: SuiteSpec, tasks: list[str], points: list[Point], *, overwrite: bool = False) -> list[str]:
+    """The dry-run: tasks, points, runs and what each would do; nothing is trained or written. What the suite
+    would refuse before training (:func:`check_runs`) is refused here too."""
+    check_runs(spec, tasks, points, overwrite)
     bench = spec.bench
     lines = [f"suite {bench.name}: method {spec.method}, {len(tasks)} task(s), {len(points)} sweep point(s)",
              f"protocol: {bench.protocol}"]
@@ -242,7 +291,7 @@ def settings_line(config: RunConfig) -> str:
 def _describe(state: str, key: str) -> str:
     return {"done": "done (skipped)", "evaluate": "trained, to evaluate", "resume": "interrupted, resumes",
             "restart": "interrupted before its first checkpoint, restarts", "new": "to train",
-            "differs": f"DIFFERS at {key} (refused without --overwrite)"}[state]
+            "differs": f"DIFFERS at {key}, --overwrite retrains it"}[state]
 
 
 def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, progress: bool = True) -> SuiteResults:
@@ -255,10 +304,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
     bench = spec.bench
     tasks = find_tasks(bench, spec.data, spec.tasks)
     points = grid_points(spec.grid)
-    check_settings(spec, overwrite)
-    for task in tasks:  # refuse before training anything
-        for step in sweep_steps(spec, task, points):
-            refuse_if_changed(step, overwrite)
+    check_runs(spec, tasks, points, overwrite)  # refuse before training anything
     main = partial_state().is_main_process
     out = Path(spec.out)
     if main:
@@ -271,7 +317,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
         sweeps = sweep_steps(spec, task, points)
         scores: dict[str, float] = {}
         for step in sweeps:
-            metrics, state = execute(step, overwrite)
+            metrics, state = execute(step, overwrite, Output(bars=progress))
             scores[step.point.name] = metrics.headline
             done += 1
             bar.update(1)
@@ -283,7 +329,7 @@ def run_suite(spec: SuiteSpec, *, overwrite: bool = False, log: Log = print, pro
             copy_run(sweeps[points.index(chosen)].path, final.path)
             if main:
                 log(f"{task}: the final configuration equals sweep point {chosen.name}'s: copied, not retrained")
-        metrics, state = execute(final, overwrite)
+        metrics, state = execute(final, overwrite, Output(bars=progress))
         done += 1
         bar.update(1)
         _log_step(log, main, done, total, final, metrics, state)

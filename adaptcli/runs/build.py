@@ -71,15 +71,34 @@ def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint:
 
 
 def check_modality(model: nn.Module, modality: str, model_name: str) -> None:
-    """Refuse video shards with an image model and the reverse, with the fix in the message."""
+    """Refuse video shards with an image model and the reverse, naming a model of the same size that fits."""
     video_model = is_video_model(model)
     if modality == "video" and not video_model:
         raise AdaptError(
             f"the shards hold videos but '{model_name}' is an image model; use a video backbone "
-            "(--model video_vit_base_patch16) or image shards"
+            f"(--model {counterpart(model_name, 'video')}) or image shards"
         )
     if modality == "image" and video_model:
         raise AdaptError(
             f"the shards hold images but '{model_name}' is a video model; use an image backbone "
-            "(--model vit_base_patch16_224) or video shards"
+            f"(--model {counterpart(model_name, 'image')}) or video shards"
         )
+
+
+#: A backbone of each size per modality; ``test`` is the tiny pair the CPU-trial recipes (quick) use.
+SIZED_MODELS = {
+    "video": {"test": "video_vit_test", "small": "video_vit_small_patch16", "base": "video_vit_base_patch16",
+              "large": "video_vit_large_patch16"},
+    "image": {"test": "test_vit", "small": "vit_small_patch16_224", "base": "vit_base_patch16_224",
+              "large": "vit_large_patch16_224"},
+}
+_SIZE_WORDS = {"test": "test", "demo": "test", "tiny": "small", "small": "small", "_t": "small", "_s": "small",
+               "large": "large", "huge": "large"}
+
+
+def counterpart(model_name: str, modality: str) -> str:
+    """The backbone of ``modality`` closest in size to ``model_name`` (base when its name says no size)."""
+    name = model_name.lower()
+    size = next((size for word, size in _SIZE_WORDS.items()
+                 if word in name.split("_") or (word.startswith("_") and name.endswith(word))), "base")
+    return SIZED_MODELS[modality][size]

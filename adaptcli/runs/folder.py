@@ -18,7 +18,7 @@ import yaml
 
 from adaptcli.config import RunConfig, from_dict
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_text_bounded
+from adaptcli.files import UnboundedYaml, parse_yaml, read_text_bounded
 from adaptcli.io import naming_errors, write_text
 from adaptcli.output import Output
 from adaptcli.ownership import FolderClaim, claim_folder
@@ -47,8 +47,14 @@ def check_out_paths(out: Path, data: Path | None, checkpoint: str | None) -> Non
 
 
 def load_run_config(path: str | Path) -> RunConfig:
-    """Read a run's resolved ``config.yaml`` back."""
-    return from_dict(yaml.safe_load(read_text_bounded(path)))
+    """Read a run's resolved ``config.yaml`` back (one line naming the file when it is not YAML adaptcli reads)."""
+    try:
+        tree = parse_yaml(read_text_bounded(path))
+    except (yaml.YAMLError, UnicodeDecodeError, UnboundedYaml) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise AdaptError(f"{path} is not a configuration adaptcli reads ({why}); restore the run's config.yaml "
+                         "or train the run again") from None
+    return from_dict(tree)
 
 
 class RunFile:
@@ -95,19 +101,8 @@ class RunDir:
         folder another live process trains is refused, naming it. Returns the held lock (a note about
         a stale lock it replaced goes to ``output.warn``).
         """
-        check_out_paths(self.path, data, config.model.checkpoint)
+        claim = self.check_out(config, resume=resume, overwrite=overwrite, data=data)
         lock = RunLock(self.path)
-        if self.path.is_dir():
-            lock.refuse_if_held()
-        claim = self.claim(None if resume else overwrite, resume="--resume")
-        if resume and self.is_run():
-            stored = load_run_config(self.config_file)
-            if stored != config:
-                raise AdaptError(
-                    f"--resume: the configuration differs from {self.config_file} at "
-                    f"{difference(stored.to_dict(), config.to_dict())}; "
-                    "resume with the same recipe and --set values, or start a new --out"
-                )
         note = lock.acquire()
         if note:
             (output or Output()).warn(note)
@@ -122,6 +117,23 @@ class RunDir:
                 (output or Output()).warn(f"--overwrite replaced the run in {self.path} and left {len(left)} "
                                           f"entr{'y' if len(left) == 1 else 'ies'} adaptcli did not write: {shown}")
         return lock
+
+    def check_out(self, config: RunConfig, *, resume: bool, overwrite: bool, data: Path | None = None) -> FolderClaim:
+        """What :meth:`prepare` refuses, checked without writing anything (``finetune --dry-run`` asks it too):
+        ``--out`` against ``data`` and the checkpoint, a live lock, a folder that is not this run."""
+        check_out_paths(self.path, data, config.model.checkpoint)
+        if self.path.is_dir():
+            RunLock(self.path).refuse_if_held()
+        claim = self.claim(None if resume else overwrite, resume="--resume")
+        if resume and self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config:
+                raise AdaptError(
+                    f"--resume: the configuration differs from {self.config_file} at "
+                    f"{difference(stored.to_dict(), config.to_dict())}; "
+                    "resume with the same recipe and --set values, or start a new --out"
+                )
+        return claim
 
     def claim(self, overwrite: bool | None, *, option: str = "--out", whole: bool = False,
               resume: str | None = None) -> FolderClaim:
@@ -296,8 +308,16 @@ def _value_at(data: Any, key: str) -> Any:
     return data
 
 
+def shown_value(value: Any, limit: int = 200) -> str:
+    """A setting's value for a one-line message: whole up to ``limit`` characters, else both ends (where
+    two long paths differ)."""
+    text = "not set" if value is None else " ".join(str(value).split())
+    half = (limit - 5) // 2
+    return text if len(text) <= limit else f"{text[:half]} ... {text[-half:]}"
+
+
 def difference(stored: Any, given: Any) -> str:
     """What differs, for a refusal: ``'train.lr' (stored 0.003, now 0.01)``."""
     key = first_difference(stored, given)
-    shown = [str(_value_at(d, key))[:60] if _value_at(d, key) is not None else "not set" for d in (stored, given)]
+    shown = [shown_value(_value_at(d, key)) for d in (stored, given)]
     return f"'{key}' (stored {shown[0]}, now {shown[1]})"

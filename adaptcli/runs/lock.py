@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_json
+from adaptcli.files import NotRegularFile, read_json
 
 LOCK_NAME = "run.lock"
 TAKEOVER_NAME = ".run.lock.takeover"
+#: A lock adaptcli writes is about 80 bytes; anything much larger is not one, and is not read whole.
+MAX_LOCK_BYTES = 4096
 
 
 @contextlib.contextmanager
@@ -72,13 +74,22 @@ class RunLock:
         return self.folder / LOCK_NAME
 
     def holder(self) -> dict[str, Any] | None:
-        """The record of the process holding the lock (None when there is none)."""
+        """The record of the process holding the lock (None when there is none); a one-line error naming
+        the file when it is not a lock adaptcli wrote (adaptcli never writes a partial one)."""
         try:
-            return read_json(self.path)
+            record = read_json(self.path, MAX_LOCK_BYTES)
         except FileNotFoundError:
             return None
-        except ValueError:
-            return {"pid": -1, "host": "?", "started": 0}
+        except (ValueError, NotRegularFile):  # not UTF-8 JSON, larger than a lock, not a regular file
+            raise self._not_a_lock("not the JSON record adaptcli writes") from None
+        if not (isinstance(record, dict) and type(record.get("pid")) is int and isinstance(record.get("host"), str)
+                and isinstance(record.get("started"), (int, float)) and not isinstance(record["started"], bool)):
+            raise self._not_a_lock("it lacks the pid, host and start time adaptcli writes")
+        return record
+
+    def _not_a_lock(self, why: str) -> AdaptError:
+        return AdaptError(f"{self.path} is not a run lock adaptcli wrote ({why}); if no adaptcli process is "
+                          f"training in {self.folder}, delete {self.path} and run the command again")
 
     def live_holder(self, holder: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """The holder (read now unless given) when it may still be running (another host counts)."""
@@ -130,6 +141,9 @@ class RunLock:
             staged.unlink(missing_ok=True)
 
     def release(self) -> None:
-        holder = self.holder()
+        try:
+            holder = self.holder()
+        except AdaptError:  # someone else's file replaced ours: not ours to delete
+            return
         if holder is not None and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             self.path.unlink(missing_ok=True)

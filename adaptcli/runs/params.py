@@ -61,21 +61,14 @@ def _location(name: str) -> str:
 def inspect_report(config: RunConfig, num_classes: int, output: Output | None = None) -> dict[str, Any]:
     """Build ``config.model`` with random weights (or its checkpoint, whose load summary goes to
     ``output.warn``), adapt it, count."""
-    import torch
-
     from adaptcli.methods.apply import apply_method
-    from adaptcli.models.build import create_backbone
+    from adaptcli.models.build import shape_only_backbone
     from adaptcli.runs.build import build_backbone
 
     if config.model.checkpoint:
         model = build_backbone(config, num_classes, output=output)
-    else:
-        # Counting needs shapes only: build on the meta device (instant, no memory). timm is imported
-        # first: on torch 2.6 the torch._dynamo import it brings runs ops, which fail on meta tensors.
-        import timm  # noqa: F401
-
-        with torch.device("meta"):
-            model = create_backbone(config.model, num_classes)
+    else:  # counting needs shapes only
+        model = shape_only_backbone(config.model, num_classes)
     info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     report = parameter_report(model, info)
     report.update(backbone=config.model.name, num_classes=num_classes)

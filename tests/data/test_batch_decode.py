@@ -92,3 +92,11 @@ def test_data_decode_cuda_without_a_gpu_is_one_line(image_shards, tmp_path):
     assert result.exit_code == 2, result.output
     assert "data.decode=cuda decodes batches on a CUDA GPU, but this run trains on cpu" in result.stderr
     assert len([line for line in result.stderr.splitlines() if line.strip()]) == 1
+
+
+def test_repeated_aug_copies_decode_on_the_device_as_in_the_workers(video_shards):
+    spec = StreamSpec(img_size=24, num_frames=4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), crop_scale=(0.3, 1.0),
+                      repeated_aug=2)
+    for plain, encoded in zip(_first_batches(video_shards, spec, False), _first_batches(video_shards, spec, True)):
+        assert encoded.keys == plain.keys and plain.keys[0::2] == plain.keys[1::2] and len(plain.keys) == 8
+        assert torch.equal(encoded.to("cpu").inputs, plain.inputs)

@@ -210,3 +210,26 @@ def test_worker_share_never_pulls_a_batch_past_it():
             yield {"i": i}
 
     assert [b["i"] for b in _WorkerShare(3)(source())] == [0, 1, 2] and pulled == [0, 1, 2]
+
+
+def test_repeated_aug_puts_copies_of_each_video_side_by_side(ssv2_shards):
+    """VideoMAE's --num_sample 2 (ssv2.py __getitem__: the decoded frames augmented twice; utils.py
+    multiple_samples_collate flattens the copies into the batch): 4 videos give 8 clips per step and the
+    epoch's steps still count videos."""
+    def batches(**kw):
+        loader, steps = train_loader(ShardFolder.read(ssv2_shards), "train", spec(repeated_aug=2, **kw), 4,
+                                     workers=0, seed=3)
+        assert steps == 22 // 4
+        return list(loader)
+
+    for batch in batches():
+        assert batch.inputs.shape == (8, 3, 4, 32, 32) and len(batch.keys) == 8
+        assert batch.keys[0::2] == batch.keys[1::2] and torch.equal(batch.labels[0::2], batch.labels[1::2])
+        assert not torch.equal(batch.inputs[0::2], batch.inputs[1::2])  # each copy its own crop
+    for batch in batches(augment="resize"):  # no random crop (and no flip on SSv2): the copies are equal
+        assert torch.equal(batch.inputs[0::2], batch.inputs[1::2])  # the same frames: one temporal draw
+
+
+def test_repeated_aug_comes_from_the_config():
+    s = StreamSpec.from_config(DataConfig(repeated_aug=2), 32, 4, MEAN, STD)
+    assert s.repeated_aug == 2 and StreamSpec.from_config(DataConfig(), 32, 4, MEAN, STD).repeated_aug == 1

@@ -120,11 +120,13 @@ def test_videolist_prepares_paths_labels_and_splits(tmp_path):
     # MCG-NJU/VideoMAE scripts/kinetics/videomae_vit_base_patch16_224_tubemasking_ratio_0.9_epoch_1600/finetune.sh
     ("k400", {"train.optimizer": "adamw", "train.lr": 5e-4, "train.weight_decay": 0.05, "train.epochs": 75,
               "train.warmup_epochs": 5, "train.min_lr": 1e-6, "train.label_smoothing": 0.1,
-              "model.drop_path": 0.1, "model.num_frames": 16, "data.stride": 4, "eval.views": "5x3"}),
+              "model.drop_path": 0.1, "model.num_frames": 16, "data.stride": 4, "eval.views": "5x3",
+              "data.repeated_aug": 2, "model.head_dropout": 0.0}),  # --num_sample 2, no --fc_drop_rate
     # MCG-NJU/VideoMAE scripts/ucf101/videomae_vit_base_patch16_224_tubemasking_ratio_0.75_epoch_3200/finetune.sh
     ("ucf101", {"train.optimizer": "adamw", "train.lr": 5e-4, "train.weight_decay": 0.05, "train.epochs": 100,
                 "train.warmup_epochs": 5, "train.min_lr": 1e-5, "train.label_smoothing": 0.1,
-                "model.drop_path": 0.2, "model.num_frames": 16, "data.stride": 4, "eval.views": "5x3"}),
+                "model.drop_path": 0.2, "model.num_frames": 16, "data.stride": 4, "eval.views": "5x3",
+                "data.repeated_aug": 2, "model.head_dropout": 0.5}),  # --num_sample 2 --fc_drop_rate 0.5
 ])
 def test_video_recipes_hold_videomaes_values(recipe, values):
     config = resolve(recipe, "adaptformer").to_dict()

@@ -137,6 +137,16 @@ def test_video_run_with_multi_view_eval(video_shards, tmp_path):
     assert report["samples"] == 8 and report["views"] == "2x3"
 
 
+def test_videomae_repeated_aug_and_head_dropout_train_end_to_end(video_shards, tmp_path):
+    """data.repeated_aug=2 (8 clips of 4 videos per step, mixed) and model.head_dropout, as the VideoMAE recipes."""
+    summary = finetune(video_shards, tmp_path / "videomae", "full", "--model", "video_vit_test",
+                       "--set", "model.num_frames=4", "--set", "train.batch_size=4", "--set", "data.repeated_aug=2",
+                       "--set", "model.head_dropout=0.5", "--set", "train.mixup=0.8", "--set", "train.layer_decay=0.75")
+    assert summary["steps"] == summary["epochs"] * 16 // 4  # steps count videos: 16 train clips, 4 a step
+    keys = [m for m in metrics(tmp_path / "videomae") if m["event"] == "data"][0]["first_batch_keys"][0]
+    assert len(keys) == 8 and keys[0::2] == keys[1::2]  # each video twice, side by side
+
+
 @pytest.mark.parametrize("mode", ["frozen", "all"])
 def test_recompute_trains_the_same_weights(image_shards, tmp_path, mode):
     from adaptcli.io import read_safetensors as load_tensors

@@ -143,7 +143,35 @@ def test_layer_decay_groups_the_video_vit_by_block():
     for block in range(depth):  # the adapters inside a block take that block's rate
         assert lr_of[id(params[f"blocks.{block}.adaptmlp.down.weight"])] == pytest.approx(0.5 ** (depth - block))
     assert lr_of[id(params["head.weight"])] == pytest.approx(1.0)
-    assert lr_of[id(params["fc_norm.weight"])] == pytest.approx(0.5)  # with the last block, as timm's ViT norm
+    assert lr_of[id(params["fc_norm.weight"])] == pytest.approx(1.0)  # with the head, as VideoMAE's optim_factory
+
+
+def videomae_layer_id(name: str, num_layers: int) -> int:
+    """MCG-NJU/VideoMAE optim_factory.py get_num_layer_for_vit (lines 24-35), transcribed; ``num_layers`` is
+    its ``num_max_layer``, depth + 2."""
+    if name in ("cls_token", "mask_token", "pos_embed") or name.startswith("patch_embed"):
+        return 0
+    if name.startswith("blocks"):
+        return int(name.split(".")[1]) + 1
+    return num_layers - 1  # fc_norm and head (rel_pos_bias too, which the ViT has not)
+
+
+def test_full_fine_tuning_layer_decay_is_videomaes_for_every_parameter():
+    """run_class_finetuning.py line 417: scale of layer i = layer_decay ** (depth + 1 - i), i in 0..depth+1."""
+    import timm
+
+    import adaptcli.models.architectures  # noqa: F401
+    from adaptcli.engine.optim import build_optimizer
+
+    model = timm.create_model("video_vit_test", num_classes=3)
+    decay, depth = 0.75, len(model.blocks)
+    scales = [decay ** (depth + 1 - i) for i in range(depth + 2)]
+    optimizer = build_optimizer(model, TrainConfig(optimizer="adamw", lr=1.0, layer_decay=decay), 1.0)
+    scale_of = {id(p): group["lr_scale"] for group in optimizer.param_groups for p in group["params"]}
+    got = {name: scale_of[id(p)] for name, p in model.named_parameters()}
+    expected = {name: scales[videomae_layer_id(name, depth + 2)] for name in got}
+    assert got == pytest.approx(expected)
+    assert got["fc_norm.weight"] == got["head.weight"] == 1.0
 
 
 def warmup_cosine(t: int, *, lr: float, warmup_lr: float, min_lr: float, warmup: int, total: int) -> float:

@@ -97,7 +97,7 @@ def test_predict_refuses_bad_input_in_one_line(runs, tmp_path):
     run = runs.get("arc")
     (tmp_path / "notes.csv").write_text("mine")
     for args, message in (
-        ([tmp_path / "nothing", tmp_path], "is not a run folder or an export adaptcli reads (peft or timm folders; .onnx or .safetensors files)"),
+        ([tmp_path / "nothing", tmp_path], "is not a run folder or an export adaptcli reads (hub, peft or timm folders; .onnx or .safetensors files)"),
         ([run, tmp_path / "empty"], "no image or video file"),
         ([run, tmp_path, "--out", tmp_path / "notes.csv"], "adaptcli did not write it"),
         ([run, tmp_path, "--out", tmp_path / "p.txt"], "name a .csv or .jsonl file"),

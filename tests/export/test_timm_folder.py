@@ -83,7 +83,7 @@ def test_merged_arc_loads_with_plain_timm_in_a_fresh_process(runs, tmp_path):
 def test_full_adaptformer_video_loads_with_timm_after_import_adaptcli(runs, tmp_path):
     run = runs.get("adaptformer", "motion", *VIDEO)
     output = export_folder(run, "full", tmp_path / "af-timm")
-    assert "use: import adaptcli; model = timm.create_model" in output
+    assert "use: import adaptcli, timm; model = timm.create_model" in output
     config = json.loads((tmp_path / "af-timm" / "config.json").read_text())
     assert config["architecture"] == "adaptcli_adapted"
     assert config["model_args"]["run_config"]["method"]["name"] == "adaptformer"

@@ -55,6 +55,8 @@ def test_train_step_reaches_exactly_the_trainable_parameters(kind: str, method: 
     else:
         pattern = re.compile(f"{METHOD_PARAMS[method]}|{HEADS}")
         frozen_norm = re.compile(r"^fc_norm\.base_layer\.")  # SSF's paper site keeps the pooled fc_norm frozen
+        if method == "bitfit":  # the baselines' rule: fc_norm.weight is not named *bias*
+            frozen_norm = re.compile(r"^fc_norm\.weight$")
         assert trainable == {n for n, _ in model.named_parameters() if pattern.search(n) and not frozen_norm.search(n)}
         assert any(re.search(HEADS, n) for n in trainable)
     model.train()
@@ -150,7 +152,7 @@ def test_vpt_prompts_among_space_time_tokens_are_not_pooled(method: str) -> None
 def test_ssf_follows_the_patch_embedding_of_each_backbone() -> None:
     video = adapted("video_vit", "ssf")
     assert isinstance(video.patch_embed.proj.base_layer, nn.Conv3d)  # one gamma per output channel
-    swin = adapted("swin", "ssf")
+    swin = adapted("swin", "ssf", patch_merging=True)
     # Swin's embedding: its convolution and its norm (the paper's ssf_scale_1 and ssf_scale_2)
     assert isinstance(swin.patch_embed.proj.base_layer, nn.Conv2d)
     assert isinstance(swin.patch_embed.norm.base_layer, nn.LayerNorm)
@@ -159,6 +161,9 @@ def test_ssf_follows_the_patch_embedding_of_each_backbone() -> None:
     per_block = 2 * (32 + 3 * 32 + 32 + 32 + 4 * 32 + 32)
     count = sum(p.numel() for n, p in swin.named_parameters() if ".ssf." in n)
     assert count == 2 * (32 + 32) + 2 * per_block + 2 * 4 * 32 + 2 * per_block * 2 + 2 * 64
+    executed = adapted("swin", "ssf")  # the official code as it runs: no scale-shift in PatchMerging
+    assert type(executed.layers[1].downsample.norm) is nn.LayerNorm
+    assert sum(p.numel() for n, p in executed.named_parameters() if ".ssf." in n) == count - 2 * 4 * 32
 
 
 def test_ssf_pooled_site_scales_the_pooled_features_before_the_frozen_fc_norm() -> None:
@@ -190,8 +195,10 @@ def test_ssf_on_video_swin_counts_like_swin() -> None:
 
     import adaptcli.models.architectures  # noqa: F401
 
+    from adaptcli.methods.ssf.config import SsfOptions
+
     model = timm.create_model("swin3d_t", num_classes=5)
-    info = apply_method(model, "ssf")
+    info = apply_method(model, "ssf", SsfOptions(patch_merging=True))
     sites = [n.rsplit(".ssf", 1)[0] for n, _ in model.named_modules() if n.endswith(".ssf")]
     assert sites[:2] == ["patch_embed.proj", "patch_embed.norm"] and sites[-1] == "norm"
     assert sum(1 for s in sites if s.endswith((".mlp.0", ".mlp.3"))) == 2 * 12  # 12 blocks, both MLP layers

@@ -17,9 +17,12 @@ ADAPTER_PLUS_VTAB = {**ADAPTER_PLUS, "method.bottleneck": 8}  # conf/experiment/
 # conf/experiment/fgvc/adapter_plus_dim1-32.yaml dataset_dim
 ADAPTER_PLUS_FGVC_DIM = {"CUB_200_2011": 2, "nabirds": 2, "OxfordFlower": 1, "Stanford-cars": 32, "Stanford-dogs": 1}
 # conf/experiment/vtab/lora.yaml + conf/lora/base_lora.yaml: rank 8, scaling 1.0, dropout 0.1
-LORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
+DORA_VTAB = {**{k: v for k, v in ADAPTER_PLUS.items() if k != "method.drop_path"},
              "method.r": 8, "method.alpha": 8.0, "method.dropout": 0.1, "method.qkv": "split",
-             "method.split_targets": ["q", "k"]}
+             "method.split_targets": ["q", "k"], "method.init": "lora", "method.dropout_mask": "shared"}
+# adapter_plus/vit_adapter.py as it runs: LoRAAttention (lines 129-141) passes no init, so Adapter's default
+# "houlsby" (line 30) applies, and each part's Adapter has its own Dropout (one mask per part)
+LORA_VTAB = {**DORA_VTAB, "method.init": "houlsby", "method.dropout_mask": "per_part"}
 
 # dongzelian/SSF train_scripts/vit/vtab/<script folder>/train_ssf.sh: --lr, --weight-decay, --drop-path
 SSF_VTAB = {
@@ -65,8 +68,9 @@ def test_adapter_plus_fgvc_bottleneck_per_dataset(task, dim):
 
 @pytest.mark.parametrize("method", ["lora", "dora"])
 def test_lora_and_dora_take_adapter_plus_lora_baseline_and_the_grid_holds_its_lr(method):
-    assert_values(resolve("vtab", method), LORA_VTAB)
-    assert LORA_VTAB["train.lr"] in recipe_sweep("vtab", method)["train.lr"]
+    expected = LORA_VTAB if method == "lora" else DORA_VTAB
+    assert_values(resolve("vtab", method), expected)
+    assert expected["train.lr"] in recipe_sweep("vtab", method)["train.lr"]
 
 
 @pytest.mark.parametrize("recipe, table", [("vtab", SSF_VTAB), ("fgvc", SSF_FGVC)])
@@ -74,13 +78,21 @@ def test_ssf_each_task_has_its_script_values(recipe, table):
     assert recipe_sweep(recipe, "ssf") == {}
     for task, (lr, wd, drop_path) in table.items():
         config = resolve(recipe, "ssf", task=task)
-        assert_values(config, {**SSF_COMMON, "train.ema": SSF_FGVC_EMA.get(task)})
+        augmentation = SSF_FGVC_AUGMENT if recipe == "fgvc" else {}
+        assert_values(config, {**SSF_COMMON, "train.ema": SSF_FGVC_EMA.get(task), **augmentation})
         assert (config.train.lr, config.train.weight_decay, config.model.drop_path) == (lr, wd, drop_path), task
 
 
 # train_scripts/vit/fgvc/<dataset>/train_ssf.sh --model-ema-decay
 SSF_FGVC_EMA = {"CUB_200_2011": 0.9998, "nabirds": 0.9998, "OxfordFlower": 0.999, "Stanford-cars": 0.9998,
                 "Stanford-dogs": 0.9998}
+# The FGVC scripts set --simple-aug and no --mixup/--cutmix/--smoothing: train.py's defaults (lines 246-260)
+# with data/transforms_factory.py transforms_simpleaug_train (random resized crop --scale 0.08 1.0 + flip 0.5),
+# tested at the model's crop_pct 0.9 (models/vision_transformer.py _cfg).
+SSF_FGVC_AUGMENT = {"train.mixup": 0.8, "train.cutmix": 1.0, "train.label_smoothing": 0.1, "train.mixup_prob": 1.0,
+                    "train.mixup_switch_prob": 0.5, "train.mixup_mode": "batch", "train.random_erasing": 0.0,
+                    "data.augment": "random_resized_crop", "data.crop_scale": [0.08, 1.0], "data.flip": True,
+                    "data.crop_pct": 0.9, "data.rand_augment": None}
 # train_scripts/vit/cifar_100/train_ssf.sh with train.py's defaults (--aa, --reprob, --mixup, --cutmix, --smoothing)
 SSF_CIFAR100 = {**SSF_COMMON, "train.lr": 1e-3, "train.weight_decay": 0.05, "train.batch_size": 128,
                 "train.ema": 0.99992, "train.label_smoothing": 0.1, "train.mixup": 0.8, "train.cutmix": 1.0,
@@ -120,14 +132,16 @@ VIDEOMAE_COMMON = {"train.optimizer": "adamw", "train.lr": 5e-4, "train.lr_base_
                    "train.mixup": 0.8, "train.cutmix": 1.0, "train.mixup_prob": 1.0, "train.mixup_switch_prob": 0.5,
                    "train.mixup_mode": "batch", "train.random_erasing": 0.25, "train.clip_grad": None,
                    "data.rand_augment": "rand-m7-n4-mstd0.5-inc1", "model.num_frames": 16, "model.img_size": 224,
-                   "data.crop_scale": [0.08, 1.0]}
+                   "data.crop_scale": [0.08, 1.0], "data.repeated_aug": 2}  # both scripts: --num_sample 2
 VIDEOMAE = {
     "ssv2_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 30, "train.batch_size": 6, "train.layer_decay": 0.75,
                            "train.min_lr": 1e-6, "train.warmup_lr": 1e-6, "model.drop_path": 0.1, "data.flip": False,
-                           "data.sampling": "segment", "eval.views": "2x3"},
+                           "data.sampling": "segment", "eval.views": "2x3",
+                           "model.head_dropout": 0.0},  # --fc_drop_rate unset: line 41's default 0.0
     "hmdb51_full_videomae": {**VIDEOMAE_COMMON, "train.epochs": 100, "train.batch_size": 16, "train.layer_decay": 0.7,
                              "train.min_lr": 1e-5, "train.warmup_lr": 1e-8, "model.drop_path": 0.2, "data.flip": True,
-                             "data.sampling": "stride", "data.stride": 4, "eval.views": "5x3"},
+                             "data.sampling": "stride", "data.stride": 4, "eval.views": "5x3",
+                             "model.head_dropout": 0.5},  # the ucf101 script's --fc_drop_rate 0.5
 }
 
 

@@ -119,7 +119,7 @@ def test_a_killed_suite_continues_without_retraining_finished_runs(vtab_suite):
 def test_a_changed_setting_is_refused_in_one_line(vtab_suite):
     result = CliRunner().invoke(app, suite_command(vtab_suite.shards, vtab_suite.out, "--set", "method.dim=4"))
     assert result.exit_code == 2
-    assert "different 'overrides'" in result.output and "--overwrite" in result.output
+    assert "different --set method.dim (stored not set, now 4)" in result.output and "--overwrite" in result.output
     assert "Traceback" not in result.output
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from adaptcli.data.prepare.image_encode import BadImage, encode_array, encode_image_file
+from adaptcli.data.prepare.image_encode import BadImage, encode_array, encode_embedded_image, encode_image_file
 from adaptcli.data.prepare.sources.base import Item
 from adaptcli.data.prepare.video_decode import BadVideo, decode_to_jpeg
 
@@ -72,6 +72,10 @@ def encode_item(item: Item, options: EncodeOptions) -> Encoded | Skipped:
             return Encoded(item.key, files, frames=len(clip.frames))
         if item.array is not None:
             ext, data, size = encode_array(item.array)
+        elif item.embedded is not None:
+            assert item.path is not None
+            ext, data, size = encode_embedded_image(item.path, item.embedded.offset, item.embedded.length,
+                                                    item.embedded.scale, quality=max(options.quality, 90))
         else:
             assert item.path is not None
             ext, data, size = encode_image_file(item.path, quality=max(options.quality, 90))

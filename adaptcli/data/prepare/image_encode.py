@@ -19,12 +19,44 @@ def encode_image_file(path: str | Path, quality: int = 95) -> tuple[str, bytes, 
     images are scaled to 8 bits over their type's full range (never clipped), others become JPEG.
     Pillow's decompression-bomb guard makes an oversized image a :class:`BadImage` like any other.
     """
-    from PIL import Image, UnidentifiedImageError
-
     from adaptcli.files import MAX_IMAGE_BYTES, read_bounded
 
     try:
-        data = read_bounded(path, MAX_IMAGE_BYTES)
+        return encode_image_bytes(read_bounded(path, MAX_IMAGE_BYTES), quality)
+    except OSError as exc:
+        raise BadImage(f"unreadable image: {type(exc).__name__}: {exc}") from None
+
+
+def encode_embedded_image(path: str | Path, offset: int, length: int, scale: int = 1,
+                          quality: int = 95) -> tuple[str, bytes, tuple[int, int]]:
+    """:func:`encode_image_file` of the ``length`` bytes at ``offset`` of ``path`` (an image inside a
+    TFRecord); ``scale`` != 1 multiplies the pixel values (clipped to 255) and stores lossless PNG."""
+    from adaptcli.files import MAX_IMAGE_BYTES, open_regular
+
+    if length > MAX_IMAGE_BYTES:
+        raise BadImage(f"embedded image of {length:,} bytes (more than {MAX_IMAGE_BYTES:,})")
+    with open_regular(path) as handle:
+        handle.seek(offset)
+        data = handle.read(length)
+    if len(data) != length:
+        raise BadImage(f"file ends inside the embedded image ({len(data):,} of {length:,} bytes)")
+    if scale == 1:
+        return encode_image_bytes(data, quality)
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            array = np.asarray(image.convert("RGB"), dtype=np.uint16) * scale
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"unreadable image: {type(exc).__name__}: {exc}") from None
+    return encode_array(np.minimum(array, 255).astype(np.uint8))
+
+
+def encode_image_bytes(data: bytes, quality: int = 95) -> tuple[str, bytes, tuple[int, int]]:
+    """:func:`encode_image_file` of an image's bytes."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
         with Image.open(io.BytesIO(data)) as image:
             fmt = image.format
             image.load()
@@ -79,4 +111,4 @@ def encode_array(array: np.ndarray) -> tuple[str, bytes, tuple[int, int]]:
     return "png", buffer.getvalue(), image.size
 
 
-__all__ = ["BadImage", "encode_image_file", "encode_array"]
+__all__ = ["BadImage", "encode_image_file", "encode_image_bytes", "encode_embedded_image", "encode_array"]

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.data.manifest import MANIFEST_NAME, write_manifest
+from adaptcli.data.prepare.found import check_written
 from adaptcli.data.prepare.prepare import (
     PARTS_DIR,
     PARTS_FILE,
@@ -263,6 +264,7 @@ def _merge(listing: Listing, out: Path, plan: Plan, settings: dict[str, Any], co
     state = {"settings": settings, "shards": {name: record for name, (_, record) in records.items()}}
     write_text(out / STATE_NAME, json.dumps(state))
     manifest = _manifest(listing, plan, state, settings)
+    check_written(manifest, out)  # a split none of whose files could be read: no dataset.json
     write_manifest(out, manifest)
     shutil.rmtree(out / PARTS_DIR, ignore_errors=True)
     splits = manifest.splits.values()

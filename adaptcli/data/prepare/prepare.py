@@ -23,6 +23,7 @@ from typing import Any
 
 from adaptcli.data.prepare.cores import decoding_workers
 from adaptcli.data.prepare.encode import EncodeOptions, Encoded, Skipped, encode_item
+from adaptcli.data.prepare.found import check_listing_found, check_written
 from adaptcli.data.prepare.projection import Projection, check_space, free_bytes, project, size_text
 from adaptcli.data.manifest import (
     FORMAT_VERSION,
@@ -38,7 +39,7 @@ from adaptcli.data.prepare.sources.registry import list_dataset
 from adaptcli.errors import AdaptError
 from adaptcli.files import read_json
 from adaptcli.io import write_text
-from adaptcli.ownership import Marker, claim_folder
+from adaptcli.ownership import Marker, claim_folder, remove_created, uncreated_top
 
 STATE_NAME = ".prepare-state.json"
 PARTS_DIR = ".parts"  # the unmerged parts of ``prepare --part K/N`` (parts.py)
@@ -189,6 +190,7 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
                      what="adaptcli shards", option="--shards")
         return dry_run_result(listing, out, options, plan, settings, start)
     created = not out.exists()
+    created_top = uncreated_top(out)
     previous = _check_out(out, settings, options.overwrite)
     done = _reusable_shards(out, plan, previous)
     projection = check_projection(listing, options, [p for p in plan if p[1] not in done], out, created)
@@ -196,6 +198,12 @@ def prepare(listing: Listing, out: str | Path, options: PrepareOptions) -> Prepa
     write_text(out / STATE_NAME, json.dumps(state))
     _write_shards(out, listing, options, plan, state)
     manifest = _manifest(listing, plan, state, settings)
+    try:
+        check_written(manifest, out)
+    except AdaptError:
+        if created_top is not None:  # refused: a folder this call created is not left behind
+            remove_created(out, created_top)
+        raise
     write_manifest(out, manifest)
     splits = manifest.splits
     size = sum((out / n).stat().st_size for info in splits.values() for n in info.shards)
@@ -374,6 +382,8 @@ def prepare_dataset(
                          split_dir=split_dir, split_id=split_id, task=task, fgvc_dataset=fgvc_dataset,
                          allow_empty_classes=allow_empty_classes)
     found = list_dataset(dataset, src, opts)
+    for sub, listing in found.listings:  # finding nothing is an error, before anything is written
+        check_listing_found(listing, src, sub)
     for note in found.notes:
         warn(note)
     results = []

@@ -35,6 +35,23 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def _error_text(exc: Exception) -> str:
+    """PyAV's message for ``exc`` without its "last error log" part, so the reason is the same in any process.
+
+    That part is whatever FFmpeg logged last anywhere in the process (another clip, another thread)
+    and is only there once something turned PyAV's logging on; importing torchvision < 0.22 does.
+    A resumed ``prepare`` in a fresh process then recorded other reasons than the first run.
+    """
+    import av
+
+    if not isinstance(exc, av.error.FFmpegError):
+        return f"{type(exc).__name__}: {exc}"
+    text = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno is not None else str(exc.strerror or "")
+    if exc.filename:
+        text += f": {exc.filename!r}"
+    return f"{type(exc).__name__}: {text}"
+
+
 def _frames(path: str | Path) -> Iterator[tuple[Any, float, float | None]]:
     """Yield (av frame, fps, expected duration in s) for the first video stream."""
     import av
@@ -45,7 +62,7 @@ def _frames(path: str | Path) -> Iterator[tuple[Any, float, float | None]]:
         regular_file(path)  # a FIFO or a device would block or never end inside FFmpeg
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as exc:
-        raise BadVideo(f"unreadable: {type(exc).__name__}: {exc}") from None
+        raise BadVideo(f"unreadable: {_error_text(exc)}") from None
     with container:
         if not container.streams.video:
             raise BadVideo("no video stream")
@@ -62,7 +79,7 @@ def _frames(path: str | Path) -> Iterator[tuple[Any, float, float | None]]:
             for frame in container.decode(stream):
                 yield frame, fps, duration
         except (av.error.FFmpegError, ValueError) as exc:
-            raise BadVideo(f"decode error: {type(exc).__name__}: {exc}") from None
+            raise BadVideo(f"decode error: {_error_text(exc)}") from None
 
 
 def _check_complete(last_time: float | None, count: int, fps: float, duration: float | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 from typing import Any
 
@@ -15,6 +14,7 @@ from adaptcli.data.stream.sampling import clip_indices, stored_stride
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.stream.transforms import eval_boxes, open_image, render, train_box
 from adaptcli.errors import AdaptError
+from adaptcli.files import parse_json
 
 IMAGE_FIELDS = ("jpg", "jpeg", "png", "webp")
 
@@ -37,7 +37,7 @@ def sample_stride(sample: dict[str, Any], spec: StreamSpec) -> float:
     prepared before the stored rate was recorded (``stored_fps``) kept every frame: unchanged."""
     if spec.sampling != "stride" or "json" not in sample:
         return spec.stride
-    record = json.loads(sample["json"])
+    record = parse_json(sample["json"])
     return stored_stride(spec.stride, record.get("fps"), record.get("stored_fps"))
 
 
@@ -63,7 +63,7 @@ def multi_hot_of(sample: dict[str, Any], num_classes: int) -> np.ndarray:
     raw = sample.get("labels")
     if raw is None:
         raise ValueError(f"sample {sample.get('__key__')} has no 'labels' field (multi-label shards)")
-    indices = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    indices = parse_json(raw)
     if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
         raise ValueError(f"sample {sample.get('__key__')}: 'labels' is not a list of class indices")
     outside = [i for i in indices if not 0 <= i < num_classes]
@@ -92,6 +92,11 @@ class SampleDecoder:
         self.rand_augment = ClipRandAugment(spec.rand_augment, spec.mean) if train and spec.rand_augment else None
 
     def __call__(self, sample: dict[str, Any], rng: random.Random | None = None):
+        return self.decode(sample, rng, 1)[0]
+
+    def decode(self, sample: dict[str, Any], rng: random.Random | None, copies: int) -> list[Any]:
+        """``copies`` training views of one sample, each ``(inputs, label, key)``: the same frames, each
+        with its own box, flip and RandAugment (VideoMAE's repeated augmentation); evaluation: one."""
         s = self.spec
         key = sample["__key__"]
         if self.multi_label_classes is None:
@@ -109,22 +114,27 @@ class SampleDecoder:
         stride = sample_stride(sample, s) if video else s.stride
         if not self.train:  # V x T x H x W x 3 uint8 (an image: H x W x 3)
             views = eval_views(raw, s, video, (self.clips, self.crops), stride)
-            return (views if video else views[0][0]), label, key
+            return [((views if video else views[0][0]), label, key)]
         clips = [clip_indices(s.sampling, len(raw), s.num_frames, True, rng, stride)] if video else [[0]]  # type: ignore[arg-type]
         first = open_image(raw[clips[0][0]])
         width, height = first.size
         assert rng is not None
+        return [self._augmented(raw, clips, width, height, rng) + (label, key) for _ in range(copies)]
+
+    def _augmented(self, raw: list[bytes], clips: list[list[int]], width: int, height: int,
+                   rng: random.Random) -> tuple[Any]:
+        """One training view of the chosen frames: its box, flip and RandAugment."""
+        s = self.spec
         boxes = [train_box(s.augment, width, height, s.img_size, s.crop_scale, s.crop_pct, rng)]  # type: ignore[arg-type]
         flip = self.flip and rng.random() < 0.5
         if self.encoded:
-            return EncodedClip([raw[i] for i in clips[0]], boxes[0], flip), label, key
+            return (EncodedClip([raw[i] for i in clips[0]], boxes[0], flip),)
         views = render_views(raw, clips, boxes, s.img_size, flip)
         if self.rand_augment is not None:
-            assert rng is not None
             views[0] = self.rand_augment(views[0], rng)
         if self.modality == "image":
-            return views[0][0], label, key  # H x W x 3 uint8
-        return views[0], label, key  # T x H x W x 3 uint8
+            return (views[0][0],)  # H x W x 3 uint8
+        return (views[0],)  # T x H x W x 3 uint8
 
 
 def render_views(frames: list[Any], clips: list[list[int]], boxes: list[Any], size: int,

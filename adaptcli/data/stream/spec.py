@@ -24,6 +24,7 @@ class StreamSpec:
     crop_pct: float = 0.875
     shuffle_buffer: int = 500
     rand_augment: str | None = None
+    repeated_aug: int = 1
 
     @classmethod
     def from_config(cls, data: DataConfig, img_size: int, num_frames: int, mean: Iterable[float],
@@ -32,7 +33,8 @@ class StreamSpec:
         return cls(img_size=img_size, num_frames=num_frames, mean=tuple(mean), std=tuple(std),  # type: ignore[arg-type]
                    sampling=data.sampling, stride=data.stride, augment=data.augment,
                    crop_scale=(float(data.crop_scale[0]), float(data.crop_scale[1])), flip=data.flip,
-                   crop_pct=data.crop_pct, shuffle_buffer=data.shuffle_buffer, rand_augment=data.rand_augment)
+                   crop_pct=data.crop_pct, shuffle_buffer=data.shuffle_buffer, rand_augment=data.rand_augment,
+                   repeated_aug=data.repeated_aug)
 
 
 __all__ = ["StreamSpec"]

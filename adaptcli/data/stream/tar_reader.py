@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 BLOCK = 512
+#: A GNU long name or pax record adaptcli reads (its own are under 300 bytes).
+MAX_NAME_RECORD = 1 << 20
 
 
 class BadShard(Exception):
@@ -70,7 +72,7 @@ def count_samples(path: str | Path) -> int:
 
 def _walk(path: str | Path, with_data: bool) -> Iterator[tuple[str, bytes | None]]:
     """(name, data or None) of every regular file; GNU long names and pax paths are always read."""
-    from adaptcli.files import open_regular
+    from adaptcli.files import MAX_IMAGE_BYTES, open_regular
 
     with open_regular(path) as handle:
         remaining = os.fstat(handle.fileno()).st_size
@@ -90,6 +92,10 @@ def _walk(path: str | Path, with_data: bool) -> Iterator[tuple[str, bytes | None
             kind = header[156:157]
             if size > remaining - handle.tell():  # a damaged size field: never allocate past the file
                 raise BadShard(f"{path}: truncated member")
+            if kind in (b"L", b"x") and size > MAX_NAME_RECORD:
+                raise BadShard(f"{path}: a name record of {size:,} bytes, not a shard adaptcli wrote")
+            if with_data and size > MAX_IMAGE_BYTES:  # prepare never stores a larger member
+                raise BadShard(f"{path}: a member of {size:,} bytes, larger than any adaptcli writes")
             data: bytes | None = None
             if with_data or kind in (b"L", b"x"):
                 data = handle.read(size)

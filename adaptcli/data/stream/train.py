@@ -55,16 +55,17 @@ class _TrainStage:
         rng = random.Random(seed_of(self.seed, self.epoch, self.rank, worker_slot()[0], 1))
         if self.buffer > 1:
             src = wds.shuffle(bufsize=self.buffer, initial=max(1, self.buffer // 2), rng=rng)(src)
+        copies = self.decoder.spec.repeated_aug
         for sample in src:
             try:
-                decoded = self.decoder(sample, rng)
+                decoded = self.decoder.decode(sample, rng, copies)
             except AdaptError:  # the data contradicts its manifest: no sample can be trusted
                 raise
             except Exception as exc:  # a damaged sample must not stop training; a stream of them does
                 self.health.sample_failed(str(sample.get("__key__")), f"{type(exc).__name__}: {exc}")
                 continue
             self.health.sample_ok()
-            yield decoded
+            yield from decoded  # repeated augmentation: the copies sit side by side in one batch
 
 
 class _WorkerShare:
@@ -124,7 +125,7 @@ class TrainStream:
                                 worker_seed=WorkerSeed(self.rank), deterministic=True),
             _ReadShards(health),
             _TrainStage(self.decoder, self.seed, epoch, self.rank, self.buffer, health),
-            wds.batched(self.batch_size, collation_fn=self.collate, partial=False),
+            wds.batched(self.batch_size * self.decoder.spec.repeated_aug, collation_fn=self.collate, partial=False),
             _WorkerShare(self.steps),
             _Report(health),
         )

@@ -118,9 +118,16 @@ def _or(names: list[str]) -> str:
 
 
 def open_export(path: Path, backbone: Path | None = None, also: str | None = None) -> Opened:
-    """The export at ``path``, opened by the format it belongs to (its header only: ``load()`` reads the
+    """The export at ``path`` (or ``hf-hub:USER/NAME``, read through huggingface_hub's cache), opened by the format it belongs to (its header only: ``load()`` reads the
     weights); a one-line error naming what adaptcli reads for anything else (``also``: what else the
     caller takes, such as "a run folder")."""
+    from dataclasses import replace
+
+    from adaptcli.deploy.hub_source import hub_folder, is_hub_name
+
+    if is_hub_name(path):  # hf-hub:USER/NAME: the snapshot folder in huggingface_hub's cache
+        opened = open_export(hub_folder(path), backbone, also)
+        return replace(opened, source=f"{path} ({opened.source})")
     path = Path(path)
     for fmt in _readers():
         if fmt.reads(path):
@@ -137,6 +144,6 @@ def decode_header(raw: dict[str, str]) -> dict[str, Any]:
     for key, value in raw.items():
         try:
             decoded[key] = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # a plain string, or JSON nested too deeply to be adaptcli's
             decoded[key] = value
     return decoded

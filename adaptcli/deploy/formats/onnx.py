@@ -101,8 +101,8 @@ def write(export: "Export", out: Path) -> Written:
     return Written(
         tensors=len(export.state), max_abs_diff=diff,
         check=f"ONNX Runtime check (opset {OPSET}, batch sizes {sizes})",
-        use=(f'use: onnxruntime.InferenceSession("{out}").run(None, {{"{INPUT}": batch}})  '
-             f"(batch: N x {shape} float32, normalised)",),
+        use=(f"use: import onnxruntime; session = onnxruntime.InferenceSession({json.dumps(str(out))})  "
+             f'# logits = session.run(None, {{"{INPUT}": batch}})[0], batch: N x {shape} float32, normalised',),
     )
 
 

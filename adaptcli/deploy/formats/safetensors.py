@@ -35,17 +35,52 @@ def write(export: "Export", out: Path) -> Written:
 
 
 def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
-    """The one line of Python that loads ``out`` (and, merged, the plain timm one; adapter-only, the CLI one)."""
+    """Python that loads ``out``, runnable as printed (merged: also with plain timm; adapter-only: on the run's
+    backbone file, and the CLI line that evaluates it on the run's data)."""
+    import json
+
+    from adaptcli.deploy.formats.timm import timm_knows
+
+    path = json.dumps(str(out))
     if export.mode is ExportMode.ADAPTER_ONLY:
-        backbone = export.backbone_file or "BACKBONE.safetensors"
-        return (f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
-                f"     adaptcli eval --adapter {out} --checkpoint {backbone} --data SHARDS")
-    lines = [f'use: model = adaptcli.load("{out}")']
+        backbone = json.dumps(str(export.backbone_file or "BACKBONE.safetensors"))
+        return (f"use: import adaptcli; model = adaptcli.load({path}, backbone={backbone})",
+                f"cli: adaptcli eval --adapter {quote(out)} --checkpoint {quote(export.backbone_file or 'BACKBONE.safetensors')} "
+                f"--data {run_data(export) or 'SHARDS'}")
+    lines = [f"use: import adaptcli; model = adaptcli.load({path})"]
     if export.mode is ExportMode.MERGE:
+        name = export.meta["backbone"]
         kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
-        lines.append(f'     or plain timm: timm.create_model("{export.meta["backbone"]}", {kwargs})'
-                     f'.load_state_dict(safetensors.torch.load_file("{out}"))')
+        imports = "import safetensors.torch, timm" if timm_knows(name) else "import adaptcli, safetensors.torch, timm"
+        lines.append(f"use: {imports}; model = timm.create_model({json.dumps(name)}, {kwargs}); "
+                     f"model.load_state_dict(safetensors.torch.load_file({path}))  # plain timm")
     return tuple(lines)
+
+
+def quote(path: object) -> str:
+    """A path as a shell word."""
+    import shlex
+
+    return shlex.quote(str(path))
+
+
+def run_data(export: "Export") -> str | None:
+    """``--data`` of the run's shard folder (its run.json), with ``--split`` where the data lacks the test split;
+    None when unknown."""
+    from adaptcli.files import read_json
+    from adaptcli.runs.folder import RunDir
+
+    try:
+        data = RunDir(export.run).info().data if export.run is not None else None
+        splits = read_json(Path(data) / "dataset.json").get("splits", {}) if data else {}
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
+    if data is None:
+        return None
+    split = export.config.data.test_split
+    if split not in splits and export.config.data.val_split in splits:
+        return f"{quote(data)} --split {quote(export.config.data.val_split)}"
+    return quote(data)
 
 
 def open_file(path: Path, backbone: Path | None = None) -> Opened:

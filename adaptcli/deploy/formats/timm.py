@@ -78,10 +78,16 @@ def write(export: "Export", out: Path) -> Written:
         save_tensors(tmp / WEIGHTS, export.state, export.meta)
         diff = max_abs_difference(export.model, load_folder(tmp), export.inputs)
         check_difference(diff, CHECK)
-    architecture = timm_config(export)["architecture"]
-    after = "" if timm_knows(architecture) else "import adaptcli; "
-    return Written(tensors=len(export.state), max_abs_diff=diff, check=CHECK,
-                   use=(f'use: {after}model = timm.create_model("local-dir:{out}", pretrained=True)',))
+    return Written(tensors=len(export.state), max_abs_diff=diff, check=CHECK, use=(use_line(export, out),))
+
+
+def use_line(export: "Export", out: Path) -> str:
+    """The Python that loads the folder, runnable as printed (``import adaptcli`` where timm alone lacks the
+    architecture)."""
+    import json
+
+    imports = "import timm" if timm_knows(timm_config(export)["architecture"]) else "import adaptcli, timm"
+    return f"use: {imports}; model = timm.create_model({json.dumps('local-dir:' + str(out))}, pretrained=True)"
 
 
 def open_folder(path: Path, backbone: Path | None = None) -> Opened:

@@ -16,8 +16,10 @@ class ArcOptions:
 
     dim: Annotated[int, Ge(1)] = 50
     """The rank of the shared projection."""
-    dropout: Annotated[float, Interval(ge=0, lt=1)] = 0.1
-    """Dropout inside the adapter."""
+    dropout: Optional[Annotated[float, Interval(ge=0, lt=1)]] = None
+    """Dropout inside the adapter; null: 0.1 (ARC's --adapt_drop default), 0.5 with swin_placement=official
+    (the rate ARC's released Swin code trains with: DavidYanAnDe/ARC Model/ARC_swin_b.py line 256,
+    ``adp_drop = 0.5``, which BasicLayer never overrides)."""
     scale_init: Literal["official", "zero", "xavier"] = "official"
     """official: as ARC's released code (attention-side scales zero, MLP-side xavier-uniform); zero: both
     zero (the adapter starts as the identity); xavier: both xavier-uniform."""
@@ -27,6 +29,13 @@ class ArcOptions:
     """mergeable: on Swin too, both adapters sit after their LayerNorm and fold into qkv / fc1; official:
     as ARC's released Swin code, the MLP-side adapter rewrites the residual stream before norm2 (Swin only;
     not mergeable)."""
+
+
+def arc_dropout(options: ArcOptions) -> float:
+    """The adapter dropout a run trains with: the option, or the placement's official rate when null."""
+    if options.dropout is not None:
+        return options.dropout
+    return 0.5 if options.swin_placement == "official" else 0.1
 
 
 OFFICIAL_NOT_MERGEABLE = (

@@ -25,7 +25,7 @@ from timm.models.swin_transformer import SwinTransformerBlock as TimmSwinBlock
 from torch import nn
 from torchvision.models.swin_transformer import SwinTransformerBlock as TorchvisionSwinBlock
 
-from adaptcli.methods.arc.config import OFFICIAL_NOT_MERGEABLE, ArcOptions
+from adaptcli.methods.arc.config import OFFICIAL_NOT_MERGEABLE, ArcOptions, arc_dropout
 from adaptcli.methods.base import Method, fold_into_linear
 from adaptcli.methods.pace import PaceSite
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
@@ -143,6 +143,7 @@ class Arc(Method):
                 f"method.swin_placement=official applies to Swin backbones only, not {type(model).__name__} "
                 "(ARC's released ViT code places the adapters as the default mergeable does); drop the option")
         selected = set(select_layers(len(blocks), options.layers))
+        dropout = arc_dropout(options)
         shared = nn.ModuleDict()
         added = []
         for group_index, group in enumerate(block_groups(model)):
@@ -158,11 +159,11 @@ class Arc(Method):
                     name, block = blocks[index]
                     if official and side == "mlp":
                         block.__class__ = OFFICIAL_SWIN_BLOCKS[type(block)]
-                        block.arc_stream = ArcRecompose(projection, options.dropout,
+                        block.arc_stream = ArcRecompose(projection, dropout,
                                                         side_scale_init(options.scale_init, side))
                         added.append(f"{name}.arc_stream")
                         continue
-                    adapter = ArcAdapter(getattr(block, norm_attr), projection, options.dropout,
+                    adapter = ArcAdapter(getattr(block, norm_attr), projection, dropout,
                                          side_scale_init(options.scale_init, side))
                     setattr(block, norm_attr, adapter)
                     added.append(f"{name}.{norm_attr}")

@@ -41,6 +41,14 @@ class LoraOptions:
     split_targets: Annotated[list[Literal["q", "k", "v"]], Predicate(distinct_parts)] = field(
         default_factory=lambda: ["q", "k"])
     """The parts of qkv that get their own update when ``qkv: split``."""
+    init: Literal["lora", "houlsby"] = "lora"
+    """With ``qkv: split``: lora starts A kaiming-uniform and B at zero (peft, the LoRA paper: the update
+    starts at zero); houlsby draws both from a normal of std 0.01 cut at 2 std, as Adapter+'s LoRA baseline
+    runs (its LoRAAttention builds each Adapter without passing conf/lora/base_lora.yaml's ``init: lora``,
+    so Adapter's default houlsby init applies: adapter_plus/vit_adapter.py lines 30, 52-63, 129-141)."""
+    dropout_mask: Literal["shared", "per_part"] = "shared"
+    """With ``qkv: split``: shared draws one dropout mask on the input for all parts (as one peft layer
+    does); per_part draws one per part, as Adapter+'s baseline, where each adapter has its own Dropout."""
 
 
 @dataclass

@@ -132,6 +132,10 @@ def check_split(options: LoraOptions) -> bool:
             raise ConfigError(f"method.qkv=split adapts the q/k/v rows of each block's qkv; method.target_modules "
                               f"{options.target_modules} would be ignored: leave it at [qkv] or use method.qkv=fused")
         return True
+    if options.init != "lora" or options.dropout_mask != "shared":
+        key = "init" if options.init != "lora" else "dropout_mask"
+        raise ConfigError(f"method.{key}={getattr(options, key)} applies with method.qkv=split only: "
+                          "add --set method.qkv=split")
     if sorted(options.split_targets) != ["k", "q"]:
         raise ConfigError(f"method.split_targets={options.split_targets} applies with method.qkv=split only: "
                           "add --set method.qkv=split")
@@ -149,7 +153,8 @@ class Lora(PeftMethod):
     def inject(self, model: nn.Module, options: LoraOptions) -> list[str]:
         if not check_split(options):
             return super().inject(model, options)
-        return inject_split(model, options.split_targets, options.r, options.alpha, options.dropout, self.use_dora)
+        return inject_split(model, options.split_targets, options.r, options.alpha, options.dropout, self.use_dora,
+                            init=options.init, per_part_dropout=options.dropout_mask == "per_part")
 
     def existing_parameters(self, model: nn.Module) -> list[str]:
         return super().existing_parameters(model) if tuner_layers(model) else []

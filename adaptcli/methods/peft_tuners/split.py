@@ -7,7 +7,8 @@ block-diagonal B (``nblocks=3``), always adapts all three of q, k and v, cannot 
 DoRA, and is missing from peft 0.19 (the lowest supported). So this small module does it: it keeps
 the ``qkv`` Linear as ``base_layer`` (``adaptcli.methods.apply.plain_key`` maps its keys back) and adds
 ``lora_A.<part>`` (kaiming-uniform, as peft) and ``lora_B.<part>`` (zeros) per chosen part, scaled by
-``alpha / r``, with dropout on the input as peft's LoRA. With DoRA, ``lora_magnitude.<part>`` holds
+``alpha / r``, with dropout on the input as peft's LoRA (one mask for all parts, or one per part). The
+``houlsby`` init draws A and B from a normal of std 0.01 cut at 2 std, as Adapter+'s LoRA baseline runs. With DoRA, ``lora_magnitude.<part>`` holds
 the norm of each of that part's output rows (peft's DoRA, per part). Merging folds everything into
 ``qkv.weight`` exactly.
 """
@@ -24,27 +25,34 @@ from adaptcli.errors import ConfigError, UnsupportedModelError
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
 PARTS = ("q", "k", "v")
+HOULSBY_STD = 0.01  # Adapter+'s Houlsby init (the paper's value)
 
 
 class SplitQkvLora(nn.Module):
     """A fused qkv Linear plus an independent low-rank update of each chosen part's output rows."""
 
     def __init__(self, base_layer: nn.Linear, parts: Sequence[str], r: int, alpha: float, dropout: float,
-                 dora: bool = False):
+                 dora: bool = False, init: str = "lora", per_part_dropout: bool = False):
         super().__init__()
         self.base_layer = base_layer
         self.width = base_layer.out_features // 3
         self.scaling = alpha / r
         self.lora_dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.per_part_dropout = per_part_dropout
         weight = base_layer.weight
         kwargs = {"device": weight.device, "dtype": weight.dtype}
         self.lora_A = nn.ModuleDict({p: nn.Linear(base_layer.in_features, r, bias=False, **kwargs) for p in parts})
         self.lora_B = nn.ModuleDict({p: nn.Linear(r, self.width, bias=False, **kwargs) for p in parts})
         for part in parts:
-            nn.init.kaiming_uniform_(self.lora_A[part].weight, a=math.sqrt(5))
-            nn.init.zeros_(self.lora_B[part].weight)
+            if init == "houlsby":
+                for layer in (self.lora_A[part], self.lora_B[part]):
+                    nn.init.trunc_normal_(layer.weight, std=HOULSBY_STD, a=-2 * HOULSBY_STD, b=2 * HOULSBY_STD)
+            else:
+                nn.init.kaiming_uniform_(self.lora_A[part].weight, a=math.sqrt(5))
+                nn.init.zeros_(self.lora_B[part].weight)
         self.lora_magnitude = nn.ParameterDict(
-            {p: nn.Parameter(self._rows(weight, p).detach().norm(dim=1).clone()) for p in parts} if dora else {})
+            {p: nn.Parameter((self._rows(weight, p) + self.delta(p)).detach().norm(dim=1).clone()) for p in parts}
+            if dora else {})  # peft's DoRA: the norm of W + delta (W alone when B starts at zero)
 
     def _rows(self, tensor: torch.Tensor, part: str) -> torch.Tensor:
         start = PARTS.index(part) * self.width
@@ -61,11 +69,12 @@ class SplitQkvLora(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         chunks = list(self.base_layer(x).split(self.width, dim=-1))
-        h = self.lora_dropout(x)
+        shared = None if self.per_part_dropout else self.lora_dropout(x)
         bias = self.base_layer.bias
         for index, part in enumerate(PARTS):
             if part not in self.lora_A:
                 continue
+            h = self.lora_dropout(x) if shared is None else shared  # per part: a fresh mask each
             update = self.lora_B[part](self.lora_A[part](h)) * self.scaling
             if part in self.lora_magnitude:  # peft's DoRA: scale * (x W^T + update) + bias
                 scale = self._dora_scale(part)
@@ -103,7 +112,7 @@ def qkv_layers(model: nn.Module) -> list[str]:
 
 
 def inject_split(model: nn.Module, parts: Sequence[str], r: int, alpha: float, dropout: float,
-                 dora: bool) -> list[str]:
+                 dora: bool, init: str = "lora", per_part_dropout: bool = False) -> list[str]:
     """Wrap every block's qkv in :class:`SplitQkvLora`; returns the names of the added modules."""
     targets = qkv_layers(model)
     width = sum(model.get_submodule(t).in_features + model.get_submodule(t).out_features // 3 for t in targets)
@@ -113,7 +122,8 @@ def inject_split(model: nn.Module, parts: Sequence[str], r: int, alpha: float, d
                           f"than the whole model's {total:,}; choose a smaller rank")
     added = []
     for target in targets:
-        set_submodule(model, target, SplitQkvLora(model.get_submodule(target), parts, r, alpha, dropout, dora))
+        set_submodule(model, target, SplitQkvLora(model.get_submodule(target), parts, r, alpha, dropout, dora,
+                                                          init, per_part_dropout))
         added += [f"{target}.{child}" for child in ("lora_A", "lora_B", "lora_magnitude")[:3 if dora else 2]]
     return added
 

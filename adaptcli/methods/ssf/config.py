@@ -21,6 +21,11 @@ class SsfOptions:
     pooled_site: Literal["official", "fc_norm"] = "official"
     """On a mean-pooling backbone: official scales and shifts the pooled features before the frozen
     ``fc_norm`` (not mergeable); fc_norm trains ``fc_norm`` instead (mergeable)."""
+    patch_merging: bool = False
+    """Swin: also a scale-shift after each patch-merging norm, as dongzelian/SSF models/swin_transformer.py
+    reads (PatchMerging lines 397-398, 421-422: 274,432 on Swin-B); false: as that code runs (267,264 on
+    Swin-B), where BasicLayer (line 477) hands PatchMerging the list of its blocks' tuning modes, so the
+    ``tuning_mode == 'ssf'`` test never holds and no merging SSF exists."""
 
 
 register(MethodSpec(

@@ -2,8 +2,9 @@
 
 Sites, as in the paper's code (dongzelian/SSF models/vision_transformer.py and swin_transformer.py):
 the patch embedding's convolution and, when it has one, its norm; in every block norm1, the fused
-qkv (3D channels), the attention projection, norm2, fc1 and fc2; Swin's patch-merging norms (4D
-channels, before the reduction); then the final norm. Each site wraps its layer (kept as
+qkv (3D channels), the attention projection, norm2, fc1 and fc2; with ``method.patch_merging``, Swin's
+patch-merging norms (4D channels, before the reduction: the code as written; as it runs it has none);
+then the final norm. Each site wraps its layer (kept as
 ``base_layer``, so plain key names map back), and merging folds gamma and beta into that layer's
 weight and bias: the plain architecture, exactly.
 
@@ -104,8 +105,9 @@ def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> str | None:
     return None
 
 
-def ssf_targets(model: nn.Module) -> list[str]:
-    """Qualified names of every layer SSF follows, in forward order (the pooled site apart)."""
+def ssf_targets(model: nn.Module, patch_merging: bool = False) -> list[str]:
+    """Qualified names of every layer SSF follows, in forward order (the pooled site apart); Swin's
+    patch-merging norms only with ``patch_merging``."""
     targets = []
     patch_embed = getattr(model, "patch_embed", None)
     if patch_embed is not None:
@@ -122,7 +124,7 @@ def ssf_targets(model: nn.Module) -> list[str]:
                         f"block; {type(model).__name__}'s {name} has none (separate q/k/v or another layout): use "
                         "lora or adaptformer")
                 targets.append(f"{name}.{site}")
-        elif "PatchMerging" in type(module).__name__ and _has_weights(getattr(module, "norm", None)):
+        elif patch_merging and "PatchMerging" in type(module).__name__ and _has_weights(getattr(module, "norm", None)):
             targets.append(f"{name}.norm")  # Swin's merging: norm over 4D channels, then the reduction
     if _has_weights(getattr(model, "norm", None)):
         targets.append("norm")
@@ -155,7 +157,7 @@ class Ssf(Method):
 
     def inject(self, model: nn.Module, options: SsfOptions) -> list[str]:
         added = []
-        for target in ssf_targets(model):
+        for target in ssf_targets(model, options.patch_merging):
             set_submodule(model, target, SsfWrapped(model.get_submodule(target), options.init_std))
             added.append(f"{target}.ssf")
         site = pooled_site(model)

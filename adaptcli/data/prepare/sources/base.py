@@ -22,9 +22,20 @@ if TYPE_CHECKING:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]+")
 
 
+@dataclass(frozen=True)
+class Embedded:
+    """An encoded image lying inside a larger file (a TFRecord): ``length`` bytes from byte ``offset``.
+    ``scale`` multiplies its pixel values (dsprites stores 0/1 pixels, shown as 0/255)."""
+
+    offset: int
+    length: int
+    scale: int = 1
+
+
 @dataclass
 class Item:
-    """One sample to encode: a file to read (``path``) or an in-memory image (``array``).
+    """One sample to encode: a file to read (``path``; with ``embedded``, the image inside it) or an
+    in-memory image (``array``).
 
     ``label`` is a class index, or for multi-label data the list of the sample's class indices
     (possibly empty)."""
@@ -34,6 +45,7 @@ class Item:
     path: str | None = None
     array: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    embedded: Embedded | None = None
 
 
 @dataclass

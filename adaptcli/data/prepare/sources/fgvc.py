@@ -43,7 +43,9 @@ def list_fgvc(src: str | Path, name: str | None, splits: list[str] | None = None
         listing.origins[split] = base / f"{split}.json"
         items = []
         for rel, label in labels[split].items():
-            item = list_item(split, base, rel, index[label], listing)
+            # Stanford Dogs' paths lie under Images/ (VPT's and V-PETL Bench's loaders read them there)
+            images = base / "Images" if not (base / rel).exists() and (base / "Images" / rel).is_file() else base
+            item = list_item(split, images, rel, index[label], listing)
             if item:
                 items.append(item)
         listing.splits[split] = unique_keys(sorted(items, key=lambda i: i.key))

@@ -180,5 +180,5 @@ def find(src: Path, opts: SourceOptions) -> Found:
     return Found([(None, listing)], notes=notes)
 
 
-register(DataSource("videolist", "a list of videos: a CSV of path,label[,split] rows, or '<path> <label>' lines "
+register(DataSource("videolist", "a list of videos: a CSV of path,label[,split] rows, or 'PATH LABEL' lines "
                     "(mmaction2, VideoMAE); a file, or a folder of train/val/test lists", find, order=101))
