@@ -104,7 +104,7 @@ def fold_into_linear(linear: nn.Linear, matrix: torch.Tensor, shift: torch.Tenso
         if torch.count_nonzero(new_bias):
             raise NotMergeableError(
                 "cannot merge: the layer after the adapter has no bias, so the adapter's bias has "
-                "nowhere to go in the original architecture"
+                "nowhere to go in the original architecture; export with --full or --adapter-only instead"
             )
     else:
         linear.bias.add_(new_bias)

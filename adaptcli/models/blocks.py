@@ -99,6 +99,24 @@ def attention_inputs(block: nn.Module) -> list[nn.Linear]:
     return []
 
 
+def call_qkv_modules(model: nn.Module) -> None:
+    """Make attention call its fused ``qkv`` module where it would bypass it.
+
+    timm's EVA attention with a fused ``qkv`` and separate q/v biases (EVA-02 tiny/small, EVA) computes
+    ``F.linear(x, qkv.weight, bias)``, so a method that wraps ``qkv`` would never run. Its own switch
+    ``qkv_bias_separate`` computes ``qkv(x) + bias`` instead: the same sum, through the module.
+    """
+    for module in model.modules():
+        if getattr(module, "qkv_bias_separate", None) is False and getattr(module, "q_bias", None) is not None \
+                and isinstance(getattr(module, "qkv", None), nn.Module):
+            module.qkv_bias_separate = True
+
+
+def qkv_bias_outside(block: nn.Module) -> bool:
+    """Whether the block's attention adds its q/v biases outside its fused ``qkv`` Linear (EVA)."""
+    return getattr(block.attn, "q_bias", None) is not None and isinstance(getattr(block.attn, "qkv", None), nn.Module)
+
+
 def mlp_inputs(block: nn.Module) -> list[nn.Linear]:
     """The Linear layers that read ``norm2``'s output (fc1, the gated pair fc1_g / fc1_x, or the first
     layer of a Sequential MLP such as torchvision's ``MLP``, whose keys are ``mlp.0`` / ``mlp.3``)."""

@@ -180,6 +180,18 @@ class Arc(Method):
                 sites.append(PaceSite(name, module, _first_input))
         return sites
 
+    def is_mergeable(self, model: nn.Module) -> bool:
+        """Not where a Linear reading an adapted norm has no bias for the adapter's shift (EVA-02's k_proj;
+        with RoPE the shift of the keys does not cancel in the softmax), nor with the official Swin placement."""
+        if any(type(module) is ArcRecompose for module in model.modules()):
+            return False
+        for _, block in transformer_blocks(model):
+            for norm_attr, consumers in (("norm1", attention_inputs), ("norm2", mlp_inputs)):
+                if isinstance(getattr(block, norm_attr), ArcAdapter) and any(
+                        linear.bias is None for linear in consumers(block)):
+                    return False
+        return True
+
     def merge(self, model: nn.Module) -> None:
         if any(type(module) is ArcRecompose for module in model.modules()):  # official Swin placement
             raise NotMergeableError(OFFICIAL_NOT_MERGEABLE)

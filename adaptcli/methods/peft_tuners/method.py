@@ -20,7 +20,7 @@ from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.methods.pace import PaceSite
 from adaptcli.methods.peft_tuners.split import SplitQkvLora, inject_split, merge_split
-from adaptcli.models.blocks import set_submodule
+from adaptcli.models.blocks import attention_inputs, call_qkv_modules, qualified_name, set_submodule, transformer_blocks
 
 DEFAULT_TARGETS = ["qkv"]
 
@@ -75,6 +75,29 @@ def lora_config(options: LoraOptions, use_dora: bool) -> Any:
     })
 
 
+def resolve_qkv_target(config: Any, model: nn.Module) -> None:
+    """The target name ``qkv`` (the default) means each block's attention input projection: timm's fused
+    ``qkv`` Linear or, in a model without one, the separate q/k/v Linears (EVA-02's ``q_proj``/``k_proj``/
+    ``v_proj``), named ``attn.<name>`` so nothing outside the blocks' attention (SigLIP's pool) matches."""
+    targets = getattr(config, "target_modules", None)
+    if not isinstance(targets, (list, set)) or "qkv" not in targets:
+        return
+    if any(name.rsplit(".", 1)[-1] == "qkv" and isinstance(module, nn.Linear) for name, module in model.named_modules()):
+        return
+    try:
+        blocks = transformer_blocks(model)
+    except ValueError:  # no transformer blocks: peft names what it could not find
+        return
+    separate: list[str] = []
+    for _, block in blocks:
+        for layer in attention_inputs(block):
+            name = "attn." + qualified_name(block.attn, layer)
+            if name not in separate:
+                separate.append(name)
+    if separate:
+        config.target_modules = type(targets)([t for t in targets if t != "qkv"] + separate)
+
+
 def tuner_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -92,6 +115,7 @@ class PeftMethod(Method):
         from peft.mapping import PEFT_TYPE_TO_TUNER_MAPPING
 
         config = self.peft_config(options)
+        resolve_qkv_target(config, model)
         check_ranks(config, model)
         try:
             tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
@@ -105,6 +129,7 @@ class PeftMethod(Method):
         except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
+        call_qkv_modules(model)
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
         return [f"{name}.{child}" for name, layer in tuner_layers(model)
                 for child, _ in layer.named_children() if child != "base_layer"]

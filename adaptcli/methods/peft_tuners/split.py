@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from adaptcli.errors import ConfigError, UnsupportedModelError
-from adaptcli.models.blocks import set_submodule, transformer_blocks
+from adaptcli.models.blocks import call_qkv_modules, set_submodule, transformer_blocks
 
 PARTS = ("q", "k", "v")
 HOULSBY_STD = 0.01  # Adapter+'s Houlsby init (the paper's value)
@@ -125,6 +125,7 @@ def inject_split(model: nn.Module, parts: Sequence[str], r: int, alpha: float, d
         set_submodule(model, target, SplitQkvLora(model.get_submodule(target), parts, r, alpha, dropout, dora,
                                                           init, per_part_dropout))
         added += [f"{target}.{child}" for child in ("lora_A", "lora_B", "lora_magnitude")[:3 if dora else 2]]
+    call_qkv_modules(model)
     return added
 
 

@@ -4,7 +4,8 @@ Sites, as in the paper's code (dongzelian/SSF models/vision_transformer.py and s
 the patch embedding's convolution and, when it has one, its norm; in every block norm1, the fused
 qkv (3D channels), the attention projection, norm2, fc1 and fc2; with ``method.patch_merging``, Swin's
 patch-merging norms (4D channels, before the reduction: the code as written; as it runs it has none);
-then the final norm. Each site wraps its layer (kept as
+then the final norm. EVA-02's separate q/k/v and SwiGLU fc1_g/fc1_x each get the scale-shift of
+their channels, and its SwiGLU norm gets one too. Each site wraps its layer (kept as
 ``base_layer``, so plain key names map back), and merging folds gamma and beta into that layer's
 weight and bias: the plain architecture, exactly.
 
@@ -24,11 +25,15 @@ from torch import nn
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.methods.base import Method, is_plain_layer_norm
 from adaptcli.methods.ssf.config import SsfOptions
-from adaptcli.models.blocks import set_submodule, transformer_blocks
+from adaptcli.models.blocks import qkv_bias_outside, set_submodule, transformer_blocks
 
 #: Each block's sites; a tuple lists the names one site has in different layouts (timm's fc1/fc2,
-#: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3).
-BLOCK_TARGETS = ("norm1", "attn.qkv", "attn.proj", "norm2", ("mlp.fc1", "mlp.0"), ("mlp.fc2", "mlp.3"))
+#: torchvision's Sequential MLP as in Video Swin: mlp.0 / mlp.3); ``a+b`` is one site split over layers
+#: (EVA-02's separate q/k/v and its SwiGLU's fc1_g / fc1_x: each gets the scale-shift of its channels).
+BLOCK_TARGETS = ("norm1", ("attn.qkv", "attn.q_proj+attn.k_proj+attn.v_proj"), "attn.proj", "norm2",
+                 ("mlp.fc1", "mlp.0", "mlp.fc1_g+mlp.fc1_x"), ("mlp.fc2", "mlp.3"))
+#: Sites taken where the layer has weights: the norm inside EVA-02's SwiGLU (after every LayerNorm, as the paper).
+OPTIONAL_BLOCK_TARGETS = ("mlp.norm",)
 
 
 class ScaleShift(nn.Module):
@@ -90,18 +95,23 @@ def _out_channels(layer: nn.Module) -> int:
     raise UnsupportedModelError(f"SSF cannot follow a {type(layer).__name__} (no output channel count)")
 
 
+def _can_fold(layer: nn.Module) -> bool:
+    return getattr(layer, "weight", None) is not None and getattr(layer, "bias", None) is not None
+
+
 def _has_weights(module: nn.Module | None) -> bool:
     return isinstance(module, nn.Module) and any(True for _ in module.parameters(recurse=False))
 
 
-def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> str | None:
-    for name in (names,) if isinstance(names, str) else names:
+def _block_site(block: nn.Module, names: str | tuple[str, ...]) -> list[str] | None:
+    """The layer names of the first layout of a site that the block has, all with weights."""
+    for alternative in (names,) if isinstance(names, str) else names:
+        layers = alternative.split("+")
         try:
-            layer = block.get_submodule(name)
+            if all(_has_weights(block.get_submodule(name)) for name in layers):
+                return layers
         except AttributeError:
             continue
-        if _has_weights(layer):
-            return name
     return None
 
 
@@ -121,9 +131,10 @@ def ssf_targets(model: nn.Module, patch_merging: bool = False) -> list[str]:
                 if site is None:
                     raise UnsupportedModelError(
                         f"SSF needs {names if isinstance(names, str) else ' or '.join(names)} with weights in every "
-                        f"block; {type(model).__name__}'s {name} has none (separate q/k/v or another layout): use "
+                        f"block; {type(model).__name__}'s {name} has none (another layout): use "
                         "lora or adaptformer")
-                targets.append(f"{name}.{site}")
+                targets += [f"{name}.{layer}" for layer in site]
+            targets += [f"{name}.{layer}" for layer in OPTIONAL_BLOCK_TARGETS if _block_site(module, layer)]
         elif patch_merging and "PatchMerging" in type(module).__name__ and _has_weights(getattr(module, "norm", None)):
             targets.append(f"{name}.norm")  # Swin's merging: norm over 4D channels, then the reduction
     if _has_weights(getattr(model, "norm", None)):
@@ -153,6 +164,11 @@ class SsfBefore(nn.Module):
 class Ssf(Method):
 
     def check_model(self, model: nn.Module) -> None:
+        for name, block in transformer_blocks(model):
+            if qkv_bias_outside(block):
+                raise UnsupportedModelError(
+                    f"SSF follows the whole qkv layer, but {type(model).__name__}'s {name} adds its q/v biases "
+                    "outside its qkv Linear (EVA): use lora or adaptformer")
         ssf_targets(model)
 
     def inject(self, model: nn.Module, options: SsfOptions) -> list[str]:
@@ -167,7 +183,10 @@ class Ssf(Method):
         return added
 
     def is_mergeable(self, model: nn.Module) -> bool:
-        return not any(isinstance(m, SsfBefore) for m in model.modules())
+        """Not with the pooled site, nor where a layer has no bias to absorb the shift (CLIP's patch
+        embedding convolution)."""
+        return not any(isinstance(m, SsfBefore) or (isinstance(m, SsfWrapped) and not _can_fold(m.base_layer))
+                       for m in model.modules())
 
     def kept_frozen(self, model: nn.Module) -> list[str]:
         """The paper keeps the pretrained ``fc_norm`` behind its pooled site."""

@@ -3,7 +3,9 @@
 Shallow inserts ``p`` prompts before the first block; deep also replaces the prompt positions with a
 fresh set before every later block. The prompts are removed from the sequence after the last block,
 so the final norm, pooling and the head never see them (and timm's own position-embedding code,
-which reads ``num_prefix_tokens``, is untouched).
+which reads ``num_prefix_tokens``, is untouched). With register tokens (DINOv2-reg) the prompts
+follow them: ``[CLS, registers, prompts, patches]``. Where attention rotates positions (EVA-02's
+RoPE), the prompts are left unrotated, as the class token is.
 """
 
 from __future__ import annotations
@@ -82,6 +84,11 @@ class VptShallow(Method):
         sets = len(blocks) if self.deep else 1
         prompts = PromptTokens(sets, options.tokens, dim, prompt_init_bound(patch, dim), options.dropout, start)
         model.vpt = prompts
+        for _, block in blocks:
+            # Attention that rotates positions (EVA-02's RoPE) leaves its first num_prefix_tokens tokens
+            # unrotated: the prompts have no position, like the class token, so they join that prefix.
+            if isinstance(getattr(block.attn, "num_prefix_tokens", None), int):
+                block.attn.num_prefix_tokens += options.tokens
         for index in range(sets):
             # partial of a bound method: deep copies of the model keep pointing at their own prompts.
             blocks[index][1].register_forward_pre_hook(functools.partial(prompts.pre_hook, index=index))

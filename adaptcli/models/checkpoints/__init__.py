@@ -17,7 +17,7 @@ from adaptcli.errors import AdaptError
 from adaptcli.io import read_safetensors
 from adaptcli.models.checkpoints.files import HARMLESS_GLOBALS, container_kind, read_torch
 from adaptcli.models.checkpoints.fit import fit_state_dict
-from adaptcli.models.checkpoints.formats import detect_format, to_timm_keys, unwrap
+from adaptcli.models.checkpoints.formats import detect_format, model_has_qv_bias, to_timm_keys, unwrap
 from adaptcli.models.checkpoints.npz import read_jax_npz
 from adaptcli.models.checkpoints.report import LoadReport
 
@@ -44,8 +44,11 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, strict_backbone: bool
                          "download or copy it again") from None
     if kind != "npz":
         state = unwrap(raw, str(path))
+        own_qv = model_has_qv_bias(model)
         fmt = detect_format(state)
-        state, dropped, notes = to_timm_keys(state, fmt)
+        if fmt == "videomae-finetune" and own_qv:
+            fmt = "timm"  # q_bias / v_bias are the model's own keys (EVA), not VideoMAE's
+        state, dropped, notes = to_timm_keys(state, fmt, fuse_qv=not own_qv)
         report = LoadReport(str(path), fmt, unused=dropped, notes=notes)
     fit_state_dict(model, state, report, strict_backbone=strict_backbone)
     return report

@@ -14,7 +14,8 @@ format                 recognised by                                   conversio
 
 Fine-tuned MAE checkpoints are timm state dicts. VideoMAE pre-training keys also carry ``q_bias``
 / ``v_bias``; every format goes through the same bias fusion: ``qkv.bias = cat(q, 0, v)`` (a key
-bias adds the same amount to every logit of a query, so zero is exact).
+bias adds the same amount to every logit of a query, so zero is exact). Not for a model that has
+``q_bias`` / ``v_bias`` itself (timm's EVA, EVA-02 tiny/small): its checkpoints keep them.
 """
 
 from __future__ import annotations
@@ -80,8 +81,15 @@ def detect_format(state: Mapping[str, torch.Tensor]) -> str:
     return "timm"
 
 
-def to_timm_keys(state: Mapping[str, torch.Tensor], fmt: str) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
-    """``(state in timm names, dropped pre-training keys, notes)`` for a detected format."""
+def model_has_qv_bias(model: Any) -> bool:
+    """Whether the model keeps ``attn.q_bias`` / ``v_bias`` itself (timm's EVA): then a checkpoint's are its own."""
+    return any(_QV_BIAS.match(name) for name, _ in model.named_parameters())
+
+
+def to_timm_keys(state: Mapping[str, torch.Tensor], fmt: str,
+                 fuse_qv: bool = True) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """``(state in timm names, dropped pre-training keys, notes)`` for a detected format; ``fuse_qv=False``
+    keeps ``q_bias``/``v_bias`` for a model that has them (EVA)."""
     state = dict(state)
     dropped: list[str] = []
     notes: list[str] = []
@@ -98,7 +106,7 @@ def to_timm_keys(state: Mapping[str, torch.Tensor], fmt: str) -> tuple[dict[str,
         state = {k: v for k, v in state.items() if k not in dropped}
     if dropped:
         notes.append(f"dropped {len(dropped)} pre-training keys (decoder, mask token)")
-    fused = fuse_qv_bias(state)
+    fused = fuse_qv_bias(state) if fuse_qv else 0
     if fused:
         notes.append(f"fused q_bias/v_bias into qkv.bias (key bias zero) in {fused} blocks")
     return state, dropped, notes
