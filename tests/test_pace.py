@@ -30,6 +30,9 @@ from adaptcli.methods import apply_method
 from adaptcli.methods.pace import install_pace_noise, pace_noise_of
 from adaptcli.methods.peft_tuners.config import LoraOptions
 from adaptcli.methods.registry import all_methods, method_spec
+from tests.models.test_backbone_families import FAMILIES
+from tests.models.test_backbone_families import adapted as family_adapted
+from tests.models.test_backbone_families import batch as family_batch
 
 SIGMA, LAMBDA, DEPTH, CLASSES = 1.2, 0.7, 4, 5
 
@@ -281,3 +284,29 @@ def test_the_pace_recipes_hold_the_official_commands_values():
             ("adamw", 10, 1e-6, 1e-5, "epoch", False)
         assert (config.method_options.r, config.method_options.alpha, config.model.drop_path) == (rank, rank, 0.1)
         assert resolve(recipe, "linear").train.pace_lambda == 0  # no adapter output: the recipe trains it plainly
+
+
+FAMILY_CASES = [(family, spec.name) for family in FAMILIES for spec in all_methods() if spec.pace]
+
+
+@pytest.mark.parametrize("family,method", FAMILY_CASES, ids=[f"{f}-{m}" for f, m in FAMILY_CASES])
+def test_pace_trains_on_every_backbone_family(family, method):
+    """CLIP, DINOv2 (LayerScale, registers), SigLIP (attention-pool head), EVA-02 (separate q/k/v, RoPE),
+    DeiT-III: every noisy site fires in training, never in evaluation, and every trained tensor gets a gradient."""
+    model, _ = family_adapted(family, method)
+    inputs, labels = family_batch(family)
+    clean = model(inputs)
+    noise = install_pace_noise(model, method, SIGMA)
+    fired: set[str] = set()
+    for site in noise.sites:
+        site.module.register_forward_hook(lambda m, a, o, name=site.name: fired.add(name) if m.training else None)
+    assert torch.equal(model.eval()(inputs), clean)
+    model.train()
+    first, second = noisy_passes(model, inputs, two=True)
+    assert fired == set(noise.sigmas)  # every site is on the forward path
+    assert sum(sigma > 0 for sigma in noise.sigmas.values()) > 1
+    assert not torch.allclose(first, second)  # and the noisy ones perturb it
+    (F.cross_entropy(first, labels) + LAMBDA * consistency_loss(first, second)).backward()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            assert param.grad is not None, name
