@@ -65,3 +65,20 @@ def test_zeroi2v_merge_is_refused_where_timm_would_drop_the_shift(runs, tmp_path
         assert "without the temporal shift" in refused.output and "--format safetensors" in refused.output
         assert "Traceback" not in refused.output and not out.exists()
         assert list(tmp_path.iterdir()) == []  # no temporary folder left either
+
+
+def test_zeroi2v_merge_to_onnx_and_full_timm_folder_keep_the_shift(runs, tmp_path):
+    """ONNX traces the merged model's shift (checked by the export against ONNX Runtime on clips); the full timm
+    folder rebuilds backbone + method (checked by the export against timm.create_model)."""
+    run = runs.get("zeroi2v", "motion", *IMAGE_ON_VIDEO)
+    onnx = invoke("export", "--run", run, "--merge", "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert onnx.exit_code == 0 and "ONNX Runtime check" in onnx.output and "N x 3 x 4 x 32 x 32" in onnx.output, onnx.output
+    full = invoke("export", "--run", run, "--full", "--format", "timm", "--out", tmp_path / "full")
+    assert full.exit_code == 0 and "timm.create_model check" in full.output, full.output
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.load import load_run_model
+
+    x = clip(2)
+    with torch.no_grad():
+        expected = load_run_model(RunDir(run)).model(x)
+        assert float((adaptcli.load(tmp_path / "full")(x) - expected).abs().max()) <= 1e-5
