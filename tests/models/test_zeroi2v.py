@@ -208,3 +208,24 @@ def test_inspect_params_counts_the_flops_the_merge_removes():
     assert table.exit_code == 0 and "merged extra" in table.output
     adaptformer = CliRunner().invoke(app, [*args[:4], "adaptformer", *args[5:]])
     assert json.loads(adaptformer.output)["flops"]["merged"] is None
+
+
+def test_a_video_backbone_is_refused_in_one_line():
+    from adaptcli.errors import UnsupportedModelError
+    import adaptcli.models.architectures  # noqa: F401  (registers video_vit_test)
+
+    with pytest.raises(UnsupportedModelError, match="already a video model") as refused:
+        apply_method(timm.create_model("video_vit_test", num_classes=3), "zeroi2v")
+    assert "\n" not in str(refused.value)
+
+
+def test_video_shards_with_an_image_model_name_zeroi2v_as_a_fix():
+    from adaptcli.errors import AdaptError
+    from adaptcli.runs.build import check_modality
+
+    with pytest.raises(AdaptError, match="--method zeroi2v"):
+        check_modality(tiny_vit(), "video", "test_vit")
+    model, _ = adapted()
+    check_modality(model, "video", "test_vit")  # adapted, it takes clips
+    with pytest.raises(AdaptError, match="the shards hold images but the method runs 'test_vit' on video frames"):
+        check_modality(model, "image", "test_vit")
