@@ -40,4 +40,5 @@ register(MethodSpec(
     implementation="adaptcli.methods.zeroi2v.method:ZeroI2V",
     order=36,
     mergeable=True,
+    pace=True,
 ))

@@ -25,6 +25,7 @@ from torch import nn
 
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.methods.base import Method, fold_into_linear
+from adaptcli.methods.pace import PaceSite
 from adaptcli.methods.zeroi2v.config import ZeroI2VOptions
 from adaptcli.models.blocks import select_layers, set_submodule, transformer_blocks
 from adaptcli.models.frame_shift import ShiftedQkv, attach_frame_shift, shift_group
@@ -140,6 +141,11 @@ class ZeroI2V(Method):
                 set_submodule(model, f"{name}.{site}", AdaptedLinear(layer, adapter, before))
                 added.append(f"{name}.{site}.adapter_{'in' if before else 'out'}")
         return added
+
+    def pace_sites(self, model: nn.Module) -> list[PaceSite]:
+        """Each adapter's branch: its ``fc2`` output (times the constant ``scale``, which the noise commutes with)."""
+        return [PaceSite(f"{name}.fc2", module.fc2) for name, module in model.named_modules()
+                if isinstance(module, LinearAdapter)]
 
     def merge(self, model: nn.Module) -> None:
         for name, module in list(model.named_modules()):
