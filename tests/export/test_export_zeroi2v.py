@@ -82,3 +82,9 @@ def test_zeroi2v_merge_to_onnx_and_full_timm_folder_keep_the_shift(runs, tmp_pat
     with torch.no_grad():
         expected = load_run_model(RunDir(run)).model(x)
         assert float((adaptcli.load(tmp_path / "full")(x) - expected).abs().max()) <= 1e-5
+
+
+def test_zeroi2v_trains_with_pace_on_video_and_still_merges(runs, tmp_path):
+    run = runs.get("zeroi2v", "motion", *IMAGE_ON_VIDEO, "--set", "train.pace_lambda=1", "--set", "train.pace_sigma=1.2")
+    merged = invoke("export", "--run", run, "--merge", "--out", tmp_path / "m.safetensors")
+    assert merged.exit_code == 0 and "max |difference|" in merged.output, merged.output
