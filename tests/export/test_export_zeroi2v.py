@@ -88,3 +88,16 @@ def test_zeroi2v_trains_with_pace_on_video_and_still_merges(runs, tmp_path):
     run = runs.get("zeroi2v", "motion", *IMAGE_ON_VIDEO, "--set", "train.pace_lambda=1", "--set", "train.pace_sigma=1.2")
     merged = invoke("export", "--run", run, "--merge", "--out", tmp_path / "m.safetensors")
     assert merged.exit_code == 0 and "max |difference|" in merged.output, merged.output
+
+
+def test_zeroi2v_dry_run_checks_the_image_model_on_video_shards(video_shards, tmp_path):
+    from tests.engine.conftest import TINY
+
+    out = tmp_path / "run"
+    args = ["finetune", "--method", "zeroi2v", "--recipe", "quick", "--data", video_shards, "--out", out, *TINY]
+    dry = invoke(*args, *IMAGE_ON_VIDEO, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert not out.exists()
+    refused = invoke(*args, "--model", "video_vit_test", "--set", "model.num_frames=4", "--dry-run")
+    assert refused.exit_code == 2 and "already a video model" in refused.output and not out.exists(), refused.output
+    assert "Traceback" not in refused.output
