@@ -3,8 +3,9 @@
 ZeroI2V (Li et al., ECCV 2024; MCG-NJU/ZeroI2V ``mmaction/models/common/stdha.py``, ``TemporalShift``
 with ``divide_head=False``, applied to ``k`` and ``v`` after the in-projection) runs each frame through
 the image ViT and lets a few attention heads read their keys and values from other frames: with
-``G = D // shift_div`` channels per group (one head by default), group ``g`` (channels ``g*G:(g+1)*G`` of the key and of the
-value) of frame ``t`` takes frame ``t - offsets[g]``'s; where that frame does not exist the frame keeps
+``G = D // shift_div`` channels per group (one head by default), group ``g`` (channels
+``g*G:(g+1)*G`` of the key and of the value) of frame ``t`` takes frame ``t - offsets[g]``'s; where
+that frame does not exist the frame keeps
 its own (the official code shifts a clone, so the edges are not zeroed). The official defaults:
 ``shift_div=12``, offsets ``(1, -1)`` (``configs/recognition/vit_zero_clip/CLIP-B_k400_8x16x1.py``:
 ``stdha_cfg=dict(shift_div=12, divide_head=False)``; on ViT-B/16, 768 // 12 = 64 channels, one head per
@@ -93,8 +94,8 @@ def shift_group(model: nn.Module, shift_div: int | None, offsets: Sequence[int])
             f"heads, the model has {heads}; give fewer method.offsets or a larger method.shift_div")
     if group == 0 or group % head_dim:
         raise UnsupportedModelError(
-            f"shift_div {shift_div} gives {group}-channel groups, not whole heads of {head_dim} channels "
-            f"({len(offsets)} groups in {dim}); set method.shift_div to a divisor of num_heads={heads}, "
+            f"shift_div {shift_div} gives {group}-channel groups, not whole heads of {head_dim} channels; "
+            f"set method.shift_div to a divisor of num_heads={heads}, "
             f"e.g. --set method.shift_div={heads}")
     return group
 
