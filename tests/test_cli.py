@@ -176,6 +176,17 @@ def test_linear_probe(classes):
     assert report["method_params"] == 0
 
 
+@pytest.mark.parametrize("depth,params", [(4, 27_761_664), (1, 6_498_048)])
+def test_attentive_probe_counts(depth, params):
+    """D = 768: the query D, each self-attention block 12 D^2 + 13 D, the cross-attention block (q, kv, MLP,
+    two norms; no output projection) 11 D^2 + 12 D."""
+    report = inspect("--model", "vit_base_patch16_224", "--method", "attentive_probe", "--num-classes", "100",
+                     "--set", f"method.depth={depth}")
+    d = 768
+    assert report["method_params"] == params == d + (depth - 1) * (12 * d * d + 13 * d) + 11 * d * d + 12 * d
+    assert report["trainable_params"] == params + 76_900 and report["mergeable"] is False
+
+
 def test_full_vit_b_1000_classes():
     report = inspect("--model", "vit_base_patch16_224", "--method", "full", "--num-classes", "1000")
     assert report["trainable_params"] == 86_567_656

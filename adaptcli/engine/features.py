@@ -26,15 +26,23 @@ def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
     return None
 
 
+def _trainable_attn_pool(model: nn.Module) -> nn.Module | None:
+    attn_pool = getattr(model, "attn_pool", None)
+    if isinstance(attn_pool, nn.Module) and any(p.requires_grad for p in attn_pool.parameters()):
+        return attn_pool
+    return None
+
+
 class HeadOnly(nn.Module):
-    """The trainable tail of an adapted model (``fc_norm`` when it trains, the ``head_drop`` dropout, then
-    the classifier).
+    """The trainable tail of an adapted model (the attentive probe's ``attn_pool`` over cached tokens,
+    ``fc_norm`` when it trains, the ``head_drop`` dropout, then the classifier).
 
     It holds the model's own modules, so training it trains the model.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        self.attn_pool = _trainable_attn_pool(model) or nn.Identity()
         self.fc_norm = _trainable_fc_norm(model) or nn.Identity()
         head_drop = getattr(model, "head_drop", None)
         self.head_drop = head_drop if isinstance(head_drop, nn.Dropout) else nn.Identity()
@@ -42,10 +50,12 @@ class HeadOnly(nn.Module):
 
     def entry(self) -> nn.Module:
         """The module whose input is the cached feature."""
+        if not isinstance(self.attn_pool, nn.Identity):
+            return self.attn_pool
         return self.classifier if isinstance(self.fc_norm, nn.Identity) else self.fc_norm
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.head_drop(self.fc_norm(features)))
+        return self.classifier(self.head_drop(self.fc_norm(self.attn_pool(features))))
 
 
 class FeatureCache:
