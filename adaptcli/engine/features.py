@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -110,12 +111,48 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
 
 
+#: The cache lives in host memory: it may take at most this share of the memory free when training starts.
+CACHE_SHARE_OF_FREE_MEMORY = 0.5
+
+
 def trainable_module(session: Session) -> tuple[nn.Module, bool]:
     """What the optimiser trains: the head alone (:class:`HeadOnly`) when the feature cache applies
-    (then True), else the whole adapted model."""
+    and fits in memory (then True), else the whole adapted model. Says a token cache's size first."""
     if feature_cache_applies(session.config):
-        return HeadOnly(session.model), True
+        head = HeadOnly(session.model)
+        size = cache_bytes(session, head)
+        free = free_memory_bytes()
+        if free is not None and size > CACHE_SHARE_OF_FREE_MEMORY * free:
+            session.output.echo(f"feature cache: {gigabytes(size)} for the training split exceeds half the free "
+                                f"memory ({gigabytes(free)}); the frozen backbone runs at every step instead")
+            return session.model, False
+        if head.entry() is head.attn_pool:  # token caches are large: say so before the pass
+            session.output.echo(f"feature cache: {gigabytes(size)} of tokens for the training split, kept in memory")
+        return head, True
     return session.model, False
+
+
+def cache_bytes(session: Session, head: HeadOnly) -> int:
+    """float32 bytes the cached head inputs of the training split take: every patch token's width for
+    the attentive probe (its pooler is the head's entry), the pooled width otherwise."""
+    model = session.model
+    samples = session.manifest.splits[session.config.data.train_split].samples
+    per_sample = model.num_features
+    if head.entry() is head.attn_pool:
+        per_sample = model.patch_embed.num_patches * model.embed_dim
+    return 4 * samples * per_sample
+
+
+def free_memory_bytes() -> int | None:
+    """Host memory available now (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gigabytes(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
 
 
 def feature_cache_applies(config: RunConfig) -> bool:

@@ -8,16 +8,20 @@ tensor operations in float64.
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 import timm
 import torch
 
+from adaptcli.cli import app
+from adaptcli.engine import features
 from adaptcli.errors import UnsupportedModelError
 from adaptcli.methods import apply_method
 from adaptcli.methods.registry import method_spec
-from tests.engine.test_finetune import finetune
+from tests.engine.conftest import TINY
+from tests.engine.test_finetune import runner
 
 EPS = 1e-5  # nn.LayerNorm's default, the official norm_layer
 
@@ -155,11 +159,31 @@ def test_models_the_probe_cannot_use_are_refused():
         probe_model("vit_tiny_patch16_224", {}, img_size=32, embed_dim=64, depth=2, num_heads=4, global_pool="map")
 
 
-def test_image_and_video_runs_train_the_probe_on_cached_tokens(image_shards, video_shards, tmp_path):
-    summary = finetune(image_shards, tmp_path / "img", "attentive_probe", "--set", "train.epochs=3",
-                       "--set", "train.lr=0.003", "--set", "method.heads=4")
+def run_probe(data, out, *extra):
+    result = runner.invoke(app, ["finetune", "--method", "attentive_probe", "--recipe", "quick", "--data", str(data),
+                                 "--out", str(out), *TINY, *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "summary.json").read_text()), result.output
+
+
+def test_image_runs_train_the_probe_on_cached_tokens_after_saying_their_size(image_shards, tmp_path):
+    summary, output = run_probe(image_shards, tmp_path / "img", "--set", "train.epochs=3", "--set", "train.lr=0.003",
+                                "--set", "method.heads=4")
     assert summary["feature_cache"] is True
     assert summary["best_val_top1"] > 60.0
-    video = finetune(video_shards, tmp_path / "vid", "attentive_probe", "--model", "video_vit_test",
-                     "--set", "model.num_frames=4", "--set", "train.epochs=1", "--set", "train.feature_cache=false")
+    samples = json.loads((image_shards / "dataset.json").read_text())["splits"]["train"]["samples"]
+    size = 4 * samples * 16 * 64  # float32, 16 patch tokens of width 64 per 32 px image
+    assert f"feature cache: {size / 1e9:.2f} GB of tokens for the training split, kept in memory" in output
+
+
+def test_tokens_that_do_not_fit_in_memory_are_not_cached(image_shards, tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "free_memory_bytes", lambda: 1000)
+    summary, output = run_probe(image_shards, tmp_path / "img", "--set", "train.epochs=1", "--set", "method.heads=4")
+    assert summary["feature_cache"] is False and summary["steps"] > 0
+    assert "exceeds half the free memory (0.00 GB); the frozen backbone runs at every step instead" in output
+
+
+def test_video_runs_train_the_probe(video_shards, tmp_path):
+    video, _ = run_probe(video_shards, tmp_path / "vid", "--model", "video_vit_test", "--set", "model.num_frames=4",
+                         "--set", "train.epochs=1", "--set", "train.feature_cache=false")
     assert video["feature_cache"] is False and video["steps"] > 0
