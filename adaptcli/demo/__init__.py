@@ -4,4 +4,4 @@
 """
 
 #: The methods the demo adapts with, in the order of its table.
-METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
+METHODS = ("linear", "attentive_probe", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
