@@ -133,13 +133,13 @@ def trainable_module(session: Session) -> tuple[nn.Module, bool]:
 
 
 def cache_bytes(session: Session, head: HeadOnly) -> int:
-    """float32 bytes the cached head inputs of the training split take: every patch token's width for
-    the attentive probe (its pooler is the head's entry), the pooled width otherwise."""
+    """float32 bytes the cached head inputs of the training split take: every token's width for the
+    attentive probe (its pooler is the head's entry), the pooled width otherwise."""
     model = session.model
     samples = session.manifest.splits[session.config.data.train_split].samples
     per_sample = model.num_features
     if head.entry() is head.attn_pool:
-        per_sample = model.patch_embed.num_patches * model.embed_dim
+        per_sample = (model.patch_embed.num_patches + getattr(model, "num_prefix_tokens", 0)) * model.embed_dim
     return 4 * samples * per_sample
 
 

@@ -180,7 +180,7 @@ class VideoVisionTransformer(nn.Module):
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if self.attn_pool is not None:
-            x = self.attn_pool(x[:, self.num_prefix_tokens:])
+            x = self.attn_pool(x)  # every token, as timm's EVA passes them
         elif self.global_pool == "avg":
             x = x[:, self.num_prefix_tokens:].mean(dim=1)
         x = self.fc_norm(x)

@@ -104,6 +104,12 @@ CASES = [
     ("vit_tiny_patch16_224", {"img_size": 32, "embed_dim": 64, "depth": 2, "num_heads": 4}, (2, 3, 32, 32),
      {"depth": 1, "heads": 4}),
     ("video_vit_test", {}, (2, 3, 4, 32, 32), {"depth": 2, "heads": 8}),
+    # EVA's pool hands every token (class token too) to attn_pool; mean pooling, so an fc_norm follows
+    ("eva02_base_patch14_224", {"img_size": 28, "embed_dim": 32, "depth": 2, "num_heads": 2}, (2, 3, 28, 28),
+     {"depth": 2, "heads": 4}),
+    # DINOv2 with 4 register tokens: five prefix tokens dropped
+    ("vit_small_patch14_reg4_dinov2", {"img_size": 28, "embed_dim": 32, "depth": 2, "num_heads": 2}, (2, 3, 28, 28),
+     {"depth": 3, "heads": 2}),
 ]
 
 
@@ -148,7 +154,7 @@ def test_only_the_probe_trains_and_the_backbone_builds_no_graph():
     model.attn_pool.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
     model.train()(torch.randn(2, 3, 32, 32, dtype=torch.float64)).sum().backward()
     assert seen[0].grad_fn is None and not seen[0].requires_grad  # the frozen pass kept no activations
-    assert seen[0].shape == (2, 4, 64)  # patch tokens only: the class token is dropped
+    assert seen[0].shape == (2, 5, 64) and model.attn_pool.prefix_tokens == 1  # the pooler drops the class token
     assert all(model.get_parameter(n).grad is not None for n in trainable)
 
 
@@ -172,7 +178,7 @@ def test_image_runs_train_the_probe_on_cached_tokens_after_saying_their_size(ima
     assert summary["feature_cache"] is True
     assert summary["best_val_top1"] > 60.0
     samples = json.loads((image_shards / "dataset.json").read_text())["splits"]["train"]["samples"]
-    size = 4 * samples * 16 * 64  # float32, 16 patch tokens of width 64 per 32 px image
+    size = 4 * samples * (16 + 1) * 64  # float32, 16 patch tokens and the class token of width 64 per 32 px image
     assert f"feature cache: {size / 1e9:.2f} GB of tokens for the training split, kept in memory" in output
 
 

@@ -13,8 +13,9 @@ from adaptcli.models.blocks import classifier
 
 
 class AttentiveProbe(Method):
-    """Sets the model's ``attn_pool`` (timm ViTs and adaptcli's video ViT call it on the patch tokens,
-    prefix tokens dropped, in place of their pooling); everything before it stays frozen."""
+    """Sets the model's ``attn_pool``, which timm's ViT and EVA and adaptcli's video ViT call on the final
+    tokens in place of their pooling (timm's ViT is told to pass its prefix tokens too, as EVA always
+    does: the pooler drops them itself); everything before it stays frozen."""
 
     def check_model(self, model: nn.Module) -> None:
         if not hasattr(model, "attn_pool") or not isinstance(getattr(model, "embed_dim", None), int):
@@ -34,6 +35,9 @@ class AttentiveProbe(Method):
             raise UnsupportedModelError(
                 f"method.heads={options.heads} does not divide the backbone's width {dim}; "
                 f"set method.heads to a divisor of {dim}")
-        model.attn_pool = AttentivePooler(dim, options.heads, options.depth, options.mlp_ratio)
+        model.attn_pool = AttentivePooler(dim, options.heads, options.depth, options.mlp_ratio,
+                                          prefix_tokens=getattr(model, "num_prefix_tokens", 0))
+        if hasattr(model, "pool_include_prefix"):
+            model.pool_include_prefix = True
         classifier(model).reset_parameters()  # the official AttentiveClassifier's nn.Linear default init
         return ["attn_pool"]

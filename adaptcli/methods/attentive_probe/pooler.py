@@ -51,10 +51,15 @@ class CrossAttentionBlock(nn.Module):
 
 
 class AttentivePooler(nn.Module):
-    """Tokens ``B x N x D`` to one pooled feature ``B x D`` (the official AttentiveClassifier's one query)."""
+    """Tokens ``B x N x D`` to one pooled feature ``B x D`` (the official AttentiveClassifier's one query).
 
-    def __init__(self, dim: int, num_heads: int, depth: int, mlp_ratio: float, init_std: float = 0.02):
+    The first ``prefix_tokens`` (class and register tokens) are dropped: V-JEPA's encoders have none.
+    """
+
+    def __init__(self, dim: int, num_heads: int, depth: int, mlp_ratio: float, prefix_tokens: int = 0,
+                 init_std: float = 0.02):
         super().__init__()
+        self.prefix_tokens = prefix_tokens
         self.query_tokens = nn.Parameter(torch.zeros(1, 1, dim))
         self.cross_attention_block = CrossAttentionBlock(dim, num_heads, mlp_ratio)
         # timm's Block is the official Block without RoPE: norm1, attn.{qkv,proj}, norm2, mlp.{fc1,fc2}
@@ -85,6 +90,7 @@ class AttentivePooler(nn.Module):
         self.cross_attention_block.mlp.fc2.weight.div_(math.sqrt(2.0 * (layer + 1)))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens[:, self.prefix_tokens:]
         for block in self.blocks or []:
             tokens = block(tokens)
         queries = self.query_tokens.expand(len(tokens), -1, -1)
