@@ -187,6 +187,21 @@ def test_attentive_probe_counts(depth, params):
     assert report["trainable_params"] == params + 76_900 and report["mergeable"] is False
 
 
+@pytest.mark.parametrize("model,setting,message", [
+    ("vit_base_patch16_siglip_224", "method.depth=4",
+     "already pools with a pretrained attention head (SigLIP's MAP), which the attentive probe would replace; "
+     "use --method linear on it"),
+    ("vit_base_patch16_224", "method.heads=7", "method.heads=7 does not divide the backbone's width 768; "
+     "set method.heads to a divisor of 768"),
+    ("swin_tiny_patch4_window7_224", "method.depth=4", "attentive_probe needs a ViT that outputs tokens"),
+])
+def test_attentive_probe_refusals_are_one_line(model, setting, message):
+    result = runner.invoke(app, ["inspect-params", "--model", model, "--num-classes", "3", "--method",
+                                 "attentive_probe", "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_full_vit_b_1000_classes():
     report = inspect("--model", "vit_base_patch16_224", "--method", "full", "--num-classes", "1000")
     assert report["trainable_params"] == 86_567_656

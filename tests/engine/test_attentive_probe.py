@@ -161,7 +161,7 @@ def test_only_the_probe_trains_and_the_backbone_builds_no_graph():
 def test_models_the_probe_cannot_use_are_refused():
     with pytest.raises(UnsupportedModelError, match="method.heads"):
         probe_model("vit_tiny_patch16_224", {"heads": 5}, img_size=32, embed_dim=64, depth=2, num_heads=4)
-    with pytest.raises(UnsupportedModelError, match="global_pool"):
+    with pytest.raises(UnsupportedModelError, match="pretrained attention head .* use --method linear"):
         probe_model("vit_tiny_patch16_224", {}, img_size=32, embed_dim=64, depth=2, num_heads=4, global_pool="map")
 
 

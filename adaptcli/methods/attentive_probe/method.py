@@ -24,8 +24,8 @@ class AttentiveProbe(Method):
                 f"not {type(model).__name__}; use --method linear")
         if model.attn_pool is not None:
             raise UnsupportedModelError(
-                f"{type(model).__name__} already pools with an attention head (global_pool='map'); "
-                "build it with model.global_pool=token or avg to put the attentive probe in its place")
+                f"{type(model).__name__} already pools with a pretrained attention head (SigLIP's MAP), which "
+                "the attentive probe would replace; use --method linear on it, or a backbone without one")
         if not isinstance(classifier(model), nn.Linear):
             raise UnsupportedModelError("attentive_probe needs a Linear classifier (set --num-classes)")
 
