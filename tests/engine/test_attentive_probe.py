@@ -180,6 +180,11 @@ def test_image_runs_train_the_probe_on_cached_tokens_after_saying_their_size(ima
     samples = json.loads((image_shards / "dataset.json").read_text())["splits"]["train"]["samples"]
     size = 4 * samples * (16 + 1) * 64  # float32, 16 patch tokens and the class token of width 64 per 32 px image
     assert f"feature cache: {size / 1e9:.2f} GB of tokens for the training split, kept in memory" in output
+    full = runner.invoke(app, ["export", "--run", str(tmp_path / "img"), "--full", "--out", str(tmp_path / "f.safetensors")])
+    assert full.exit_code == 0, full.output
+    merged = runner.invoke(app, ["export", "--run", str(tmp_path / "img"), "--merge", "--out", str(tmp_path / "m.safetensors")])
+    assert merged.exit_code == 2 and "attentive_probe cannot be merged" in merged.output, merged.output
+    assert not (tmp_path / "m.safetensors").exists()
 
 
 def test_tokens_that_do_not_fit_in_memory_are_not_cached(image_shards, tmp_path, monkeypatch):
