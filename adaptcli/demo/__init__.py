@@ -3,5 +3,6 @@
 :data:`METHODS` lives here, light, so ``adaptcli demo --help`` names them without importing the pipeline.
 """
 
-#: The methods the demo adapts with, in the order of its table.
-METHODS = ("linear", "attentive_probe", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
+#: The methods the demo adapts with, in the order of its table (``lora+pace``: LoRA trained with PACE).
+METHODS = ("linear", "attentive_probe", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf", "adapter_plus",
+           "full")

@@ -24,6 +24,9 @@ NO_DROPOUT = {"adaptformer": {"dropout": 0.0}, "arc": {"dropout": 0.0}, "vpt_dee
               "adapter_plus": {"drop_path": 0.0}}
 #: The probe's heads: 16 does not divide the demo backbone's width 96; 3 as the backbone's own.
 DEMO_OPTIONS = {"attentive_probe": {"heads": 3}}
+#: Rows that train a method with a training add-on: row -> (method, train settings). PACE with the official
+#: VTAB-1k command's lambda and sigma (MaxwellYaoNi/PACE, Vision/README.md: --lbd 1 --sigma 1.2).
+ADD_ONS = {"lora+pace": ("lora", {"pace_lambda": 1.0, "pace_sigma": 1.2})}
 
 
 @dataclass
@@ -37,8 +40,8 @@ class DemoSettings:
     seed: int = 0
     batch_size: int = 16
     lr: dict[str, float] = field(default_factory=lambda: {
-        "linear": 1e-2, "attentive_probe": 1e-3, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "lora": 1e-2, "ssf": 1e-2,
-        "adapter_plus": 1e-2, "full": 1e-3,
+        "linear": 1e-2, "attentive_probe": 1e-3, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "lora": 1e-2,
+        "ssf": 1e-2, "adapter_plus": 1e-2, "full": 1e-3,
     })
     #: One torch thread: the demo's matrices are tiny, and two threads fighting other processes
     #: for 2 cores made a training step ~10x slower in our measurements.
@@ -81,6 +84,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
     """One adaptation run on the video set from the image-pretrained checkpoint (inflated on load)."""
     from adaptcli.config import resolve
 
+    method, add_on = ADD_ONS.get(method, (method, {}))
     return resolve({
         "model": {"name": VIDEO_MODEL, "img_size": 32, "num_frames": settings.sizes.frames,
                   "checkpoint": str(checkpoint)},
@@ -88,7 +92,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
                  "shuffle_buffer": 512, "val_split": "validation", "test_split": "test"},
         "train": {"epochs": settings.video_epochs, "batch_size": settings.batch_size, "optimizer": "adamw",
                   "lr": settings.lr[method], "lr_base_batch": None, "weight_decay": 0.0,
-                  "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1},
+                  "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1, **add_on},
         "eval": {"views": "1x1", "batch_size": 64},
         "method": {**NO_DROPOUT.get(method, {}), **DEMO_OPTIONS.get(method, {})},
     }, method)
