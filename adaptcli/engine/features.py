@@ -111,8 +111,9 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
 
 
-#: The cache lives in host memory: it may take at most this share of the memory free when training starts.
-CACHE_SHARE_OF_FREE_MEMORY = 0.5
+#: The cache lives in host memory: it may take at most this share of the host's memory (its size, not what
+#: is free now, so every process of a run on one host decides alike).
+CACHE_SHARE_OF_HOST_MEMORY = 0.5
 
 
 def trainable_module(session: Session) -> tuple[nn.Module, bool]:
@@ -121,10 +122,10 @@ def trainable_module(session: Session) -> tuple[nn.Module, bool]:
     if feature_cache_applies(session.config):
         head = HeadOnly(session.model)
         size = cache_bytes(session, head)
-        free = free_memory_bytes()
-        if free is not None and size > CACHE_SHARE_OF_FREE_MEMORY * free:
-            session.output.echo(f"feature cache: {gigabytes(size)} for the training split exceeds half the free "
-                                f"memory ({gigabytes(free)}); the frozen backbone runs at every step instead")
+        memory = host_memory_bytes()
+        if memory is not None and size > CACHE_SHARE_OF_HOST_MEMORY * memory:
+            session.output.echo(f"feature cache: {gigabytes(size)} for the training split exceeds half the host's "
+                                f"memory ({gigabytes(memory)}); the frozen backbone runs at every step instead")
             return session.model, False
         if head.entry() is head.attn_pool:  # token caches are large: say so before the pass
             session.output.echo(f"feature cache: {gigabytes(size)} of tokens for the training split, kept in memory")
@@ -143,10 +144,10 @@ def cache_bytes(session: Session, head: HeadOnly) -> int:
     return 4 * samples * per_sample
 
 
-def free_memory_bytes() -> int | None:
-    """Host memory available now (None where the platform does not say)."""
+def host_memory_bytes() -> int | None:
+    """The host's physical memory (None where the platform does not say)."""
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
 

@@ -188,10 +188,10 @@ def test_image_runs_train_the_probe_on_cached_tokens_after_saying_their_size(ima
 
 
 def test_tokens_that_do_not_fit_in_memory_are_not_cached(image_shards, tmp_path, monkeypatch):
-    monkeypatch.setattr(features, "free_memory_bytes", lambda: 1000)
+    monkeypatch.setattr(features, "host_memory_bytes", lambda: 1000)
     summary, output = run_probe(image_shards, tmp_path / "img", "--set", "train.epochs=1", "--set", "method.heads=4")
     assert summary["feature_cache"] is False and summary["steps"] > 0
-    assert "exceeds half the free memory (0.00 GB); the frozen backbone runs at every step instead" in output
+    assert "exceeds half the host's memory (0.00 GB); the frozen backbone runs at every step instead" in output
 
 
 def test_video_runs_train_the_probe(video_shards, tmp_path):
