@@ -40,6 +40,8 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("zeroi2v", {}),
     ("zeroi2v", {"offsets": [-1], "mlp_ratio": 0.5, "scale": 1.0, "dropout": 0.0, "layers": [0, 2]}),
     ("linear", {}),
+    ("attentive_probe", {}),
+    ("attentive_probe", {"depth": 1, "heads": 4}),
     ("full", {}),
 ]
 

@@ -59,6 +59,12 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
         sites = ["attn.qkv.adapter_in", "attn.proj.adapter_out", "mlp.fc1.adapter_in", "mlp.fc2.adapter_out"]
         names |= {f"blocks.{i}.{s}.{p}" for i in layers for s in sites
                   for p in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
+    elif method == "attentive_probe":  # V-JEPA's pooler: query, depth - 1 blocks, the cross-attention block
+        cross = ["norm1", "xattn.q", "xattn.kv", "norm2", "mlp.fc1", "mlp.fc2"]
+        names |= {"attn_pool.query_tokens"} | {f"attn_pool.cross_attention_block.{n}.{p}" for n in cross
+                                                for p in ("weight", "bias")}
+        names |= {f"attn_pool.blocks.{i}.{n}.{p}" for i in range(options.get("depth", 4) - 1)
+                  for n in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2") for p in ("weight", "bias")}
     elif method == "bitfit":  # every tensor named *bias* of the backbone
         names |= {n for n, _ in plain.named_parameters() if "bias" in n and not n.startswith(heads)}
     elif method == "ssf":  # after the patch conv, six layers per block and the final norm (when it has weights)
