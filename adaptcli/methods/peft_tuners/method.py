@@ -18,6 +18,8 @@ from adaptcli.errors import ConfigError, NotMergeableError
 from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
+from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
+                                                   target_weights)
 from adaptcli.methods.peft_tuners.split import inject_split, merge_split
 from adaptcli.models.blocks import attention_inputs, call_qkv_modules, qualified_name, set_submodule, transformer_blocks
 
@@ -116,6 +118,12 @@ class PeftMethod(Method):
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
         check_ranks(config, model)
+        originals = None
+        if rewrites_base(config):  # PiSSA / OLoRA: the user's weights are kept, see rewrites.py
+            check_rewriting_config(config)
+            originals = target_weights(model, config)
+            if any(p.is_meta for p in model.parameters()):  # shapes only (counting): no weights to factorise
+                config = dataclasses.replace(config, init_lora_weights=True)
         try:
             tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
             # peft < 0.21 has no such flag: its inject_adapter_in_model builds the tuner model itself.
@@ -128,6 +136,8 @@ class PeftMethod(Method):
         except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
+        if originals is not None:
+            keep_original(model, tuner_layers(model), originals)
         call_qkv_modules(model)
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
         return [f"{name}.{child}" for name, layer in tuner_layers(model)
@@ -140,6 +150,7 @@ class PeftMethod(Method):
     def merge(self, model: nn.Module) -> None:
         for name, layer in tuner_layers(model):
             try:
+                fold_offset(layer)
                 layer.merge()
             except (NotImplementedError, ValueError, TypeError, AttributeError) as exc:
                 raise NotMergeableError(
