@@ -121,7 +121,7 @@ def convert_state(wrapped: Any, saved: dict[str, torch.Tensor], offsets: dict[st
     initial = "initial"
     config = copy.deepcopy(wrapped.peft_config[ADAPTER])
     config.init_lora_weights = True
-    wrapped.add_adapter(initial, config)
+    wrapped.add_adapter(initial, config, autocast_adapter_dtype=False)  # float32 already (torch < 2.7: see LOAD_KWARGS)
     try:
         state = {}
         for key, value in offsets.items():
