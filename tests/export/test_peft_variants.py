@@ -3,6 +3,7 @@ adapters of it (issue 33 item 5)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -91,3 +92,76 @@ def test_a_pissa_run_keeps_the_original_weights_and_merges_exactly(image_shards,
 
     with torch.no_grad():
         assert (adaptcli.load(merged)(inputs) - expected).abs().max() <= 1e-5
+
+
+def test_eva_sets_a_as_peft_computes_it_on_the_plain_backbone_in_float64():
+    """Each A is what peft's own EVA (``get_eva_state_dict`` on the plain backbone, its path for models that are
+    not PeftModels) computes from the same batches: the principal directions of the layer's inputs; B is zero."""
+    from peft import EvaConfig, LoraConfig
+    from peft.tuners.lora.eva import get_eva_state_dict
+
+    from adaptcli.methods.apply import apply_method
+    from adaptcli.methods.peft_tuners.config import PeftOptions
+    from adaptcli.methods.peft_tuners.eva import initialise_eva
+
+    torch.manual_seed(0)
+    plain = timm.create_model("test_vit", **KWARGS).double().eval()
+    model = copy.deepcopy(plain)
+    apply_method(model, "peft", PeftOptions("LORA", {"r": 4, "init_lora_weights": "eva", "eva_config": {"rho": 1}}))
+    batches = [torch.randn(8, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(s))
+               for s in range(3)]
+    config = LoraConfig(r=4, target_modules=["qkv"], init_lora_weights="eva", eva_config=EvaConfig(rho=1))
+    expected = get_eva_state_dict(plain, batches, config, forward_fn=lambda m, x: m(x), prepare_model_inputs_fn=None,
+                                  prepare_layer_inputs_fn=None, show_progress_bar=False)
+    layer = model.blocks[1].attn.qkv
+    before = layer.lora_A["default"].weight.detach().clone()
+    assert initialise_eva(model, batches) == 6
+    for name, components in expected.items():
+        assert torch.equal(model.get_submodule(name).lora_A["default"].weight, components.to(torch.float64)), name
+    a = layer.lora_A["default"].weight.detach()
+    assert not torch.allclose(a, before) and not layer.lora_B["default"].weight.any()
+    # and they are the principal directions: the first one as an exact SVD of all the inputs finds it
+    seen = []
+    handle = layer.base_layer.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    model(torch.cat(batches))
+    handle.remove()
+    x = seen[0].reshape(-1, seen[0].shape[-1])
+    _, _, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
+    assert abs(torch.nn.functional.cosine_similarity(a[0], vh[0], dim=0)) > 0.99
+
+
+def test_an_eva_run_makes_its_data_pass_and_exports_onto_its_backbone(image_shards, tmp_path):
+    run = tmp_path / "eva"
+    result = invoke("finetune", "--method", "peft", "--recipe", "quick", "--data", image_shards, "--out", run,
+                    "--set", "model.img_size=32", "--set", "data.workers=0", "--set", "train.epochs=1",
+                    "--set", "train.max_steps_per_epoch=2", "--set", "method.peft_type=LORA",
+                    "--set", "method.peft_config={r: 4, init_lora_weights: eva, eva_config: {rho: 1}}")
+    assert result.exit_code == 0, result.output
+    assert "EVA: 6 LoRA layers start from the principal directions" in result.output
+    folder = tmp_path / "eva-peft"
+    exported = invoke("export", "--run", run, "--adapter-only", "--format", "peft", "--out", folder)
+    assert exported.exit_code == 0, exported.output  # its check: the folder on the run's backbone equals the run
+    assert "PeftModel.from_pretrained check: max |difference|" in exported.output
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("{init_lora_weights: eva}", "eva_config.rho=2: EVA's rank redistribution changes each layer's rank"),
+    ("{init_lora_weights: corda}", "init_lora_weights=corda: CorDA builds each adapter from a pass over data"),
+    ("{init_lora_weights: loftq}", "init_lora_weights=loftq: LoftQ quantises the base weights"),
+    ("{init_lora_weights: pissa, use_dora: true}", "with use_dora: DoRA's magnitudes are computed on peft's"),
+])
+def test_what_needs_more_than_injection_is_refused_in_one_line(image_shards, tmp_path, setting, message):
+    out = tmp_path / "run"
+    result = invoke("finetune", "--method", "peft", "--recipe", "quick", "--data", image_shards, "--out", out,
+                    "--set", "model.img_size=32", "--set", "method.peft_type=LORA",
+                    "--set", f"method.peft_config={setting}")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not out.exists()
+
+
+def test_adalora_is_refused_in_one_line(image_shards, tmp_path):
+    result = invoke("finetune", "--method", "peft", "--recipe", "quick", "--data", image_shards,
+                    "--out", tmp_path / "run", "--set", "method.peft_type=ADALORA")
+    assert result.exit_code == 2 and "AdaLoRA reallocates ranks during training" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Iterable
 from typing import Any
 
+import torch
 from torch import nn
 
 from adaptcli.errors import ConfigError, NotMergeableError
 from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
+from adaptcli.methods.peft_tuners.eva import check_eva_config, initialise_eva, wants_eva
+from adaptcli.methods.peft_tuners.refusals import check_needs_only_injection
 from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
                                                    target_weights)
 from adaptcli.methods.peft_tuners.split import inject_split, merge_split
@@ -49,6 +53,8 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"method.peft_type: '{peft_type}' is not a peft tuner{hint}; choose one of {', '.join(types)}")
     cls = types[name]
+    if isinstance(options, dict):
+        check_needs_only_injection(name, options)
     if not isinstance(options, dict):
         raise ConfigError(f"method.peft_config must be a mapping of {cls.__name__}'s options, not "
                           f"{str(options)[:60]!r}")
@@ -63,6 +69,13 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
     if "target_modules" in fields and "target_modules" not in options:
         options = {**options, "target_modules": list(DEFAULT_TARGETS)}
     check_kinds(cls, options)
+    if isinstance(options.get("eva_config"), dict):  # peft >= 0.20 converts it itself; 0.19 takes the class only
+        from peft import EvaConfig
+
+        try:
+            options = {**options, "eva_config": EvaConfig(**options["eva_config"])}
+        except TypeError as exc:
+            raise ConfigError(f"method.peft_config.eva_config: {_one_line(exc)}") from exc
     try:
         return cls(**options)
     except Exception as exc:  # noqa: BLE001 - peft's checks raise what they like: one line, --debug shows it
@@ -118,6 +131,8 @@ class PeftMethod(Method):
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
         check_ranks(config, model)
+        if wants_eva(config):
+            check_eva_config(config)
         originals = None
         if rewrites_base(config):  # PiSSA / OLoRA: the user's weights are kept, see rewrites.py
             check_rewriting_config(config)
@@ -142,6 +157,13 @@ class PeftMethod(Method):
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
         return [f"{name}.{child}" for name, layer in tuner_layers(model)
                 for child, _ in layer.named_children() if child != "base_layer"]
+
+    def needs_data_pass(self, options: Any) -> bool:
+        return wants_eva(self.peft_config(options))
+
+    def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
+        layers = initialise_eva(model, batches)
+        return f"EVA: {layers} LoRA layers start from the principal directions of their inputs on the training stream"
 
     def existing_parameters(self, model: nn.Module) -> list[str]:
         # peft marks what its config trains (adapters, and biases with bias="all"); keep that choice.
