@@ -13,7 +13,8 @@ from torch import nn
 
 from adaptcli.errors import ConfigError
 
-#: The paper's default ratio: "we recommend lambda = 2^4" (Section 4, and the README of the official code).
+#: The paper's rule of thumb for the ratio, lambda = 2^4 (Hayou et al., arXiv 2402.12354; the official code's
+#: README leaves it to the paper).
 PAPER_RATIO = 16.0
 
 
