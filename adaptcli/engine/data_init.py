@@ -17,8 +17,10 @@ from adaptcli.runs.session import Session
 MAX_BATCHES = 64
 
 
-def initialise_from_data(session: Session, rank: int = 0, world_size: int = 1) -> None:
-    """Run the method's data pass (:meth:`~adaptcli.methods.base.Method.initialise_from_data`) where it has one."""
+def initialise_from_data(session: Session, rank: int = 0, world_size: int = 1,
+                         device: torch.device | str = "cpu") -> None:
+    """Run the method's data pass (:meth:`~adaptcli.methods.base.Method.initialise_from_data`) where it has one,
+    on ``device`` (this process's accelerator; the model goes back to the CPU after, where training expects it)."""
     from adaptcli.data.stream.train import train_loader
 
     config = session.config
@@ -30,7 +32,11 @@ def initialise_from_data(session: Session, rank: int = 0, world_size: int = 1) -
                                  seed=config.train.seed, epoch=0)
     with torch.random.fork_rng():
         batches = [batch.inputs for batch in itertools.islice(stream.start(0), min(steps, MAX_BATCHES))]
-        line = method.initialise_from_data(session.model, config.method_options, batches)
+        session.model.to(device)  # peft moves each batch to the model's device
+        try:
+            line = method.initialise_from_data(session.model, config.method_options, batches)
+        finally:
+            session.model.to("cpu")
     session.output.echo(line)
 
 

@@ -46,7 +46,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         state.wait_for_everyone()
         session = Session.for_training(config, shards, output)
         if fresh:
-            initialise_from_data(session, state.process_index, state.num_processes)
+            initialise_from_data(session, state.process_index, state.num_processes, state.device)
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
             record.start_run(run, session)
