@@ -31,8 +31,12 @@ def wants_eva(config: Any) -> bool:
 
 
 def check_eva_config(config: Any) -> None:
-    """rho must be 1 (no rank redistribution: see the module's docstring)."""
-    rho = getattr(getattr(config, "eva_config", None), "rho", 1.0)
+    """rho must be 1 (no rank redistribution: see the module's docstring); ``config``: a LoraConfig or its
+    options (no ``eva_config``: peft's default, rho 2)."""
+    from peft import EvaConfig
+
+    eva = config.get("eva_config") if isinstance(config, dict) else getattr(config, "eva_config", None)
+    rho = getattr(eva if eva is not None else EvaConfig(), "rho", 1.0)
     if rho != 1:
         raise ConfigError(f"method.peft_config.eva_config.rho={rho:g}: EVA's rank redistribution changes each layer's "
                           "rank after the run's configuration is fixed, which adaptcli cannot record; set "

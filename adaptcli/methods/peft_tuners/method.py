@@ -76,6 +76,8 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
             options = {**options, "eva_config": EvaConfig(**options["eva_config"])}
         except TypeError as exc:
             raise ConfigError(f"method.peft_config.eva_config: {_one_line(exc)}") from exc
+    if name == "LORA" and options.get("init_lora_weights") == "eva":
+        check_eva_config(options)  # before peft's config class, which warns about a missing eva_config
     try:
         return cls(**options)
     except Exception as exc:  # noqa: BLE001 - peft's checks raise what they like: one line, --debug shows it
