@@ -86,6 +86,9 @@ def test_a_pissa_run_keeps_the_original_weights_and_merges_exactly(image_shards,
     merged = tmp_path / "merged.safetensors"
     result = invoke("export", "--run", run, "--merge", "--out", merged)
     assert result.exit_code == 0, result.output
+    # peft's folder on the kept (original) backbone: export checks it against the run, as the use: lines load it
+    result = invoke("export", "--run", run, "--adapter-only", "--format", "peft", "--out", tmp_path / "peft")
+    assert result.exit_code == 0 and "PeftModel.from_pretrained check: max |difference|" in result.output, result.output
     inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
     expected, _ = run_logits(run, inputs)
     import adaptcli
