@@ -21,7 +21,10 @@ Three parts, all in one run:
    CPU time (goals use CPU time: on a shared machine it measures work, not scheduling); after warm-up steps, one training step per method
    (forward, cross-entropy, backward, SGD step, zero_grad) is timed in interleaved rounds
    (A B C ... A B C ..., alternate rounds reversed), and the median is reported.
-3. Linear probe. The real ``adaptcli finetune --method linear`` on small prepared video shards, 20
+3. PACE (``train.pace_lambda``/``pace_sigma``, docs/methods.md): ``<method>+pace`` cases run adaptcli's two
+   noisy passes and consistency loss; their second pass is measured against its floor, the same method's
+   one-pass step, timed side by side in the same interleaved rounds.
+4. Linear probe. The real ``adaptcli finetune --method linear`` on small prepared video shards, 20
    epochs, with ``train.feature_cache=false`` and ``=true``; ``train_seconds`` from ``summary.json``.
 
 Every model is built through adaptcli's own code: ``create_backbone`` + ``apply_method``.
@@ -59,10 +62,14 @@ class Case:
     grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
     recompute: str = "none"  # train.recompute
     recompute_goal: float | None = None  # max step time / the same method's without recomputation
+    pace: bool = False  # train with PACE (lambda 1, sigma 1.2: the official VTAB-1k command's values)
+    pace_goal: float | None = None  # max (step time - the method's one-pass step time) / the one-pass step time
 
 
 ADAPTERS = ["adaptformer", "arc", "arc_att", "vpt_deep", "vpt_shallow", "lora", "dora", "adapter_plus", "ssf", "bitfit"]
 RECOMPUTED = ["adaptformer", "arc", "vpt_deep", "lora", "adapter_plus"]
+PACED = ["lora", "adaptformer"]
+PACE_LAMBDA, PACE_SIGMA = 1.0, 1.2
 
 
 def cases(depth: int) -> list[Case]:
@@ -76,6 +83,7 @@ def cases(depth: int) -> list[Case]:
         Case("full+rc_all", "full", recompute="all", note="classic gradient checkpointing"),
         Case("adaptformer_top", "adaptformer", {"layers": top}, floor_goal=1.05),
         Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
+        *[Case(f"{name}+pace", name, pace=True, pace_goal=1.10) for name in PACED],
         Case("linear", "linear"),
         # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
         # first top-half block) require grad, so backward does the input-gradient half and nothing else.
@@ -104,6 +112,10 @@ def build(args: argparse.Namespace, case: Case, device: str):
     options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
     apply_recompute(model, case.recompute)
+    if case.pace and device != "meta":  # the noise is an element-wise product: no FLOPs worth counting
+        from adaptcli.methods.pace import install_pace_noise
+
+        install_pace_noise(model, case.method, PACE_SIGMA)
     if case.label.endswith("+rc_keep_qkv"):
         keep_attention_inputs(model)
     if case.grad_from is not None:
@@ -176,12 +188,21 @@ def autocast(args: argparse.Namespace | None, device: str):
     return contextlib.nullcontext()
 
 
-def train_step(model, optimizer, inputs, labels, args: argparse.Namespace | None = None) -> None:
+def step_loss(model, inputs, labels, pace: bool = False):
+    """Cross-entropy of one pass; with ``pace``, adaptcli's two noisy passes and consistency loss."""
     import torch
 
+    if not pace:
+        return torch.nn.functional.cross_entropy(model(inputs).float(), labels)
+    from adaptcli.engine.pace_step import consistency_loss, noisy_passes
+
+    first, second = noisy_passes(model, inputs, two=True)
+    return torch.nn.functional.cross_entropy(first.float(), labels) + PACE_LAMBDA * consistency_loss(first, second)
+
+
+def train_step(model, optimizer, inputs, labels, args: argparse.Namespace | None = None, pace: bool = False) -> None:
     with autocast(args, inputs.device.type):
-        logits = model(inputs)
-    loss = torch.nn.functional.cross_entropy(logits.float(), labels)
+        loss = step_loss(model, inputs, labels, pace)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -212,7 +233,7 @@ def flops_per_case(args: argparse.Namespace, selected: list[Case]) -> dict[str, 
         with torch.device("meta"):
             model, _ = build(args, case, "meta")
             inputs, labels = batch(args, "meta")
-        out[case.label] = count_flops(lambda: torch.nn.functional.cross_entropy(model(inputs), labels).backward())
+        out[case.label] = count_flops(lambda: step_loss(model, inputs, labels, case.pace).backward())
     return out
 
 
@@ -262,7 +283,7 @@ def memory_probe(args: argparse.Namespace, label: str) -> dict[str, Any]:
     rss_before = current_rss()
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), autocast(args, device):
-            loss = torch.nn.functional.cross_entropy(model(inputs).float(), labels)
+            loss = step_loss(model, inputs, labels, case.pace)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -325,9 +346,9 @@ def run_timing(args: argparse.Namespace, selected: list[Case]) -> tuple[dict[str
 
     device = args.device
     inputs, labels = batch(args, device)
-    built = {case.label: build(args, case, device) for case in selected}
-    steps = {label: (lambda m=model, o=optimizer: train_step(m, o, inputs, labels, args))
-             for label, (model, optimizer) in built.items()}
+    built = {case.label: (build(args, case, device), case.pace) for case in selected}
+    steps = {label: (lambda m=model, o=optimizer, p=pace: train_step(m, o, inputs, labels, args, p))
+             for label, ((model, optimizer), pace) in built.items()}
 
     def show(index: int, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
         print(f"  round {index + 1}/{args.repeats} (wall ms / cpu ms): "
@@ -442,6 +463,18 @@ def report(args, selected, flops, timing, memory, probe) -> str:
         else:
             row += [""] * 4
         lines.append("| " + " | ".join(row) + " |")
+    paced = [case for case in selected if case.pace and case.label in med and case.method in med]
+    if paced:
+        lines += [
+            "",
+            f"| PACE (lambda {PACE_LAMBDA:g}, sigma {PACE_SIGMA:g}) | {clock_name} | floor: the method's one-pass step "
+            "| second pass x floor | goal |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        for case in paced:
+            second = (med[case.label] - med[case.method]) / med[case.method]
+            lines.append(f"| {case.label} | {med[case.label] * 1000:.0f} | {med[case.method] * 1000:.0f} | "
+                         f"{second:.3f} | {verdict(second, case.pace_goal)} |")
     if probe:
         u, c = probe["uncached"]["train_seconds"], probe["cached"]["train_seconds"]
         ratio = u / c
@@ -563,6 +596,7 @@ def main(argv: list[str] | None = None) -> None:
     selected = cases(depth_of(args))
     if args.methods:
         wanted = set(args.methods.split(",")) | {"full", "floor_all", "floor_top"}
+        wanted |= {label.split("+")[0] for label in wanted if label.endswith("+pace")}  # their floors
         selected = [c for c in selected if c.label in wanted]
     name = torch.cuda.get_device_name() if cuda else f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
     print(f"{args.model}, {args.frames} frames, {args.img_size} px, batch {args.batch}, {args.precision}, "

@@ -19,7 +19,7 @@ from adaptcli.config.sections import DEFAULT_METHOD, RunConfig, TrainConfig, val
 from adaptcli.data.config import DataConfig
 from adaptcli.errors import ConfigError
 from adaptcli.files import UnboundedYaml, parse_yaml, read_text_bounded
-from adaptcli.methods.registry import method_names
+from adaptcli.methods.registry import all_methods, method_names, method_spec
 
 
 def shipped_recipes() -> dict[str, Path]:
@@ -97,6 +97,7 @@ def resolve(
     sections = validate(tree, name)
     _check_schedule(sections["train"], warmup=not stored)
     _check_augmentation(sections["train"], sections["data"])
+    check_pace(sections["train"], name)
     return RunConfig(method=name, method_options=sections.pop("method"), **sections)
 
 
@@ -110,6 +111,19 @@ def _check_schedule(train: TrainConfig, *, warmup: bool = True) -> None:
                   else f"train.epochs ({train.epochs})")
         raise ConfigError(f"train.warmup_epochs ({train.warmup_epochs:g}) must be below {before}: the warm-up is the "
                           f"first part of the schedule; lower train.warmup_epochs or raise train.epochs")
+
+
+def check_pace(train: TrainConfig, method: str) -> None:
+    """PACE needs an adapter output to perturb, and its consistency loss needs noise."""
+    if not (train.pace_lambda or train.pace_sigma):
+        return
+    if not method_spec(method).pace:
+        able = ", ".join(spec.name for spec in all_methods() if spec.pace)
+        raise ConfigError(f"train.pace_lambda/pace_sigma: {method} has no adapter output for PACE's noise; use PACE "
+                          f"with {able}, or set train.pace_lambda=0 train.pace_sigma=0")
+    if train.pace_lambda and not train.pace_sigma:
+        raise ConfigError("train.pace_lambda needs train.pace_sigma > 0: without noise both passes are equal and "
+                          "the consistency loss is zero (the paper's VTAB-1k setting is --set train.pace_sigma=1.2)")
 
 
 def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:

@@ -65,6 +65,12 @@ class TrainConfig:
     """Clip the gradient norm to this value; null: no clipping."""
     label_smoothing: Rate = 0.0
     """Label smoothing of the cross-entropy (and of the mixup/cutmix targets)."""
+    pace_lambda: Annotated[float, Ge(0)] = 0.0
+    """PACE's consistency weight lambda (Ni et al., NeurIPS 2024): a second forward pass with other noise,
+    loss + lambda x mean over samples of the squared logit distance; needs ``pace_sigma`` > 0; 0: off."""
+    pace_sigma: Annotated[float, Ge(0)] = 0.0
+    """PACE's noise sigma: the adapter's output times N(1, sigma_l^2), sigma_l falling linearly with depth
+    from sigma (adapter methods only, docs/methods.md); 0: off."""
     ema: Optional[Annotated[float, Interval(gt=0, lt=1)]] = None
     """Keep a weight EMA with this decay (timm ModelEmaV3, :mod:`adaptcli.engine.ema`), validated and saved
     beside the raw weights; null: off."""

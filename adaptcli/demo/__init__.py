@@ -3,5 +3,5 @@
 :data:`METHODS` lives here, light, so ``adaptcli demo --help`` names them without importing the pipeline.
 """
 
-#: The methods the demo adapts with, in the order of its table.
-METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus", "full")
+#: The methods the demo adapts with, in the order of its table (``lora+pace``: LoRA trained with PACE).
+METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf", "adapter_plus", "full")

@@ -22,6 +22,9 @@ STAGES = 6
 #: The demo's runs are short: every method trains without dropout or drop-path.
 NO_DROPOUT = {"adaptformer": {"dropout": 0.0}, "arc": {"dropout": 0.0}, "vpt_deep": {"dropout": 0.0},
               "adapter_plus": {"drop_path": 0.0}}
+#: Rows that train a method with a training add-on: row -> (method, train settings). PACE with the official
+#: VTAB-1k command's lambda and sigma (MaxwellYaoNi/PACE, Vision/README.md: --lbd 1 --sigma 1.2).
+ADD_ONS = {"lora+pace": ("lora", {"pace_lambda": 1.0, "pace_sigma": 1.2})}
 
 
 @dataclass
@@ -79,6 +82,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
     """One adaptation run on the video set from the image-pretrained checkpoint (inflated on load)."""
     from adaptcli.config import resolve
 
+    method, add_on = ADD_ONS.get(method, (method, {}))
     return resolve({
         "model": {"name": VIDEO_MODEL, "img_size": 32, "num_frames": settings.sizes.frames,
                   "checkpoint": str(checkpoint)},
@@ -86,7 +90,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
                  "shuffle_buffer": 512, "val_split": "validation", "test_split": "test"},
         "train": {"epochs": settings.video_epochs, "batch_size": settings.batch_size, "optimizer": "adamw",
                   "lr": settings.lr[method], "lr_base_batch": None, "weight_decay": 0.0,
-                  "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1},
+                  "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1, **add_on},
         "eval": {"views": "1x1", "batch_size": 64},
         "method": NO_DROPOUT.get(method, {}),
     }, method)

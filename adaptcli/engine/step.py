@@ -12,6 +12,7 @@ from torch import nn
 from adaptcli.config import TrainConfig
 from adaptcli.data.stream.batch import Batch
 from adaptcli.engine.batch_augment import BatchAugment
+from adaptcli.engine.pace_step import consistency_loss, noisy_passes
 
 
 def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batch, train: TrainConfig,
@@ -39,14 +40,20 @@ def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batc
     if augment is not None:
         inputs, labels = augment(inputs, labels)
     with acc.accumulate(trained):
+        second = None
         with acc.autocast():
-            logits = trained(inputs)
+            if train.pace_sigma:
+                logits, second = noisy_passes(trained, inputs, two=bool(train.pace_lambda))
+            else:
+                logits = trained(inputs)
             if multi_label:
                 loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
             elif augment is not None and augment.soft_targets:  # smoothing is already in the targets
                 loss = SoftTargetCrossEntropy()(logits.float(), labels)
             else:
                 loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=train.label_smoothing)
+            if second is not None:
+                loss = loss + train.pace_lambda * consistency_loss(logits, second)
         acc.backward(loss)
         if acc.sync_gradients and train.clip_grad:
             acc.clip_grad_norm_(trained.parameters(), train.clip_grad)

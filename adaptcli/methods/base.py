@@ -64,6 +64,11 @@ class Method:
         """Slices (along the first dimension) of trained parameters that must stay as they are."""
         return {}
 
+    def pace_sites(self, model: nn.Module) -> list[Any]:
+        """The modules whose output is the adapter's output, for PACE's noise
+        (:class:`~adaptcli.methods.pace.PaceSite`); only methods whose spec sets ``pace`` have them."""
+        raise NotImplementedError(f"{self.name} has no adapter output for PACE's noise")
+
     def merge(self, model: nn.Module) -> None:
         """Fold the method into the backbone in place, restoring the original architecture."""
         raise NotMergeableError(cannot_merge_message(self.name))

@@ -36,6 +36,7 @@ class MethodSpec:
     merge_refusal: Optional[Callable[[Any], Optional[str]]] = None
     feature_cache: bool = False  # the backbone's output never changes in training: cache it
     unused_parameters: bool = False  # some trainable parameter can miss a gradient in a step (DDP must search)
+    pace: bool = False  # has an adapter output that PACE's noise can perturb (Method.pace_sites)
 
 
 #: Every method folder's ``config.py`` registers its spec here (imported on first read).

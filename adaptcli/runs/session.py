@@ -83,6 +83,10 @@ class Session:
         check_training_data(config, shards)
         set_seed(config.train.seed)
         adapted = build_adapted_model(config, shards.manifest.num_classes, output=output)
+        if config.train.pace_sigma:
+            from adaptcli.methods.pace import install_pace_noise
+
+            install_pace_noise(adapted.model, config.method, config.train.pace_sigma)
         return cls.around(config, shards, adapted.model, adapted.info, output)
 
     @classmethod

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from adaptcli.cli import app
@@ -19,8 +21,8 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
     text = result.output
     for stage in range(1, 7):
         assert f"[{stage}/6]" in text
-    for name in ("linear probe", "VPT-deep", "AdaptFormer-64", "ARC", "LoRA", "SSF", "Adapter+", "full fine-tuning",
-                 "test top-1"):
+    for name in ("linear probe", "VPT-deep", "AdaptFormer-64", "ARC", "LoRA", "LoRA + PACE", "SSF", "Adapter+",
+                 "full fine-tuning", "test top-1"):
         assert name in text
     assert "noisy" in text
 
@@ -28,8 +30,8 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
     assert "| method |" in (out / "results.md").read_text()
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
-    assert [r["method"] for r in rows] == ["linear", "vpt_deep", "adaptformer", "arc", "lora", "ssf", "adapter_plus",
-                                           "full"]
+    assert [r["method"] for r in rows] == ["linear", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf",
+                                           "adapter_plus", "full"]
     backbone = results["backbone_params"]
     by = {r["method"]: r for r in rows}
     for r in rows:
@@ -40,6 +42,9 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
     for method in ("lora", "ssf", "adapter_plus"):
         assert by["linear"]["trainable_params"] < by[method]["trainable_params"] < by["full"]["trainable_params"]
     assert by["full"]["trainable_params"] > backbone
+    assert by["lora+pace"]["trainable_params"] == by["lora"]["trainable_params"]  # PACE adds no parameters
+    pace_train = yaml.safe_load((Path(by["lora+pace"]["run"]) / "config.yaml").read_text())["train"]
+    assert (pace_train["pace_lambda"], pace_train["pace_sigma"]) == (1.0, 1.2)
     assert results["merge_check"]["max_abs_diff"] <= 1e-4
     assert results["merge_check"]["method"] == "arc"
     assert 0.0 <= results["pretrain"]["test_top1"] <= 100.0

@@ -26,6 +26,7 @@ class AdapterPlusOptions:
 
 register(MethodSpec(
     name="adapter_plus",
+    pace=True,
     summary="Adapter+: bottleneck adapter after each block with a per-channel scale",
     options=AdapterPlusOptions,
     implementation="adaptcli.methods.adapter_plus.method:AdapterPlus",

@@ -15,6 +15,7 @@ from torch import nn
 
 from adaptcli.methods.adapter_plus.config import AdapterPlusOptions
 from adaptcli.methods.base import Method
+from adaptcli.methods.pace import PaceSite
 from adaptcli.models.blocks import block_width, select_layers, transformer_blocks
 
 
@@ -51,3 +52,8 @@ class AdapterPlus(Method):
             block.register_forward_hook(branch.add_branch)  # a bound method: deep copies keep their own
             added.append(f"{name}.adapter_plus")
         return added
+
+    def pace_sites(self, model: nn.Module) -> list[PaceSite]:
+        """The branch added to each block's output (after its channel scale and drop-path)."""
+        return [PaceSite(name, module) for name, module in model.named_modules()
+                if isinstance(module, AdapterPlusBranch)]

@@ -30,6 +30,7 @@ class AdaptFormerOptions:
 
 register(MethodSpec(
     name="adaptformer",
+    pace=True,
     summary="bottleneck AdaptMLP beside each block's MLP",
     options=AdaptFormerOptions,
     implementation="adaptcli.methods.adaptformer.method:AdaptFormer",

@@ -15,6 +15,7 @@ from torch import nn
 
 from adaptcli.methods.adaptformer.config import AdaptFormerOptions
 from adaptcli.methods.base import Method
+from adaptcli.methods.pace import PaceSite
 from adaptcli.models.blocks import block_width, select_layers, transformer_blocks
 
 
@@ -74,3 +75,8 @@ class AdaptFormer(Method):
             after.register_forward_hook(adapter.add_branch)
             added.append(f"{name}.adaptmlp")
         return added
+
+    def pace_sites(self, model: nn.Module) -> list[PaceSite]:
+        """The branch's ``up`` output (times the constant ``scale``, which the noise commutes with)."""
+        return [PaceSite(f"{name}.up", module.up) for name, module in model.named_modules()
+                if isinstance(module, AdaptMLP)]

@@ -50,6 +50,7 @@ def arc_merge_refusal(options: Any) -> Optional[str]:
 
 register(MethodSpec(
     name="arc",
+    pace=True,
     summary="shared low-rank re-composition after both LayerNorms (mergeable)",
     options=ArcOptions,
     implementation="adaptcli.methods.arc.method:Arc",
@@ -59,6 +60,7 @@ register(MethodSpec(
 ))
 register(MethodSpec(
     name="arc_att",
+    pace=True,
     summary="ARC on the attention side only (mergeable)",
     options=ArcOptions,
     implementation="adaptcli.methods.arc.method:ArcAttention",

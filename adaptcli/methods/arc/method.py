@@ -17,6 +17,9 @@ option is refused: ARC's released ViT code already places both adapters as the d
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import torch
 from timm.models.swin_transformer import SwinTransformerBlock as TimmSwinBlock
 from torch import nn
@@ -24,6 +27,7 @@ from torchvision.models.swin_transformer import SwinTransformerBlock as Torchvis
 
 from adaptcli.methods.arc.config import OFFICIAL_NOT_MERGEABLE, ArcOptions, arc_dropout
 from adaptcli.methods.base import Method, fold_into_linear
+from adaptcli.methods.pace import PaceSite
 from adaptcli.errors import NotMergeableError, UnsupportedModelError
 from adaptcli.models.blocks import (
     attention_inputs,
@@ -166,6 +170,16 @@ class Arc(Method):
         model.add_module(SHARED_NAME, shared)
         return [SHARED_NAME, *added]
 
+    def pace_sites(self, model: nn.Module) -> list[PaceSite]:
+        """``dropout(h (U * s)) U^T + b``: the re-composed output less the frozen ``h`` it re-composes."""
+        sites = []
+        for name, module in model.named_modules():
+            if isinstance(module, ArcAdapter):
+                sites.append(PaceSite(name, module, functools.partial(_base_output, module)))
+            elif isinstance(module, ArcRecompose):
+                sites.append(PaceSite(name, module, _first_input))
+        return sites
+
     def is_mergeable(self, model: nn.Module) -> bool:
         """Not where a Linear reading an adapted norm has no bias for the adapter's shift (EVA-02's k_proj;
         with RoPE the shift of the keys does not cancel in the softmax), nor with the official Swin placement."""
@@ -203,3 +217,11 @@ class ArcAttention(Arc):
     """ARC on the attention side only (half the parameters)."""
 
     sides = ("att",)
+
+
+def _base_output(adapter: ArcAdapter, args: tuple[Any, ...]) -> torch.Tensor:
+    return adapter.base_layer(args[0])
+
+
+def _first_input(args: tuple[Any, ...]) -> torch.Tensor:
+    return args[0]

@@ -63,6 +63,7 @@ class PeftOptions:
 
 register(MethodSpec(
     name="lora",
+    pace=True,
     summary="LoRA through peft: low-rank update of qkv (mergeable)",
     options=LoraOptions,
     implementation="adaptcli.methods.peft_tuners.method:Lora",
@@ -71,6 +72,7 @@ register(MethodSpec(
 ))
 register(MethodSpec(
     name="dora",
+    pace=True,
     summary="DoRA through peft: LoRA with a learned magnitude per output (mergeable)",
     options=LoraOptions,
     implementation="adaptcli.methods.peft_tuners.method:Dora",

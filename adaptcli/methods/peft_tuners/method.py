@@ -20,11 +20,12 @@ from adaptcli.errors import ConfigError, NotMergeableError
 from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
+from adaptcli.methods.pace import PaceSite
 from adaptcli.methods.peft_tuners.eva import check_eva_config, initialise_eva, wants_eva
 from adaptcli.methods.peft_tuners.refusals import check_needs_only_injection
 from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
                                                    target_weights)
-from adaptcli.methods.peft_tuners.split import inject_split, merge_split
+from adaptcli.methods.peft_tuners.split import SplitQkvLora, inject_split, merge_split
 from adaptcli.models.blocks import attention_inputs, call_qkv_modules, qualified_name, set_submodule, transformer_blocks
 
 DEFAULT_TARGETS = ["qkv"]
@@ -221,6 +222,24 @@ class Lora(PeftMethod):
     def merge(self, model: nn.Module) -> None:
         merge_split(model)
         super().merge(model)
+
+    def pace_sites(self, model: nn.Module) -> list[PaceSite]:
+        """LoRA: ``lora_B``'s output (times the constant scaling, which the noise commutes with); DoRA:
+        the magnitude module's, peft's whole update ``(m/||W'|| - 1) W x + m/||W'|| B A x s``."""
+        sites = []
+        for name, layer in tuner_layers(model):
+            for adapter in layer.active_adapters:
+                if layer.use_dora.get(adapter):
+                    sites.append(PaceSite(f"{name}.lora_magnitude_vector.{adapter}", layer.lora_magnitude_vector[adapter]))
+                else:
+                    sites.append(PaceSite(f"{name}.lora_B.{adapter}", layer.lora_B[adapter]))
+        for name, layer in model.named_modules():
+            if isinstance(layer, SplitQkvLora):
+                if layer.lora_magnitude:
+                    raise ConfigError("train.pace_sigma: DoRA with method.qkv=split has no module whose output is "
+                                      "the update; use method.qkv=fused with PACE")
+                sites += [PaceSite(f"{name}.lora_B.{part}", module) for part, module in layer.lora_B.items()]
+        return sites
 
 
 class Dora(Lora):
