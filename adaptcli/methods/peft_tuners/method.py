@@ -54,11 +54,10 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
         hint = f" (did you mean '{close[0]}'?)" if close else ""
         raise ConfigError(f"method.peft_type: '{peft_type}' is not a peft tuner{hint}; choose one of {', '.join(types)}")
     cls = types[name]
-    if isinstance(options, dict):
-        check_needs_only_injection(name, options)
     if not isinstance(options, dict):
         raise ConfigError(f"method.peft_config must be a mapping of {cls.__name__}'s options, not "
                           f"{str(options)[:60]!r}")
+    check_needs_only_injection(name, options)
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "peft_type"]
     for key in options:
         if key not in fields:
