@@ -1,5 +1,8 @@
 """Training-step time and peak memory of every method against ``full``, and the linear-probe feature cache.
 
+The attentive probe's frozen pass (the backbone's forward inside its training step) is timed against
+``floor_frozen``, the same forward under ``no_grad``.
+
     python benchmarks/train_step.py                 # ViT-S/16 video, 8 frames, 224 px, batch 4
     python benchmarks/train_step.py --quick         # 112 px, fewer repeats (a couple of minutes)
 
@@ -64,6 +67,9 @@ class Case:
     recompute_goal: float | None = None  # max step time / the same method's without recomputation
     pace: bool = False  # train with PACE (lambda 1, sigma 1.2: the official VTAB-1k command's values)
     pace_goal: float | None = None  # max (step time - the method's one-pass step time) / the one-pass step time
+    #: train: one training step; frozen_pass: the backbone's forward as a probe's training step runs it
+    #: (grad enabled, frozen weights); inference: that forward under no_grad (the probes' floor)
+    step: str = "train"
 
 
 ADAPTERS = ["adaptformer", "arc", "arc_att", "vpt_deep", "vpt_shallow", "lora", "dora", "adapter_plus", "ssf", "bitfit"]
@@ -85,6 +91,11 @@ def cases(depth: int) -> list[Case]:
         Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
         *[Case(f"{name}+pace", name, pace=True, pace_goal=1.10) for name in PACED],
         Case("linear", "linear"),
+        Case("attentive_probe", "attentive_probe", note="the whole step: frozen pass, then the probe's 3 blocks "
+             "over every token, forward and backward"),
+        Case("attentive_probe_frozen_pass", "attentive_probe", step="frozen_pass", floor_goal=1.05,
+             note="the backbone's part of the probe's step: frozen weights build no graph"),
+        Case("floor_frozen", "attentive_probe", step="inference"),
         # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
         # first top-half block) require grad, so backward does the input-gradient half and nothing else.
         Case("floor_all", "adaptformer", {"layers": []}, grad_from=0),
@@ -93,6 +104,8 @@ def cases(depth: int) -> list[Case]:
 
 
 def floor_of(case: Case) -> str:
+    if case.method == "attentive_probe":
+        return "floor_frozen"  # the backbone's forward under no_grad: the least a probe on it can cost
     return "floor_top" if case.label.endswith("_top") else "floor_all"
 
 
@@ -208,6 +221,21 @@ def train_step(model, optimizer, inputs, labels, args: argparse.Namespace | None
     optimizer.zero_grad(set_to_none=True)
 
 
+def backbone_pass(model, inputs, args: argparse.Namespace | None = None, grad: bool = True) -> None:
+    """The frozen backbone's forward up to the tokens a probe reads (``grad=False``: under no_grad)."""
+    import torch
+
+    with torch.set_grad_enabled(grad), autocast(args, inputs.device.type):
+        model.forward_features(inputs)
+
+
+def step_of(case: Case, model, optimizer, inputs, labels, args: argparse.Namespace | None = None) -> None:
+    if case.step == "train":
+        train_step(model, optimizer, inputs, labels, args, case.pace)
+    else:
+        backbone_pass(model, inputs, args, grad=case.step == "frozen_pass")
+
+
 def depth_of(args: argparse.Namespace) -> int:
     from adaptcli.models.config import ModelConfig
     from adaptcli.models.blocks import transformer_blocks
@@ -233,6 +261,9 @@ def flops_per_case(args: argparse.Namespace, selected: list[Case]) -> dict[str, 
         with torch.device("meta"):
             model, _ = build(args, case, "meta")
             inputs, labels = batch(args, "meta")
+        if case.step != "train":
+            out[case.label] = count_flops(lambda: backbone_pass(model, inputs))
+            continue
         out[case.label] = count_flops(lambda: step_loss(model, inputs, labels, case.pace).backward())
     return out
 
@@ -346,9 +377,10 @@ def run_timing(args: argparse.Namespace, selected: list[Case]) -> tuple[dict[str
 
     device = args.device
     inputs, labels = batch(args, device)
-    built = {case.label: (build(args, case, device), case.pace) for case in selected}
-    steps = {label: (lambda m=model, o=optimizer, p=pace: train_step(m, o, inputs, labels, args, p))
-             for label, ((model, optimizer), pace) in built.items()}
+    built = {case.label: build(args, case, device) for case in selected}
+    cases_by = {case.label: case for case in selected}
+    steps = {label: (lambda c=cases_by[label], m=model, o=optimizer: step_of(c, m, o, inputs, labels, args))
+             for label, (model, optimizer) in built.items()}
 
     def show(index: int, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
         print(f"  round {index + 1}/{args.repeats} (wall ms / cpu ms): "
@@ -449,7 +481,8 @@ def report(args, selected, flops, timing, memory, probe) -> str:
         if t is not None:
             floor = med.get(floor_of(case))
             plain = med.get(case.label.split("+")[0]) if case.recompute != "none" else None
-            to_floor = t / floor if floor and case.grad_from is None and case.method != "full" else None
+            to_floor = t / floor if floor and case.grad_from is None and case.method != "full" \
+                and case.step != "inference" else None
             to_plain = t / plain if plain else None
             row += [f"{t * 1000:.0f}", f"{t / med['full']:.2f}", f"{args.batch / t:.2f}",
                     f"{to_floor:.3f}" if to_floor else "", verdict(to_floor, case.floor_goal),
@@ -595,7 +628,7 @@ def main(argv: list[str] | None = None) -> None:
     skip = set(filter(None, args.skip.split(",")))
     selected = cases(depth_of(args))
     if args.methods:
-        wanted = set(args.methods.split(",")) | {"full", "floor_all", "floor_top"}
+        wanted = set(args.methods.split(",")) | {"full", "floor_all", "floor_top", "floor_frozen"}
         wanted |= {label.split("+")[0] for label in wanted if label.endswith("+pace")}  # their floors
         selected = [c for c in selected if c.label in wanted]
     name = torch.cuda.get_device_name() if cuda else f"{os.cpu_count()} CPUs, {torch.get_num_threads()} threads"
@@ -603,7 +636,8 @@ def main(argv: list[str] | None = None) -> None:
           f"device {args.device} ({name}), torch {torch.__version__}", flush=True)
     started = time.perf_counter()
     flops = flops_per_case(args, selected)
-    memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected if c.grad_from is None])
+    memory = {} if "memory" in skip else run_memory_probes(args, [c.label for c in selected
+                                                                  if c.grad_from is None and c.step == "train"])
     timing = () if "time" in skip else run_timing(args, selected)
     probe = {} if "probe" in skip or cuda else run_linear_probe(args)
     loader = {}
@@ -617,7 +651,7 @@ def main(argv: list[str] | None = None) -> None:
     if loader and timing:
         clock = timing[1] if args.device == "cpu" else timing[0]
         rates = {c.label: args.batch / statistics.median(clock[c.label]) for c in selected
-                 if c.grad_from is None and c.label in clock and c.method not in ("full", "linear")}
+                 if c.grad_from is None and c.label in clock and c.method not in ("full", "linear", "attentive_probe")}
         fastest = max(rates, key=rates.get)
         print(f"\n| loader workers | clips/s | x fastest method's step ({fastest}, {rates[fastest]:.1f} clips/s) | goal |")
         print("| ---: | ---: | ---: | --- |")
@@ -625,7 +659,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"| {workers} | {rate:.1f} | {rate / rates[fastest]:.2f} | > 1 {'PASS' if rate > rates[fastest] else 'MISS'} |")
     print("\n(x floor: step time over floor_all's (floor_top's for _top cases): no adapter, the head trains and "
           "the tokens entering block 0 / the first top-half block require grad: forward plus the input-gradient "
-          "half of backward, the least any adapter in those blocks can cost. +rc: train.recompute=frozen; x without "
+          "half of backward, the least any adapter in those blocks can cost; floor_frozen, for the attentive "
+          "probe: the backbone's forward under no_grad. +rc: train.recompute=frozen; x without "
           "rc compares with the same method without it.)")
     print(f"(top = adapters in blocks {depth_of(args) // 2}..{depth_of(args) - 1} only. "
           f"Total {time.perf_counter() - started:.0f} s)")

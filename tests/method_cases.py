@@ -38,6 +38,8 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("peft", {"peft_type": "IA3", "peft_config": {"target_modules": ["qkv", "fc2"], "feedforward_modules": ["fc2"]}}),
     ("peft", {"peft_type": "LOHA", "peft_config": {"r": 4}}),
     ("linear", {}),
+    ("attentive_probe", {}),
+    ("attentive_probe", {"depth": 1, "heads": 4}),
     ("full", {}),
 ]
 

@@ -176,6 +176,32 @@ def test_linear_probe(classes):
     assert report["method_params"] == 0
 
 
+@pytest.mark.parametrize("depth,params", [(4, 27_761_664), (1, 6_498_048)])
+def test_attentive_probe_counts(depth, params):
+    """D = 768: the query D, each self-attention block 12 D^2 + 13 D, the cross-attention block (q, kv, MLP,
+    two norms; no output projection) 11 D^2 + 12 D."""
+    report = inspect("--model", "vit_base_patch16_224", "--method", "attentive_probe", "--num-classes", "100",
+                     "--set", f"method.depth={depth}")
+    d = 768
+    assert report["method_params"] == params == d + (depth - 1) * (12 * d * d + 13 * d) + 11 * d * d + 12 * d
+    assert report["trainable_params"] == params + 76_900 and report["mergeable"] is False
+
+
+@pytest.mark.parametrize("model,setting,message", [
+    ("vit_base_patch16_siglip_224", "method.depth=4",
+     "already pools with a pretrained attention head (SigLIP's MAP), which the attentive probe would replace; "
+     "use --method linear on it"),
+    ("vit_base_patch16_224", "method.heads=7", "method.heads=7 does not divide the backbone's width 768; "
+     "set method.heads to a divisor of 768"),
+    ("swin_tiny_patch4_window7_224", "method.depth=4", "attentive_probe needs a ViT that outputs tokens"),
+])
+def test_attentive_probe_refusals_are_one_line(model, setting, message):
+    result = runner.invoke(app, ["inspect-params", "--model", model, "--num-classes", "3", "--method",
+                                 "attentive_probe", "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
 def test_full_vit_b_1000_classes():
     report = inspect("--model", "vit_base_patch16_224", "--method", "full", "--num-classes", "1000")
     assert report["trainable_params"] == 86_567_656

@@ -55,6 +55,12 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     elif method == "adapter_plus":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias", "scale"]
         names |= {f"blocks.{i}.adapter_plus.{p}" for i in layers for p in parts}
+    elif method == "attentive_probe":  # V-JEPA's pooler: query, depth - 1 blocks, the cross-attention block
+        cross = ["norm1", "xattn.q", "xattn.kv", "norm2", "mlp.fc1", "mlp.fc2"]
+        names |= {"attn_pool.query_tokens"} | {f"attn_pool.cross_attention_block.{n}.{p}" for n in cross
+                                                for p in ("weight", "bias")}
+        names |= {f"attn_pool.blocks.{i}.{n}.{p}" for i in range(options.get("depth", 4) - 1)
+                  for n in ("norm1", "attn.qkv", "attn.proj", "norm2", "mlp.fc1", "mlp.fc2") for p in ("weight", "bias")}
     elif method == "bitfit":  # every tensor named *bias* of the backbone
         names |= {n for n, _ in plain.named_parameters() if "bias" in n and not n.startswith(heads)}
     elif method == "ssf":  # after the patch conv, six layers per block and the final norm (when it has weights)

@@ -4,4 +4,5 @@
 """
 
 #: The methods the demo adapts with, in the order of its table (``lora+pace``: LoRA trained with PACE).
-METHODS = ("linear", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf", "adapter_plus", "full")
+METHODS = ("linear", "attentive_probe", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf", "adapter_plus",
+           "full")

@@ -22,6 +22,8 @@ STAGES = 6
 #: The demo's runs are short: every method trains without dropout or drop-path.
 NO_DROPOUT = {"adaptformer": {"dropout": 0.0}, "arc": {"dropout": 0.0}, "vpt_deep": {"dropout": 0.0},
               "adapter_plus": {"drop_path": 0.0}}
+#: The probe's heads: 16 does not divide the demo backbone's width 96; 3 as the backbone's own.
+DEMO_OPTIONS = {"attentive_probe": {"heads": 3}}
 #: Rows that train a method with a training add-on: row -> (method, train settings). PACE with the official
 #: VTAB-1k command's lambda and sigma (MaxwellYaoNi/PACE, Vision/README.md: --lbd 1 --sigma 1.2).
 ADD_ONS = {"lora+pace": ("lora", {"pace_lambda": 1.0, "pace_sigma": 1.2})}
@@ -38,8 +40,8 @@ class DemoSettings:
     seed: int = 0
     batch_size: int = 16
     lr: dict[str, float] = field(default_factory=lambda: {
-        "linear": 1e-2, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "lora": 1e-2, "ssf": 1e-2,
-        "adapter_plus": 1e-2, "full": 1e-3,
+        "linear": 1e-2, "attentive_probe": 1e-3, "vpt_deep": 1e-2, "adaptformer": 1e-2, "arc": 1e-2, "lora": 1e-2,
+        "ssf": 1e-2, "adapter_plus": 1e-2, "full": 1e-3,
     })
     #: One torch thread: the demo's matrices are tiny, and two threads fighting other processes
     #: for 2 cores made a training step ~10x slower in our measurements.
@@ -92,7 +94,7 @@ def video_config(settings: DemoSettings, method: str, checkpoint: Path):
                   "lr": settings.lr[method], "lr_base_batch": None, "weight_decay": 0.0,
                   "warmup_epochs": 1, "clip_grad": 1.0, "seed": settings.seed, "keep_checkpoints": 1, **add_on},
         "eval": {"views": "1x1", "batch_size": 64},
-        "method": NO_DROPOUT.get(method, {}),
+        "method": {**NO_DROPOUT.get(method, {}), **DEMO_OPTIONS.get(method, {})},
     }, method)
 
 

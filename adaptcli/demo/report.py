@@ -10,8 +10,9 @@ from typing import Any, Callable
 
 from adaptcli.runs.results import EvalResult, TrainSummary
 
-NAMES = {"linear": "linear probe", "vpt_deep": "VPT-deep (1 token)", "adaptformer": "AdaptFormer-64",
-         "arc": "ARC (r=50)", "lora": "LoRA (r=8, qkv)", "lora+pace": "LoRA + PACE (lambda 1, sigma 1.2)", "ssf": "SSF", "adapter_plus": "Adapter+ (8)",
+NAMES = {"linear": "linear probe", "attentive_probe": "attentive probe (V-JEPA)", "vpt_deep": "VPT-deep (1 token)",
+         "adaptformer": "AdaptFormer-64", "arc": "ARC (r=50)", "lora": "LoRA (r=8, qkv)",
+         "lora+pace": "LoRA + PACE (lambda 1, sigma 1.2)", "ssf": "SSF", "adapter_plus": "Adapter+ (8)",
          "full": "full fine-tuning"}
 PLOT_NAME = "top1_vs_params.png"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,15 +27,23 @@ def _trainable_fc_norm(model: nn.Module) -> nn.Module | None:
     return None
 
 
+def _trainable_attn_pool(model: nn.Module) -> nn.Module | None:
+    attn_pool = getattr(model, "attn_pool", None)
+    if isinstance(attn_pool, nn.Module) and any(p.requires_grad for p in attn_pool.parameters()):
+        return attn_pool
+    return None
+
+
 class HeadOnly(nn.Module):
-    """The trainable tail of an adapted model (``fc_norm`` when it trains, the ``head_drop`` dropout, then
-    the classifier).
+    """The trainable tail of an adapted model (the attentive probe's ``attn_pool`` over cached tokens,
+    ``fc_norm`` when it trains, the ``head_drop`` dropout, then the classifier).
 
     It holds the model's own modules, so training it trains the model.
     """
 
     def __init__(self, model: nn.Module):
         super().__init__()
+        self.attn_pool = _trainable_attn_pool(model) or nn.Identity()
         self.fc_norm = _trainable_fc_norm(model) or nn.Identity()
         head_drop = getattr(model, "head_drop", None)
         self.head_drop = head_drop if isinstance(head_drop, nn.Dropout) else nn.Identity()
@@ -42,10 +51,12 @@ class HeadOnly(nn.Module):
 
     def entry(self) -> nn.Module:
         """The module whose input is the cached feature."""
+        if not isinstance(self.attn_pool, nn.Identity):
+            return self.attn_pool
         return self.classifier if isinstance(self.fc_norm, nn.Identity) else self.fc_norm
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.head_drop(self.fc_norm(features)))
+        return self.classifier(self.head_drop(self.fc_norm(self.attn_pool(features))))
 
 
 class FeatureCache:
@@ -100,12 +111,49 @@ def compute_features(model: nn.Module, entry: nn.Module, accelerator: Any, loade
     return FeatureCache(torch.cat(captured), torch.cat(labels), batch_size, steps, seed, rank)
 
 
+#: The cache lives in host memory: it may take at most this share of the host's memory (its size, not what
+#: is free now, so every process of a run on one host decides alike).
+CACHE_SHARE_OF_HOST_MEMORY = 0.5
+
+
 def trainable_module(session: Session) -> tuple[nn.Module, bool]:
     """What the optimiser trains: the head alone (:class:`HeadOnly`) when the feature cache applies
-    (then True), else the whole adapted model."""
+    and fits in memory (then True), else the whole adapted model. Says a token cache's size first."""
     if feature_cache_applies(session.config):
-        return HeadOnly(session.model), True
+        head = HeadOnly(session.model)
+        size = cache_bytes(session, head)
+        memory = host_memory_bytes()
+        if memory is not None and size > CACHE_SHARE_OF_HOST_MEMORY * memory:
+            session.output.echo(f"feature cache: {gigabytes(size)} for the training split exceeds half the host's "
+                                f"memory ({gigabytes(memory)}); the frozen backbone runs at every step instead")
+            return session.model, False
+        if head.entry() is head.attn_pool:  # token caches are large: say so before the pass
+            session.output.echo(f"feature cache: {gigabytes(size)} of tokens for the training split, kept in memory")
+        return head, True
     return session.model, False
+
+
+def cache_bytes(session: Session, head: HeadOnly) -> int:
+    """float32 bytes the cached head inputs of the training split take: every token's width for the
+    attentive probe (its pooler is the head's entry), the pooled width otherwise."""
+    model = session.model
+    samples = session.manifest.splits[session.config.data.train_split].samples
+    per_sample = model.num_features
+    if head.entry() is head.attn_pool:
+        per_sample = (model.patch_embed.num_patches + getattr(model, "num_prefix_tokens", 0)) * model.embed_dim
+    return 4 * samples * per_sample
+
+
+def host_memory_bytes() -> int | None:
+    """The host's physical memory (None where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def gigabytes(size: int) -> str:
+    return f"{size / 1e9:.2f} GB"
 
 
 def feature_cache_applies(config: RunConfig) -> bool:

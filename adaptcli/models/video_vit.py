@@ -113,6 +113,7 @@ class VideoVisionTransformer(nn.Module):
         ])
         self.norm = nn.Identity()  # VideoMAE with mean pooling: the final norm is fc_norm
         self.fc_norm = norm_layer(embed_dim)
+        self.attn_pool: nn.Module | None = None  # an attention pooler in place of the mean (attentive probe)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
@@ -178,7 +179,9 @@ class VideoVisionTransformer(nn.Module):
         return self.norm(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if self.global_pool == "avg":
+        if self.attn_pool is not None:
+            x = self.attn_pool(x)  # every token, as timm's EVA passes them
+        elif self.global_pool == "avg":
             x = x[:, self.num_prefix_tokens:].mean(dim=1)
         x = self.fc_norm(x)
         x = self.head_drop(x)

@@ -21,8 +21,8 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
     text = result.output
     for stage in range(1, 7):
         assert f"[{stage}/6]" in text
-    for name in ("linear probe", "VPT-deep", "AdaptFormer-64", "ARC", "LoRA", "LoRA + PACE", "SSF", "Adapter+",
-                 "full fine-tuning", "test top-1"):
+    for name in ("linear probe", "attentive probe (V-JEPA)", "VPT-deep", "AdaptFormer-64", "ARC", "LoRA", "LoRA + PACE",
+                 "SSF", "Adapter+", "full fine-tuning", "test top-1"):
         assert name in text
     assert "noisy" in text
 
@@ -30,8 +30,8 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
     assert "| method |" in (out / "results.md").read_text()
     results = json.loads((out / "results.json").read_text())
     rows = results["rows"]
-    assert [r["method"] for r in rows] == ["linear", "vpt_deep", "adaptformer", "arc", "lora", "lora+pace", "ssf",
-                                           "adapter_plus", "full"]
+    assert [r["method"] for r in rows] == ["linear", "attentive_probe", "vpt_deep", "adaptformer", "arc", "lora",
+                                           "lora+pace", "ssf", "adapter_plus", "full"]
     backbone = results["backbone_params"]
     by = {r["method"]: r for r in rows}
     for r in rows:
@@ -39,7 +39,7 @@ def test_quick_demo_prints_the_table_and_writes_the_files(tmp_path):
         assert r["train_seconds"] > 0 and r["trainable_params"] > 0
     assert by["linear"]["trainable_params"] < by["vpt_deep"]["trainable_params"] < by["arc"]["trainable_params"] \
         < by["adaptformer"]["trainable_params"] < by["full"]["trainable_params"]
-    for method in ("lora", "ssf", "adapter_plus"):
+    for method in ("lora", "ssf", "adapter_plus", "attentive_probe"):
         assert by["linear"]["trainable_params"] < by[method]["trainable_params"] < by["full"]["trainable_params"]
     assert by["full"]["trainable_params"] > backbone
     assert by["lora+pace"]["trainable_params"] == by["lora"]["trainable_params"]  # PACE adds no parameters

@@ -46,7 +46,8 @@ OPTIONS = {
 }
 METHODS = [spec.name for spec in all_methods()]
 #: (family, method) that refuse to build, with the refusal; and mergeable methods a family cannot merge.
-REFUSED = {("eva02_fused", "ssf"): "adds its q/v biases outside"}
+REFUSED = {("eva02_fused", "ssf"): "adds its q/v biases outside",
+           ("siglip", "attentive_probe"): "already pools with a pretrained attention head"}
 NOT_MERGEABLE = {
     ("clip", "ssf"),  # CLIP's patch embedding has no bias for SSF's first shift
     ("eva02", "arc"), ("eva02", "arc_att"), ("eva02", "ssf"),  # k_proj has no bias; RoPE keeps a key shift

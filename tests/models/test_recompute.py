@@ -51,7 +51,8 @@ def test_every_method_gets_identical_gradients(case, mode):
     randomise_method_params(reference)
     recomputed = copy.deepcopy(reference)
     blocks = apply_recompute(recomputed, mode)
-    assert blocks == (0 if mode == "frozen" and method == "full" else len(recomputed.blocks))
+    probe_blocks = len(recomputed.attn_pool.blocks or []) if method == "attentive_probe" and mode == "all" else 0
+    assert blocks == (0 if mode == "frozen" and method == "full" else len(recomputed.blocks) + probe_blocks)
     assert_same_gradients(reference, recomputed, input_for(reference, batch=3))
 
 
