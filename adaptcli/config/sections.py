@@ -78,6 +78,9 @@ class TrainConfig:
     """Layer-wise lr decay: block i of L trains at lr x layer_decay^(L - i) (timm's
     ``param_groups_layer_decay``; the embedding one step lower, the final norm with the last block, the head
     at lr); null: off."""
+    loraplus_ratio: Optional[Annotated[float, Gt(0)]] = None
+    """LoRA+ (Hayou et al., ICML 2024): LoRA's B factors (and 1-D tensors, as the official code) train at this
+    many times the lr (:mod:`adaptcli.engine.loraplus`); the paper's rule of thumb is 16 (2^4); null: off."""
     mixup: Annotated[float, Ge(0)] = 0.0
     """timm Mixup alpha on each training batch, in the training process (:mod:`adaptcli.engine.batch_augment`);
     0: off."""

@@ -18,6 +18,7 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
 
     Progress lines go to ``output.echo`` (stdout by default), notes to ``output.warn`` (stderr).
     """
+    from adaptcli.engine.data_init import initialise_from_data
     from adaptcli.engine.distributed import partial_state
     from adaptcli.engine.preflight import check_before_training
     from adaptcli.engine.trainer import Trainer
@@ -44,6 +45,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
         state.wait_for_everyone()
         session = Session.for_training(config, shards, output)
+        if fresh:
+            initialise_from_data(session, state.process_index, state.num_processes, state.device)
         trainer = Trainer.setup(session, run, resume=resume)
         if main and fresh:
             record.start_run(run, session)

@@ -36,6 +36,10 @@ def parameter_groups(model: nn.Module, weight_decay: float, layer_decay: float |
 
 def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.optim.Optimizer:
     groups = parameter_groups(model, train.weight_decay, train.layer_decay)
+    if train.loraplus_ratio is not None:
+        from adaptcli.engine.loraplus import loraplus_groups
+
+        groups = loraplus_groups(model, groups, train.loraplus_ratio)
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
     return torch.optim.AdamW(groups, lr=lr)

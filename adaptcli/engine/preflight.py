@@ -72,6 +72,7 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
     applies to it (built on the meta device: shapes only, instant)."""
     import dataclasses
 
+    from adaptcli.engine.loraplus import check_loraplus
     from adaptcli.methods.apply import apply_method
     from adaptcli.models.build import create_backbone, shape_only_backbone
     from adaptcli.runs.build import check_modality
@@ -82,6 +83,7 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), shards.manifest.num_classes)
     apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
     check_modality(model, shards.manifest.modality, config.model.name)  # adapted: a method may make it a video model
+    check_loraplus(model, config.train.loraplus_ratio, config.method)
 
 
 def check_checkpoint_file(config: RunConfig) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +72,16 @@ class Method:
     def merge(self, model: nn.Module) -> None:
         """Fold the method into the backbone in place, restoring the original architecture."""
         raise NotMergeableError(cannot_merge_message(self.name))
+
+    def needs_data_pass(self, options: Any) -> bool:
+        """Whether the injected modules start from a pass over the training data (:meth:`initialise_from_data`),
+        made once before a new run trains; none by default."""
+        return False
+
+    def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
+        """Initialise the injected modules from ``batches`` (input tensors of the training stream); returns a
+        line for the user saying what it did."""
+        raise NotImplementedError
 
 
 def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:

@@ -70,6 +70,8 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
     one-line refusal naming the first trained tensor it cannot hold. ``base``: a fresh plain backbone (wrapped here)."""
     from peft import get_peft_model, get_peft_model_state_dict
 
+    from adaptcli.methods.peft_tuners.rewrites import as_plain_lora, convert_state, offset_keys
+
     model, config = export.model, export.config
     if getattr(config.method_options, "qkv", "fused") == "split":
         raise AdaptError("--format peft cannot hold method.qkv=split (peft's LoRA updates whole layers, not the q/k/v "
@@ -77,14 +79,16 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
     if ADAPTER not in getattr(model, "peft_config", {}):
         raise AdaptError(f"--format peft holds runs of methods injected through peft (lora, dora, peft); "
                          f"this run used {config.method}: export --adapter-only --format safetensors instead")
+    offsets = offset_keys(export.state)  # PiSSA / OLoRA: the initial factors (methods/peft_tuners/rewrites.py)
     modules, loose = saved_modules(export)
+    loose = [key for key in loose if key not in offsets]
     peft_config = copy.deepcopy(model.peft_config[ADAPTER])
     kept = list(peft_config.modules_to_save or [])  # what the run's own peft_config saves whole already
     peft_config.modules_to_save = kept + [name for name in modules if name not in kept] or None
     peft_config.inference_mode = True
     wrapped = get_peft_model(base, copy.deepcopy(peft_config), adapter_name=ADAPTER, **LOAD_KWARGS)
     state = {PREFIX + key: value for key, value in export.state.items()
-             if not any(key.startswith(name + ".") for name in modules)}
+             if key not in offsets and not any(key.startswith(name + ".") for name in modules)}
     for name, module in modules.items():
         state.update({f"{PREFIX}{name}.modules_to_save.{ADAPTER}.{key}": value
                       for key, value in module.state_dict().items()})
@@ -95,6 +99,9 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
     missing = [key for key in loose if PREFIX + key not in saved]
     if missing:
         raise refusal(export, missing[0])
+    if offsets:  # a plain LoRA of rank 2r on the original weights, as peft's save_pretrained converts them
+        saved = convert_state(wrapped, saved, offsets, PREFIX)
+        peft_config = as_plain_lora(peft_config)
     peft_config.base_model_name_or_path = str(export.meta["backbone"])
     return peft_config, saved, list(modules)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Iterable
 from typing import Any
 
+import torch
 from torch import nn
 
 from adaptcli.errors import ConfigError, NotMergeableError
@@ -19,6 +21,10 @@ from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.methods.pace import PaceSite
+from adaptcli.methods.peft_tuners.eva import check_eva_config, initialise_eva, wants_eva
+from adaptcli.methods.peft_tuners.refusals import check_needs_only_injection
+from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
+                                                   target_weights)
 from adaptcli.methods.peft_tuners.split import SplitQkvLora, inject_split, merge_split
 from adaptcli.models.blocks import attention_inputs, call_qkv_modules, qualified_name, set_submodule, transformer_blocks
 
@@ -51,6 +57,7 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
     if not isinstance(options, dict):
         raise ConfigError(f"method.peft_config must be a mapping of {cls.__name__}'s options, not "
                           f"{str(options)[:60]!r}")
+    check_needs_only_injection(name, options)
     fields = [f.name for f in dataclasses.fields(cls) if f.init and f.name != "peft_type"]
     for key in options:
         if key not in fields:
@@ -62,6 +69,15 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
     if "target_modules" in fields and "target_modules" not in options:
         options = {**options, "target_modules": list(DEFAULT_TARGETS)}
     check_kinds(cls, options)
+    if isinstance(options.get("eva_config"), dict):  # peft >= 0.20 converts it itself; 0.19 takes the class only
+        from peft import EvaConfig
+
+        try:
+            options = {**options, "eva_config": EvaConfig(**options["eva_config"])}
+        except TypeError as exc:
+            raise ConfigError(f"method.peft_config.eva_config: {_one_line(exc)}") from exc
+    if name == "LORA" and options.get("init_lora_weights") == "eva":
+        check_eva_config(options)  # before peft's config class, which warns about a missing eva_config
     try:
         return cls(**options)
     except Exception as exc:  # noqa: BLE001 - peft's checks raise what they like: one line, --debug shows it
@@ -117,6 +133,14 @@ class PeftMethod(Method):
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
         check_ranks(config, model)
+        if wants_eva(config):
+            check_eva_config(config)
+        originals = None
+        if rewrites_base(config):  # PiSSA / OLoRA: the user's weights are kept, see rewrites.py
+            check_rewriting_config(config)
+            originals = target_weights(model, config)
+            if any(p.is_meta for p in model.parameters()):  # shapes only (counting): no weights to factorise
+                config = dataclasses.replace(config, init_lora_weights=True)
         try:
             tuner = PEFT_TYPE_TO_TUNER_MAPPING[config.peft_type]
             # peft < 0.21 has no such flag: its inject_adapter_in_model builds the tuner model itself.
@@ -129,10 +153,19 @@ class PeftMethod(Method):
         except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
+        if originals is not None:
+            keep_original(model, tuner_layers(model), originals)
         call_qkv_modules(model)
         # The tuner's own modules (lora_A, lora_B, magnitudes, ...): everything beside each base layer.
         return [f"{name}.{child}" for name, layer in tuner_layers(model)
                 for child, _ in layer.named_children() if child != "base_layer"]
+
+    def needs_data_pass(self, options: Any) -> bool:
+        return wants_eva(self.peft_config(options))
+
+    def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
+        layers = initialise_eva(model, batches)
+        return f"EVA: {layers} LoRA layers start from the principal directions of their inputs on the training stream"
 
     def existing_parameters(self, model: nn.Module) -> list[str]:
         # peft marks what its config trains (adapters, and biases with bias="all"); keep that choice.
@@ -141,6 +174,7 @@ class PeftMethod(Method):
     def merge(self, model: nn.Module) -> None:
         for name, layer in tuner_layers(model):
             try:
+                fold_offset(layer)
                 layer.merge()
             except (NotImplementedError, ValueError, TypeError, AttributeError) as exc:
                 raise NotMergeableError(
