@@ -65,6 +65,7 @@ class Case:
     grad_from: int | None = None  # floor cases: backward runs from this block's input (no adapter at all)
     recompute: str = "none"  # train.recompute
     recompute_goal: float | None = None  # max step time / the same method's without recomputation
+    image_backbone: bool = False  # the image ViT of the same size on the frames (zeroi2v), not the video ViT
     pace: bool = False  # train with PACE (lambda 1, sigma 1.2: the official VTAB-1k command's values)
     pace_goal: float | None = None  # max (step time - the method's one-pass step time) / the one-pass step time
     #: train: one training step; frozen_pass: the backbone's forward as a probe's training step runs it
@@ -91,6 +92,8 @@ def cases(depth: int) -> list[Case]:
         Case("arc_top", "arc", {"layers": top}, floor_goal=1.05),
         *[Case(f"{name}+pace", name, pace=True, pace_goal=1.10) for name in PACED],
         Case("linear", "linear"),
+        Case("zeroi2v", "zeroi2v", image_backbone=True,
+             note="the image ViT of the same size on every frame (frame-wise attention with the temporal shift)"),
         Case("attentive_probe", "attentive_probe", note="the whole step: frozen pass, then the probe's 3 blocks "
              "over every token, forward and backward"),
         Case("attentive_probe_frozen_pass", "attentive_probe", step="frozen_pass", floor_goal=1.05,
@@ -120,7 +123,12 @@ def build(args: argparse.Namespace, case: Case, device: str):
     from adaptcli.models.recompute import apply_recompute
 
     torch.manual_seed(0)
-    config = ModelConfig(name=args.model, img_size=args.img_size, num_frames=args.frames)
+    name = args.model
+    if case.image_backbone:
+        from adaptcli.runs.build import counterpart
+
+        name = counterpart(args.model, "image")
+    config = ModelConfig(name=name, img_size=args.img_size, num_frames=args.frames)
     model = create_backbone(config, args.classes)
     options = method_spec(case.method).options(**case.options)
     apply_method(model, case.method, options)
@@ -482,7 +490,7 @@ def report(args, selected, flops, timing, memory, probe) -> str:
             floor = med.get(floor_of(case))
             plain = med.get(case.label.split("+")[0]) if case.recompute != "none" else None
             to_floor = t / floor if floor and case.grad_from is None and case.method != "full" \
-                and case.step != "inference" else None
+                and case.step != "inference" and not case.image_backbone else None
             to_plain = t / plain if plain else None
             row += [f"{t * 1000:.0f}", f"{t / med['full']:.2f}", f"{args.batch / t:.2f}",
                     f"{to_floor:.3f}" if to_floor else "", verdict(to_floor, case.floor_goal),

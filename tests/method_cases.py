@@ -37,6 +37,8 @@ METHOD_CASES: list[tuple[str, dict]] = [
     ("dora", {"qkv": "split", "split_targets": ["q", "k", "v"]}),
     ("peft", {"peft_type": "IA3", "peft_config": {"target_modules": ["qkv", "fc2"], "feedforward_modules": ["fc2"]}}),
     ("peft", {"peft_type": "LOHA", "peft_config": {"r": 4}}),
+    ("zeroi2v", {}),
+    ("zeroi2v", {"offsets": [-1], "mlp_ratio": 0.5, "scale": 1.0, "dropout": 0.0, "layers": [0, 2]}),
     ("linear", {}),
     ("attentive_probe", {}),
     ("attentive_probe", {"depth": 1, "heads": 4}),

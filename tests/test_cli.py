@@ -66,7 +66,7 @@ def test_arc_parameters(method, params):
 
 
 @pytest.mark.parametrize("method, params, mergeable", [
-    ("bitfit", 102_912, True), ("ssf", 205_824, True), ("adapter_plus", 165_984, False),
+    ("bitfit", 102_912, True), ("ssf", 205_824, True), ("adapter_plus", 165_984, False), ("zeroi2v", 14_201_856, True),
 ])
 def test_methods_since_the_papers_count_exactly(method, params, mergeable):
     report = inspect("--model", "vit_base_patch16_224", "--method", method, "--num-classes", "100")

@@ -55,6 +55,10 @@ def expected_trainable(plain: nn.Module, method: str, options: dict) -> set[str]
     elif method == "adapter_plus":
         parts = ["down.weight", "down.bias", "up.weight", "up.bias", "scale"]
         names |= {f"blocks.{i}.adapter_plus.{p}" for i in layers for p in parts}
+    elif method == "zeroi2v":  # a linear adapter before qkv and fc1, after proj and fc2 (official num_tadapter=2)
+        sites = ["attn.qkv.adapter_in", "attn.proj.adapter_out", "mlp.fc1.adapter_in", "mlp.fc2.adapter_out"]
+        names |= {f"blocks.{i}.{s}.{p}" for i in layers for s in sites
+                  for p in ("fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias")}
     elif method == "attentive_probe":  # V-JEPA's pooler: query, depth - 1 blocks, the cross-attention block
         cross = ["norm1", "xattn.q", "xattn.kv", "norm2", "mlp.fc1", "mlp.fc2"]
         names |= {"attn_pool.query_tokens"} | {f"attn_pool.cross_attention_block.{n}.{p}" for n in cross

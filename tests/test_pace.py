@@ -160,7 +160,8 @@ def test_noise_distribution_and_sigma_per_block_are_the_official_ones():
 
 PACE_CASES = [("adaptformer", {"dropout": 0.0}), ("adaptformer", {"form": "sequential", "layernorm": "in"}),
               ("adapter_plus", {"drop_path": 0.0}), ("arc", {"dropout": 0.0}), ("arc_att", {"dropout": 0.0}),
-              ("lora", {"target_modules": ["qkv", "fc2"]}), ("dora", {}), ("lora", {"qkv": "split"})]
+              ("lora", {"target_modules": ["qkv", "fc2"]}), ("dora", {}), ("lora", {"qkv": "split"}),
+              ("zeroi2v", {"dropout": 0.0})]
 
 
 def adapted(method: str, options: dict, drop_path: float = 0.0) -> nn.Module:
@@ -286,7 +287,8 @@ def test_the_pace_recipes_hold_the_official_commands_values():
         assert resolve(recipe, "linear").train.pace_lambda == 0  # no adapter output: the recipe trains it plainly
 
 
-FAMILY_CASES = [(family, spec.name) for family in FAMILIES for spec in all_methods() if spec.pace]
+FAMILY_CASES = [(family, spec.name) for family in FAMILIES for spec in all_methods() if spec.pace
+                and not (family.startswith("eva02") and spec.name == "zeroi2v")]  # refused there (families test)
 
 
 @pytest.mark.parametrize("family,method", FAMILY_CASES, ids=[f"{f}-{m}" for f, m in FAMILY_CASES])

@@ -26,6 +26,7 @@ def register(app: typer.Typer) -> None:
         set_: Annotated[Optional[list[str]], typer.Option("--set", help="Method or model option, e.g. --set method.mid_dim=16 (repeatable).")] = None,
         checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Local weights to load (random weights otherwise).")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the table.")] = False,
+        flops: Annotated[bool, typer.Option("--flops", help="Also count forward FLOPs per image or clip (on the meta device): the backbone, the adapted model, the merged one and what the merge adds.")] = False,
     ) -> None:
         """Count backbone, method and head parameters; nothing is downloaded.
 
@@ -39,6 +40,10 @@ def register(app: typer.Typer) -> None:
         from adaptcli.runs.params import inspect_report
 
         report = inspect_report(config, num_classes)
+        if flops:
+            from adaptcli.runs.flops import flop_report
+
+            report["flops"] = flop_report(config, num_classes)
         typer.echo(json.dumps(report, indent=2) if as_json else render_table(report))
 
 
@@ -55,6 +60,13 @@ def render_table(report: dict[str, Any]) -> str:
         ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
         ("mergeable", "yes" if report["mergeable"] else "no"),
     ]
+    counted = report.get("flops")
+    if counted:
+        def giga(n: int | None) -> str:
+            return "- (not mergeable)" if n is None else f"{n / 1e9:,.3f}"
+        rows += [(f"GFLOPs per {counted['input']}", ""), ("  backbone", giga(counted["backbone"])),
+                 ("  adapted (training)", giga(counted["adapted"])), ("  merged", giga(counted["merged"])),
+                 ("  merged extra", giga(counted["merged_extra"]))]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append("")

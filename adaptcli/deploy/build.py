@@ -17,8 +17,12 @@ def plain_model(meta: dict[str, Any]) -> nn.Module:
     import timm
 
     import adaptcli.models.architectures  # noqa: F401  (registers video_vit_* with timm)
+    from adaptcli.models.frame_shift import attach_frame_shift
 
-    return timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
+    model = timm.create_model(meta["backbone"], pretrained=False, **meta["create_kwargs"])
+    if meta.get("frame_shift"):  # an image ViT run on frames: its architecture includes the temporal shift
+        attach_frame_shift(model, **meta["frame_shift"])
+    return model
 
 
 def adapted_architecture(meta: dict[str, Any]) -> tuple[nn.Module, RunConfig]:

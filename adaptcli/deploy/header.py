@@ -47,6 +47,7 @@ class ExportHeader:
     views: str | None = None
     data_fingerprint: str | None = None  # SHA-256 of the training data's dataset.json
     backbone_sha256: str | None = None  # the frozen backbone the run started from, when it was a file
+    frame_shift: dict[str, Any] | None = None  # an image ViT on frames: attach_frame_shift's arguments (zeroi2v)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -69,7 +70,7 @@ class ExportHeader:
             create_kwargs=create_kwargs(config, int(info.num_classes)), config=config.to_dict(),
             adaptcli_version=version("adaptcli"), num_frames=config.model.num_frames if video else None,
             task=info.task or "single-label", views=config.eval.views, data_fingerprint=info.data_fingerprint,
-            backbone_sha256=info.backbone_sha256,
+            backbone_sha256=info.backbone_sha256, frame_shift=getattr(model, "frame_shift", None),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,11 @@ from adaptcli.output import Output
 
 
 def is_video_model(model: nn.Module) -> bool:
-    """Video backbones embed tubelets with a Conv3d."""
+    """Video backbones embed tubelets with a Conv3d, or run an image ViT on frames with a temporal shift."""
+    from adaptcli.models.frame_shift import is_frame_shift_model
+
+    if is_frame_shift_model(model):
+        return True
     proj = getattr(getattr(model, "patch_embed", None), "proj", None)
     proj = getattr(proj, "base_layer", proj)  # a method may wrap it (SSF)
     return isinstance(proj, nn.Conv3d)
@@ -76,9 +80,15 @@ def check_modality(model: nn.Module, modality: str, model_name: str) -> None:
     if modality == "video" and not video_model:
         raise AdaptError(
             f"the shards hold videos but '{model_name}' is an image model; use a video backbone "
-            f"(--model {counterpart(model_name, 'video')}) or image shards"
+            f"(--model {counterpart(model_name, 'video')}), --method zeroi2v (this image model on the frames) "
+            "or image shards"
         )
     if modality == "image" and video_model:
+        from adaptcli.models.frame_shift import is_frame_shift_model
+
+        if is_frame_shift_model(model):
+            raise AdaptError(f"the shards hold images but the method runs '{model_name}' on video frames (zeroi2v); "
+                             "use video shards, or another method for images")
         raise AdaptError(
             f"the shards hold images but '{model_name}' is a video model; use an image backbone "
             f"(--model {counterpart(model_name, 'image')}) or video shards"

@@ -39,12 +39,17 @@ def _assert_trained_in_bf16_on_cuda(run: Path, result: dict) -> None:
     assert done["steps"] == 2 and math.isfinite(done["final_loss"])
 
 
+#: Methods that run an image model on video frames: trained on the video shards with the tiny image ViT.
+ON_FRAMES = {"zeroi2v": ["--model", "test_vit", "--set", "model.num_frames=4"]}
+
+
 @pytest.fixture(scope="module")
-def trained(image_shards, tmp_path_factory) -> tuple[Path, dict]:
+def trained(image_shards, video_shards, tmp_path_factory) -> tuple[Path, dict]:
     """Every method x recompute mode, two bf16 steps each (``precision: auto``), in one GPU process."""
     root = tmp_path_factory.mktemp("cuda-runs")
     cases = [(method, mode) for method in method_names() for mode in MODES]
-    jobs = [finetune_args(image_shards, root / f"{method}-{mode}", method, "--set", f"train.recompute={mode}")
+    jobs = [finetune_args(video_shards if method in ON_FRAMES else image_shards, root / f"{method}-{mode}", method,
+                          "--set", f"train.recompute={mode}", *ON_FRAMES.get(method, []))
             for method, mode in cases]
     return root, dict(zip(cases, cli_batch(jobs, root / "batch")))
 

@@ -47,6 +47,8 @@ OPTIONS = {
 METHODS = [spec.name for spec in all_methods()]
 #: (family, method) that refuse to build, with the refusal; and mergeable methods a family cannot merge.
 REFUSED = {("eva02_fused", "ssf"): "adds its q/v biases outside",
+           ("eva02", "zeroi2v"): "separate q/k/v or biases added outside qkv",  # the shift needs qkv run as a module
+           ("eva02_fused", "zeroi2v"): "separate q/k/v or biases added outside qkv",
            ("siglip", "attentive_probe"): "already pools with a pretrained attention head"}
 NOT_MERGEABLE = {
     ("clip", "ssf"),  # CLIP's patch embedding has no bias for SSF's first shift

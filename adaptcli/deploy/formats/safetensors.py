@@ -52,6 +52,12 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
         name = export.meta["backbone"]
         kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
         imports = "import safetensors.torch, timm" if timm_knows(name) else "import adaptcli, safetensors.torch, timm"
+        shift = export.meta.get("frame_shift")
+        if shift:  # the image ViT's weights, run on frames with the temporal shift
+            lines.append(f"use: import adaptcli.models.frame_shift as fs, safetensors.torch, timm; model = "
+                         f"timm.create_model({json.dumps(name)}, {kwargs}); model.load_state_dict(safetensors.torch."
+                         f"load_file({path})); fs.attach_frame_shift(model, {shift['shift_div']!r}, {shift['offsets']!r})")
+            return tuple(lines)
         lines.append(f"use: {imports}; model = timm.create_model({json.dumps(name)}, {kwargs}); "
                      f"model.load_state_dict(safetensors.torch.load_file({path}))  # plain timm")
     return tuple(lines)

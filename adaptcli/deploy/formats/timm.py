@@ -30,6 +30,11 @@ def timm_config(export: "Export") -> dict[str, Any]:
 
     meta, data = export.meta, export.config.data
     num_classes = int(meta["num_classes"])
+    if export.mode is ExportMode.MERGE and meta.get("frame_shift"):
+        from adaptcli.errors import AdaptError
+
+        raise AdaptError("a timm (or hub) folder of a merged zeroi2v run would load as the plain image ViT, without the temporal "
+                         "shift; export the merge with --format safetensors (adaptcli.load), or --full --format timm")
     if export.mode is ExportMode.MERGE:
         architecture, model_args = meta["backbone"], dict(meta["create_kwargs"])
     else:

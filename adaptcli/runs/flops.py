@@ -1,0 +1,55 @@
+"""Forward FLOPs of a backbone, the adapted model and its merge, counted on the meta device (nothing runs)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+from adaptcli.config import RunConfig
+from adaptcli.errors import AdaptError
+
+
+def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """FLOPs of one forward (torch's ``FlopCounterMode``: 2 per multiply-add of matmuls and convolutions,
+    attention included; element-wise work and memory moves, such as a temporal shift, count 0)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    return int(counter.get_total_flops())
+
+
+def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
+    """FLOPs per input (one image, or one clip of ``model.num_frames`` frames): the plain backbone (on every
+    frame, where a method runs an image model on frames), the adapted model as it trains, and the merged
+    model (None where the method does not merge), with ``merged_extra`` = merged - backbone."""
+    from adaptcli.methods.apply import apply_method, merge_method
+    from adaptcli.models.build import shape_only_backbone
+    from adaptcli.runs.build import is_video_model
+
+    plain = shape_only_backbone(config.model, num_classes).eval()
+    adapted = shape_only_backbone(config.model, num_classes)
+    with torch.device("meta"):  # the method's own modules too
+        info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+    adapted.eval()
+    size, frames = config.model.img_size, config.model.num_frames
+    video = is_video_model(adapted)
+    x = torch.empty((1, 3, frames, size, size) if video else (1, 3, size, size), device="meta")
+    plain_input = x if is_video_model(plain) or not video else x.transpose(1, 2).flatten(0, 1)
+    backbone = forward_flops(plain, plain_input)
+    merged = None
+    if info.mergeable:
+        try:
+            merged = forward_flops(merge_method(copy.deepcopy(adapted), info), x)
+        except (AdaptError, NotImplementedError, RuntimeError):  # a merge that reads tensor values
+            merged = None
+    return {
+        "input": " x ".join(str(n) for n in x.shape),
+        "backbone": backbone,
+        "adapted": forward_flops(adapted, x),
+        "merged": merged,
+        "merged_extra": None if merged is None else merged - backbone,
+    }

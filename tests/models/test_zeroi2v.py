@@ -1,0 +1,231 @@
+"""ZeroI2V against its official formulation (MCG-NJU/ZeroI2V), in float64 with weights moved from init.
+
+The references below are written here from the official code's equations, independently of
+adaptcli's implementation:
+- ``official_shift``: ``TemporalShift.forward`` (``mmaction/models/common/stdha.py``, ``divide_head=False``)
+  on the ``(HW+1) x (B*T) x C`` layout of ``nn.MultiheadAttention``, with the long shift of
+  ``stdha_long.py`` (``shift2_div``: two frames left, then two frames right), applied to k and v only;
+- ``official_block``: ``ResidualAttentionBlock_ZeroI2V.forward`` (``vit_zero_clip.py``,
+  ``num_tadapter=2``) with ``LinearAdapter`` and STDHA's attention, in the LND layout.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+
+from adaptcli.methods import apply_method, merge_method
+from adaptcli.methods.apply import frozen_backbone_state
+from adaptcli.methods.zeroi2v.method import AdaptedLinear
+from adaptcli.models.frame_shift import ShiftedQkv, attach_frame_shift, temporal_head_shift
+
+DIM, HEADS, FRAMES = 64, 4, 4
+OPTIONS = dict(shift_div=4, offsets=[1, -1, 2, -2], scale=0.5, dropout=0.0)
+
+
+def official_shift(feat: torch.Tensor, num_frames: int, fold_div: int, long_div: int) -> torch.Tensor:
+    """``TemporalShift`` (divide_head=False) + stdha_long's two-frame shifts, on ``N x BT x C``."""
+    n, bt, c = feat.shape
+    feat = feat.view(n, bt // num_frames, num_frames, c)
+    out = feat.clone()
+    fold = c // fold_div
+    out[:, :, 1:, :fold] = feat[:, :, :-1, :fold]
+    out[:, :, :-1, fold:2 * fold] = feat[:, :, 1:, fold:2 * fold]
+    if long_div > 0:
+        long_fold = c // long_div
+        out[:, :, 2:, 2 * fold:2 * fold + long_fold] = feat[:, :, :-2, 2 * fold:2 * fold + long_fold]
+        out[:, :, :-2, 2 * fold + long_fold:2 * fold + 2 * long_fold] = \
+            feat[:, :, 2:, 2 * fold + long_fold:2 * fold + 2 * long_fold]
+    return out.view(n, bt, c)
+
+
+def official_adapter(x, fc1, fc2, scale):
+    return x + F.linear(F.linear(x, fc1.weight, fc1.bias), fc2.weight, fc2.bias) * scale
+
+
+def official_block(x, block, adapters, scale, num_frames, fold_div, long_div):
+    """``x`` is ``N x BT x D``; ``adapters`` maps T_in/S/M_in/M_out to (fc1, fc2); weights from ``block``."""
+    def adapt(name, h):
+        fc1, fc2 = adapters[name]
+        return official_adapter(h, fc1, fc2, scale)
+
+    def attention(h):
+        n, bt, d = h.shape
+        w, b = block.attn.qkv.base_layer.weight, block.attn.qkv.base_layer.bias
+        q, k, v = F.linear(h, w, b).chunk(3, dim=-1)
+        k = official_shift(k, num_frames, fold_div, long_div)
+        v = official_shift(v, num_frames, fold_div, long_div)
+        head_dim = d // HEADS
+        q, k, v = (t.contiguous().view(n, bt * HEADS, head_dim).transpose(0, 1) for t in (q, k, v))
+        weights = torch.softmax((q / head_dim ** 0.5) @ k.transpose(1, 2), dim=-1)
+        out = (weights @ v).transpose(0, 1).contiguous().view(n, bt, d)
+        proj = block.attn.proj.base_layer
+        return F.linear(out, proj.weight, proj.bias)
+
+    def mlp(h):
+        fc1, fc2 = block.mlp.fc1.base_layer, block.mlp.fc2.base_layer
+        return F.linear(F.gelu(F.linear(h, fc1.weight, fc1.bias)), fc2.weight, fc2.bias)
+
+    x = x + adapt("S", attention(adapt("T_in", block.norm1(x))))
+    return x + adapt("M_out", mlp(adapt("M_in", block.norm2(x))))
+
+
+def tiny_vit(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, embed_dim=DIM, depth=2,
+                             num_heads=HEADS, num_classes=5).double().eval()
+
+
+def adapted(seed: int = 0):
+    model = tiny_vit(seed)
+    info = apply_method(model, "zeroi2v", dict_options(OPTIONS))
+    torch.manual_seed(seed + 1)
+    with torch.no_grad():  # move every trained weight away from its init (fc2 starts at zero)
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.05)
+    return model.eval(), info
+
+
+def dict_options(values: dict):
+    from adaptcli.methods.zeroi2v.config import ZeroI2VOptions
+    return ZeroI2VOptions(**values)
+
+
+def test_shift_equals_official():
+    torch.manual_seed(0)
+    batch, tokens = 2, 5
+    qkv = torch.randn(batch * FRAMES, tokens, 3 * DIM, dtype=torch.float64)
+    ours = temporal_head_shift(qkv, FRAMES, DIM // 4, [1, -1, 2, -2])
+    q, k, v = qkv.transpose(0, 1).chunk(3, dim=-1)  # to the official N x BT x C layout
+    expected = torch.cat([q, official_shift(k, FRAMES, 4, 4), official_shift(v, FRAMES, 4, 4)], dim=-1)
+    assert torch.equal(ours, expected.transpose(0, 1))
+    assert not torch.equal(ours, qkv)  # the shift moved something
+
+
+def test_block_equals_official():
+    model, _ = adapted()
+    block = model.blocks[0]
+    adapters = {"T_in": block.attn.qkv.adapter_in, "S": block.attn.proj.adapter_out,
+                "M_in": block.mlp.fc1.adapter_in, "M_out": block.mlp.fc2.adapter_out}
+    adapters = {k: (a.fc1, a.fc2) for k, a in adapters.items()}
+    block.attn.qkv.base_layer.num_frames = FRAMES
+    torch.manual_seed(3)
+    x = torch.randn(2 * FRAMES, 5, DIM, dtype=torch.float64)  # (B*T) x N x D, timm's layout
+    with torch.no_grad():
+        ours = block(x)
+        expected = official_block(x.transpose(0, 1), block, adapters, 0.5, FRAMES, 4, 4).transpose(0, 1)
+    torch.testing.assert_close(ours, expected, rtol=0, atol=1e-12)
+    no_shift = copy.deepcopy(block)
+    no_shift.attn.qkv.base_layer.offsets = ()
+    assert not torch.allclose(no_shift(x), ours)  # the shift changes the block's output
+
+
+def test_clip_forward_averages_frames():
+    model, _ = adapted()
+    torch.manual_seed(4)
+    clip = torch.randn(2, 3, FRAMES, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        logits = model(clip)
+    assert logits.shape == (2, 5)
+    image = torch.randn(2, 3, 32, 32, dtype=torch.float64)  # an image is a one-frame clip
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), model(image.unsqueeze(2)), rtol=0, atol=0)
+
+
+def test_merge_is_exact_and_leaves_only_the_shift():
+    model, info = adapted()
+    assert info.mergeable
+    torch.manual_seed(5)
+    clip = torch.randn(2, 3, FRAMES, 32, 32, dtype=torch.float64)
+    with torch.no_grad():
+        expected = model(clip)
+        merged = merge_method(copy.deepcopy(model), info)
+        assert not any(isinstance(m, AdaptedLinear) for m in merged.modules())
+        torch.testing.assert_close(merged(clip), expected, rtol=0, atol=1e-12)
+    # The merged weights are the image ViT's keys and shapes; loaded into a fresh image ViT with the
+    # shift attached, the clip's logits are the adapted model's.
+    plain = tiny_vit(seed=9)
+    assert set(merged.state_dict()) == set(plain.state_dict())
+    plain.load_state_dict(merged.state_dict())
+    attach_frame_shift(plain, OPTIONS["shift_div"], OPTIONS["offsets"])
+    assert sum(isinstance(m, ShiftedQkv) for m in plain.modules()) == 2
+    assert sum(p.numel() for p in plain.parameters()) == sum(p.numel() for p in tiny_vit().parameters())
+    with torch.no_grad():
+        torch.testing.assert_close(plain(clip), expected, rtol=0, atol=1e-12)
+
+
+def test_trainable_parameters_are_adapters_and_head():
+    model, info = adapted()
+    trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
+    hidden = int(DIM * 0.25)
+    per_adapter = DIM * hidden + hidden + hidden * DIM + DIM
+    head = sum(p.numel() for n, p in model.named_parameters() if n.startswith(("head.", "fc_norm.")))
+    assert sum(trainable.values()) == 2 * 4 * per_adapter + head
+    assert all(".adapter_" in n or n.startswith(("head.", "fc_norm.")) for n in trainable)
+    backbone = frozen_backbone_state(model, info)
+    assert set(backbone) == {k for k in tiny_vit().state_dict() if not k.startswith("head.")}
+
+
+@pytest.mark.parametrize("change, message", [({"shift_div": 3}, "not whole heads"), ({"shift_div": 8}, "not whole heads"),
+                                             ({"shift_div": 2}, "need 8 heads, the model has 4")])
+def test_groups_that_are_not_whole_heads_or_do_not_fit_are_refused(change, message):
+    from adaptcli.errors import UnsupportedModelError
+    with pytest.raises(UnsupportedModelError, match=message) as refused:
+        apply_method(tiny_vit(), "zeroi2v", dict_options({**OPTIONS, **change}))
+    assert "\n" not in str(refused.value)
+
+
+def test_inspect_params_counts_the_flops_the_merge_removes():
+    """``--flops``: the adapters cost 2 x (2 x D x D/4) FLOPs per token each while training; merged, the model
+    costs exactly the image ViT on every frame (the shift is a memory move)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptcli.cli.app import app
+
+    args = ["inspect-params", "--model", "test_vit", "--method", "zeroi2v", "--num-classes", "3", "--flops", "--json",
+            "--set", "model.img_size=32", "--set", "model.num_frames=4"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    flops = report["flops"]
+    plain = timm.create_model("test_vit", img_size=32, num_classes=3)
+    dim, depth, tokens = plain.embed_dim, len(plain.blocks), plain.patch_embed.num_patches + plain.num_prefix_tokens
+    # 4 adapters per block, 4 frames, 2 matmuls of D x D/4 per token, 2 FLOPs per multiply-add
+    adapters = 4 * depth * 4 * tokens * 2 * 2 * dim * int(dim * 0.25)
+    assert flops["input"] == "1 x 3 x 4 x 32 x 32"
+    assert flops["adapted"] - flops["backbone"] == adapters
+    assert flops["merged"] == flops["backbone"] and flops["merged_extra"] == 0
+    assert report["method_params"] == 4 * depth * (2 * dim * int(dim * 0.25) + int(dim * 0.25) + dim)
+
+    table = CliRunner().invoke(app, [a for a in args if a != "--json"])
+    assert table.exit_code == 0 and "merged extra" in table.output
+    adaptformer = CliRunner().invoke(app, [*args[:4], "adaptformer", *args[5:]])
+    assert json.loads(adaptformer.output)["flops"]["merged"] is None
+
+
+def test_a_video_backbone_is_refused_in_one_line():
+    from adaptcli.errors import UnsupportedModelError
+    import adaptcli.models.architectures  # noqa: F401  (registers video_vit_test)
+
+    with pytest.raises(UnsupportedModelError, match="already a video model") as refused:
+        apply_method(timm.create_model("video_vit_test", num_classes=3), "zeroi2v")
+    assert "\n" not in str(refused.value)
+
+
+def test_video_shards_with_an_image_model_name_zeroi2v_as_a_fix():
+    from adaptcli.errors import AdaptError
+    from adaptcli.runs.build import check_modality
+
+    with pytest.raises(AdaptError, match="--method zeroi2v"):
+        check_modality(tiny_vit(), "video", "test_vit")
+    model, _ = adapted()
+    check_modality(model, "video", "test_vit")  # adapted, it takes clips
+    with pytest.raises(AdaptError, match="the shards hold images but the method runs 'test_vit' on video frames"):
+        check_modality(model, "image", "test_vit")
