@@ -7,6 +7,7 @@ bound, :func:`open_regular` opens without blocking on a FIFO that appeared in be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -53,6 +54,15 @@ def open_regular(path: str | Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a regular file's bytes, read in blocks (:func:`open_regular`: a FIFO never blocks)."""
+    sha = hashlib.sha256()
+    with open_regular(path) as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            sha.update(block)
+    return sha.hexdigest()
 
 
 def read_bounded(path: str | Path, max_bytes: int) -> bytes:

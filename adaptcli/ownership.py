@@ -17,7 +17,6 @@ ledger) and :func:`claim_file` refuses it in one line; :func:`record_file` adds 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -28,6 +27,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from adaptcli.errors import AdaptError
+from adaptcli.files import file_sha256
 
 LEDGER = ".adaptcli-outputs.json"
 #: A ledger larger than this is not one adaptcli wrote: it is read as empty (nothing is ours).
@@ -196,14 +196,6 @@ def wrote_folder(path: Path, marker: Markers, entries: Collection[str]) -> bool:
 # ---------------------------------------------------------------------------- single files
 
 
-def _digest(path: Path) -> str:
-    sha = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def _ledger(folder: Path) -> dict[str, str]:
     path = folder / LEDGER
     try:
@@ -227,7 +219,7 @@ def wrote_file(path: Path) -> bool:
     except OSError:
         return False
     recorded = _ledger(path.parent).get(path.name)
-    return recorded is not None and recorded == _digest(path)
+    return recorded is not None and recorded == file_sha256(path)
 
 
 def claim_file(path: Path, option: str) -> None:
@@ -250,7 +242,7 @@ def record_file(path: Path) -> None:
 
     path = Path(path)
     ledger = _ledger(path.parent)
-    ledger[path.name] = _digest(path)
+    ledger[path.name] = file_sha256(path)
     write_json(path.parent / LEDGER, ledger)
 
 

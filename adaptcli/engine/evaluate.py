@@ -209,7 +209,7 @@ def evaluate_loaded(session: Session, split: str = "test", views: str | None = N
     """Metrics of a session's trained (or deployed) model on ``split`` of its data."""
     from adaptcli.data.manifest import MANIFEST_NAME
     from adaptcli.engine.device import build_accelerator
-    from adaptcli.runs.info import file_sha256
+    from adaptcli.files import file_sha256
 
     config = session.config
     accelerator = build_accelerator(config)

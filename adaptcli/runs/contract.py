@@ -18,7 +18,8 @@ from adaptcli.config import RunConfig
 from adaptcli.data.manifest import MANIFEST_NAME, Manifest
 from adaptcli.errors import AdaptError
 from adaptcli.runs.folder import RunDir
-from adaptcli.runs.info import RunInfo, file_sha256
+from adaptcli.files import file_sha256
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.results import EvalResult
 
 #: The flag of ``predict``, ``eval`` and ``export`` that points a run to its moved backbone file.

@@ -9,12 +9,11 @@ not written back, so an old ``run.json`` reads and writes back unchanged.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from adaptcli.files import open_regular, read_json
+from adaptcli.files import read_json
 from adaptcli.io import write_json
 
 #: Keys every run.json adaptcli wrote holds (written even when empty, in this order).
@@ -91,13 +90,4 @@ class RunInfo:
         write_json(path, self.to_dict())
 
 
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes, read in blocks."""
-    sha = hashlib.sha256()
-    with open_regular(path) as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
-__all__ = ["RunInfo", "file_sha256"]
+__all__ = ["RunInfo"]

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 from adaptcli.data.manifest import MANIFEST_NAME
 from adaptcli.runs.folder import RunDir
-from adaptcli.runs.info import RunInfo, file_sha256
+from adaptcli.files import file_sha256
+from adaptcli.runs.info import RunInfo
 from adaptcli.runs.results import TrainSummary
 
 if TYPE_CHECKING:  # pragma: no cover

@@ -112,7 +112,7 @@ def open_folder(path: Path, backbone: Path | None = None) -> Opened:
     """The adapter file's header; refuses a missing ``backbone`` or one whose SHA-256 is not the recorded one."""
     from adaptcli.deploy.formats import safetensors as file_format
     from adaptcli.deploy.header import read_header
-    from adaptcli.runs.info import file_sha256
+    from adaptcli.files import file_sha256
 
     header = read_header(path / WEIGHTS)
     if backbone is None:
