@@ -55,6 +55,13 @@ class Manifest:
     def multi_label(self) -> bool:
         return self.task == "multi-label"
 
+    @property
+    def variant(self) -> str | None:
+        """Which copy of a benchmark's data this is (VTAB-1k: ``tfds``, ``vpetl``; a VTAB folder that records
+        none was prepared from the extracted folders: ``folder``); None where nothing says."""
+        recorded = self.settings.get("variant") if isinstance(self.settings, dict) else None
+        return str(recorded) if recorded else ("folder" if self.dataset == "vtab" else None)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["classes"] = {str(i): name for i, name in enumerate(self.classes)}

@@ -8,8 +8,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+from adaptcli.data.manifest import read_manifest
 from adaptcli.errors import AdaptError
-from adaptcli.files import read_json
 from adaptcli.protocols.benchmarks import BENCHMARKS, benchmark
 from adaptcli.protocols.papers import Paper, PaperRow, PaperTable
 from adaptcli.protocols.results import SuiteResults, read_settings
@@ -95,17 +95,13 @@ def data_variant(suite: Path, task: str) -> str:
 
 
 def manifest_variant(path: Path) -> str:
-    """The data variant a ``dataset.json`` records in ``settings.variant`` (VTAB-1k: ``tfds``, ``vpetl``; a VTAB
-    folder without one was prepared from the extracted folders: ``folder``); ``unknown`` where none is recorded."""
+    """The data variant the ``dataset.json`` at ``path`` records (:attr:`Manifest.variant`); ``unknown`` where
+    none is recorded or the file cannot be read."""
     try:
-        manifest = read_json(path)
-    except (OSError, ValueError):
+        variant = read_manifest(path.parent).variant
+    except AdaptError:
         return UNKNOWN
-    if not isinstance(manifest, dict):
-        return UNKNOWN
-    settings = manifest.get("settings") if isinstance(manifest.get("settings"), dict) else {}
-    variant = settings.get("variant") or ("folder" if manifest.get("dataset") == "vtab" else None)
-    return str(variant) if variant else UNKNOWN
+    return variant or UNKNOWN
 
 
 def _mean(values: list[float]) -> float | None:

@@ -14,6 +14,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from adaptcli.cli import app
+from adaptcli.data.manifest import Manifest, write_manifest
 from adaptcli.protocols.against import data_variant
 from adaptcli.protocols.benchmarks import BENCHMARKS, VTAB_GROUPS
 from adaptcli.protocols.papers import not_stored, stored_papers
@@ -259,10 +260,9 @@ def test_runs_against_a_paper(suite):
 
 def test_data_variant_is_what_the_manifest_records(tmp_path):
     shards = tmp_path / "shards"
-    for task, manifest in (("dtd", {"dataset": "vtab", "settings": {"variant": "tfds"}}),
-                           ("kitti", {"dataset": "vtab", "settings": {}}), ("svhn", {"dataset": "svhn"})):
+    for task, dataset, settings in (("dtd", "vtab", {"variant": "tfds"}), ("kitti", "vtab", {}), ("svhn", "svhn", {})):
         (shards / task).mkdir(parents=True)
-        (shards / task / "dataset.json").write_text(json.dumps(manifest))
+        write_manifest(shards / task, Manifest(dataset, "image", ["a", "b"], {}, settings=settings))
     (tmp_path / "suite.json").write_text(json.dumps({"data": str(shards)}))
     assert data_variant(tmp_path, "dtd") == "tfds"
     assert data_variant(tmp_path, "kitti") == "folder"  # VTAB prepared from the extracted folders records none
