@@ -73,7 +73,7 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
     import dataclasses
 
     from adaptcli.engine.loraplus import check_loraplus
-    from adaptcli.methods.apply import apply_method
+    from adaptcli.methods.apply import apply_method, get_method
     from adaptcli.models.build import create_backbone, shape_only_backbone
     from adaptcli.runs.build import check_modality
 
@@ -84,6 +84,8 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
     apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
     check_modality(model, shards.manifest.modality, config.model.name)  # adapted: a method may make it a video model
     check_loraplus(model, config.train.loraplus_ratio, config.method)
+    if config.train.pace_sigma:  # the sites PACE's noise goes on, as the run finds them (DoRA's qkv=split has none)
+        get_method(config.method).pace_sites(model)
 
 
 def check_checkpoint_file(config: RunConfig) -> None:
