@@ -20,6 +20,9 @@ CASES = [  # (method, data, extra args, mode, one input's shape)
     ("adaptformer", "colours", (), "full", (3, 32, 32)),
     ("adaptformer", "motion", tuple(VIDEO), "full", (3, 4, 32, 32)),
     ("arc", "motion", tuple(VIDEO), "merge", (3, 4, 32, 32)),
+    # the probe's query follows the traced batch size (depth 1: weights moved by noise stay within float32's 1e-4)
+    ("attentive_probe", "colours", ("--set", "method.depth=1"), "full", (3, 32, 32)),
+    ("attentive_probe", "motion", (*VIDEO, "--set", "method.depth=1"), "full", (3, 4, 32, 32)),
 ]
 
 
