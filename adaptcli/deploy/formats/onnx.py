@@ -66,12 +66,20 @@ def runtime_difference(path: Path, reference: Any, batches: list[Any]) -> float:
     import onnxruntime
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a failed run is reported below in one line, not logged too
+    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
             expected = reference(batch.float()).numpy()
-            got = session.run([OUTPUT], {INPUT: batch.float().numpy()})[0]
+            try:
+                got = session.run([OUTPUT], {INPUT: batch.float().numpy()})[0]
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind error types
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise AdaptError(f"ONNX Runtime check failed at batch size {len(batch)} (the traced graph may hold "
+                                 f"a fixed size: {reason[:200]}); nothing was written: export with --format "
+                                 "safetensors instead") from exc
             if got.shape != expected.shape:
                 return float("inf")
             worst = max(worst, float(abs(got - expected).max()))
