@@ -35,7 +35,7 @@ def peft_run(shards, out, init: str, *extra: str):
                     "--set", "train.lr=0.05", *extra)
 
 
-@pytest.mark.parametrize("init", ["pissa", "olora"])
+@pytest.mark.parametrize("init", ["pissa", "olora", "pissa_niter_4"])  # pissa_niter_K: as docs/methods.md offers it
 def test_pissa_and_olora_export_onto_the_original_backbone(image_shards, tmp_path, init):
     backbone = tmp_path / "vit.safetensors"
     original = original_backbone(backbone)

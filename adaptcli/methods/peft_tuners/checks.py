@@ -8,6 +8,7 @@ layer (hundreds of GB on a ViT-B) before anything looks at it.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -28,7 +29,7 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin is typing.Literal:
-        return value in args
+        return value in args or any(_fills_placeholder(value, arg) for arg in args)
     if hint in (int, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint in (bool, str):
@@ -42,6 +43,15 @@ def fits(value: Any, hint: Any) -> bool:
             return False
         return len(args) != 2 or all(fits(k, args[0]) and fits(v, args[1]) for k, v in value.items())
     return True
+
+
+def _fills_placeholder(value: Any, literal: Any) -> bool:
+    """``pissa_niter_16`` for peft's literal ``'pissa_niter_[number of iters]'``: a bracketed part names a value."""
+    if not isinstance(value, str) or not isinstance(literal, str) or "[" not in literal:
+        return False
+    pattern = "".join(r"\S+" if part.startswith("[") else re.escape(part)
+                      for part in re.split(r"(\[[^\]]*\])", literal))
+    return re.fullmatch(pattern, value) is not None
 
 
 def check_kinds(cls: type, options: dict[str, Any]) -> None:
