@@ -81,13 +81,18 @@ def rank_options(config: Any) -> dict[str, float]:
             if (key == "r" or key.endswith("_r")) and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def check_ranks(config: Any, model: nn.Module) -> None:
+def check_ranks(config: Any, model: nn.Module, where: str = "method.") -> None:
     """Ranks are at least 1, and the adapters they imply (``r x (in + out)`` per target layer, LoRA's
-    count) add no more parameters than the whole model has: checked before anything is allocated."""
+    count) add no more parameters than the whole model has: checked before anything is allocated. A rank of
+    0 where the tuner's own default is 0 means "unset" there (OFT's ``r``: ``oft_block_size`` sizes it
+    instead) and is left to peft. ``where``: the option's prefix in messages (``method.peft_config.``)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else {}
     ranks = rank_options(config)
     for key, value in ranks.items():
-        if value < 1:
-            raise ConfigError(f"method.{key}={value}: a rank must be at least 1")
+        if value < 1 and not (value == 0 and defaults.get(key) == 0):
+            raise ConfigError(f"{where}{key}={value}: a rank must be at least 1")
     if not ranks:
         return
     from peft.tuners.tuners_utils import check_target_module_exists
@@ -107,7 +112,7 @@ def check_ranks(config: Any, model: nn.Module) -> None:
     key, rank = max(ranks.items(), key=lambda item: item[1])
     implied = int(rank * sum(sizes))
     if implied > model_params:
-        raise ConfigError(f"method.{key}={rank:g} would add about {implied:,} parameters over {len(sizes)} target "
+        raise ConfigError(f"{where}{key}={rank:g} would add about {implied:,} parameters over {len(sizes)} target "
                           f"layers, more than the whole model's {model_params:,}; choose a smaller rank")
 
 

@@ -132,7 +132,7 @@ class PeftMethod(Method):
 
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
-        check_ranks(config, model)
+        check_ranks(config, model, "method.peft_config." if isinstance(options, PeftOptions) else "method.")
         if wants_eva(config):
             check_eva_config(config)
         originals = None
