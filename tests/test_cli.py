@@ -133,6 +133,19 @@ def test_a_tuner_whose_own_default_rank_is_0_keeps_it():
     assert refused.exit_code == 2 and "must be non-zero" in refused.output, refused.output
 
 
+def test_a_tuner_whose_injection_reads_weights_is_counted_on_random_weights():
+    """peft's SHiRA picks its sparse entries with torch.nonzero, which the meta device cannot run: inspect-params
+    counts it on random weights; --flops (meta only) says so in one line."""
+    args = ["inspect-params", "--model", "test_vit", "--num-classes", "3", "--method", "peft",
+            "--set", "method.peft_type=SHIRA", "--set", "model.img_size=32"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["method_params"] > 0
+    flops = runner.invoke(app, [*args, "--flops"])
+    assert flops.exit_code == 2 and "--flops counts on the meta device" in flops.output, flops.output
+    assert len(flops.output.strip().splitlines()) == 1
+
+
 def test_bitfit_follows_the_baselines_rule_on_swin():
     """Every tensor named *bias* (VPT/NOAH/V-PETL's BitFit baselines): Swin-B's relative position bias
     tables included, 200,760 with 100 classes; ViT-B's count is its .bias vectors."""

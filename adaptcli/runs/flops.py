@@ -42,7 +42,11 @@ def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     plain = shape_only_backbone(config.model, num_classes).eval()
     adapted = shape_only_backbone(config.model, num_classes)
     with torch.device("meta"):  # the method's own modules too
-        info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+        try:
+            info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+        except NotImplementedError:  # peft's SHiRA picks its entries from tensor values
+            raise AdaptError(f"--flops counts on the meta device, where {config.method}'s injection cannot run (it "
+                             "reads tensor values); count the parameters without --flops") from None
     adapted.eval()
     size, frames = config.model.img_size, config.model.num_frames
     video = is_video_model(adapted)
