@@ -38,7 +38,8 @@ def check_eva_config(config: Any) -> None:
     eva = config.get("eva_config") if isinstance(config, dict) else getattr(config, "eva_config", None)
     rho = getattr(eva if eva is not None else EvaConfig(), "rho", 1.0)
     if rho != 1:
-        raise ConfigError(f"method.peft_config.eva_config.rho={rho:g}: EVA's rank redistribution changes each layer's "
+        default = " (peft's default without eva_config)" if eva is None else ""
+        raise ConfigError(f"method.peft_config.eva_config.rho={rho:g}{default}: EVA's rank redistribution changes each layer's "
                           "rank after the run's configuration is fixed, which adaptcli cannot record; set "
                           "method.peft_config.eva_config={rho: 1}")
 
