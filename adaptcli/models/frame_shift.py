@@ -123,6 +123,9 @@ def check_offsets_fit(model: nn.Module, num_frames: int) -> None:
         raise ConfigError(f"method.offsets={list(offsets)}: an offset of 0 reads the frame's own keys and values, no "
                           "shift; give non-zero frame offsets (the official K400 ones: --set method.offsets=[1,-1])")
     beyond = [o for o in offsets if abs(o) >= num_frames]
+    if beyond and num_frames == 1:
+        raise ConfigError(f"method.offsets {beyond}: a 1-frame clip (model.num_frames=1) has no other frame to shift "
+                          "to; raise model.num_frames (the official K400 config: 8)")
     if beyond:
         raise ConfigError(f"method.offsets {beyond} reach no frame of a {num_frames}-frame clip (model.num_frames): "
                           f"give offsets between {-(num_frames - 1)} and {num_frames - 1}, or raise model.num_frames")

@@ -119,3 +119,6 @@ def test_offsets_that_shift_nothing_are_refused_before_training(video_shards, tm
             assert not out.exists()
     ok = invoke(*args, "--set", "method.offsets=[3,-3]", "--dry-run")  # the longest offsets a 4-frame clip has
     assert ok.exit_code == 0, ok.output
+    single = invoke(*args, "--set", "model.num_frames=1", "--dry-run")
+    assert single.exit_code == 2 and "has no other frame to shift to; raise model.num_frames" in single.output, \
+        single.output
