@@ -21,7 +21,7 @@ from adaptcli.engine.ema import WeightEma, save_ema_weights
 from adaptcli.engine.evaluate import validate
 from adaptcli.engine.features import trainable_module
 from adaptcli.engine.memory import reset_peak_memory
-from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
+from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr, match_saved_groups
 from adaptcli.engine.signals import StopSignals
 from adaptcli.engine.step import timed_step
 from adaptcli.engine.summary import SessionStats, epoch_line, epoch_record, train_summary
@@ -72,6 +72,8 @@ class Trainer:
         trained, cached = trainable_module(session)
         if train.compile:  # after the method is applied; keys stay those of the eager model
             compile_in_place(trained)
+        saved = ckpt.saved_group_shapes(run) if resume else None
+        earlier = match_saved_groups(trained, train, saved[1], str(saved[0])) if saved is not None else None
         optimizer = build_optimizer(trained, train, lr)
         scheduler = build_scheduler(optimizer, train, max(1, steps // train.accum_steps), lr)
         trained, optimizer = accelerator.prepare(trained, optimizer)
@@ -85,6 +87,8 @@ class Trainer:
         resumed = ckpt.load_last_checkpoint(run, accelerator, trainer.out) if resume else None
         if resumed is not None:
             trainer.state, trainer.resume_rng = resumed
+            if earlier is not None:
+                trainer.out.echo(f"resumed with the parameter groups the run was trained with: {earlier}")
             if trainer.ema is not None:
                 trainer.ema.load(ckpt.ema_checkpoint_file(run))
         return trainer
