@@ -62,10 +62,11 @@ def group_shapes(groups: list[dict]) -> list[GroupShape]:
 
 def match_saved_groups(model: nn.Module, train: TrainConfig, saved: list[GroupShape], checkpoint: str) -> str | None:
     """Make ``model`` build the parameter groups a checkpoint's optimiser state was saved with: None when
-    today's grouping is that one, else what the earlier grouping it switched to did (:data:`EARLIER_GROUPINGS`).
-    A one-line error when no grouping fits (the run is resumed with other settings)."""
+    today's grouping fits it (the same group sizes: torch then restores each group's saved lr_scale, as it
+    always did), else what the earlier grouping it switched to did (:data:`EARLIER_GROUPINGS`, matched on sizes
+    and scales). A one-line error when no grouping fits (torch could not load the state)."""
     built = group_shapes(optimizer_groups(model, train))
-    if built == saved:
+    if [size for size, _ in built] == [size for size, _ in saved]:
         return None
     for attribute, value, meaning in EARLIER_GROUPINGS:
         if not hasattr(model, attribute):
