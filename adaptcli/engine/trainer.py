@@ -19,6 +19,7 @@ from adaptcli.engine.clock import RunClock
 from adaptcli.engine.device import fp32_note, pins_memory, training_accelerator
 from adaptcli.engine.ema import WeightEma, save_ema_weights
 from adaptcli.engine.evaluate import validate
+from adaptcli.engine.feature_store import CacheStore, disk_cache_folder
 from adaptcli.engine.features import trainable_module
 from adaptcli.engine.memory import reset_peak_memory
 from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
@@ -45,10 +46,12 @@ class Trainer:
     """
 
     def __init__(self, session: Session, run: RunDir, accelerator: Any, trained: nn.Module, optimizer: Any,
-                 scheduler: Any, *, lr: float, steps_per_epoch: int, feature_cache: bool):
+                 scheduler: Any, *, lr: float, steps_per_epoch: int, feature_cache: bool,
+                 cache_store: CacheStore | None = None):
         self.session, self.config, self.run, self.accelerator = session, session.config, run, accelerator
         self.trained, self.optimizer, self.scheduler = trained, optimizer, scheduler
         self.lr, self.steps_per_epoch, self.use_feature_cache = lr, steps_per_epoch, feature_cache
+        self.cache_store = cache_store
         self.pin_memory = pins_memory(accelerator.device)
         self.is_main, self.world = accelerator.is_main_process, accelerator.num_processes
         self.out = session.output.main_only(self.is_main)
@@ -69,14 +72,16 @@ class Trainer:
         accelerator = training_accelerator(config, run.path)
         apply_recompute(session.model, train.recompute)
         lr, steps = effective_lr(train, accelerator.num_processes), session.steps_per_epoch(accelerator.num_processes)
-        trained, cached = trainable_module(session)
+        trained, store = trainable_module(session, cache_folder=disk_cache_folder(run.path, train.feature_cache_dir),
+                                          accelerator=accelerator)
+        cached = store is not None
         if train.compile:  # after the method is applied; keys stay those of the eager model
             compile_in_place(trained)
         optimizer = build_optimizer(trained, train, lr)
         scheduler = build_scheduler(optimizer, train, max(1, steps // train.accum_steps), lr)
         trained, optimizer = accelerator.prepare(trained, optimizer)
         trainer = cls(session, run, accelerator, trained, optimizer, scheduler, lr=lr, steps_per_epoch=steps,
-                      feature_cache=cached)
+                      feature_cache=cached, cache_store=store)
         accelerator.register_for_checkpointing(scheduler)
         if not cached:  # with the feature cache the prepared module is the head alone: all of it trains
             accelerator.register_save_state_pre_hook(ckpt.trainable_only_hook(trainer.weights))
@@ -119,7 +124,7 @@ class Trainer:
             if self.use_feature_cache:
                 self.streams = EpochStreams.cached(self.session, getattr(self.trained, "module", self.trained), acc,
                                                    steps=self.steps_per_epoch, pin_memory=self.pin_memory,
-                                                   damaged=self.stats.damaged)
+                                                   damaged=self.stats.damaged, store=self.cache_store)
             loss = float("nan")
             try:
                 for epoch in range(self.state.epoch, self.config.train.epochs):
