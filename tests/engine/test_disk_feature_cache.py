@@ -1,0 +1,152 @@
+"""The feature cache on disk: when the tokens exceed the memory share they go to a float32 file per rank
+that adaptcli creates, reads back per batch and deletes when training ends (engine.feature_store)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from adaptcli.cli import app
+from adaptcli.engine import feature_store, features
+from adaptcli.io import read_safetensors
+from tests.engine.conftest import TINY
+from tests.engine.test_finetune import runner
+
+PROBE = ["finetune", "--method", "attentive_probe", "--recipe", "quick", *TINY, "--set", "train.epochs=2",
+         "--set", "method.heads=4", "--set", "train.lr=0.003"]
+ON_DISK = ["--set", "train.feature_cache_memory_gb=0"]
+
+
+def probe(data: Path, out: Path, *extra: str, code: int = 0) -> str:
+    result = runner.invoke(app, [*PROBE, "--data", str(data), "--out", str(out), *extra])
+    assert result.exit_code == code, result.output
+    return result.output
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return read_safetensors(run / "trainable.safetensors")[0]
+
+
+def token_bytes(data: Path) -> int:
+    samples = json.loads((data / "dataset.json").read_text())["splits"]["train"]["samples"]
+    return 4 * samples * (4 + 1) * 64  # float32, 4 patch tokens (16 px patches) and the class token of width 64 per 32 px image
+
+
+@pytest.fixture
+def cache_files(monkeypatch) -> list[tuple[Path, list[str], tuple[int, ...]]]:
+    """(folder, its listing, the file's shape) each time a disk cache is completed: the file existed."""
+    seen = []
+    finish = feature_store.DiskSink.finish
+
+    def spy(self):
+        done = finish(self)
+        seen.append((self.folder, sorted(p.name for p in self.folder.iterdir()), tuple(done.shape)))
+        return done
+
+    monkeypatch.setattr(feature_store.DiskSink, "finish", spy)
+    return seen
+
+
+def test_a_run_from_the_disk_cache_trains_exactly_the_in_memory_run(image_shards, tmp_path, cache_files):
+    probe(image_shards, tmp_path / "memory")
+    output = probe(image_shards, tmp_path / "disk", *ON_DISK)
+    folder = tmp_path / "disk" / "feature-cache"
+    size = token_bytes(image_shards)
+    line = (f"feature cache: {size / 1e9:.2f} GB of tokens for the training split exceeds "
+            f"train.feature_cache_memory_gb (0.00 GB); written to {folder} (")
+    assert line in output and "read back per batch, deleted when training ends" in output
+    # said before the pass: the precision note is printed when train() starts, before it caches
+    assert output.index(line) < output.index("note: train.precision=auto")
+    assert cache_files == [(folder, ["rank-0.f32"], (size // (4 * 5 * 64), 5, 64))]  # the size said is the file's
+    memory, disk = weights(tmp_path / "memory"), weights(tmp_path / "disk")
+    assert memory.keys() == disk.keys()
+    assert all(torch.equal(memory[k], disk[k]) for k in memory)
+    assert not folder.exists()
+    assert json.loads((tmp_path / "disk" / "summary.json").read_text())["feature_cache"] is True
+
+
+def test_a_chosen_folder_holds_the_cache_and_nothing_of_the_users_is_touched(image_shards, tmp_path, cache_files):
+    chosen = tmp_path / "scratch"
+    chosen.mkdir()
+    (chosen / "mine.txt").write_text("the user's")
+    (chosen / "rank-0.f32").write_text("the user's too")  # a name of adaptcli's, but not in adaptcli's folder
+    probe(image_shards, tmp_path / "run", *ON_DISK, "--set", f"train.feature_cache_dir={chosen}")
+    ((folder, listing, _),) = cache_files
+    assert folder.parent == chosen and folder.name.startswith("adaptcli-feature-cache-") and listing == ["rank-0.f32"]
+    assert sorted(p.name for p in chosen.iterdir()) == ["mine.txt", "rank-0.f32"]
+    assert (chosen / "mine.txt").read_text() == "the user's" and (chosen / "rank-0.f32").read_text() == "the user's too"
+    assert not (tmp_path / "run" / "feature-cache").exists()
+
+
+def test_a_missing_chosen_folder_is_refused_before_any_work(image_shards, tmp_path):
+    output = probe(image_shards, tmp_path / "run", "--set", f"train.feature_cache_dir={tmp_path / 'nope'}", code=2)
+    assert f"train.feature_cache_dir {tmp_path / 'nope'} does not exist; create the folder" in output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "nope").exists()
+
+
+def test_the_file_is_deleted_when_training_fails(image_shards, tmp_path, cache_files, monkeypatch):
+    from adaptcli.engine import trainer
+
+    real_step = trainer.timed_step
+    calls = []
+
+    def failing_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C in the second step
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "timed_step", failing_step)
+    result = runner.invoke(app, [*PROBE, "--data", str(image_shards), "--out", str(tmp_path / "run"), *ON_DISK])
+    assert result.exit_code != 0 and len(calls) == 2
+    assert cache_files and cache_files[0][1] == ["rank-0.f32"]  # it was written
+    assert not (tmp_path / "run" / "feature-cache").exists()
+
+
+def test_a_pass_interrupted_midway_leaves_no_half_written_file(image_shards, tmp_path, monkeypatch):
+    added = []
+    real_add = feature_store.DiskSink.add
+
+    def add_then_fail(self, rows):
+        real_add(self, rows)
+        added.append(sorted(p.name for p in self.folder.iterdir()))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(feature_store.DiskSink, "add", add_then_fail)
+    result = runner.invoke(app, [*PROBE, "--data", str(image_shards), "--out", str(tmp_path / "run"), *ON_DISK])
+    assert result.exit_code != 0
+    assert len(added) == 1 and added[0][0].startswith(".tmp-") and added[0][0].endswith("-rank-0.f32")
+    assert not (tmp_path / "run" / "feature-cache").exists()
+
+
+def test_without_room_on_disk_the_backbone_runs_at_every_step(image_shards, tmp_path, monkeypatch):
+    monkeypatch.setattr(features, "free_bytes", lambda path: 1000)
+    output = probe(image_shards, tmp_path / "run", *ON_DISK, "--set", "train.epochs=1")
+    folder = tmp_path / "run" / "feature-cache"
+    assert (f"feature cache: {token_bytes(image_shards) / 1e9:.2f} GB for the training split exceeds "
+            f"train.feature_cache_memory_gb (0.00 GB) and the 0.00 GB free in {folder}; the frozen backbone runs "
+            "at every step instead") in output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["feature_cache"] is False and summary["steps"] > 0
+    assert not folder.exists()
+
+
+def test_leftovers_of_a_killed_run_are_deleted_before_the_pass_and_others_kept(tmp_path):
+    folder = tmp_path / "feature-cache"
+    folder.mkdir()
+    for name in ("rank-0.f32", ".tmp-4242-rank-0.f32", "rank-1.f32", ".tmp-77-rank-3.f32", "rank-x.f32", "notes"):
+        (folder / name).write_bytes(b"old")
+    sink = feature_store.DiskSink(folder, rank=0, world=2)
+    # rank 0's own leftovers and those of ranks beyond this run's two; rank 1 cleans its own
+    assert sorted(p.name for p in folder.iterdir()) == sorted([sink.staging.name, "notes", "rank-1.f32", "rank-x.f32"])
+    rows = torch.arange(24, dtype=torch.float32).reshape(4, 3, 2)
+    sink.add(rows[:3])
+    sink.add(rows[3:])
+    stored = sink.finish()
+    assert not sink.staging.exists() and (folder / "rank-0.f32").stat().st_size == rows.numel() * 4
+    assert torch.equal(stored[torch.tensor([3, 0, 2])], rows[[3, 0, 2]])
+    stored.close()
+    assert sorted(p.name for p in folder.iterdir()) == ["notes", "rank-1.f32", "rank-x.f32"]
