@@ -11,10 +11,10 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
+from adaptcli.data.prepare.projection import free_bytes
 from adaptcli.data.stream.batch import Batch
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.data.stream.workers import seed_of
-from adaptcli.data.prepare.projection import free_bytes
 from adaptcli.engine.feature_store import CacheStore, DiskFeatures
 from adaptcli.errors import AdaptError
 from adaptcli.methods.registry import method_spec
@@ -151,7 +151,8 @@ def trainable_module(session: Session, *, cache_folder: Path | None = None,
     return session.model, None
 
 
-def cache_place(config: RunConfig, size: int, *, tokens: bool, folder: Path | None) -> tuple[CacheStore | None, str | None]:
+def cache_place(config: RunConfig, size: int, *, tokens: bool,
+                folder: Path | None) -> tuple[CacheStore | None, str | None]:
     """Where a cache of ``size`` bytes goes (memory, ``folder`` on disk when it has the free space, or None:
     nowhere) and the line that says so (None for pooled features kept in memory, as small as a head)."""
     limit, named = memory_limit(config)
@@ -164,8 +165,9 @@ def cache_place(config: RunConfig, size: int, *, tokens: bool, folder: Path | No
         return CacheStore(folder), (f"feature cache: {gigabytes(size)} {what}for the training split exceeds {named} "
                                     f"({gigabytes(limit)}); written to {folder} ({gigabytes(free)} free there), "
                                     "read back per batch, deleted when training ends")
-    return None, (f"feature cache: {gigabytes(size)} for the training split exceeds {named} ({gigabytes(limit)}) "
-                  f"and the {gigabytes(free)} free in {folder}; the frozen backbone runs at every step instead")
+    disk = f" and the {gigabytes(free)} free in {folder}" if folder is not None else ""
+    return None, (f"feature cache: {gigabytes(size)} for the training split exceeds {named} ({gigabytes(limit)})"
+                  f"{disk}; the frozen backbone runs at every step instead")
 
 
 def memory_limit(config: RunConfig) -> tuple[int | None, str]:

@@ -32,7 +32,7 @@ def weights(run: Path) -> dict[str, torch.Tensor]:
 
 def token_bytes(data: Path) -> int:
     samples = json.loads((data / "dataset.json").read_text())["splits"]["train"]["samples"]
-    return 4 * samples * (4 + 1) * 64  # float32, 4 patch tokens (16 px patches) and the class token of width 64 per 32 px image
+    return 4 * samples * (4 + 1) * 64  # float32: 4 patch tokens (16 px patches) and the class token, width 64
 
 
 @pytest.fixture
@@ -150,3 +150,31 @@ def test_leftovers_of_a_killed_run_are_deleted_before_the_pass_and_others_kept(t
     assert torch.equal(stored[torch.tensor([3, 0, 2])], rows[[3, 0, 2]])
     stored.close()
     assert sorted(p.name for p in folder.iterdir()) == ["notes", "rank-1.f32", "rank-x.f32"]
+
+
+def test_two_processes_cache_their_shares_on_disk_and_train_what_they_train_in_memory(image_shards, tmp_path):
+    """``accelerate launch`` with 2 CPU processes: each rank writes its own file (``rank-<r>.f32``), the main
+    rank's memory/disk decision is every rank's, and the weights equal two processes caching in memory."""
+    import os
+    import subprocess
+    import sys
+
+    def launch(out: Path, port: int, *extra: str) -> subprocess.CompletedProcess:
+        accelerate = Path(sys.executable).with_name("accelerate")
+        cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port),
+               "-m", "adaptcli", *PROBE, "--data", str(image_shards), "--out", str(out), *extra]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert json.loads((out / "summary.json").read_text())["processes"] == 2
+        return proc
+
+    launch(tmp_path / "memory", 29541)
+    disk = launch(tmp_path / "disk", 29542, *ON_DISK)
+    said = [line for line in disk.stdout.splitlines() if line.startswith("feature cache:")]
+    assert said and all(f"written to {tmp_path / 'disk' / 'feature-cache'} (" in line for line in said)
+    assert len(set(said)) == 1  # the main rank's measure of the free space, said alike by every rank
+    assert not (tmp_path / "disk" / "feature-cache").exists()
+    memory, on_disk = weights(tmp_path / "memory"), weights(tmp_path / "disk")
+    assert all(torch.equal(memory[k], on_disk[k]) for k in memory)
