@@ -11,7 +11,13 @@ batch). Each epoch's training-loop seconds come from ``metrics.jsonl``; the medi
 printed with its ratio to the in-memory one, side by side, and the time outside the epochs (the caching
 pass, checkpoints) from ``summary.json``'s ``train_seconds``.
 
-The cache file written here fits the page cache, so the disk row measures the read path (memmap, copy of
+Those runs follow one another, so on a shared machine load drifts between them: the second part times
+the same three epochs in this process, interleaved (A B C, C B A, ...; ``measure.time_interleaved``)
+on ``--threads`` threads, on process CPU time (the work, not the scheduling) and wall time: one epoch
+of the probe (HeadOnly, SGD) from adaptcli's :class:`~adaptcli.engine.features.FeatureCache` over the
+same tokens in memory and in a disk file written by its ``DiskSink``, and one epoch with the backbone.
+
+The cache file written here fits the page cache, so the disk rows measure the read path (memmap, copy of
 a batch's rows), not the disk: a file larger than the free memory is read at the disk's speed.
 """
 
@@ -89,6 +95,72 @@ def measure(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     return found
 
 
+def interleaved(args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+    """Median (CPU, wall) seconds of one epoch per mode, timed in interleaved rounds in this process."""
+    import torch
+    from measure import time_interleaved
+
+    from adaptcli.engine.feature_store import DiskSink
+    from adaptcli.engine.features import FeatureCache, HeadOnly
+    from adaptcli.methods.apply import apply_method
+    from adaptcli.methods.registry import method_spec
+    from adaptcli.models.build import create_backbone
+    from adaptcli.models.config import ModelConfig
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = create_backbone(ModelConfig(name=args.model, img_size=args.img_size, pretrained=False), 2)
+    apply_method(model, "attentive_probe", method_spec("attentive_probe").options(depth=1))
+    head = HeadOnly(model)
+    images, labels = torch.randn(args.images, 3, args.img_size, args.img_size), torch.arange(args.images) % 2
+    steps = args.images // args.batch
+    captured: list[torch.Tensor] = []
+    hook = head.entry().register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0].float()))
+    with torch.no_grad():
+        for start in range(0, args.images, args.batch):
+            model.eval()(images[start:start + args.batch])
+    hook.remove()
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    loss_of = torch.nn.functional.cross_entropy
+
+    def cached_epoch(cache: FeatureCache) -> None:
+        for batch in cache.epoch_batches(0):
+            loss_of(head(batch.inputs), batch.labels).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+    def uncached_epoch() -> None:
+        order = torch.randperm(args.images, generator=torch.Generator().manual_seed(0))
+        for step in range(steps):
+            index = order[step * args.batch:(step + 1) * args.batch]
+            loss_of(model(images[index]), labels[index]).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+
+    with tempfile.TemporaryDirectory(prefix="adaptcli-cache-bench-") as tmp:
+        sink = DiskSink(Path(tmp) / "feature-cache", rank=0, world=1)
+        for part in captured:
+            sink.add(part)
+        on_disk = sink.finish()
+        memory = FeatureCache(torch.cat(captured), labels, args.batch, steps, seed=0, rank=0)
+        disk = FeatureCache(on_disk, labels, args.batch, steps, seed=0, rank=0)
+        wall, cpu = time_interleaved({"no cache": uncached_epoch, "in memory": lambda: cached_epoch(memory),
+                                      "on disk": lambda: cached_epoch(disk)}, rounds=args.rounds, warmup=1,
+                                     alternate=True)
+        disk.close()
+    return {mode: (statistics.median(cpu[mode]), statistics.median(wall[mode])) for mode in cpu}
+
+
+def interleaved_report(found: dict[str, tuple[float, float]]) -> str:
+    cpu, wall = found["in memory"]
+    rows = ["| feature cache | epoch CPU s | / in memory | epoch wall s | / in memory |", "|---|---:|---:|---:|---:|"]
+    for mode, (c, w) in found.items():
+        rows.append(f"| {mode} | {c:.3f} | {c / cpu:.2f}x | {w:.3f} | {w / wall:.2f}x |")
+    return "\n".join(rows)
+
+
 def report(found: dict[str, dict[str, float]]) -> str:
     memory = found["in memory"]["epoch"]
     rows = ["| feature cache | median epoch s | / in memory | outside epochs s (pass, checkpoints) |",
@@ -105,11 +177,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=int, default=96, help="training images (two classes)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the in-process epochs")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the in-process epochs")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: runs,interleaved")
     parser.add_argument("--quick", action="store_true", help="test_vit at 64 px, 32 images, 2 epochs")
     args = parser.parse_args(argv)
     if args.quick:
-        args.model, args.img_size, args.images, args.epochs = "test_vit", 64, 32, 2
-    print(report(measure(args)))
+        args.model, args.img_size, args.images, args.epochs, args.rounds = "test_vit", 64, 32, 2, 3
+    skip = set(args.skip.split(","))
+    if "runs" not in skip:
+        print("1. three finetune runs, one after the other\n" + report(measure(args)), flush=True)
+    if "interleaved" not in skip:
+        print(f"2. one epoch of each, interleaved in this process ({args.threads} thread(s), median of "
+              f"{args.rounds} rounds)\n" + interleaved_report(interleaved(args)))
 
 
 if __name__ == "__main__":
