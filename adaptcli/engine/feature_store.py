@@ -94,18 +94,36 @@ def _leftovers(folder: Path, rank: int, world: int) -> list[Path]:
     return found
 
 
+def remove_leftovers(folder: Path, rank: int, world: int) -> None:
+    """Delete a killed run's cache files of this rank from ``folder`` (see :func:`_leftovers`), then the
+    folder when that leaves it empty: before a pass writes again, or when this run keeps its cache elsewhere."""
+    _unlink_leftovers(folder, rank, world)
+    if folder.is_dir():
+        _remove_if_empty(folder)
+
+
+def _unlink_leftovers(folder: Path, rank: int, world: int) -> None:
+    for leftover in _leftovers(folder, rank, world):
+        leftover.unlink(missing_ok=True)
+
+
 class DiskSink:
     """Appends the pass's float32 feature batches to this rank's staging file; :meth:`finish` renames it
     complete and maps it (:class:`DiskFeatures`). Any failure before that deletes the staging file."""
 
     def __init__(self, folder: Path, rank: int, world: int) -> None:
         self.folder, self.rank = folder, rank
-        folder.mkdir(exist_ok=True)  # inside the run folder, or the train.feature_cache_dir checked before training
-        for leftover in _leftovers(folder, rank, world):
-            leftover.unlink(missing_ok=True)
+        _unlink_leftovers(folder, rank, world)  # the folder stays: other ranks are creating their files in it
         self.path = folder / _rank_file(rank)
         self.staging = folder / f".tmp-{os.getpid()}-{self.path.name}"
-        self.file = open(self.staging, "wb")  # noqa: SIM115 - closed by finish() or discard()
+        for attempt in range(2):
+            folder.mkdir(exist_ok=True)  # in the run folder, or the train.feature_cache_dir checked before training
+            try:
+                self.file = open(self.staging, "wb")  # noqa: SIM115 - closed by finish() or discard()
+                break
+            except FileNotFoundError:  # another rank's failed pass removed the empty folder just now
+                if attempt:
+                    raise
         self.row_shape: tuple[int, ...] | None = None
         self.rows = 0
 
@@ -159,4 +177,5 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
-__all__ = ["CacheStore", "DiskFeatures", "DiskSink", "MemorySink", "RUN_CACHE_FOLDER", "disk_cache_folder"]
+__all__ = ["CacheStore", "DiskFeatures", "DiskSink", "MemorySink", "RUN_CACHE_FOLDER", "disk_cache_folder",
+           "remove_leftovers"]

@@ -15,7 +15,7 @@ from adaptcli.data.prepare.projection import free_bytes
 from adaptcli.data.stream.batch import Batch
 from adaptcli.data.stream.evaluation import EvalStream
 from adaptcli.data.stream.workers import seed_of
-from adaptcli.engine.feature_store import CacheStore, DiskFeatures
+from adaptcli.engine.feature_store import CacheStore, DiskFeatures, remove_leftovers
 from adaptcli.errors import AdaptError
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.blocks import classifier
@@ -147,6 +147,9 @@ def trainable_module(session: Session, *, cache_folder: Path | None = None,
             cache_place(session.config, cache_bytes(session, head), tokens=tokens, folder=cache_folder), accelerator)
         if line:
             session.output.echo(line)
+        if cache_folder is not None and (store is None or store.folder is None):  # a killed run's file: not needed
+            rank, world = (0, 1) if accelerator is None else (accelerator.process_index, accelerator.num_processes)
+            remove_leftovers(cache_folder, rank, world)
         return (head, store) if store is not None else (session.model, None)
     return session.model, None
 

@@ -81,6 +81,18 @@ def test_a_chosen_folder_holds_the_cache_and_nothing_of_the_users_is_touched(ima
     assert not (tmp_path / "run" / "feature-cache").exists()
 
 
+def test_a_killed_runs_file_goes_when_the_next_run_keeps_its_cache_in_memory(image_shards, tmp_path):
+    chosen, out = tmp_path / "scratch", tmp_path / "run"
+    chosen.mkdir()
+    left = feature_store.disk_cache_folder(out, str(chosen))  # where a killed run on this --out wrote
+    left.mkdir()
+    (left / "rank-0.f32").write_bytes(b"a killed run's tokens")
+    (left / ".tmp-31337-rank-0.f32").write_bytes(b"half")
+    output = probe(image_shards, out, "--set", f"train.feature_cache_dir={chosen}")
+    assert "kept in memory" in output
+    assert not left.exists() and list(chosen.iterdir()) == []
+
+
 def test_a_missing_chosen_folder_is_refused_before_any_work(image_shards, tmp_path):
     output = probe(image_shards, tmp_path / "run", "--set", f"train.feature_cache_dir={tmp_path / 'nope'}", code=2)
     assert f"train.feature_cache_dir {tmp_path / 'nope'} does not exist; create the folder" in output
