@@ -5,13 +5,16 @@ in a folder adaptcli creates: ``RUN/feature-cache/`` or, with ``train.feature_ca
 ``DIR/adaptcli-feature-cache-<12 hex of the run folder's path>/``. It is written as the pass goes,
 under a temporary name (``.tmp-<pid>-rank-<r>.f32``) renamed when the pass is complete, read back by
 index per batch, and deleted (with its folder, once empty) when training ends, however it ends. A
-killed run's leftovers (complete or temporary) are this run's names in that folder: they are deleted
-before the pass writes again, never read; nothing else in the folder is touched.
+killed run's leftovers (complete or temporary) are this run's names in that folder: the next run in the
+same run folder deletes them before its pass writes again (or when it keeps its cache elsewhere), never
+reads them; nothing else in the folder is touched. float32, as the in-memory cache: the rows read back
+are the very tensors the in-memory cache holds, so a run trains the same weights either way.
 
-Reading: :class:`numpy.memmap` fancy indexing (a copy of the batch's rows). Measured on the 2-core CPU
-VM (1,000 x 197 x 384 float32, 64 random rows per batch, page cache warm): 2.6 ms per batch for the
-memmap, 7.4-7.9 ms for ``torch.from_file``'s mapped tensor indexed by a LongTensor, 10-12 ms for the
-in-memory tensor; both maps stay lazy (resident memory grows by the rows read only).
+Reading: :class:`numpy.memmap` fancy indexing (one copy of the batch's rows, which torch wraps without
+another). Chosen over ``torch.from_file`` by measuring both on the 2-core CPU VM (1,000 x 197 x 384
+float32, 64 random rows per batch, page cache warm): 2.6 ms per batch for the memmap, 7.4-7.9 ms for
+``torch.from_file``'s mapped tensor indexed by a LongTensor (10-12 ms for an in-memory tensor indexed
+the same way); both maps stay lazy (resident memory grows by the rows read only).
 """
 
 from __future__ import annotations
