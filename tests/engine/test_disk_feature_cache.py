@@ -93,6 +93,15 @@ def test_a_killed_runs_file_goes_when_the_next_run_keeps_its_cache_in_memory(ima
     assert not left.exists() and list(chosen.iterdir()) == []
 
 
+def test_overwrite_counts_the_cache_folder_as_the_runs_own(image_shards, tmp_path):
+    out = tmp_path / "run"
+    probe(image_shards, out, "--set", "train.epochs=1")
+    (out / "feature-cache").mkdir()
+    (out / "feature-cache" / "rank-0.f32").write_bytes(b"a killed run's tokens")
+    output = probe(image_shards, out, "--set", "train.epochs=1", "--overwrite")
+    assert "adaptcli did not write" not in output and not (out / "feature-cache").exists()
+
+
 def test_a_missing_chosen_folder_is_refused_before_any_work(image_shards, tmp_path):
     output = probe(image_shards, tmp_path / "run", "--set", f"train.feature_cache_dir={tmp_path / 'nope'}", code=2)
     assert f"train.feature_cache_dir {tmp_path / 'nope'} does not exist; create the folder" in output
