@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from adaptcli.io import naming_errors
 from adaptcli.runs.folder import RunDir
 
 #: The folder of the disk cache inside the run folder (an entry of :class:`~adaptcli.runs.folder.RunDir`).
@@ -135,7 +136,8 @@ class DiskSink:
             self.row_shape = tuple(features.shape[1:])
         elif tuple(features.shape[1:]) != self.row_shape:
             raise ValueError(f"feature rows of shape {tuple(features.shape[1:])} after {self.row_shape}")
-        self.file.write(features.to(torch.float32).contiguous().numpy().tobytes())
+        with naming_errors(self.path, self.staging):  # a full disk names the cache file, not its staging name
+            self.file.write(features.to(torch.float32).contiguous().numpy().tobytes())
         self.rows += features.shape[0]
 
     def finish(self) -> torch.Tensor | DiskFeatures:

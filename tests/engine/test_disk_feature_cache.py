@@ -199,3 +199,26 @@ def test_two_processes_cache_their_shares_on_disk_and_train_what_they_train_in_m
     assert not (tmp_path / "disk" / "feature-cache").exists()
     memory, on_disk = weights(tmp_path / "memory"), weights(tmp_path / "disk")
     assert all(torch.equal(memory[k], on_disk[k]) for k in memory)
+
+
+def test_a_full_disk_names_the_cache_file_and_leaves_nothing(tmp_path):
+    import errno
+
+    from adaptcli.cli.errors import os_error_message
+
+    class FullDisk:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def close(self):
+            pass
+
+    sink = feature_store.DiskSink(tmp_path / "feature-cache", rank=0, world=1)
+    sink.file.close()
+    sink.file = FullDisk()
+    with pytest.raises(OSError) as raised:
+        sink.add(torch.zeros(2, 3))
+    assert raised.value.filename == str(tmp_path / "feature-cache" / "rank-0.f32")
+    assert "the disk is full" in os_error_message(raised.value)
+    sink.discard()
+    assert not (tmp_path / "feature-cache").exists()
