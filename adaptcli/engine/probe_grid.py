@@ -99,10 +99,15 @@ def grid_optimizer(grid: ProbeGrid, train: TrainConfig, lrs: list[float], decays
 
 
 class _Groups:
-    """A view of some of an optimiser's parameter groups, for a scheduler that sets their lr."""
+    """Some of an optimiser's parameter groups, for a scheduler that sets their lr. Read at every use: loading
+    a state (Accelerate's prepare on a device, a resume) replaces the optimiser's group dicts."""
 
-    def __init__(self, param_groups: list[dict]):
-        self.param_groups = param_groups
+    def __init__(self, optimizer: torch.optim.Optimizer, indices: list[int]):
+        self.optimizer, self.indices = optimizer, indices
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return [self.optimizer.param_groups[index] for index in self.indices]
 
 
 class GridScheduler:
@@ -114,8 +119,8 @@ class GridScheduler:
         by_param = {id(p): index for index, params in enumerate(grid.probe_parameters()) for p in params}
         self.schedulers = []
         for index, lr in enumerate(lrs):
-            groups = [g for g in optimizer.param_groups if by_param[id(g["params"][0])] == index]
-            self.schedulers.append(build_scheduler(_Groups(groups), train, steps_per_epoch, lr))
+            groups = [i for i, g in enumerate(optimizer.param_groups) if by_param[id(g["params"][0])] == index]
+            self.schedulers.append(build_scheduler(_Groups(optimizer, groups), train, steps_per_epoch, lr))
 
     def step_update(self, num_updates: int) -> None:
         for scheduler in self.schedulers:
