@@ -24,7 +24,7 @@ def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batc
     start = time.perf_counter()
     with compile_errors(train.compile):
         loss, synced = train_step(accelerator, trained, optimizer, batch, train, multi_label, augment)
-    values = loss.float().flatten().tolist()  # waits for the device, so the step time is real
+    values = loss.flatten().tolist()  # waits for the device, so the step time is real
     return values, synced, time.perf_counter() - start
 
 

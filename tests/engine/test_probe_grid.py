@@ -172,6 +172,12 @@ def test_a_grid_run_keeps_the_best_probe_which_exports_and_predicts_as_its_one_p
         assert predicted.exit_code == 0, predicted.output
         outputs[run] = [json.loads(line) for line in (tmp_path / f"{run}.jsonl").read_text().splitlines()]
     assert len(outputs["grid"]) == 18 and outputs["grid"] == outputs["alone"]
+    import adaptcli
+
+    loaded = {run: adaptcli.load(tmp_path / f"{run}.safetensors").eval() for run in outputs}
+    images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.allclose(loaded["grid"](images), loaded["alone"](images), rtol=0, atol=1e-5)
 
 
 def test_without_a_validation_split_the_lowest_training_loss_is_kept(image_shards, tmp_path):
