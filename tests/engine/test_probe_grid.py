@@ -251,3 +251,24 @@ def test_inspect_params_counts_every_probe_of_the_grid():
     assert (grid["method_params"], grid["head_params"], grid["trainable_params"]) == (
         20 * 27_761_664, 20 * one["head_params"], 20 * 27_838_564)
     assert grid["backbone_params"] == one["backbone_params"]
+
+
+def test_a_multi_label_grid_selects_on_validation_map(tmp_path):
+    import numpy as np
+
+    from tests.engine.test_multilabel import CONCEPTS, write_list
+
+    rng = np.random.default_rng(1)
+    rows = [("pics", [c for c in CONCEPTS if rng.random() < 0.5] or ["sky"],
+             "train" if i < 20 else "validation" if i < 28 else "test") for i in range(36)]
+    shards = tmp_path / "shards"
+    prepared = runner.invoke(app, ["prepare", "imagelist", str(write_list(tmp_path / "src", rows)), "--shards",
+                                   str(shards), "--workers", "0", "--no-progress"])
+    assert prepared.exit_code == 0, prepared.output
+    result = finetune(shards, tmp_path / "run", *GRID)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["metric"] == "mAP" and len(summary["probes"]) == 2
+    kept = next(p for p in summary["probes"] if p["chosen"])
+    assert kept["best_val_mAP"] == summary["best_val_mAP"] == max(p["best_val_mAP"] for p in summary["probes"])
+    assert "val mAP" in result.output and "<- kept" in result.output
