@@ -180,6 +180,24 @@ def test_a_grid_run_keeps_the_best_probe_which_exports_and_predicts_as_its_one_p
         assert torch.allclose(loaded["grid"](images), loaded["alone"](images), rtol=0, atol=1e-5)
 
 
+def test_without_the_cache_a_grid_runs_the_backbone_as_often_as_one_probe(image_shards, tmp_path, monkeypatch):
+    """Training and validation: one backbone pass per batch for all probes (the patch embedding counts them)."""
+    from timm.layers import PatchEmbed
+
+    calls = []
+    forward = PatchEmbed.forward
+    monkeypatch.setattr(PatchEmbed, "forward", lambda self, x: calls.append(1) or forward(self, x))
+    counts = {}
+    for name, extra in (("grid", GRID), ("one", ["--set", "method.heads=4", "--set", "train.epochs=2"])):
+        calls.clear()
+        result = finetune(image_shards, tmp_path / name, *extra, "--set", "train.feature_cache=false")
+        assert result.exit_code == 0, result.output
+        counts[name] = len(calls)
+    summary = json.loads((tmp_path / "grid" / "summary.json").read_text())
+    assert summary["feature_cache"] is False and len(summary["probes"]) == 2
+    assert counts["grid"] == counts["one"] >= summary["steps"] + 2  # 12 training batches, validation's too
+
+
 def test_without_a_validation_split_the_lowest_training_loss_is_kept(image_shards, tmp_path):
     result = finetune(image_shards, tmp_path / "run", *GRID, "--set", "data.val_split=null")
     assert result.exit_code == 0, result.output
