@@ -222,3 +222,13 @@ def test_a_full_disk_names_the_cache_file_and_leaves_nothing(tmp_path):
     assert "the disk is full" in os_error_message(raised.value)
     sink.discard()
     assert not (tmp_path / "feature-cache").exists()
+
+
+def test_a_grid_of_probes_reads_the_disk_cache_as_it_reads_the_memory_one(image_shards, tmp_path, cache_files):
+    grid = ["--set", "method.lrs=[1.0e-7, 0.003]", "--set", "method.weight_decays=[0.05]"]
+    probe(image_shards, tmp_path / "memory", *grid)
+    probe(image_shards, tmp_path / "disk", *grid, *ON_DISK)
+    assert len(cache_files) == 1 and not (tmp_path / "disk" / "feature-cache").exists()  # one file for every probe
+    for name in ("trainable.safetensors", "best.safetensors"):
+        memory, disk = read_safetensors(tmp_path / "memory" / name)[0], read_safetensors(tmp_path / "disk" / name)[0]
+        assert memory.keys() == disk.keys() and all(torch.equal(memory[k], disk[k]) for k in memory)
