@@ -38,6 +38,7 @@ def check_before_training(config: RunConfig, data_dir: Path, out: Path, *, resum
     check_model_fits(config, shards)
     check_probe_grid(config)
     check_checkpoint_file(config)
+    check_feature_cache_dir(config)
     if main:
         RunDir(Path(out)).check_out(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
     return shards
@@ -123,5 +124,15 @@ def check_checkpoint_file(config: RunConfig) -> None:
                          "download or copy it again") from None
 
 
-__all__ = ["check_before_training", "check_checkpoint_file", "check_model_fits", "check_probe_grid",
+def check_feature_cache_dir(config: RunConfig) -> None:
+    """``train.feature_cache_dir``, when set, is an existing folder (adaptcli creates only its own folder in it)."""
+    chosen = config.train.feature_cache_dir
+    if chosen and not Path(chosen).expanduser().is_dir():
+        why = "is not a folder" if Path(chosen).expanduser().exists() else "does not exist"
+        raise AdaptError(f"train.feature_cache_dir {chosen} {why}; create the folder or leave the option unset "
+                         "(the disk cache then goes into the run folder)")
+
+
+__all__ = ["check_before_training", "check_checkpoint_file", "check_feature_cache_dir", "check_model_fits",
+           "check_probe_grid",
            "check_split_samples", "used_splits"]

@@ -20,6 +20,7 @@ from adaptcli.engine.clock import RunClock
 from adaptcli.engine.device import fp32_note, pins_memory, training_accelerator
 from adaptcli.engine.ema import WeightEma, save_ema_weights
 from adaptcli.engine.evaluate import validate, validate_probes
+from adaptcli.engine.feature_store import CacheStore, disk_cache_folder
 from adaptcli.engine.features import trainable_module
 from adaptcli.engine.memory import reset_peak_memory
 from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
@@ -49,10 +50,12 @@ class Trainer:
 
     def __init__(self, session: Session, run: RunDir, accelerator: Any, trained: nn.Module, optimizer: Any,
                  scheduler: Any, *, lr: float, steps_per_epoch: int, feature_cache: bool,
-                 grid: ProbeGrid | None = None, lrs: list[float] | None = None):
+                 grid: ProbeGrid | None = None, lrs: list[float] | None = None,
+                 cache_store: CacheStore | None = None):
         self.session, self.config, self.run, self.accelerator = session, session.config, run, accelerator
         self.trained, self.optimizer, self.scheduler = trained, optimizer, scheduler
         self.lr, self.steps_per_epoch, self.use_feature_cache = lr, steps_per_epoch, feature_cache
+        self.cache_store = cache_store
         self.pin_memory = pins_memory(accelerator.device)
         self.is_main, self.world = accelerator.is_main_process, accelerator.num_processes
         self.out = session.output.main_only(self.is_main)
@@ -84,7 +87,9 @@ class Trainer:
         if len(settings) == 1:  # one probe: method.lrs / weight_decays of one value each are train.lr / weight_decay
             train = dataclasses.replace(train, lr=settings[0][0], weight_decay=settings[0][1])
         lr, steps = effective_lr(train, accelerator.num_processes), session.steps_per_epoch(accelerator.num_processes)
-        trained, cached = trainable_module(session)
+        trained, store = trainable_module(session, cache_folder=disk_cache_folder(run.path, train.feature_cache_dir),
+                                          accelerator=accelerator)
+        cached = store is not None
         if train.compile:  # after the method is applied; keys stay those of the eager model
             compile_in_place(trained)
         grid, lrs = None, None
@@ -99,7 +104,7 @@ class Trainer:
             scheduler = build_scheduler(optimizer, train, max(1, steps // train.accum_steps), lr)
         trained, optimizer = accelerator.prepare(trained, optimizer)
         trainer = cls(session, run, accelerator, trained, optimizer, scheduler, lr=lr, steps_per_epoch=steps,
-                      feature_cache=cached, grid=grid, lrs=lrs)
+                      feature_cache=cached, grid=grid, lrs=lrs, cache_store=store)
         accelerator.register_for_checkpointing(scheduler)
         if not cached and grid is not None:  # the grid's main module is the whole model: keep what trains
             keep = grid.checkpoint_names(trainer.weights.names())
@@ -147,7 +152,7 @@ class Trainer:
                 head = self.grid.main if self.grid is not None else getattr(self.trained, "module", self.trained)
                 self.streams = EpochStreams.cached(self.session, head, acc,
                                                    steps=self.steps_per_epoch, pin_memory=self.pin_memory,
-                                                   damaged=self.stats.damaged)
+                                                   damaged=self.stats.damaged, store=self.cache_store)
             loss = float("nan")
             try:
                 for epoch in range(self.state.epoch, self.config.train.epochs):

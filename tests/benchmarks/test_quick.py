@@ -37,6 +37,10 @@ CASES = [
     ("inference.py", ["--quick"],
      ["test_vit, cpu", "merged vs unmerged ARC", "FLOPs relative to plain", "| 1 | plain |", "| 1 | arc merged |",
       "| 1 | arc unmerged |", "| 1 | adaptformer |"]),
+    ("feature_cache.py", ["--quick"],
+     ["1. three finetune runs", "no cache  median epoch", "feature_cache=False", "in memory median epoch",
+      "on disk   median epoch", "written to ", "2. one epoch of each, interleaved", "| no cache |", "| in memory | ",
+      "| on disk | "]),
 ]
 
 
