@@ -272,3 +272,44 @@ def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, 
         result = evaluate_model(session, accelerator, split, views=(1, 1), show=False, skip_damaged=True)
     values = {"val_mAP": result.mAP} if session.multi_label else {"val_top1": result.top1, "val_top5": result.top5}
     return values, result.headline
+
+
+def validate_probes(session: Session, accelerator: Any, split: str, grid: nn.Module) -> list[tuple[dict[str, float], float]]:
+    """:func:`validate` for every probe of a probe grid (``grid`` returns ``N x B x C`` logits), from one
+    backbone pass per batch: each probe's (record values, headline value)."""
+    from adaptcli.data.stream.evaluation import eval_loader
+    from adaptcli.engine.device import pins_memory
+
+    split = resolve_split(split, session.manifest.splits) or split
+    loader = eval_loader(session.shards, split, session.spec, session.config.eval.batch_size, views=(1, 1),
+                         rank=accelerator.process_index, world_size=accelerator.num_processes,
+                         workers=session.config.data.workers, skip_damaged=True,
+                         pin_memory=pins_memory(accelerator.device))
+    multi = session.multi_label
+    scores: list[list[torch.Tensor]] = []
+    labels, keys = [], []
+    was_training = grid.training
+    grid.eval()
+    with torch.no_grad():
+        for batch in loader:
+            inputs = batch.inputs_on(accelerator.device)
+            if inputs.ndim == 6:  # B x V x C x T x H x W, one view here
+                inputs = inputs.flatten(0, 1)
+            with accelerator.autocast():
+                logits = grid(inputs)
+            scores = scores or [[] for _ in logits]
+            for probe, probe_logits in zip(scores, logits):
+                probe.append(average_views(probe_logits, 1, multi).cpu())
+            labels.append(batch.labels)
+            keys.extend(batch.keys)
+    grid.train(was_training)
+    if not scores:
+        raise AdaptError(f"split '{split}' of {session.shards.path} has no samples")
+    results = []
+    for probe in scores:
+        seen, _ = _gather(accelerator, keys, torch.cat(probe), torch.cat(labels), {}, multi)
+        _, _, metrics = _score(session, split, seen)
+        result = EvalResult.from_dict({**metrics, "split": split})
+        values = {"val_mAP": result.mAP} if multi else {"val_top1": result.top1, "val_top5": result.top5}
+        results.append((values, result.headline))
+    return results

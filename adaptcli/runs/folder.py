@@ -82,6 +82,8 @@ class RunDir:
     metrics_file = RunFile("metrics.jsonl", "one JSON object per logged event")
     summary_file = RunFile("summary.json", "what training reports (runs.results.TrainSummary)")
     eval_file = RunFile("eval.json", "the last evaluation (runs.results.EvalResult)")
+    feature_cache_folder = RunFile("feature-cache", "the feature cache's files while training when it does not fit "
+                                                    "in memory (engine.feature_store; deleted when training ends)")
 
     @classmethod
     def files(cls) -> dict[str, RunFile]:
@@ -239,7 +241,8 @@ class RunDir:
         from adaptcli.io import atomic_path
 
         RunDir(target).claim(True, option="", whole=True)  # the copy is renamed over it
-        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, LOCK_NAME, TAKEOVER_NAME)
+        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, RunDir.feature_cache_folder.name, LOCK_NAME,
+                    TAKEOVER_NAME)
         with atomic_path(target) as tmp:
             shutil.copytree(self.path, tmp, ignore=shutil.ignore_patterns(*left_out))
 
