@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -158,9 +159,11 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
             check_output_file(target, reads, option)
     if scores_file is not None and out is not None and Path(scores_file).resolve() == Path(out).resolve():
         raise AdaptError(f"--out {out} is also the --scores file; name two files")
-    check_data_contract(read_manifest(data_dir), data_dir, "the run", classes=info.classes,
+    manifest = read_manifest(data_dir)
+    check_data_contract(manifest, data_dir, "the run", classes=info.classes,
                         num_classes=info.num_classes, task=info.task, modality=info.modality,
                         classes_by_index=classes_by_index)
+    check_eval_split(split, manifest.splits, data_dir)
     record = eval_record(run, data_dir, out)
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output, backbone=backbone)
     session = Session.for_evaluation(loaded.config, data_dir, loaded.model, loaded.info.num_classes, loaded.adapt,
@@ -248,8 +251,14 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
-    if resolve_split(split, manifest.splits) is None:
-        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
+    check_eval_split(split, manifest.splits, data_dir)
+
+
+def check_eval_split(split: str, available: Iterable[str], data_dir: Path) -> None:
+    """``--split`` names a split of the data, by the split-name table (``val`` finds ``validation``)."""
+    available = list(available)
+    if resolve_split(split, available) is None:
+        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(available)}); pass --split NAME")
 
 
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:

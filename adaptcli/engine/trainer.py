@@ -23,7 +23,7 @@ from adaptcli.engine.evaluate import validate, validate_probes
 from adaptcli.engine.feature_store import CacheStore, disk_cache_folder
 from adaptcli.engine.features import trainable_module
 from adaptcli.engine.memory import reset_peak_memory
-from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr
+from adaptcli.engine.optim import build_optimizer, build_scheduler, effective_lr, match_saved_groups
 from adaptcli.engine.probe_grid import GridScheduler, ProbeGrid, chosen_probe, grid_optimizer, probe_lrs, probe_table
 from adaptcli.engine.signals import StopSignals
 from adaptcli.engine.step import timed_step
@@ -92,7 +92,7 @@ class Trainer:
         cached = store is not None
         if train.compile:  # after the method is applied; keys stay those of the eager model
             compile_in_place(trained)
-        grid, lrs = None, None
+        grid, lrs, earlier = None, None, None
         if len(settings) > 1:  # every probe on one backbone pass per batch
             grid = ProbeGrid.around(trained, session.model, len(settings))
             lrs = probe_lrs(train, settings, accelerator.num_processes)
@@ -100,6 +100,8 @@ class Trainer:
             scheduler = GridScheduler(optimizer, grid, train, max(1, steps // train.accum_steps), lrs)
             trained = grid
         else:
+            saved = ckpt.saved_group_shapes(run) if resume else None
+            earlier = match_saved_groups(trained, train, saved[1], str(saved[0])) if saved is not None else None
             optimizer = build_optimizer(trained, train, lr)
             scheduler = build_scheduler(optimizer, train, max(1, steps // train.accum_steps), lr)
         trained, optimizer = accelerator.prepare(trained, optimizer)
@@ -116,6 +118,8 @@ class Trainer:
         resumed = ckpt.load_last_checkpoint(run, accelerator, trainer.out) if resume else None
         if resumed is not None:
             trainer.state, trainer.resume_rng = resumed
+            if earlier is not None:
+                trainer.out.echo(f"resumed with the parameter groups the run was trained with: {earlier}")
             trainer.chosen = chosen_probe(trainer.state.history, trainer.state.best_epoch)
             if trainer.ema is not None:
                 trainer.ema.load(ckpt.ema_checkpoint_file(run))

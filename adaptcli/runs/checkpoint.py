@@ -174,6 +174,21 @@ def load_last_checkpoint(run: RunDir, accelerator: Any, output: Output) -> tuple
     return state, rng_state()
 
 
+def saved_group_shapes(run: RunDir) -> tuple[Path, list[tuple[int, float | None]]] | None:
+    """The run's last checkpoint and the (parameter count, lr_scale) of each parameter group its optimiser
+    state holds; None without a checkpoint or a readable optimiser file (then resuming says why)."""
+    from accelerate.utils import OPTIMIZER_NAME
+
+    checkpoints = run.checkpoint_dirs()
+    if not checkpoints:
+        return None
+    try:
+        state = torch.load(checkpoints[-1] / f"{OPTIMIZER_NAME}.bin", map_location="cpu", weights_only=True, mmap=True)
+        return checkpoints[-1], [(len(group["params"]), group.get("lr_scale")) for group in state["param_groups"]]
+    except (OSError, ValueError, RuntimeError, EOFError, TypeError, KeyError, pickle.UnpicklingError):
+        return None
+
+
 def ema_checkpoint_file(run: RunDir) -> Path:
     """The weight EMA saved with the run's last checkpoint (``train.ema``)."""
     last = run.checkpoint_dirs()[-1]

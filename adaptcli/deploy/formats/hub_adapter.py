@@ -64,7 +64,8 @@ def write(export: "Export", out: Path, card_name: str, metadata: dict[str, Any],
         with_peft = _peft_folder(export, tmp)
         write_text(tmp / card_name, card_text(export, metadata, full_card, with_peft))
     backbone = _backbone_hint(export)
-    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
+    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, limit=written.limit,
+                   check=written.check,
                    use=(f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
                         f'     once pushed: adaptcli.load("hf-hub:USER/NAME", backbone="{backbone}"), or '
                         f"adaptcli predict hf-hub:USER/NAME IMAGES --backbone {backbone}",
