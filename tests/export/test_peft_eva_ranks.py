@@ -103,3 +103,53 @@ def test_a_rho_2_run_records_its_ranks_resumes_without_a_second_pass_and_exports
         assert (adaptcli.load(tmp_path / "full.safetensors")(inputs) - expected).abs().max() <= 1e-5
     evaluated = invoke("eval", "--run", run, "--data", image_shards)
     assert evaluated.exit_code == 0, evaluated.output
+
+
+def test_a_layer_eva_gives_rank_0_stays_plain_in_the_run_and_its_exports(image_shards, tmp_path, monkeypatch):
+    """peft puts a layer whose rank comes out 0 back to its base layer and drops it from ``target_modules``:
+    the run records those targets, and its exports rebuild the adapter without that layer."""
+    import peft.tuners.lora.eva as peft_eva
+
+    compute = peft_eva.get_eva_state_dict
+
+    def block_1_at_rank_0(*args, **kwargs):
+        state = compute(*args, **kwargs)
+        state["base_model.model.blocks.1.attn.qkv"] = state["base_model.model.blocks.1.attn.qkv"][:0]
+        return state
+
+    backbone = tmp_path / "vit.safetensors"
+    original_backbone(backbone)
+    run = tmp_path / "run"
+    with monkeypatch.context() as patched:
+        patched.setattr(peft_eva, "get_eva_state_dict", block_1_at_rank_0)
+        result = eva_run(image_shards, run, backbone)
+    assert result.exit_code == 0, result.output
+    assert ", 1 left plain at rank 0, recorded in the run as method.peft_config" in result.output, result.output
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["method"]["peft_config"]
+    assert "blocks.1.attn.qkv" not in str(recorded["target_modules"]) and recorded["target_modules"]
+    trained = load_file(str(run / "trainable.safetensors"))
+    assert not any(key.startswith("blocks.1.attn.qkv.lora") for key in trained)
+    assert any(key.startswith("blocks.2.attn.qkv.lora") for key in trained)
+
+    # --resume with the options it started from is this run (finished: nothing to do); another option is not
+    again = eva_run(image_shards, run, backbone, "--resume")
+    assert again.exit_code == 0 and "nothing to resume" in again.output, again.output
+    changed = eva_run(image_shards, run, backbone, "--resume", "--set",
+                     f"method.peft_config={{r: {R}, init_lora_weights: eva, lora_dropout: 0.1}}")
+    assert changed.exit_code == 2 and "--resume: the configuration differs" in changed.stderr, changed.output
+    assert len(changed.stderr.strip().splitlines()) == 1
+
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    expected, _ = run_logits(run, inputs)
+    folder, merged = tmp_path / "peft", tmp_path / "merged.safetensors"
+    exported = invoke("export", "--run", run, "--adapter-only", "--format", "peft", "--out", folder)
+    # its check: the folder loaded by PeftModel.from_pretrained on the backbone file equals the run
+    assert exported.exit_code == 0 and "PeftModel.from_pretrained check: max |difference|" in exported.output, \
+        exported.output
+    assert json.loads((folder / "adapter_config.json").read_text())["target_modules"]
+    exported = invoke("export", "--run", run, "--merge", "--out", merged)
+    assert exported.exit_code == 0, exported.output
+    import adaptcli
+
+    with torch.no_grad():
+        assert (adaptcli.load(merged)(inputs) - expected).abs().max() <= 1e-5
