@@ -57,6 +57,16 @@ def load_run_config(path: str | Path) -> RunConfig:
     return from_dict(tree)
 
 
+def recorded_by_data_pass(stored: RunConfig, given: RunConfig) -> bool:
+    """Whether a run's ``stored`` configuration is ``given`` plus what the method's data pass recorded in its
+    options (:meth:`~adaptcli.methods.base.Method.recorded_by_data_pass`), everything else equal."""
+    from adaptcli.methods.apply import get_method
+
+    if stored.method != given.method or replace(stored, method_options=given.method_options) != given:
+        return False
+    return get_method(stored.method).recorded_by_data_pass(stored.method_options, given.method_options)
+
+
 class RunFile:
     """One entry of the run folder's file table: its name and what it holds; on a :class:`RunDir`, its path."""
 
@@ -129,7 +139,7 @@ class RunDir:
         claim = self.claim(None if resume else overwrite, resume="--resume")
         if resume and self.is_run():
             stored = load_run_config(self.config_file)
-            if stored != config:
+            if stored != config and not recorded_by_data_pass(stored, config):
                 raise AdaptError(
                     f"--resume: the configuration differs from {self.config_file} at "
                     f"{difference(stored.to_dict(), config.to_dict())}; "
@@ -144,6 +154,15 @@ class RunDir:
         (unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
         return claim_folder(self.path, self.info_file.name, RUN_ENTRIES, overwrite, what="an adaptcli run",
                             option=option, ignore=(LOCK_NAME, TAKEOVER_NAME), whole=whole, resume=resume)
+
+    def resumed_config(self, config: RunConfig) -> RunConfig:
+        """The configuration a ``--resume`` of this run trains: the recorded one where it is ``config`` plus
+        what the run's data pass recorded (EVA's ranks: the shapes its checkpoint holds), else ``config``."""
+        if self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config and recorded_by_data_pass(stored, config):
+                return stored
+        return config
 
     def write_config(self, config: RunConfig, info: RunInfo) -> None:
         write_text(self.config_file, config.to_yaml())
