@@ -26,7 +26,9 @@ Three parts, all in one run:
    (A B C ... A B C ..., alternate rounds reversed), and the median is reported.
 3. PACE (``train.pace_lambda``/``pace_sigma``, docs/methods.md): ``<method>+pace`` cases run adaptcli's two
    noisy passes and consistency loss; their second pass is measured against its floor, the same method's
-   one-pass step, timed side by side in the same interleaved rounds.
+   one-pass step, timed side by side in the same interleaved rounds. The attentive probe's grid
+   (``method.lrs`` x ``weight_decays``): ``attentive_probe_grid4`` trains 4 probes on one frozen pass
+   (adaptcli's ``ProbeGrid``, the losses summed) against the one-probe step; 4 separate runs would be 4x.
 4. Linear probe. The real ``adaptcli finetune --method linear`` on small prepared video shards, 20
    epochs, with ``train.feature_cache=false`` and ``=true``; ``train_seconds`` from ``summary.json``.
 
@@ -71,6 +73,7 @@ class Case:
     #: train: one training step; frozen_pass: the backbone's forward as a probe's training step runs it
     #: (grad enabled, frozen weights); inference: that forward under no_grad (the probes' floor)
     step: str = "train"
+    probes: int = 1  # a probe grid: this many attentive probes on one backbone pass (engine.probe_grid)
 
 
 ADAPTERS = ["adaptformer", "arc", "arc_att", "vpt_deep", "vpt_shallow", "lora", "dora", "adapter_plus", "ssf", "bitfit"]
@@ -98,6 +101,8 @@ def cases(depth: int) -> list[Case]:
              "over every token, forward and backward"),
         Case("attentive_probe_frozen_pass", "attentive_probe", step="frozen_pass", floor_goal=1.05,
              note="the backbone's part of the probe's step: frozen weights build no graph"),
+        Case("attentive_probe_grid4", "attentive_probe", probes=4,
+             note="4 probes (an lr x weight-decay grid) on one frozen pass, losses summed"),
         Case("floor_frozen", "attentive_probe", step="inference"),
         # Measured floors: no adapter, only the head trains, but the tokens entering block 0 (or the
         # first top-half block) require grad, so backward does the input-gradient half and nothing else.
@@ -144,6 +149,10 @@ def build(args: argparse.Namespace, case: Case, device: str):
 
         block = transformer_blocks(model)[case.grad_from][1]
         block.register_forward_pre_hook(lambda module, args: (args[0].detach().requires_grad_(), *args[1:]))
+    if case.probes > 1:
+        from adaptcli.engine.probe_grid import ProbeGrid
+
+        model = ProbeGrid.around(model, model, case.probes)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=1e-3, momentum=0.9)
@@ -214,7 +223,10 @@ def step_loss(model, inputs, labels, pace: bool = False):
     import torch
 
     if not pace:
-        return torch.nn.functional.cross_entropy(model(inputs).float(), labels)
+        logits = model(inputs)
+        if logits.ndim == 3:  # a probe grid: N x B x C, each probe's loss, summed (as adaptcli's train_step)
+            return sum(torch.nn.functional.cross_entropy(probe.float(), labels) for probe in logits)
+        return torch.nn.functional.cross_entropy(logits.float(), labels)
     from adaptcli.engine.pace_step import consistency_loss, noisy_passes
 
     first, second = noisy_passes(model, inputs, two=True)
@@ -234,7 +246,7 @@ def backbone_pass(model, inputs, args: argparse.Namespace | None = None, grad: b
     import torch
 
     with torch.set_grad_enabled(grad), autocast(args, inputs.device.type):
-        model.forward_features(inputs)
+        getattr(model, "main", model).forward_features(inputs)
 
 
 def step_of(case: Case, model, optimizer, inputs, labels, args: argparse.Namespace | None = None) -> None:
@@ -516,6 +528,17 @@ def report(args, selected, flops, timing, memory, probe) -> str:
             second = (med[case.label] - med[case.method]) / med[case.method]
             lines.append(f"| {case.label} | {med[case.label] * 1000:.0f} | {med[case.method] * 1000:.0f} | "
                          f"{second:.3f} | {verdict(second, case.pace_goal)} |")
+    grids = [case for case in selected if case.probes > 1 and case.label in med and "attentive_probe" in med]
+    if grids:
+        lines += [
+            "",
+            f"| probe grid | {clock_name} | one probe's step ({clock_name}) | x one probe | {'separate runs: x'} |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for case in grids:
+            lines.append(f"| {case.label} ({case.probes} probes, one backbone pass) | {med[case.label] * 1000:.0f} | "
+                         f"{med['attentive_probe'] * 1000:.0f} | {med[case.label] / med['attentive_probe']:.2f} | "
+                         f"{case.probes:.2f} |")
     if probe:
         u, c = probe["uncached"]["train_seconds"], probe["cached"]["train_seconds"]
         ratio = u / c

@@ -58,9 +58,12 @@ def register(app: typer.Typer) -> None:
 
 def summary_lines(result: "ExportResult") -> list[str]:
     """What was written, how it checked, and how the format says its output is used."""
+    from adaptcli.deploy.check import TOLERANCE
+
     lines = []
     if result.max_abs_diff is not None:
-        lines.append(f"{result.check}: max |difference| = {result.max_abs_diff:.2e} (limit 1e-04)")
+        limit = "1e-04" if result.limit == TOLERANCE else f"{result.limit:.2e}, float32 rounding of this model's logits"
+        lines.append(f"{result.check}: max |difference| = {result.max_abs_diff:.2e} (limit {limit})")
     elif result.mode is ADAPTER_ONLY:
         lines.append(f"{result.check}: skipped (no backbone file at hand; the run used pre-trained weights from timm)")
     lines.append(f"wrote {result.path}: {result.mode}, {result.method} on {result.backbone}, "

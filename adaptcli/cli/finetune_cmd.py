@@ -84,7 +84,27 @@ def summary_lines(summary: TrainSummary) -> list[str]:
         efficiency_line(s),
         (f"best validation {METRIC_LABELS[s.metric]} {best:.2f} at epoch {s.best_epoch}" if best is not None
          else "no validation split: the last epoch is kept"),
+        *probe_lines(s),
     ]
+
+
+def probe_lines(summary: TrainSummary) -> list[str]:
+    """A probe grid's table: each probe's lr, weight decay and best validation value; the kept one marked."""
+    from adaptcli.runs.results import METRIC_LABELS
+
+    if not summary.probes:
+        return []
+    metric = summary.metric
+    rule = ("best on validation" if summary.best_epoch else
+            "no validation split: the lowest training loss of the last epoch")
+    lines = [f"{len(summary.probes)} probes on one backbone pass; kept: {rule}"]
+    for index, probe in enumerate(summary.probes):
+        value = probe.get(f"best_val_{metric}")
+        shown = (f"val {METRIC_LABELS[metric]} {value:.2f} (epoch {probe['best_epoch']})" if value is not None
+                 else f"final loss {probe.get('final_loss', float('nan')):.4f}")
+        lines.append(f"  probe {index}: lr {probe['lr']:g}, weight decay {probe['weight_decay']:g}, {shown}"
+                     f"{'  <- kept' if probe['chosen'] else ''}")
+    return lines
 
 
 def efficiency_line(summary: TrainSummary) -> str:

@@ -59,6 +59,7 @@ def render_table(report: dict[str, Any]) -> str:
         ("trainable total", f"{report['trainable_params']:,}"),
         ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
         ("mergeable", "yes" if report["mergeable"] else "no"),
+        *([("probes (grid)", f"{report['probes']}: counts above are all of theirs")] if "probes" in report else []),
     ]
     counted = report.get("flops")
     if counted:

@@ -160,7 +160,8 @@ def _describe(constraints: list[Any]) -> str:
     elif high:
         parts.append(f"{'<=' if high[1] == ']' else '<'} {high[0]}")
     sizes = [c.min_length for c in constraints if isinstance(c, annotated_types.MinLen)]
+    most = [c.max_length for c in constraints if isinstance(c, annotated_types.MaxLen)]
     if sizes:
-        parts.append(f"{sizes[0]} values")
+        parts.append(f"{sizes[0]} values" if most and most[0] == sizes[0] else f"at least {sizes[0]} value(s)")
     parts += [(c.func.__doc__ or c.func.__name__).strip() for c in constraints if isinstance(c, annotated_types.Predicate)]
     return ", ".join(parts)

@@ -100,7 +100,15 @@ class TrainConfig:
     """Trade compute for activation memory (:mod:`adaptcli.models.recompute`): none, frozen (selective
     recomputation in blocks with frozen weights) or all (every block)."""
     feature_cache: bool = True
-    """Cache the frozen backbone's outputs when the method never changes them (linear probing)."""
+    """Cache the frozen backbone's outputs when the method never changes them (linear probing, the attentive
+    probe's tokens): in host memory, or as float32 files on disk when they exceed ``feature_cache_memory_gb``
+    (deleted when training ends); where neither has room the backbone runs at every step."""
+    feature_cache_memory_gb: Optional[Annotated[float, Ge(0)]] = None
+    """The most host memory (GB) the feature cache may take before it goes to disk; null: half the host's
+    memory; 0: always on disk."""
+    feature_cache_dir: Optional[str] = None
+    """An existing folder for the disk feature cache (a fast local disk); null: ``feature-cache/`` in the run
+    folder."""
     seed: Annotated[int, Ge(0)] = 0
     """Random seed."""
     eval_every: Count = 1

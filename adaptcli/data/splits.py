@@ -63,6 +63,20 @@ def resolve_split(name: str, available: Iterable[str]) -> str | None:
     return same[0] if len(same) == 1 else None
 
 
+def configured_split(key: str, requested: str, available: Iterable[str], where: str, *, default: str | None = None,
+                     fix: str = "") -> str | None:
+    """The split of ``available`` that ``data.<key>`` names: itself, else the one with the same adaptcli name
+    (:func:`resolve_split`: ``training`` finds ``train``). A name the data lacks is a one-line error listing
+    the data's splits (``fix``: another way out, appended), except ``default`` (the value left unset), which
+    the data may lack: None then."""
+    available = list(available)
+    found = resolve_split(requested, available)
+    if found is None and requested != default:
+        raise AdaptError(f"data.{key}={requested}: {where} has no split '{requested}' (it has: "
+                         f"{', '.join(available) or 'none'}); set --set data.{key} to one of them{fix}")
+    return found
+
+
 def validation_split(requested: str | None, available: Iterable[str], where: str) -> str | None:
     """The split that ``data.val_split`` validates on, or None for no validation.
 
@@ -72,13 +86,8 @@ def validation_split(requested: str | None, available: Iterable[str], where: str
     """
     if requested is None:
         return None
-    available = list(available)
-    found = resolve_split(requested, available)
-    if found is None and requested != VALIDATION:
-        raise AdaptError(f"data.val_split={requested}: {where} has no split '{requested}' (it has: "
-                         f"{', '.join(available) or 'none'}); set --set data.val_split to one of them, "
-                         "or null to train without validation")
-    return found
+    return configured_split("val_split", requested, available, where, default=VALIDATION,
+                            fix=", or null to train without validation")
 
 
 def eval_split_option(test_split: str, val_split: str | None, available: Iterable[str]) -> str:
@@ -92,5 +101,6 @@ def eval_split_option(test_split: str, val_split: str | None, available: Iterabl
     return f" --split {shlex.quote(split)}" if split is not None and split != TEST else ""
 
 
-__all__ = ["SPLIT_NAMES", "TRAIN", "VALIDATION", "TEST", "canonical_split", "canonical_names", "eval_split_option",
+__all__ = ["SPLIT_NAMES", "TRAIN", "VALIDATION", "TEST", "canonical_split", "canonical_names", "configured_split",
+           "eval_split_option",
            "resolve_split", "split_named_in", "validation_split"]

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import RunConfig
-from adaptcli.deploy.check import random_batch
+from adaptcli.deploy.check import TOLERANCE, random_batch
 from adaptcli.deploy.formats import ExportFormat, export_format
 from adaptcli.deploy.header import export_metadata
 from adaptcli.deploy.modes import ExportMode
@@ -56,6 +56,7 @@ class ExportResult:
     backbone: str
     tensors: int
     max_abs_diff: float | None  # None where no check ran (adapter-only without a backbone file)
+    limit: float | None  # the check's limit (None: no check ran)
     check: str  # the self-check's name
     use: tuple[str, ...]  # lines telling the user how to load the output
     create_kwargs: dict[str, Any] | None  # merge: ``timm.create_model(backbone, **create_kwargs)``
@@ -97,7 +98,8 @@ def export_run(run_dir: Path | RunDir, out: Path, mode: ExportMode | str, fmt: s
     return ExportResult(
         path=str(out), bytes=_size(out), mode=mode, format=mode.header_format, file_format=fmt,
         method=config.method, backbone=config.model.name, tensors=written.tensors,
-        max_abs_diff=written.max_abs_diff, check=written.check or mode.check, use=tuple(written.use),
+        max_abs_diff=written.max_abs_diff,
+        limit=None if written.max_abs_diff is None else written.limit or TOLERANCE, check=written.check or mode.check, use=tuple(written.use),
         create_kwargs=export.meta["create_kwargs"] if mode is ExportMode.MERGE else None,
         backbone_file=str(export.backbone_file) if export.backbone_file else None,
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adaptcli.data.stream.batch import Batch
+from adaptcli.engine.feature_store import CacheStore
 from adaptcli.engine.features import FeatureCache, HeadOnly, cache_training_features
 from adaptcli.runs.folder import RunDir
 from adaptcli.runs.session import Session
@@ -56,8 +57,9 @@ class EpochStreams:
     random state of training is what it would be without prefetching.
     """
 
-    def __init__(self, open_epoch: Callable[[int], Iterator[Batch]], workers: int) -> None:
-        self.open_epoch, self.workers = open_epoch, workers
+    def __init__(self, open_epoch: Callable[[int], Iterator[Batch]], workers: int,
+                 features: FeatureCache | None = None) -> None:
+        self.open_epoch, self.workers, self.features = open_epoch, workers, features
         self._ready: tuple[int, Iterator[Batch]] | None = None
 
     @classmethod
@@ -67,15 +69,16 @@ class EpochStreams:
         def open_epoch(epoch: int) -> Iterator[Batch]:
             return epoch_batches(session, epoch, accelerator, pin_memory=pin_memory, features=features)
 
-        return cls(open_epoch, 0 if features is not None else session.config.data.workers)
+        return cls(open_epoch, 0 if features is not None else session.config.data.workers, features)
 
     @classmethod
     def cached(cls, session: Session, head: HeadOnly, accelerator: Any, *, steps: int, pin_memory: bool,
-               damaged: dict[str, str]) -> EpochStreams:
+               damaged: dict[str, str], store: CacheStore | None = None) -> EpochStreams:
         """A linear probe's streams: the frozen backbone runs once over the training split now (the shards
-        it skipped as damaged are added to ``damaged``), every epoch replays those features."""
+        it skipped as damaged are added to ``damaged``), every epoch replays those features (kept where
+        ``store`` says: memory by default; :meth:`close` deletes a disk cache)."""
         features = cache_training_features(session, head, accelerator, steps=steps, pin_memory=pin_memory,
-                                           damaged=damaged)
+                                           damaged=damaged, store=store or CacheStore())
         return cls.of(session, accelerator, pin_memory=pin_memory, features=features)
 
     @property
@@ -104,8 +107,11 @@ class EpochStreams:
             self._ready = (epoch, self.open_epoch(epoch))
 
     def close(self) -> None:
-        """Drop a prefetched stream that will not be used (its workers stop when it is collected)."""
+        """Drop a prefetched stream that will not be used (its workers stop when it is collected); delete a
+        disk feature cache."""
         self._ready = None
+        if self.features is not None:
+            self.features.close()
 
 
 @dataclass

@@ -3,6 +3,8 @@
 The batches are the training stream's first epoch, as training draws them (``train.seed``), at most
 :data:`MAX_BATCHES` of them: peft's EVA cycles through what it is given until its components converge
 and keeps what it saw in memory. Torch's random state is left as it was, so training draws the same.
+Shapes the pass chooses (EVA's ranks with ``rho`` > 1) go into the run's options before its configuration is
+recorded, so that configuration rebuilds the model without the pass.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -158,9 +159,11 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
             check_output_file(target, reads, option)
     if scores_file is not None and out is not None and Path(scores_file).resolve() == Path(out).resolve():
         raise AdaptError(f"--out {out} is also the --scores file; name two files")
-    check_data_contract(read_manifest(data_dir), data_dir, "the run", classes=info.classes,
+    manifest = read_manifest(data_dir)
+    check_data_contract(manifest, data_dir, "the run", classes=info.classes,
                         num_classes=info.num_classes, task=info.task, modality=info.modality,
                         classes_by_index=classes_by_index)
+    check_eval_split(split, manifest.splits, data_dir)
     record = eval_record(run, data_dir, out)
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output, backbone=backbone)
     session = Session.for_evaluation(loaded.config, data_dir, loaded.model, loaded.info.num_classes, loaded.adapt,
@@ -248,8 +251,14 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
-    if resolve_split(split, manifest.splits) is None:
-        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
+    check_eval_split(split, manifest.splits, data_dir)
+
+
+def check_eval_split(split: str, available: Iterable[str], data_dir: Path) -> None:
+    """``--split`` names a split of the data, by the split-name table (``val`` finds ``validation``)."""
+    available = list(available)
+    if resolve_split(split, available) is None:
+        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(available)}); pass --split NAME")
 
 
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:
@@ -263,3 +272,44 @@ def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, 
         result = evaluate_model(session, accelerator, split, views=(1, 1), show=False, skip_damaged=True)
     values = {"val_mAP": result.mAP} if session.multi_label else {"val_top1": result.top1, "val_top5": result.top5}
     return values, result.headline
+
+
+def validate_probes(session: Session, accelerator: Any, split: str, grid: nn.Module) -> list[tuple[dict[str, float], float]]:
+    """:func:`validate` for every probe of a probe grid (``grid`` returns ``N x B x C`` logits), from one
+    backbone pass per batch: each probe's (record values, headline value)."""
+    from adaptcli.data.stream.evaluation import eval_loader
+    from adaptcli.engine.device import pins_memory
+
+    split = resolve_split(split, session.manifest.splits) or split
+    loader = eval_loader(session.shards, split, session.spec, session.config.eval.batch_size, views=(1, 1),
+                         rank=accelerator.process_index, world_size=accelerator.num_processes,
+                         workers=session.config.data.workers, skip_damaged=True,
+                         pin_memory=pins_memory(accelerator.device))
+    multi = session.multi_label
+    scores: list[list[torch.Tensor]] = []
+    labels, keys = [], []
+    was_training = grid.training
+    grid.eval()
+    with torch.no_grad():
+        for batch in loader:
+            inputs = batch.inputs_on(accelerator.device)
+            if inputs.ndim == 6:  # B x V x C x T x H x W, one view here
+                inputs = inputs.flatten(0, 1)
+            with accelerator.autocast():
+                logits = grid(inputs)
+            scores = scores or [[] for _ in logits]
+            for probe, probe_logits in zip(scores, logits):
+                probe.append(average_views(probe_logits, 1, multi).cpu())
+            labels.append(batch.labels)
+            keys.extend(batch.keys)
+    grid.train(was_training)
+    if not scores:
+        raise AdaptError(f"split '{split}' of {session.shards.path} has no samples")
+    results = []
+    for probe in scores:
+        seen, _ = _gather(accelerator, keys, torch.cat(probe), torch.cat(labels), {}, multi)
+        _, _, metrics = _score(session, split, seen)
+        result = EvalResult.from_dict({**metrics, "split": split})
+        values = {"val_mAP": result.mAP} if multi else {"val_top1": result.top1, "val_top5": result.top5}
+        results.append((values, result.headline))
+    return results

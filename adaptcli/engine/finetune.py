@@ -43,6 +43,8 @@ def finetune(config: RunConfig, data_dir: Path, out: Path, *, resume: bool = Fal
         return TrainSummary.read(run.summary_file)
     try:
         fresh = not run.is_run()  # also a --resume of a run killed before it wrote anything
+        if resume and not fresh:
+            config = run.resumed_config(config)  # with the shapes its data pass chose (EVA's ranks)
         state.wait_for_everyone()
         session = Session.for_training(config, shards, output)
         if fresh:

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from adaptcli.config import TrainConfig
+from adaptcli.errors import AdaptError
 
 #: Tokens, position tables and prompts never decay (besides timm's rule: 1-D tensors and biases).
 NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "vpt.", "prompt", "dist_token")
@@ -34,12 +35,56 @@ def parameter_groups(model: nn.Module, weight_decay: float, layer_decay: float |
     return [group for group in groups if group["params"]]
 
 
-def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.optim.Optimizer:
+#: Parameter groupings adaptcli built before, as (model attribute, its value then, what it did): a run
+#: checkpointed with one resumes with it, since its saved optimiser state fits only those groups.
+EARLIER_GROUPINGS = [
+    ("fc_norm_group", "last_block", "fc_norm in the last block's layer-decay group, as adaptcli trained the video "
+                                    "ViT before it followed VideoMAE's grouping"),
+]
+
+#: A parameter group's shape as an optimiser's state dict keeps it: (number of parameters, lr_scale or None).
+GroupShape = tuple[int, "float | None"]
+
+
+def optimizer_groups(model: nn.Module, train: TrainConfig) -> list[dict]:
+    """The parameter groups :func:`build_optimizer` gives the optimiser."""
     groups = parameter_groups(model, train.weight_decay, train.layer_decay)
     if train.loraplus_ratio is not None:
         from adaptcli.engine.loraplus import loraplus_groups
 
         groups = loraplus_groups(model, groups, train.loraplus_ratio)
+    return groups
+
+
+def group_shapes(groups: list[dict]) -> list[GroupShape]:
+    return [(len(group["params"]), group.get("lr_scale")) for group in groups]
+
+
+def match_saved_groups(model: nn.Module, train: TrainConfig, saved: list[GroupShape], checkpoint: str) -> str | None:
+    """Make ``model`` build the parameter groups a checkpoint's optimiser state was saved with: None when
+    today's grouping fits it (the same group sizes: torch then restores each group's saved lr_scale, as it
+    always did), else what the earlier grouping it switched to did (:data:`EARLIER_GROUPINGS`, matched on sizes
+    and scales). A one-line error when no grouping fits (torch could not load the state)."""
+    built = group_shapes(optimizer_groups(model, train))
+    if [size for size, _ in built] == [size for size, _ in saved]:
+        return None
+    for attribute, value, meaning in EARLIER_GROUPINGS:
+        if not hasattr(model, attribute):
+            continue
+        today = getattr(model, attribute)
+        setattr(model, attribute, value)
+        if group_shapes(optimizer_groups(model, train)) == saved:
+            return meaning
+        setattr(model, attribute, today)
+    raise AdaptError(
+        f"checkpoint {checkpoint} holds optimiser state for {len(saved)} parameter groups of "
+        f"{[size for size, _ in saved]} tensors, these settings build {len(built)} of {[size for size, _ in built]}: "
+        "resume with the adaptcli version and settings the run was started with, or start again with --overwrite"
+    )
+
+
+def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    groups = optimizer_groups(model, train)
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
     return torch.optim.AdamW(groups, lr=lr)

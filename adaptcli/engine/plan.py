@@ -48,7 +48,8 @@ def plan_lines(config: RunConfig, data: Path, out: Path, *, resume: bool = False
         + (f", {config.model.num_frames} frames" if manifest.modality == "video" else "")
         + (f", weights from {config.model.checkpoint}" if config.model.checkpoint else ", random weights"),
         f"parameters: {report['trainable_params']:,} trainable ({report['trainable_percent']:.3f}% of the "
-        f"backbone's {report['backbone_params']:,}): method {report['method_params']:,}, head {report['head_params']:,}",
+        f"backbone's {report['backbone_params']:,}): method {report['method_params']:,}, head {report['head_params']:,}"
+        + (f", all {report['probes']} probes of the grid, on one backbone pass" if "probes" in report else ""),
         f"steps: {steps:,} per epoch x {train.epochs} epochs at batch {train.batch_size} x {world_size} "
         f"process(es) = {updates:,} optimiser steps",
         f"out: {out_state(Path(out), resume, overwrite)}",

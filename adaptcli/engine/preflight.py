@@ -36,7 +36,9 @@ def check_before_training(config: RunConfig, data_dir: Path, out: Path, *, resum
     for split in used_splits(config, shards):
         check_split_samples(shards, split)
     check_model_fits(config, shards)
+    check_probe_grid(config)
     check_checkpoint_file(config)
+    check_feature_cache_dir(config)
     if main:
         RunDir(Path(out)).check_out(config, resume=resume, overwrite=overwrite, data=Path(data_dir))
     return shards
@@ -91,6 +93,23 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
         get_method(config.method).pace_sites(model)
 
 
+def check_probe_grid(config: RunConfig) -> None:
+    """A probe grid (``method.lrs`` x ``method.weight_decays``) trains several probes in one run: settings that
+    act on one trained model (its weight average, its compiled forward) are refused."""
+    from adaptcli.methods.registry import probe_settings
+
+    train = config.train
+    count = len(probe_settings(config.method, config.method_options, train.lr, train.weight_decay))
+    if count == 1:
+        return
+    if train.ema is not None:
+        raise AdaptError(f"train.ema averages one model, but method.lrs x method.weight_decays train {count} probes; "
+                         "set --set train.ema=null, or give one lr and one weight decay")
+    if train.compile:
+        raise AdaptError(f"train.compile compiles one model's forward, but method.lrs x method.weight_decays train "
+                         f"{count} probes on one pass; set --set train.compile=false")
+
+
 def check_checkpoint_file(config: RunConfig) -> None:
     """``model.checkpoint`` is a weights file of a kind adaptcli reads (its first bytes; the weights are
     checked against the model when the run loads them)."""
@@ -110,5 +129,15 @@ def check_checkpoint_file(config: RunConfig) -> None:
                          "download or copy it again") from None
 
 
-__all__ = ["check_before_training", "check_checkpoint_file", "check_model_fits", "check_split_samples",
-           "used_splits"]
+def check_feature_cache_dir(config: RunConfig) -> None:
+    """``train.feature_cache_dir``, when set, is an existing folder (adaptcli creates only its own folder in it)."""
+    chosen = config.train.feature_cache_dir
+    if chosen and not Path(chosen).expanduser().is_dir():
+        why = "is not a folder" if Path(chosen).expanduser().exists() else "does not exist"
+        raise AdaptError(f"train.feature_cache_dir {chosen} {why}; create the folder or leave the option unset "
+                         "(the disk cache then goes into the run folder)")
+
+
+__all__ = ["check_before_training", "check_checkpoint_file", "check_feature_cache_dir", "check_model_fits",
+           "check_probe_grid",
+           "check_split_samples", "used_splits"]

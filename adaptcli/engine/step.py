@@ -16,15 +16,16 @@ from adaptcli.engine.pace_step import consistency_loss, noisy_passes
 
 
 def timed_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batch, train: TrainConfig,
-               multi_label: bool, augment: BatchAugment | None = None) -> tuple[float, bool, float]:
-    """:func:`train_step` with compilation errors explained: (loss, optimiser stepped, seconds it took)."""
+               multi_label: bool, augment: BatchAugment | None = None) -> tuple[list[float], bool, float]:
+    """:func:`train_step` with compilation errors explained: (the loss, one per probe of a probe grid;
+    optimiser stepped; seconds it took)."""
     from adaptcli.engine.compile import compile_errors
 
     start = time.perf_counter()
     with compile_errors(train.compile):
         loss, synced = train_step(accelerator, trained, optimizer, batch, train, multi_label, augment)
-    value = loss.item()  # waits for the device, so the step time is real
-    return value, synced, time.perf_counter() - start
+    values = loss.flatten().tolist()  # waits for the device, so the step time is real
+    return values, synced, time.perf_counter() - start
 
 
 def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batch, train: TrainConfig,
@@ -33,6 +34,9 @@ def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batc
 
     Multi-label batches (labels ``B x C`` multi-hot) train with binary cross-entropy per class;
     ``augment`` (random erasing, mixup/cutmix) may turn labels into soft targets (soft cross-entropy).
+    A probe grid (:class:`~adaptcli.engine.probe_grid.ProbeGrid`) returns ``N x B x C`` logits: each probe's
+    loss (the returned loss has one per probe), their sum backpropagated (the probes share no parameter, so
+    each one's gradient is its own loss's), and gradients clipped per probe.
     """
     acc = accelerator
     on_device = batch.to(acc.device)  # encoded frames (data.decode: cuda) are decoded there
@@ -46,18 +50,36 @@ def train_step(accelerator: Any, trained: nn.Module, optimizer: Any, batch: Batc
                 logits, second = noisy_passes(trained, inputs, two=bool(train.pace_lambda))
             else:
                 logits = trained(inputs)
-            if multi_label:
-                loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
-            elif augment is not None and augment.soft_targets:  # smoothing is already in the targets
-                loss = SoftTargetCrossEntropy()(logits.float(), labels)
+            if logits.ndim == 3:  # a probe grid
+                loss = torch.stack([_loss(probe, labels, train, multi_label, augment) for probe in logits])
             else:
-                loss = nn.functional.cross_entropy(logits.float(), labels, label_smoothing=train.label_smoothing)
+                loss = _loss(logits, labels, train, multi_label, augment)
             if second is not None:
                 loss = loss + train.pace_lambda * consistency_loss(logits, second)
-        acc.backward(loss)
+        acc.backward(loss.sum())
         if acc.sync_gradients and train.clip_grad:
-            acc.clip_grad_norm_(trained.parameters(), train.clip_grad)
+            for parameters in _clipped_together(trained):
+                acc.clip_grad_norm_(parameters, train.clip_grad)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         synced = acc.sync_gradients
     return loss.detach(), synced
+
+
+def _loss(logits: torch.Tensor, labels: torch.Tensor, train: TrainConfig, multi_label: bool,
+          augment: BatchAugment | None) -> torch.Tensor:
+    if multi_label:
+        return nn.functional.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    if augment is not None and augment.soft_targets:  # smoothing is already in the targets
+        return SoftTargetCrossEntropy()(logits.float(), labels)
+    return nn.functional.cross_entropy(logits.float(), labels, label_smoothing=train.label_smoothing)
+
+
+def _clipped_together(trained: nn.Module) -> list[Any]:
+    """The parameter sets whose gradient norm is clipped as one: each probe of a probe grid, else all."""
+    from adaptcli.engine.probe_grid import ProbeGrid
+
+    unwrapped = getattr(trained, "module", trained)
+    if isinstance(unwrapped, ProbeGrid):
+        return unwrapped.probe_parameters()
+    return [trained.parameters()]

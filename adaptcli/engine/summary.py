@@ -31,14 +31,16 @@ class SessionStats:
 
 
 def train_summary(session: Session, state: TrainState, stats: SessionStats, *, accelerator: Any, lr: float,
-                  feature_cache: bool, seconds: float, loss: float, data_wait: float | None = None) -> TrainSummary:
+                  feature_cache: bool, seconds: float, loss: float, data_wait: float | None = None,
+                  probes: int = 1) -> TrainSummary:
     """``seconds``: this session's wall time (the samples/s of the samples it trained); the run's train time is
     ``state.train_seconds``, summed over every part of a resumed run. ``data_wait``: the share of the
-    training loops' wall time spent waiting for batches."""
+    training loops' wall time spent waiting for batches. ``probes``: how many probes a probe grid trained
+    (the parameter counts are all of theirs)."""
     from adaptcli.runs.params import parameter_report
 
     config = session.config
-    report = parameter_report(session.model, session.adapt)
+    report = parameter_report(session.model, session.adapt, probes=probes)
     peak_mb, memory_kind = peak_memory_mb(accelerator.device)
     steps_here = state.step - stats.steps_before
     return TrainSummary(

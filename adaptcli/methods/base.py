@@ -80,8 +80,14 @@ class Method:
 
     def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
         """Initialise the injected modules from ``batches`` (input tensors of the training stream); returns a
-        line for the user saying what it did."""
+        line for the user saying what it did. Where the pass chooses shapes (EVA's ranks), it writes them into
+        ``options`` (the run's configuration, recorded after it), so the configuration rebuilds the model."""
         raise NotImplementedError
+
+    def recorded_by_data_pass(self, recorded: Any, given: Any) -> bool:
+        """Whether a run's ``recorded`` options are ``given`` plus what its data pass wrote into them (a
+        ``--resume`` with the options the run started from); never by default."""
+        return False
 
 
 def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:

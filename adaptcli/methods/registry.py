@@ -37,6 +37,8 @@ class MethodSpec:
     feature_cache: bool = False  # the backbone's output never changes in training: cache it
     unused_parameters: bool = False  # some trainable parameter can miss a gradient in a step (DDP must search)
     pace: bool = False  # has an adapter output that PACE's noise can perturb (Method.pace_sites)
+    #: its options ``lrs`` / ``weight_decays`` train a grid of probes on one backbone pass (:func:`probe_settings`)
+    probe_grid: bool = False
 
 
 #: Every method folder's ``config.py`` registers its spec here (imported on first read).
@@ -74,6 +76,17 @@ def merge_refusal(name: str, options: Any) -> Optional[str]:
     if not spec.mergeable:
         return cannot_merge_message(name)
     return spec.merge_refusal(options) if spec.merge_refusal is not None else None
+
+
+def probe_settings(name: str, options: Any, lr: float, weight_decay: float) -> list[tuple[float, float]]:
+    """The (lr, weight decay) of each probe a run of method ``name`` trains: every pair of its options'
+    ``lrs`` x ``weight_decays`` (lr-major) for a method whose spec sets ``probe_grid``, where a list left
+    null is the run's ``lr`` / ``weight_decay`` alone; one pair, (``lr``, ``weight_decay``), otherwise."""
+    if not method_spec(name).probe_grid:
+        return [(lr, weight_decay)]
+    lrs = getattr(options, "lrs", None) or [lr]
+    decays = getattr(options, "weight_decays", None) or [weight_decay]
+    return [(float(a), float(b)) for a in lrs for b in decays]
 
 
 def cannot_merge_message(name: str) -> str:

@@ -113,6 +113,7 @@ class VideoVisionTransformer(nn.Module):
         ])
         self.norm = nn.Identity()  # VideoMAE with mean pooling: the final norm is fc_norm
         self.fc_norm = norm_layer(embed_dim)
+        self.fc_norm_group = "head"  # fc_norm's layer-decay group (group_matcher)
         self.attn_pool: nn.Module | None = None  # an attention pooler in place of the mean (attentive probe)
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -137,8 +138,13 @@ class VideoVisionTransformer(nn.Module):
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """timm's layer grouping (layer-wise lr decay): the embedding, then each block; ``fc_norm`` is left to
-        the head's group (1.0x the lr), as VideoMAE's optim_factory.py ``get_num_layer_for_vit`` does."""
-        return dict(stem=r"^patch_embed", blocks=[(r"^blocks\.(\d+)", None)])
+        the head's group (1.0x the lr), as VideoMAE's optim_factory.py ``get_num_layer_for_vit`` does.
+        ``fc_norm_group = "last_block"``: the grouping before that (fc_norm in the last block's layer), which
+        runs trained with it resume with (:func:`adaptcli.engine.optim.match_saved_groups`)."""
+        blocks = [(r"^blocks\.(\d+)", None)]
+        if self.fc_norm_group == "last_block":
+            blocks.append((r"^fc_norm", (99999,)))
+        return dict(stem=r"^patch_embed", blocks=blocks)
 
     @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:

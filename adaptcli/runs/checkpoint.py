@@ -42,6 +42,8 @@ class TrainState:
     #: Training wall time of the run up to this checkpoint, summed over every part of an interrupted run:
     #: from the start of each part's training loop to its checkpoint, not the time between the parts.
     train_seconds: float = 0.0
+    #: a probe grid's running loss per probe over those batches (written only for a grid)
+    probe_loss_sums: list[float] = field(default_factory=list)
 
     @classmethod
     def from_dict(cls, saved: dict[str, Any]) -> TrainState:
@@ -53,7 +55,10 @@ class TrainState:
         return cls(**saved)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        saved = asdict(self)
+        if not self.probe_loss_sums:  # a one-probe run's state.json keeps the keys it always had
+            del saved["probe_loss_sums"]
+        return saved
 
     def improves(self, value: float) -> bool:
         """Record ``value`` as the best so far (at the current epoch) when it is; whether it was."""
@@ -97,6 +102,8 @@ class Weights:
     info: AdaptInfo
     config: RunConfig
     manifest: Manifest
+    #: what is saved of the model's trainable state (a probe grid puts its chosen probe in); None: all of it
+    tensors: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
 
     def names(self) -> set[str]:
         from adaptcli.methods.apply import trainable_state_dict
@@ -107,7 +114,10 @@ class Weights:
         """Write them (see :func:`~adaptcli.methods.apply.trainable_state_dict`) as safetensors."""
         from adaptcli.methods.apply import trainable_state_dict
 
-        save_tensors(path, trainable_state_dict(self.model, self.info), self.metadata(state))
+        tensors = trainable_state_dict(self.model, self.info)
+        if self.tensors is not None:
+            tensors = self.tensors(tensors)
+        save_tensors(path, tensors, self.metadata(state))
 
     def metadata(self, state: TrainState) -> dict[str, Any]:
         """The header of ``trainable.safetensors`` / ``best.safetensors``."""
@@ -162,6 +172,21 @@ def load_last_checkpoint(run: RunDir, accelerator: Any, output: Output) -> tuple
     where = f", batch {state.batch} of epoch {state.epoch + 1}" if state.batch else ""
     output.echo(f"resumed from {last} (epoch {state.epoch}, step {state.step}{where})")
     return state, rng_state()
+
+
+def saved_group_shapes(run: RunDir) -> tuple[Path, list[tuple[int, float | None]]] | None:
+    """The run's last checkpoint and the (parameter count, lr_scale) of each parameter group its optimiser
+    state holds; None without a checkpoint or a readable optimiser file (then resuming says why)."""
+    from accelerate.utils import OPTIMIZER_NAME
+
+    checkpoints = run.checkpoint_dirs()
+    if not checkpoints:
+        return None
+    try:
+        state = torch.load(checkpoints[-1] / f"{OPTIMIZER_NAME}.bin", map_location="cpu", weights_only=True, mmap=True)
+        return checkpoints[-1], [(len(group["params"]), group.get("lr_scale")) for group in state["param_groups"]]
+    except (OSError, ValueError, RuntimeError, EOFError, TypeError, KeyError, pickle.UnpicklingError):
+        return None
 
 
 def ema_checkpoint_file(run: RunDir) -> Path:

@@ -57,6 +57,16 @@ def load_run_config(path: str | Path) -> RunConfig:
     return from_dict(tree)
 
 
+def recorded_by_data_pass(stored: RunConfig, given: RunConfig) -> bool:
+    """Whether a run's ``stored`` configuration is ``given`` plus what the method's data pass recorded in its
+    options (:meth:`~adaptcli.methods.base.Method.recorded_by_data_pass`), everything else equal."""
+    from adaptcli.methods.apply import get_method
+
+    if stored.method != given.method or replace(stored, method_options=given.method_options) != given:
+        return False
+    return get_method(stored.method).recorded_by_data_pass(stored.method_options, given.method_options)
+
+
 class RunFile:
     """One entry of the run folder's file table: its name and what it holds; on a :class:`RunDir`, its path."""
 
@@ -82,6 +92,8 @@ class RunDir:
     metrics_file = RunFile("metrics.jsonl", "one JSON object per logged event")
     summary_file = RunFile("summary.json", "what training reports (runs.results.TrainSummary)")
     eval_file = RunFile("eval.json", "the last evaluation (runs.results.EvalResult)")
+    feature_cache_folder = RunFile("feature-cache", "the feature cache's files while training when it does not fit "
+                                                    "in memory (engine.feature_store; deleted when training ends)")
 
     @classmethod
     def files(cls) -> dict[str, RunFile]:
@@ -127,7 +139,7 @@ class RunDir:
         claim = self.claim(None if resume else overwrite, resume="--resume")
         if resume and self.is_run():
             stored = load_run_config(self.config_file)
-            if stored != config:
+            if stored != config and not recorded_by_data_pass(stored, config):
                 raise AdaptError(
                     f"--resume: the configuration differs from {self.config_file} at "
                     f"{difference(stored.to_dict(), config.to_dict())}; "
@@ -142,6 +154,15 @@ class RunDir:
         (unlinking a file another process may hold a ``flock`` on would break the takeover rule)."""
         return claim_folder(self.path, self.info_file.name, RUN_ENTRIES, overwrite, what="an adaptcli run",
                             option=option, ignore=(LOCK_NAME, TAKEOVER_NAME), whole=whole, resume=resume)
+
+    def resumed_config(self, config: RunConfig) -> RunConfig:
+        """The configuration a ``--resume`` of this run trains: the recorded one where it is ``config`` plus
+        what the run's data pass recorded (EVA's ranks: the shapes its checkpoint holds), else ``config``."""
+        if self.is_run():
+            stored = load_run_config(self.config_file)
+            if stored != config and recorded_by_data_pass(stored, config):
+                return stored
+        return config
 
     def write_config(self, config: RunConfig, info: RunInfo) -> None:
         write_text(self.config_file, config.to_yaml())
@@ -239,7 +260,8 @@ class RunDir:
         from adaptcli.io import atomic_path
 
         RunDir(target).claim(True, option="", whole=True)  # the copy is renamed over it
-        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, LOCK_NAME, TAKEOVER_NAME)
+        left_out = (RunDir.eval_file.name, RunDir.checkpoints.name, RunDir.feature_cache_folder.name, LOCK_NAME,
+                    TAKEOVER_NAME)
         with atomic_path(target) as tmp:
             shutil.copytree(self.path, tmp, ignore=shutil.ignore_patterns(*left_out))
 

@@ -13,12 +13,13 @@ from adaptcli.methods.base import AdaptInfo
 from adaptcli.output import Output
 
 
-def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
+def parameter_report(model: nn.Module, info: AdaptInfo, probes: int = 1) -> dict[str, Any]:
     """Exact counts for a model adapted as ``info`` says (see :func:`adaptcli.methods.apply_method`).
 
     backbone = every parameter that is neither the method's nor the classifier's;
     trainable_percent is relative to the backbone. Parts a method holds fixed (``info.fixed_elements``,
-    the video ViT's key bias under BitFit) are not counted anywhere.
+    the video ViT's key bias under BitFit) are not counted anywhere. ``probes``: a probe grid trains that
+    many copies of everything trainable (the method's, the head's; ``probes`` is then in the report).
     """
     from adaptcli.models.blocks import classifier, qualified_name
 
@@ -28,16 +29,17 @@ def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
     where: dict[str, int] = defaultdict(int)
     for name, param in model.named_parameters():
         n = param.numel() - info.fixed_elements.get(name, 0)
+        copies = probes if param.requires_grad else 1
         if name in method_names:
-            method += n
+            method += n * copies
         elif name == head_name or name.startswith(head_name + "."):
-            head += n
+            head += n * copies
         else:
             backbone += n
         if param.requires_grad:
-            trainable += n
-            where[_location(name)] += n
-    return {
+            trainable += n * copies
+            where[_location(name)] += n * copies
+    report = {
         "model": type(model).__name__,
         "method": info.method,
         "backbone_params": backbone,
@@ -48,6 +50,9 @@ def parameter_report(model: nn.Module, info: AdaptInfo) -> dict[str, Any]:
         "mergeable": info.mergeable,
         "trainable_locations": dict(where),
     }
+    if probes > 1:
+        report["probes"] = probes
+    return report
 
 
 def _location(name: str) -> str:
@@ -70,6 +75,8 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
         model = build_backbone(config, num_classes, output=output)
     else:  # counting needs shapes only
         model = shape_only_backbone(config.model, num_classes)
+    from adaptcli.methods.registry import probe_settings
+
     try:
         info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     except NotImplementedError:  # a method whose injection reads tensor values (peft's SHiRA): random weights
@@ -77,6 +84,7 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
 
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), num_classes)
         info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
-    report = parameter_report(model, info)
+    probes = probe_settings(config.method, config.method_options, config.train.lr, config.train.weight_decay)
+    report = parameter_report(model, info, probes=len(probes))
     report.update(backbone=config.model.name, num_classes=num_classes)
     return report

@@ -35,7 +35,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 #: Keys added after 0.1, written only when known, so an older summary.json reads and writes back unchanged.
-OPTIONAL_KEYS = ("data_wait",)
+OPTIONAL_KEYS = ("data_wait", "probes")
 
 
 @dataclass
@@ -70,6 +70,8 @@ class TrainSummary:
     trainable_percent: float | None = None
     mergeable: bool | None = None
     data_wait: float | None = None  # share of the training loops' wall time spent waiting for batches
+    #: a probe grid's probes: each one's lr, weight_decay, best_val_<metric> and best_epoch, final_loss, chosen
+    probes: list[dict[str, Any]] | None = None
 
     @property
     def metric(self) -> str:

@@ -10,7 +10,7 @@ from torch import nn
 
 from adaptcli.config import RunConfig
 from adaptcli.data.manifest import Manifest
-from adaptcli.data.splits import validation_split
+from adaptcli.data.splits import TEST, configured_split, validation_split
 from adaptcli.data.stream.shards import ShardFolder
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.errors import AdaptError
@@ -105,14 +105,14 @@ class Session:
 
 
 def check_training_data(config: RunConfig, shards: ShardFolder) -> None:
-    """The training split exists, and no setting contradicts the task (label smoothing on multi-label)."""
-    data_dir, manifest = shards.path, shards.manifest
-    if config.data.train_split not in manifest.splits:
-        raise AdaptError(
-            f"split '{config.data.train_split}' is not in {data_dir} "
-            f"(has {', '.join(manifest.splits)}); set --set data.train_split=NAME"
-        )
-    validation_split(config.data.val_split, manifest.splits, str(data_dir))  # a named split the data lacks
+    """The splits ``data.*_split`` name exist (by the split-name table: ``training`` is the data's ``train``,
+    and ``data.train_split`` / ``data.test_split`` then become the data's own names in ``config``; the default
+    test split may be absent), and no setting contradicts the task (label smoothing on multi-label)."""
+    data_dir, manifest = str(shards.path), shards.manifest
+    config.data.train_split = configured_split("train_split", config.data.train_split, manifest.splits, data_dir)
+    test = configured_split("test_split", config.data.test_split, manifest.splits, data_dir, default=TEST)
+    config.data.test_split = test or config.data.test_split
+    validation_split(config.data.val_split, manifest.splits, data_dir)  # a named split the data lacks
     smoothing = config.train.label_smoothing
     if manifest.multi_label and (config.train.mixup or config.train.cutmix):
         raise AdaptError("train.mixup/cutmix mix single-label targets; multi-label data trains without them: "

@@ -27,16 +27,20 @@ CASES = [
     ("tar_reader.py", ["--quick"], ["  adaptcli: ", "webdataset: ", "ms per clip (6 members), best of 2"]),
     ("train_step.py", ["--quick", "--model", "video_vit_test", "--img-size", "32", "--frames", "4", "--probe-clips", "4",
                        "--methods", "arc,arc+rc,adaptformer+rc_keep_qkv,full+rc_all,adaptformer_top,lora+pace,"
-                       "attentive_probe,attentive_probe_frozen_pass"],
+                       "attentive_probe,attentive_probe_frozen_pass,attentive_probe_grid4"],
      ["device cpu", "| full | 1.00 |", "| arc |", "| arc+rc |", "| adaptformer+rc_keep_qkv |", "| full+rc_all |",
       "| adaptformer_top |", "| floor_all |", "| floor_top |", "<= 0.40 ", "<= 1.15 ", "<= 1.05 ",
       "| with feature cache |", "| lora+pace |", "second pass x floor", "<= 1.10 ", "| attentive_probe |",
-      "| attentive_probe_frozen_pass |", "| floor_frozen |"]),
+      "| attentive_probe_frozen_pass |", "| floor_frozen |", "| attentive_probe_grid4 (4 probes, one backbone pass) |"]),
     ("arc_profile.py", ["--quick"],
      ["fused vs formula output: max |diff|", "| adapter (fused, adaptcli) |", "| six rank-50 matmuls |"]),
     ("inference.py", ["--quick"],
      ["test_vit, cpu", "merged vs unmerged ARC", "FLOPs relative to plain", "| 1 | plain |", "| 1 | arc merged |",
       "| 1 | arc unmerged |", "| 1 | adaptformer |"]),
+    ("feature_cache.py", ["--quick"],
+     ["1. three finetune runs", "no cache  median epoch", "feature_cache=False", "in memory median epoch",
+      "on disk   median epoch", "written to ", "2. one epoch of each, interleaved", "| no cache |", "| in memory | ",
+      "| on disk | "]),
 ]
 
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import read_split
+from tests.data.shard_reader import read_split
 
 from adaptcli.data.prepare.sources.hmdb51 import list_hmdb51
 from adaptcli.data.synthetic import moving_square, write_avi, write_image

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-import standins
+from tests.data import standins
 import torch
 
 from adaptcli.config import DataConfig

@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-import standins
-from conftest import decode_image, read_split
+from tests.data import standins
+from tests.data.shard_reader import decode_image, read_split
 
 
 def _manifest(out):

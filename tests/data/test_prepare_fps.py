@@ -18,7 +18,7 @@ from adaptcli.data.stream import samples as samples_module
 from adaptcli.data.stream.samples import SampleDecoder, frame_fields, sample_stride
 from adaptcli.data.stream.spec import StreamSpec
 from adaptcli.data.synthetic import write_video
-from conftest import decode_image, read_split
+from tests.data.shard_reader import decode_image, read_split
 
 runner = CliRunner()
 FRAMES, FPS = 96, 30  # 3.2 s clips at 30 fps
@@ -194,7 +194,7 @@ def test_the_projection_is_near_the_written_size(kinetics, prepared):
 
 
 def test_fps_on_images_is_refused(tmp_path):
-    from standins import build_imagefolder
+    from tests.data.standins import build_imagefolder
 
     src = build_imagefolder(tmp_path / "imgs", corrupt=False)
     result = runner.invoke(app, ["prepare", "imagefolder", str(src), "--shards", str(tmp_path / "o"), "--fps", "5"])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import read_split
+from tests.data.shard_reader import read_split
 
 from adaptcli.data.prepare.prepare import STATE_NAME
 from adaptcli.data.stream.evaluation import eval_loader

@@ -2,7 +2,7 @@
 
 import json
 
-from conftest import decode_image, read_split
+from tests.data.shard_reader import decode_image, read_split
 
 
 def test_ssv2_counts_labels_and_frames(ssv2, ssv2_shards):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import decode_image, read_split
+from tests.data.shard_reader import decode_image, read_split
 
 pytest.importorskip("google.protobuf")
 

@@ -148,7 +148,6 @@ def test_an_eva_run_makes_its_data_pass_and_exports_onto_its_backbone(image_shar
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("{init_lora_weights: eva}", "eva_config.rho=2 (peft's default without eva_config): EVA's rank redistribution"),
     ("{init_lora_weights: corda}", "init_lora_weights=corda: CorDA builds each adapter from a pass over data"),
     ("{init_lora_weights: loftq}", "init_lora_weights=loftq: LoftQ quantises the base weights"),
     ("{init_lora_weights: pissa, use_dora: true}", "with use_dora: DoRA's magnitudes are computed on peft's"),

@@ -148,3 +148,32 @@ VIDEOMAE = {
 @pytest.mark.parametrize("recipe", sorted(VIDEOMAE))
 def test_full_fine_tuning_recipes_carry_videomae_settings(recipe):
     assert_values(resolve(recipe, "full"), VIDEOMAE[recipe])
+
+
+# facebookresearch/vjepa2 configs/eval/vitl/{ssv2,k400}.yaml and in1k.yaml: classifier and optimization blocks
+# (multihead_kwargs: every lr x weight_decay pair; warmup in epochs from start_lr; final_lr 0; num_epochs 20)
+VJEPA2_VIDEO = {"method.depth": 4, "method.heads": 16, "method.lrs": [5e-3, 3e-3, 1e-3, 3e-4, 1e-4],
+                "method.weight_decays": [0.01, 0.1, 0.4, 0.8], "train.epochs": 20, "train.warmup_epochs": 0,
+                "train.min_lr": 0.0, "train.batch_size": 4, "train.optimizer": "adamw", "train.clip_grad": None,
+                "train.lr_base_batch": None, "model.img_size": 256, "model.num_frames": 16, "data.stride": 4,
+                "data.flip": False, "train.random_erasing": 0.25, "eval.views": "2x3"}
+VJEPA2_IN1K = {"method.depth": 4, "method.heads": 16, "method.lrs": [5e-4, 1e-3, 1.5e-3, 2e-3],
+               "method.weight_decays": [5e-4, 1e-3, 2e-3, 4e-3, 8e-3], "train.epochs": 20, "train.warmup_epochs": 5,
+               "train.warmup_lr": 2e-4, "train.min_lr": 0.0, "train.batch_size": 16, "train.optimizer": "adamw",
+               "train.clip_grad": None, "train.lr_base_batch": None, "model.img_size": 256,
+               "train.random_erasing": 0.25}
+
+
+@pytest.mark.parametrize("recipe, expected, probes", [("vjepa2_probe_video", VJEPA2_VIDEO, 20),
+                                                      ("vjepa2_probe_in1k", VJEPA2_IN1K, 20)])
+def test_vjepa2_probe_recipes_hold_the_official_grid(recipe, expected, probes):
+    from adaptcli.methods.registry import probe_settings
+
+    config = resolve(recipe, "attentive_probe")
+    for key, wanted in expected.items():
+        section, name = key.split(".")
+        got = getattr(config.method_options if section == "method" else getattr(config, section), name)
+        assert got == (pytest.approx(wanted) if isinstance(wanted, (float, list)) else wanted), key
+    settings = probe_settings("attentive_probe", config.method_options, config.train.lr, config.train.weight_decay)
+    assert len(settings) == probes and len(set(settings)) == probes
+    assert recipe_sweep(recipe, "attentive_probe") == {}

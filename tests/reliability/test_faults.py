@@ -194,7 +194,7 @@ CASES: list[tuple[str, Callable[[WS], Spec], str | None]] = [
     ("train-shards-missing", lambda ws: (ws.copy(ws.shards, "data"), [p.unlink() for p in train_shards(ws.tmp / "data")], Spec(ft(ws, data=ws.tmp / "data"), [ws.tmp / "data"]))[2], r"training shards of .* are missing"),
     ("train-shards-truncated", lambda ws: (ws.copy(ws.shards, "data"), [truncate_in_first_sample(p) for p in train_shards(ws.tmp / "data")], Spec(ft(ws, *sets("train.feature_cache=false"), data=ws.tmp / "data"), [ws.tmp / "data"]))[2], r"no training sample could be read .*truncated member"),
     ("train-shards-truncated-feature-cache", lambda ws: (ws.copy(ws.shards, "data"), [truncate_in_first_sample(p) for p in train_shards(ws.tmp / "data")], Spec(ft(ws, *sets("data.augment=resize", "data.flip=false"), data=ws.tmp / "data"), [ws.tmp / "data"]))[2], r"no training sample could be read .*truncated member"),
-    ("train-split-missing", lambda ws: Spec(ft(ws, *sets("data.train_split=nosuch"))), r"split 'nosuch' is not in"),
+    ("train-split-missing", lambda ws: Spec(ft(ws, *sets("data.train_split=nosuch"))), r"has no split 'nosuch' \(it has:"),
     ("image-data-video-model", lambda ws: Spec(ft(ws, "--model", "video_vit_test", *sets("model.num_frames=4"))), r"the shards hold images but 'video_vit_test' is a video model"),
     # eval
     ("eval-not-a-run", lambda ws: Spec(["eval", "--run", str(ws.source)]), r"is not a run folder"),

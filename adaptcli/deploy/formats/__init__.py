@@ -29,6 +29,7 @@ class Written:
     tensors: int  # how many tensors the output holds
     max_abs_diff: float | None  # its self-check against the run's model; None: no check ran
     check: str | None = None  # the check's name when it is not the mode's own (``ExportMode.check``)
+    limit: float | None = None  # the check's limit where it is not TOLERANCE (adaptcli.deploy.check.rounding_limit)
     use: tuple[str, ...] = ()  # lines telling the user how to load the output ("use: ...")
 
 

@@ -210,7 +210,8 @@ def write(export: "Export", out: Path) -> Written:
     with atomic_path(out) as tmp:
         written = timm_format.write(export, tmp)
         write_text(tmp / CARD, card_text(export, out.name))
-    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
+    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, limit=written.limit,
+                   check=written.check,
                    use=(timm_format.use_line(export, out), f"model card: {out / CARD}",
                         f"publish: adaptcli export ... --format hub --push USER/NAME, or huggingface-cli upload USER/NAME {out}"))
 

@@ -66,7 +66,8 @@ def write(export: "Export", out: Path, card_name: str, metadata: dict[str, Any],
         with_peft = _peft_folder(export, tmp)
         write_text(tmp / card_name, card_text(export, metadata, full_card, with_peft))
     backbone = _backbone_hint(export)
-    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, check=written.check,
+    return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, limit=written.limit,
+                   check=written.check,
                    use=(f"use: import adaptcli; model = adaptcli.load({json.dumps(str(out))}, "
                         f"backbone={json.dumps(backbone)})",
                         f'     once pushed: adaptcli.load("hf-hub:USER/NAME", backbone="{backbone}"), or '

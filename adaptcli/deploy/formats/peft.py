@@ -192,7 +192,7 @@ def use_lines(meta: dict, backbone: Path | None, out: Path, plain: bool, saved: 
 def write(export: "Export", out: Path) -> Written:
     """The folder under a temporary name, checked on the run's backbone as the ``use:`` lines load it, then renamed."""
     from adaptcli.deploy.adapter import AdapterSwitcher
-    from adaptcli.deploy.check import check_difference, max_abs_difference
+    from adaptcli.deploy.check import checked_difference
     from adaptcli.io import atomic_path, save_tensors
 
     from adaptcli.deploy.build import plain_model
@@ -200,7 +200,7 @@ def write(export: "Export", out: Path) -> Written:
     probe = plain_model(export.meta)
     fused = experimental_attention(probe)
     peft_config, state, saved = peft_files(export, probe)
-    diff, plain = None, True
+    diff, limit, plain = None, None, True
     with atomic_path(out) as tmp:
         tmp.mkdir()
         peft_config.save_pretrained(str(tmp))
@@ -210,9 +210,8 @@ def write(export: "Export", out: Path) -> Written:
             plain = base is not None
             if base is None:
                 base = copy.deepcopy(AdapterSwitcher(export.backbone_file).backbone_for(export.meta))
-            diff = max_abs_difference(export.model, load_folder(tmp, base), export.inputs)
-            check_difference(diff, CHECK)
-    return Written(tensors=len(state), max_abs_diff=diff, check=CHECK,
+            diff, limit = checked_difference(export.model, load_folder(tmp, base), export.inputs, CHECK)
+    return Written(tensors=len(state), max_abs_diff=diff, limit=limit, check=CHECK,
                    use=use_lines(export.meta, export.backbone_file, out, plain, saved, fused))
 
 

@@ -15,23 +15,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def write(export: "Export", out: Path) -> Written:
     """Write to a temporary name, load that file back and compare logits, then rename to ``out``."""
-    from adaptcli.deploy.check import check_difference, max_abs_difference
+    from adaptcli.deploy.check import checked_difference
     from adaptcli.deploy.loading import load
     from adaptcli.io import atomic_path, save_tensors
 
-    diff = None
+    diff = limit = None
     with atomic_path(out) as tmp:
         staged = tmp.with_name(tmp.name + ".safetensors")  # the loaders want the suffix
         try:
             save_tensors(staged, export.state, export.meta)
             if export.checkable:
                 reloaded = load(staged, backbone=export.backbone_file)
-                diff = max_abs_difference(export.model, reloaded, export.inputs)
-                check_difference(diff, export.mode.check)
+                diff, limit = checked_difference(export.model, reloaded, export.inputs, export.mode.check)
             staged.rename(tmp)
         finally:
             staged.unlink(missing_ok=True)
-    return Written(tensors=len(export.state), max_abs_diff=diff, use=use_lines(export, out))
+    return Written(tensors=len(export.state), max_abs_diff=diff, limit=limit, use=use_lines(export, out))
 
 
 def use_lines(export: "Export", out: Path) -> tuple[str, ...]:

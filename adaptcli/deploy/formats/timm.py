@@ -74,16 +74,15 @@ def load_folder(path: Path):  # -> nn.Module
 
 def write(export: "Export", out: Path) -> Written:
     """Write the folder under a temporary name, load it with timm and compare logits, then rename."""
-    from adaptcli.deploy.check import check_difference, max_abs_difference
+    from adaptcli.deploy.check import checked_difference
     from adaptcli.io import atomic_path, save_tensors, write_json
 
     with atomic_path(out) as tmp:
         tmp.mkdir()
         write_json(tmp / CONFIG, timm_config(export))
         save_tensors(tmp / WEIGHTS, export.state, export.meta)
-        diff = max_abs_difference(export.model, load_folder(tmp), export.inputs)
-        check_difference(diff, CHECK)
-    return Written(tensors=len(export.state), max_abs_diff=diff, check=CHECK, use=(use_line(export, out),))
+        diff, limit = checked_difference(export.model, load_folder(tmp), export.inputs, CHECK)
+    return Written(tensors=len(export.state), max_abs_diff=diff, limit=limit, check=CHECK, use=(use_line(export, out),))
 
 
 def use_line(export: "Export", out: Path) -> str:

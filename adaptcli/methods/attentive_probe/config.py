@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Optional
 
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, MinLen
 
 from adaptcli.methods.registry import MethodSpec, register
 
@@ -24,6 +24,12 @@ class AttentiveProbeOptions:
     """Attention heads of every pooler block (must divide the backbone's width)."""
     mlp_ratio: Annotated[float, Gt(0)] = 4.0
     """Hidden width of the pooler blocks' MLPs, as a multiple of the backbone's width."""
+    lrs: Optional[Annotated[list[Annotated[float, Gt(0)]], MinLen(1)]] = None
+    """A grid of probes: one per lr here and weight decay in ``weight_decays`` (every pair), all trained on one
+    frozen backbone pass per batch, each with its own optimiser settings; the best on validation is the run's
+    model. null: ``train.lr`` alone (one probe)."""
+    weight_decays: Optional[Annotated[list[Annotated[float, Ge(0)]], MinLen(1)]] = None
+    """The grid's weight decays (see ``lrs``); null: ``train.weight_decay`` alone."""
 
 
 register(MethodSpec(
@@ -33,4 +39,5 @@ register(MethodSpec(
     implementation="adaptcli.methods.attentive_probe.method:AttentiveProbe",
     order=41,
     feature_cache=True,
+    probe_grid=True,
 ))

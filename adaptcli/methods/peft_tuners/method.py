@@ -21,7 +21,8 @@ from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.methods.pace import PaceSite
-from adaptcli.methods.peft_tuners.eva import check_eva_config, initialise_eva, wants_eva
+from adaptcli.methods.peft_tuners.eva import (eva_options, initialise_eva, lora_ranks, record_shapes, recorded_by_eva,
+                                              wants_eva)
 from adaptcli.methods.peft_tuners.refusals import check_needs_only_injection
 from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
                                                    target_weights)
@@ -76,8 +77,8 @@ def build_peft_config(peft_type: str, options: dict[str, Any]) -> Any:
             options = {**options, "eva_config": EvaConfig(**options["eva_config"])}
         except TypeError as exc:
             raise ConfigError(f"method.peft_config.eva_config: {_one_line(exc)}") from exc
-    if name == "LORA" and options.get("init_lora_weights") == "eva":
-        check_eva_config(options)  # before peft's config class, which warns about a missing eva_config
+    if name == "LORA":
+        options = eva_options(options)  # peft's default eva_config given, so that its config class does not warn
     try:
         return cls(**options)
     except Exception as exc:  # noqa: BLE001 - peft's checks raise what they like: one line, --debug shows it
@@ -133,8 +134,6 @@ class PeftMethod(Method):
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
         check_ranks(config, model, "method.peft_config." if isinstance(options, PeftOptions) else "method.")
-        if wants_eva(config):
-            check_eva_config(config)
         originals = None
         if rewrites_base(config):  # PiSSA / OLoRA: the user's weights are kept, see rewrites.py
             check_rewriting_config(config)
@@ -167,7 +166,20 @@ class PeftMethod(Method):
 
     def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
         layers = initialise_eva(model, batches)
-        return f"EVA: {layers} LoRA layers start from the principal directions of their inputs on the training stream"
+        line = f"EVA: {layers} LoRA layers start from the principal directions of their inputs on the training stream"
+        recorded = record_shapes(model, options.peft_config, layers)
+        if recorded == options.peft_config:
+            return line
+        keys = [key for key in recorded if recorded[key] != options.peft_config.get(key)]
+        options.peft_config = recorded  # the run's configuration, recorded after this pass, rebuilds these shapes
+        ranks = list(lora_ranks(model).values())
+        plain = f", {layers - len(ranks)} left plain at rank 0" if len(ranks) < layers else ""
+        return (f"{line}; its rank redistribution (eva_config.rho) gave ranks {min(ranks, default=0)} to "
+                f"{max(ranks, default=0)}{plain}, recorded in the run as method.peft_config.{' and '.join(keys)}")
+
+    def recorded_by_data_pass(self, recorded: Any, given: Any) -> bool:
+        return (isinstance(recorded, PeftOptions) and isinstance(given, PeftOptions)
+                and recorded.peft_type == given.peft_type and recorded_by_eva(recorded.peft_config, given.peft_config))
 
     def existing_parameters(self, model: nn.Module) -> list[str]:
         # peft marks what its config trains (adapters, and biases with bias="all"); keep that choice.
