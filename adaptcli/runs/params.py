@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from typing import Any
 
@@ -76,7 +77,13 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
         model = shape_only_backbone(config.model, num_classes)
     from adaptcli.methods.registry import probe_settings
 
-    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    try:
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    except NotImplementedError:  # a method whose injection reads tensor values (peft's SHiRA): random weights
+        from adaptcli.models.build import create_backbone
+
+        model = create_backbone(dataclasses.replace(config.model, pretrained=False), num_classes)
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     probes = probe_settings(config.method, config.method_options, config.train.lr, config.train.weight_decay)
     report = parameter_report(model, info, probes=len(probes))
     report.update(backbone=config.model.name, num_classes=num_classes)
