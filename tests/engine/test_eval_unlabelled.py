@@ -102,3 +102,13 @@ def test_an_old_dataset_json_is_decided_by_its_first_sample(ssv2_run, tmp_path):
     result = runner.invoke(app, ["eval", "--run", str(run), "--data", str(old), "--split", "validation"])
     assert result.exit_code == 0, result.output
     assert "validation: top-1" in result.output
+
+
+def test_an_export_on_the_unlabelled_split_is_refused_up_front(ssv2_run, tmp_path):
+    shards, run = ssv2_run
+    model = tmp_path / "model.safetensors"
+    exported = runner.invoke(app, ["export", "--run", str(run), "--full", "--out", str(model)])
+    assert exported.exit_code == 0, exported.output
+    line = _refused(["eval", "--export", str(model), "--data", str(shards), "--split", "test"], shards)
+    assert "split 'test'" in line and "no labels" in line and "--split validation" in line, line
+    assert "adaptcli predict" in line, line  # the up-front check's line, not the one after scoring
