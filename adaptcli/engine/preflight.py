@@ -83,7 +83,8 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
         model = shape_only_backbone(config.model, shards.manifest.num_classes)
     except (RuntimeError, NotImplementedError):  # a model whose construction reads tensor values: build it for real
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), shards.manifest.num_classes)
-    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
+    apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                 num_frames=config.model.num_frames)  # a method refusing this backbone
     check_modality(model, shards.manifest.modality, config.model.name)  # adapted: a method may make it a video model
     check_loraplus(model, config.train.loraplus_ratio, config.method)
 

@@ -76,7 +76,8 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
         model = shape_only_backbone(config.model, num_classes)
     from adaptcli.methods.registry import probe_settings
 
-    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                        num_frames=config.model.num_frames)
     probes = probe_settings(config.method, config.method_options, config.train.lr, config.train.weight_decay)
     report = parameter_report(model, info, probes=len(probes))
     report.update(backbone=config.model.name, num_classes=num_classes)
