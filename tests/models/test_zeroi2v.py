@@ -355,3 +355,19 @@ def test_inspect_params_counts_the_table_and_its_additions():
     assert {k: v for k, v in report["flops"].items() if k != "temporal_embedding_additions"} == without["flops"]
     table = CliRunner().invoke(app, [a for a in args if a != "--json"] + ["--set", "method.temporal_embedding=true"])
     assert f"{tokens * 4 * dim:,} additions" in table.output
+
+
+def test_docs_count_of_the_table_on_vit_b16():
+    """docs/methods.md: with ``temporal_embedding`` on ViT-B/16 and 8 frames, 14,201,856 + 8 x 768 method parameters."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from adaptcli.cli.app import app
+
+    result = CliRunner().invoke(app, ["inspect-params", "--model", "vit_base_patch16_224", "--method", "zeroi2v",
+                                      "--num-classes", "100", "--json", "--set", "method.temporal_embedding=true"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["method_params"] == 14_201_856 + 8 * 768 == 14_208_000
+    assert report["trainable_params"] == 14_284_900 and report["mergeable"] is True
