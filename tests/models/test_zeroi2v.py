@@ -371,3 +371,37 @@ def test_docs_count_of_the_table_on_vit_b16():
     report = json.loads(result.output)
     assert report["method_params"] == 14_201_856 + 8 * 768 == 14_208_000
     assert report["trainable_params"] == 14_284_900 and report["mergeable"] is True
+
+
+@pytest.mark.parametrize("family", ["clip", "dinov2_reg", "siglip", "deit3"])
+def test_temporal_embedding_merges_exactly_on_each_family(family):
+    """Register tokens (DINOv2-reg), no class token (SigLIP) and a class token outside the position table
+    (DeiT-III): the table reaches every token of its frame before ``norm_pre``, and the merge keeps it."""
+    from tests.models.test_backbone_families import FAMILIES
+
+    name, kwargs = FAMILIES[family]
+    torch.manual_seed(0)
+    model = timm.create_model(name, pretrained=False, num_classes=3, **kwargs).double()
+    info = apply_method(model, "zeroi2v", dict_options({"temporal_embedding": True}), num_frames=FRAMES)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.requires_grad:
+                param.add_(torch.randn_like(param) * 0.05)
+    model.eval()
+    size = kwargs["img_size"]
+    clip = torch.randn(2, 3, FRAMES, size, size, dtype=torch.float64)
+    seen = []
+    model.blocks[0].register_forward_pre_hook(lambda _, args: seen.append(args[0].clone()))
+    with torch.no_grad():
+        expected = model(clip)
+        merged = merge_method(copy.deepcopy(model), info)
+        torch.testing.assert_close(merged(clip), expected, rtol=0, atol=1e-12)
+        tokens = seen[0].view(2, FRAMES, *seen[0].shape[1:])
+        model.temporal_embedding.zero_()
+        model(clip)
+    before = seen[-1].view(2, FRAMES, *seen[-1].shape[1:])
+    if isinstance(model.norm_pre, torch.nn.Identity):  # every token of frame t, prefix tokens too, got row t
+        table = merged.temporal_embedding.view(1, FRAMES, 1, -1)
+        torch.testing.assert_close(tokens - before, table.expand_as(tokens), rtol=0, atol=1e-12)
+    else:  # CLIP's ln_pre follows the addition
+        assert not torch.allclose(tokens, before)
