@@ -133,9 +133,9 @@ def add_temporal_embedding(model: nn.Module, num_frames: int) -> None:
     norm_pre = getattr(model, "norm_pre", None)
     if not isinstance(norm_pre, nn.Module) or not isinstance(getattr(model, "pos_embed", None), torch.Tensor):
         raise UnsupportedModelError(
-            f"method.temporal_embedding needs a timm VisionTransformer (a position embedding, then norm_pre); "
-            f"{type(model).__name__} has none; use a timm ViT (CLIP, DINOv2, SigLIP, DeiT-III) or "
-            "--set method.temporal_embedding=false")
+            f"method.temporal_embedding is added after the position embedding (pos_embed), before norm_pre; "
+            f"{type(model).__name__} has no such pair; use a timm VisionTransformer (CLIP, DINOv2, SigLIP, "
+            "DeiT-III) or --set method.temporal_embedding=false")
     width = model.pos_embed.shape[-1]
     model.temporal_embedding = nn.Parameter(
         torch.zeros(1, num_frames, width, dtype=model.pos_embed.dtype, device=model.pos_embed.device))

@@ -301,6 +301,8 @@ def test_merge_keeps_the_temporal_embedding_and_is_exact():
         expected = model(clip)
         merged = merge_method(copy.deepcopy(model), info)
         torch.testing.assert_close(merged(clip), expected, rtol=0, atol=1e-12)
+        model.temporal_embedding.zero_()  # the copy's hook reads the copy's own table
+        torch.testing.assert_close(merged(clip), expected, rtol=0, atol=1e-12)
     assert set(merged.state_dict()) == set(tiny_vit().state_dict()) | {"temporal_embedding"}
     plain = tiny_vit(seed=9)
     attach_frame_shift(plain, OPTIONS["shift_div"], OPTIONS["offsets"], temporal_embedding=FRAMES)
@@ -331,6 +333,16 @@ def test_a_clip_of_another_length_is_refused_as_the_official_does():
         with pytest.raises(FrameCountError, match=f"learned for clips of {FRAMES} frames") as refused:
             model(torch.zeros(shape, dtype=torch.float64))
         assert isinstance(refused.value, AdaptError) and "\n" not in str(refused.value)
+
+
+def test_temporal_embedding_without_a_position_table_is_refused_in_one_line():
+    from adaptcli.errors import UnsupportedModelError
+
+    relpos = timm.create_model("vit_relpos_small_patch16_224", pretrained=False, img_size=32, embed_dim=DIM, depth=2,
+                               num_heads=HEADS, num_classes=3)  # relative positions: no pos_embed, no norm_pre
+    with pytest.raises(UnsupportedModelError, match="no such pair.*method.temporal_embedding=false") as refused:
+        apply_method(relpos, "zeroi2v", dict_options({"temporal_embedding": True}), num_frames=FRAMES)
+    assert "\n" not in str(refused.value)
 
 
 def test_inspect_params_counts_the_table_and_its_additions():
