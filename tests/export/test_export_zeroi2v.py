@@ -178,3 +178,24 @@ def test_zeroi2v_temporal_embedding_trains_resumes_and_the_merge_keeps_it(video_
         assert float((on_backbone(x) - expected).abs().max()) <= 1e-5
     onnx = invoke("export", "--run", run, "--merge", "--format", "onnx", "--out", tmp_path / "m.onnx")
     assert onnx.exit_code == 0 and "ONNX Runtime check" in onnx.output, onnx.output  # the table traced with the shift
+
+
+def test_offsets_that_shift_nothing_are_refused_before_training(video_shards, tmp_path):
+    """An offset of 0, or one as long as the clip, leaves its heads on their own frame: refused in one line."""
+    from tests.engine.conftest import TINY
+
+    out = tmp_path / "run"
+    args = ["finetune", "--method", "zeroi2v", "--recipe", "quick", "--data", video_shards, "--out", out, *TINY,
+            *IMAGE_ON_VIDEO]
+    for offsets, words in (("[1,0]", "an offset of 0"), ("[1,-4]", "reach no frame of a 4-frame clip")):
+        for dry in (["--dry-run"], []):
+            refused = invoke(*args, "--set", f"method.offsets={offsets}", *dry)
+            assert refused.exit_code == 2, refused.output
+            lines = refused.output.strip().splitlines()
+            assert len(lines) == 1 and words in lines[0] and "method.offsets" in lines[0], refused.output
+            assert not out.exists()
+    ok = invoke(*args, "--set", "method.offsets=[3,-3]", "--dry-run")  # the longest offsets a 4-frame clip has
+    assert ok.exit_code == 0, ok.output
+    single = invoke(*args, "--set", "model.num_frames=1", "--dry-run")
+    assert single.exit_code == 2 and "has no other frame to shift to; raise model.num_frames" in single.output, \
+        single.output
