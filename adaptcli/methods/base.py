@@ -33,6 +33,10 @@ class Method:
     Name and flags come from the method's :class:`~adaptcli.methods.registry.MethodSpec`.
     """
 
+    #: Frames per clip of the run (``model.num_frames``), set by :func:`~adaptcli.methods.apply.apply_method`
+    #: before :meth:`inject`: methods with per-frame parameters size them by it.
+    num_frames: int | None = None
+
     def __init__(self, spec: MethodSpec):
         self.spec = spec
 

@@ -83,12 +83,14 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
     from adaptcli.methods.registry import probe_settings
 
     try:
-        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                            num_frames=config.model.num_frames)
     except NotImplementedError:  # a method whose injection reads tensor values (peft's SHiRA): random weights
         from adaptcli.models.build import create_backbone
 
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), num_classes)
-        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                            num_frames=config.model.num_frames)
     probes = probe_settings(config.method, config.method_options, config.train.lr, config.train.weight_decay)
     report = parameter_report(model, info, probes=len(probes))
     report.update(backbone=config.model.name, num_classes=num_classes)
