@@ -107,8 +107,8 @@ def test_any_peft_tuner_by_name():
     ("method.peft_config={rr: 4}", "LoraConfig has no option 'rr' (did you mean 'r'?); valid: "),
     ("method.peft_config={target_modules: [nope]}", "Target modules {'nope'} not found"),
     ("method.peft_config=3", "expected a mapping"),
-    ("method.peft_config={r: 1000000}", "method.r=1e+06 would add about"),
-    ("method.peft_config={r: 0}", "a rank must be at least 1"),
+    ("method.peft_config={r: 1000000}", "method.peft_config.r=1e+06 would add about"),
+    ("method.peft_config={r: 0}", "method.peft_config.r=0: a rank must be at least 1"),
     ("method.peft_config={target_modules: {a: [1, {b: 2}]}}", "is not what LoraConfig takes ("),
     ("method.peft_config={lora_dropout: [0.1]}", "method.peft_config.lora_dropout: [0.1] is not what LoraConfig takes"),
     ("method.peft_config={r: four}", "method.peft_config.r: four is not what LoraConfig takes (int)"),
@@ -118,6 +118,32 @@ def test_bad_peft_options_are_one_line(setting, message):
                                  "--set", setting])
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_a_tuner_whose_own_default_rank_is_0_keeps_it():
+    """OFT's ``r`` defaults to 0 (its ``oft_block_size`` sizes the blocks instead): peft's default config and a
+    block size of the user's run; peft's own check still refuses neither being set."""
+    for config in ("{}", "{oft_block_size: 16}"):
+        result = runner.invoke(app, ["inspect-params", "--model", "test_vit", "--num-classes", "3", "--method", "peft",
+                                     "--set", "method.peft_type=OFT", "--set", f"method.peft_config={config}", "--json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output)["method_params"] > 0
+    refused = runner.invoke(app, ["inspect-params", "--model", "test_vit", "--num-classes", "3", "--method", "peft",
+                                  "--set", "method.peft_type=OFT", "--set", "method.peft_config={r: 0, oft_block_size: 0}"])
+    assert refused.exit_code == 2 and "must be non-zero" in refused.output, refused.output
+
+
+def test_a_tuner_whose_injection_reads_weights_is_counted_on_random_weights():
+    """peft's SHiRA picks its sparse entries with torch.nonzero, which the meta device cannot run: inspect-params
+    counts it on random weights; --flops (meta only) says so in one line."""
+    args = ["inspect-params", "--model", "test_vit", "--num-classes", "3", "--method", "peft",
+            "--set", "method.peft_type=SHIRA", "--set", "model.img_size=32"]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["method_params"] > 0
+    flops = runner.invoke(app, [*args, "--flops"])
+    assert flops.exit_code == 2 and "--flops counts on the meta device" in flops.output, flops.output
+    assert len(flops.output.strip().splitlines()) == 1
 
 
 def test_bitfit_follows_the_baselines_rule_on_swin():

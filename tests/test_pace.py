@@ -273,6 +273,12 @@ def test_the_cli_refuses_pace_for_linear_probing_in_one_line():
     assert "Traceback" not in result.stderr
 
 
+def test_turning_the_noise_off_in_a_pace_recipe_names_how_to_train_without_pace():
+    with pytest.raises(ConfigError, match="to train without PACE, set train.pace_lambda=0 too"):
+        resolve("vtab_pace", "lora", ["train.pace_sigma=0"])
+    assert resolve("vtab_pace", "lora", ["train.pace_sigma=0", "train.pace_lambda=0"]).train.pace_lambda == 0
+
+
 def test_the_pace_recipes_hold_the_official_commands_values():
     """Vision/README.md: cifar `--lr 1e-03 --wd 1e-4 --rank 10 --epoch 300 --lbd 1 --sigma 1.2`, flowers
     `--lr 5e-03 --wd 1e-4 --rank 18 --epoch 100 --lbd 1 --sigma 1.5`; train.py: batch 64, AdamW, warm-up 10

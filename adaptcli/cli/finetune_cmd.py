@@ -13,6 +13,7 @@ from adaptcli.cli.errors import user_errors
 from adaptcli.cli.overrides import model_overrides
 
 if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.config import RunConfig
     from adaptcli.runs.results import TrainSummary
 
 PANEL = "Training"
@@ -60,7 +61,15 @@ def register(app: typer.Typer) -> None:
         if partial_state().is_main_process:
             for line in summary_lines(summary):
                 typer.echo(line)
-            typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out})")
+            typer.echo(f"run folder: {out}  (next: adaptcli eval --run {out}{_eval_split(config, data)})")
+
+
+def _eval_split(config: RunConfig, data: Path) -> str:
+    """The ``--split`` that eval needs to test this run where it tests (see :func:`eval_split_option`)."""
+    from adaptcli.data.splits import eval_split_option
+    from adaptcli.data.stream.shards import ShardFolder
+
+    return eval_split_option(config.data.test_split, config.data.val_split, ShardFolder.read(data).manifest.splits)
 
 
 def summary_lines(summary: TrainSummary) -> list[str]:

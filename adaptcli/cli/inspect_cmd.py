@@ -56,6 +56,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("backbone parameters", f"{report['backbone_params']:,}"),
         ("method parameters", f"{report['method_params']:,}"),
         ("head parameters", f"{report['head_params']:,}"),
+        *([("backbone parameters trained", f"{report['backbone_trained_params']:,} (see the tensors below)")]
+          if report.get("backbone_trained_params") else []),
         ("trainable total", f"{report['trainable_params']:,}"),
         ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
         ("mergeable", "yes" if report["mergeable"] else "no"),

@@ -123,7 +123,8 @@ def check_pace(train: TrainConfig, method: str) -> None:
                           f"with {able}, or set train.pace_lambda=0 train.pace_sigma=0")
     if train.pace_lambda and not train.pace_sigma:
         raise ConfigError("train.pace_lambda needs train.pace_sigma > 0: without noise both passes are equal and "
-                          "the consistency loss is zero (the paper's VTAB-1k setting is --set train.pace_sigma=1.2)")
+                          "the consistency loss is zero (the paper's VTAB-1k setting is --set train.pace_sigma=1.2); "
+                          "to train without PACE, set train.pace_lambda=0 too")
 
 
 def _check_augmentation(train: TrainConfig, data: DataConfig) -> None:

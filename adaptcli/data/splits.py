@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable
 
 from adaptcli.errors import AdaptError
@@ -89,5 +90,17 @@ def validation_split(requested: str | None, available: Iterable[str], where: str
                             fix=", or null to train without validation")
 
 
+def eval_split_option(test_split: str, val_split: str | None, available: Iterable[str]) -> str:
+    """What a printed ``adaptcli eval`` command adds so that it evaluates a run where the run tests: its
+    ``data.test_split`` (the ssv2 recipe's is ``validation``: SSv2's test split is unlabelled), else, where the
+    data lacks that, its validation split; ``" --split NAME"``, or ``""`` where eval's default ``test`` is it."""
+    available = list(available)
+    split = resolve_split(test_split, available)
+    if split is None and val_split is not None:
+        split = resolve_split(val_split, available)
+    return f" --split {shlex.quote(split)}" if split is not None and split != TEST else ""
+
+
 __all__ = ["SPLIT_NAMES", "TRAIN", "VALIDATION", "TEST", "canonical_split", "canonical_names", "configured_split",
+           "eval_split_option",
            "resolve_split", "split_named_in", "validation_split"]

@@ -170,7 +170,7 @@ def predict_files(predictor: Predictor, files: list[Path], batch_size: int = 16,
     for path in files:
         video = path.suffix.lower() in VIDEO_SUFFIXES
         if video != (predictor.modality == "video"):
-            yield str(path), f"a {'video' if video else 'image'}, but the model takes {predictor.modality}s"
+            yield str(path), f"{'a video' if video else 'an image'}, but the model takes {predictor.modality}s"
         else:
             try:
                 views = video_views(path, predictor) if video else image_views(path, predictor)

@@ -75,17 +75,22 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
     import dataclasses
 
     from adaptcli.engine.loraplus import check_loraplus
-    from adaptcli.methods.apply import apply_method
+    from adaptcli.methods.apply import apply_method, get_method
     from adaptcli.models.build import create_backbone, shape_only_backbone
+    from adaptcli.models.frame_shift import check_offsets_fit
     from adaptcli.runs.build import check_modality
 
     try:
         model = shape_only_backbone(config.model, shards.manifest.num_classes)
-    except (RuntimeError, NotImplementedError):  # a model whose construction reads tensor values: build it for real
+        apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
+    except (RuntimeError, NotImplementedError):  # a model or method that reads tensor values: build it for real
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), shards.manifest.num_classes)
-    apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
+        apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
     check_modality(model, shards.manifest.modality, config.model.name)  # adapted: a method may make it a video model
+    check_offsets_fit(model, config.model.num_frames)
     check_loraplus(model, config.train.loraplus_ratio, config.method)
+    if config.train.pace_sigma:  # the sites PACE's noise goes on, as the run finds them (DoRA's qkv=split has none)
+        get_method(config.method).pace_sites(model)
 
 
 def check_probe_grid(config: RunConfig) -> None:

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptcli.errors import UnsupportedModelError
+from adaptcli.errors import ConfigError, UnsupportedModelError
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
 #: The official Kinetics-400 offsets (CLIP-B_k400_8x16x1.py); the group defaults to one head (its shift_div=12
@@ -112,6 +112,23 @@ def attach_frame_shift(model: nn.Module, shift_div: int | None = None,
     model.frame_shift = dict(shift_div=shift_div, offsets=list(offsets))
     model.register_forward_pre_hook(clip_to_frames)
     model.register_forward_hook(average_frames)
+
+
+def check_offsets_fit(model: nn.Module, num_frames: int) -> None:
+    """Every offset of a frame-shift model that is about to train reaches another frame of a ``num_frames`` clip: a
+    group whose offset is 0, or ``num_frames`` or more, would always keep its own frame (the shift silently off).
+    Only checked before training: exports written with such offsets still load."""
+    offsets = model.frame_shift["offsets"] if is_frame_shift_model(model) else []
+    if 0 in offsets:
+        raise ConfigError(f"method.offsets={list(offsets)}: an offset of 0 reads the frame's own keys and values, no "
+                          "shift; give non-zero frame offsets (the official K400 ones: --set method.offsets=[1,-1])")
+    beyond = [o for o in offsets if abs(o) >= num_frames]
+    if beyond and num_frames == 1:
+        raise ConfigError(f"method.offsets {beyond}: a 1-frame clip (model.num_frames=1) has no other frame to shift "
+                          "to; raise model.num_frames (the official K400 config: 8)")
+    if beyond:
+        raise ConfigError(f"method.offsets {beyond} reach no frame of a {num_frames}-frame clip (model.num_frames): "
+                          f"give offsets between {-(num_frames - 1)} and {num_frames - 1}, or raise model.num_frames")
 
 
 def is_frame_shift_model(model: nn.Module) -> bool:

@@ -39,7 +39,8 @@ def pick_row(paper: Paper, ours: Ours, wanted: str | None) -> tuple[PaperTable, 
                   if set(ours.scores) & set(r.tasks) or (t.benchmark and t.benchmark == ours.benchmark)]
     what = f"{ours.benchmark} suite" if ours.benchmark else "these runs"
     if not candidates:
-        tables = "; ".join(f"{t.id}: {', '.join(t.rows[0].tasks)}" for t in paper.tables if t.rows)
+        tables = "; ".join(f"{t.id}: {', '.join(t.rows[0].tasks) or f'{t.benchmark} suites only (no per-task scores)'}"
+                           for t in paper.tables if t.rows)
         raise AdaptError(f"--against {paper.name}: no row of the paper shares a task with {what} "
                          f"(ours: {', '.join(ours.scores)}; the paper's tables: {tables})")
     ids = [t.row_id(r) for t, r in candidates]

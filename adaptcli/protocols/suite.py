@@ -295,6 +295,8 @@ def settings_line(config: RunConfig) -> str:
     extras = [f"{name} {value:g}" for name, value in (("ema", train.ema), ("layer decay", train.layer_decay),
               ("mixup", train.mixup), ("cutmix", train.cutmix), ("erasing", train.random_erasing)) if value]
     extras += [f"RandAugment {config.data.rand_augment}"] if config.data.rand_augment else []
+    extras += [f"PACE lambda {train.pace_lambda:g} sigma {train.pace_sigma:g}"] if train.pace_sigma else []
+    extras += [f"LoRA+ ratio {train.loraplus_ratio:g}"] if train.loraplus_ratio else []
     return (f"{train.optimizer} lr {train.lr:g} wd {train.weight_decay:g}, batch {train.batch_size}, "
             f"{train.epochs} epochs ({warmup}, cosine per {train.schedule_unit} to {train.min_lr:g}{cooldown}), "
             f"drop path {config.model.drop_path:g}, clip {train.clip_grad}, smoothing {train.label_smoothing:g}, "

@@ -17,8 +17,17 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
     attention included; element-wise work and memory moves, such as a temporal shift, count 0)."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(x)
+    # A view of a trainable parameter (the attentive probe's expanded query) still requires grad under no_grad,
+    # and the counter's module tracker then asks it for a gradient function it lacks: count on frozen parameters.
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for param in trainable:
+            param.requires_grad_(False)
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(x)
+    finally:
+        for param in trainable:
+            param.requires_grad_(True)
     return int(counter.get_total_flops())
 
 
@@ -33,7 +42,11 @@ def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     plain = shape_only_backbone(config.model, num_classes).eval()
     adapted = shape_only_backbone(config.model, num_classes)
     with torch.device("meta"):  # the method's own modules too
-        info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+        try:
+            info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+        except NotImplementedError:  # peft's SHiRA picks its entries from tensor values
+            raise AdaptError(f"--flops counts on the meta device, where {config.method}'s injection cannot run (it "
+                             "reads tensor values); count the parameters without --flops") from None
     adapted.eval()
     size, frames = config.model.img_size, config.model.num_frames
     video = is_video_model(adapted)

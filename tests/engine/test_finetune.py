@@ -352,3 +352,28 @@ def test_a_resumed_runs_train_time_sums_every_part_and_report_shows_it(image_sha
     report = runner.invoke(app, ["report", str(run), "--format", "json"])
     assert report.exit_code == 0, report.output
     assert json.loads(report.stdout)["runs"][0]["train_seconds"] == summary["train_seconds"]
+
+
+@pytest.mark.parametrize("recipe", ["ssv2", "quick"])
+def test_the_printed_eval_commands_run_as_printed(video_shards, tmp_path, recipe):
+    """finetune's ``next:`` and an adapter export's ``cli:`` line name the split the run tests on: the ssv2 recipe's
+    ``validation`` (SSv2's test split is unlabelled), or the validation split of data without a test split."""
+    import shlex
+
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["finetune", "--method", "linear", "--recipe", recipe, "--data", str(video_shards),
+                                 "--out", str(run), *TINY, "--model", "video_vit_test", "--set", "model.num_frames=4",
+                                 "--set", "train.epochs=1", "--set", "train.warmup_epochs=0",
+                                 "--set", "train.batch_size=4", "--set", "eval.views=1x1"])
+    assert result.exit_code == 0, result.output
+    exported = runner.invoke(app, ["export", "--run", str(run), "--adapter-only", "--out", str(tmp_path / "a.safetensors")])
+    assert exported.exit_code == 0, exported.output
+    lines = [line.split("next: ", 1)[1].rstrip(")") for line in result.output.splitlines() if "next: " in line]
+    lines += [line.split("cli: ", 1)[1] for line in exported.output.splitlines() if line.startswith("cli: ")]
+    assert len(lines) == 2, result.output + exported.output
+    for line in lines:
+        args = shlex.split(line)
+        assert args[:2] == ["adaptcli", "eval"] and args[-2:] == ["--split", "validation"], line
+        evaluated = runner.invoke(app, args[1:])
+        assert evaluated.exit_code == 0, f"{line}\n{evaluated.output}"
+        assert "validation: top-1" in evaluated.output

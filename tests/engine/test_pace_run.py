@@ -52,3 +52,15 @@ def test_a_killed_pace_run_resumes_to_the_uninterrupted_weights_and_pace_changes
     assert any(not torch.allclose(a[key], plain[key], atol=1e-4) for key in a)  # PACE was on
     summaries = [json.loads((tmp_path / name / "summary.json").read_text()) for name in ("a", "plain")]
     assert summaries[0]["trainable_params"] == summaries[1]["trainable_params"]  # and added no parameters
+
+
+def test_dry_run_refuses_pace_where_the_run_would_find_no_adapter_output(image_shards, tmp_path):
+    """DoRA with qkv=split has no module whose output is the update: the dry run says so, as the run does."""
+    out = tmp_path / "run"
+    for dry in (["--dry-run"], []):
+        result = finetune(image_shards, out, "--method", "dora", "--set", "method.qkv=split",
+                          "--set", "train.pace_sigma=1", *dry)
+        assert result.returncode == 2, result.stdout + result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "DoRA with method.qkv=split" in lines[0] and "qkv=fused" in lines[0], result.stderr
+        assert not out.exists()

@@ -101,3 +101,24 @@ def test_zeroi2v_dry_run_checks_the_image_model_on_video_shards(video_shards, tm
     refused = invoke(*args, "--model", "video_vit_test", "--set", "model.num_frames=4", "--dry-run")
     assert refused.exit_code == 2 and "already a video model" in refused.output and not out.exists(), refused.output
     assert "Traceback" not in refused.output
+
+
+def test_offsets_that_shift_nothing_are_refused_before_training(video_shards, tmp_path):
+    """An offset of 0, or one as long as the clip, leaves its heads on their own frame: refused in one line."""
+    from tests.engine.conftest import TINY
+
+    out = tmp_path / "run"
+    args = ["finetune", "--method", "zeroi2v", "--recipe", "quick", "--data", video_shards, "--out", out, *TINY,
+            *IMAGE_ON_VIDEO]
+    for offsets, words in (("[1,0]", "an offset of 0"), ("[1,-4]", "reach no frame of a 4-frame clip")):
+        for dry in (["--dry-run"], []):
+            refused = invoke(*args, "--set", f"method.offsets={offsets}", *dry)
+            assert refused.exit_code == 2, refused.output
+            lines = refused.output.strip().splitlines()
+            assert len(lines) == 1 and words in lines[0] and "method.offsets" in lines[0], refused.output
+            assert not out.exists()
+    ok = invoke(*args, "--set", "method.offsets=[3,-3]", "--dry-run")  # the longest offsets a 4-frame clip has
+    assert ok.exit_code == 0, ok.output
+    single = invoke(*args, "--set", "model.num_frames=1", "--dry-run")
+    assert single.exit_code == 2 and "has no other frame to shift to; raise model.num_frames" in single.output, \
+        single.output

@@ -221,3 +221,25 @@ def test_eval_export_takes_hf_hub_names_of_adapter_and_merged_hub_folders(runs, 
     needs = invoke("eval", "--export", "hf-hub:tester/arc-adapter", "--data", data)
     assert needs.exit_code == 2 and len(needs.stderr.strip().splitlines()) == 1
     assert "pass the backbone file it attaches to" in needs.stderr
+
+
+def test_the_printed_use_line_runs_as_printed_in_a_fresh_process(runs, tmp_path):
+    """The first ``use:`` line of an adapter-only hub export is complete Python: it imports what it calls."""
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.load import load_run_model
+
+    run, out = runs.get("adaptformer"), tmp_path / "adapter hub"
+    result = invoke("export", "--run", run, "--adapter-only", "--format", "hub", "--out", out)
+    assert result.exit_code == 0, result.output
+    use = [line.split("use: ", 1)[1] for line in result.output.splitlines() if line.startswith("use: ")]
+    assert len(use) == 1, result.output
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    save_file({"x": inputs}, str(tmp_path / "x.safetensors"))
+    script = (f"{use[0]}\nimport torch\nfrom safetensors.torch import load_file, save_file\n"
+              f"x = load_file({str(tmp_path / 'x.safetensors')!r})['x']\n"
+              f"with torch.no_grad():\n    save_file({{'y': model.eval()(x).contiguous()}}, {str(tmp_path / 'y.safetensors')!r})\n")
+    ran = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=os.getcwd())
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    with torch.no_grad():
+        expected = load_run_model(RunDir(run)).model.eval()(inputs)
+    assert float((load_file(str(tmp_path / "y.safetensors"))["y"] - expected).abs().max()) <= 1e-5

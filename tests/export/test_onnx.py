@@ -20,6 +20,9 @@ CASES = [  # (method, data, extra args, mode, one input's shape)
     ("adaptformer", "colours", (), "full", (3, 32, 32)),
     ("adaptformer", "motion", tuple(VIDEO), "full", (3, 4, 32, 32)),
     ("arc", "motion", tuple(VIDEO), "merge", (3, 4, 32, 32)),
+    # the probe's query follows the traced batch size (depth 1: weights moved by noise stay within float32's 1e-4)
+    ("attentive_probe", "colours", ("--set", "method.depth=1"), "full", (3, 32, 32)),
+    ("attentive_probe", "motion", (*VIDEO, "--set", "method.depth=1"), "full", (3, 4, 32, 32)),
 ]
 
 
@@ -85,3 +88,23 @@ def test_export_help_lists_every_registered_format_on_its_own_line():
     lines = [line.strip(" │") for line in result.output.splitlines()]
     for name in FORMATS.names():
         assert f"{name}: {export_format(name).summary}" in lines, name
+
+
+def test_a_graph_that_froze_the_batch_size_is_refused_in_one_line(tmp_path):
+    """A graph that holds the traced batch size (len() of a tensor is a constant to the tracer): ONNX Runtime
+    fails at another batch size, and the export check says so in one line instead of a traceback."""
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install 'adaptcli[onnx]')")
+    from adaptcli.deploy.formats.onnx import export_graph, runtime_difference
+    from adaptcli.errors import AdaptError
+
+    class FixedBatch(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.ones(1, 3).expand(len(x), -1) * x.flatten(2).mean(-1)  # len(): a constant when traced
+
+    model, path = FixedBatch().eval(), tmp_path / "m.onnx"
+    export_graph(model, torch.randn(2, 3, 4, 4), path)
+    assert runtime_difference(path, model, [torch.randn(2, 3, 4, 4)]) <= 1e-6
+    with pytest.raises(AdaptError) as refused:
+        runtime_difference(path, model, [torch.randn(2, 3, 4, 4), torch.randn(3, 3, 4, 4)])
+    message = str(refused.value)
+    assert "\n" not in message and "at batch size 3" in message and "--format safetensors" in message

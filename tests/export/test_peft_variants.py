@@ -35,7 +35,7 @@ def peft_run(shards, out, init: str, *extra: str):
                     "--set", "train.lr=0.05", *extra)
 
 
-@pytest.mark.parametrize("init", ["pissa", "olora"])
+@pytest.mark.parametrize("init", ["pissa", "olora", "pissa_niter_4"])  # pissa_niter_K: as docs/methods.md offers it
 def test_pissa_and_olora_export_onto_the_original_backbone(image_shards, tmp_path, init):
     backbone = tmp_path / "vit.safetensors"
     original = original_backbone(backbone)
@@ -167,3 +167,14 @@ def test_adalora_is_refused_in_one_line(image_shards, tmp_path):
                     "--out", tmp_path / "run", "--set", "method.peft_type=ADALORA")
     assert result.exit_code == 2 and "AdaLoRA reallocates ranks during training" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_tuner_whose_injection_reads_weights_passes_the_dry_run_and_trains(image_shards, tmp_path):
+    """SHiRA (torch.nonzero at injection) cannot be built on the meta device the checks use: they build it on
+    random weights, so the dry run and the run start."""
+    out = tmp_path / "run"
+    dry = invoke("finetune", "--method", "peft", "--recipe", "quick", "--data", image_shards, "--out", out,
+                 "--set", "model.img_size=32", "--set", "data.workers=0", "--set", "method.peft_type=SHIRA", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    run = finetune(image_shards, out, "peft", "--set", "method.peft_type=SHIRA")
+    assert (run / "trainable.safetensors").exists()

@@ -133,3 +133,12 @@ def test_eval_takes_every_torch_export_of_a_run_and_gives_the_runs_metrics(runs,
         refused = invoke("eval", "--export", onnx, "--data", data)
         assert refused.exit_code == 2 and "runs in onnxruntime" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_of_the_other_modality_is_skipped_with_its_kind_named(runs, tmp_path):
+    run = runs.get("arc", "motion", "--model", "video_vit_test", "--set", "model.num_frames=4")
+    write_video(tmp_path / "clip.webm", moving_square("left", 12, 32, 32, seed=0))
+    write_image(tmp_path / "photo.png", colour_images(1, (200, 0, 0), 0)[0])
+    result = invoke("predict", run, tmp_path / "clip.webm", tmp_path / "photo.png", "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert "photo.png (an image, but the model takes videos)" in result.stderr, result.stderr

@@ -271,3 +271,8 @@ def test_inspect_params_counts_lora_on_eva02_base():
     report = json.loads(result.output)
     assert report["method_params"] == 12 * 3 * 8 * (768 + 768) and report["mergeable"]
     assert {"blocks.*.attn.q_proj", "blocks.*.attn.k_proj", "blocks.*.attn.v_proj"} <= set(report["trainable_locations"])
+    # its fc_norm trains with the head: a backbone parameter that trains, so the parts add up to the total
+    assert report["backbone_trained_params"] == 2 * 768 == report["trainable_locations"]["fc_norm"]
+    assert report["trainable_params"] == report["method_params"] + report["head_params"] + 2 * 768
+    table = invoke("inspect-params", "--model", "eva02_base_patch14_224", "--method", "lora", "--num-classes", "100")
+    assert "backbone parameters trained  1,536" in table.output

@@ -258,6 +258,19 @@ def test_runs_against_a_paper(suite):
     assert twice.exit_code == 2 and "two adaptformer runs on dtd" in twice.output
 
 
+def test_runs_against_a_paper_of_group_means_only_say_what_it_holds(suite):
+    """PACE's stored tables hold group means only: run folders are refused in one line that says so (no empty
+    task list), and the note points at --row, which compares the suite."""
+    runs = [str(suite / task / "final") for task in TASKS[:2]]
+    refused = runner.invoke(app, ["report", *runs, "--against", "pace"], terminal_width=400)
+    assert refused.exit_code == 2 and len(refused.output.strip().splitlines()) == 1, refused.output
+    assert "table1: vtab suites only (no per-task scores); table3: fgvc suites only" in refused.output
+    assert "--row table1/PACE" in stored_papers()["pace"].note
+    named = runner.invoke(app, ["report", str(suite), "--against", "pace", "--row", "table1/PACE", "--format", "json"])
+    assert named.exit_code == 0, named.output
+    assert json.loads(named.output)["against"][0]["average"]["theirs"] == 79.0
+
+
 def test_data_variant_is_what_the_manifest_records(tmp_path):
     shards = tmp_path / "shards"
     for task, dataset, settings in (("dtd", "vtab", {"variant": "tfds"}), ("kitti", "vtab", {}), ("svhn", "svhn", {})):

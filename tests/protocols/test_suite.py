@@ -154,6 +154,18 @@ def test_adapter_plus_dry_run_shows_the_official_settings_and_no_sweep(vtab_suit
     assert "3 run(s) to train or evaluate" in result.output and not (tmp_path / "s").exists()
 
 
+def test_the_dry_run_settings_show_pace_and_loraplus(vtab_suite, tmp_path):
+    """vtab_pace turns PACE on for lora: the settings line says so, as it names every other training add-on."""
+    args = ["suite", "vtab", "--method", "lora", "--data", str(vtab_suite.shards), "--out", str(tmp_path / "s"),
+            "--dry-run"]
+    result = CliRunner().invoke(app, [*args, "--recipe", "vtab_pace", "--set", "train.loraplus_ratio=16"])
+    assert result.exit_code == 0, result.output
+    settings = result.output.split("settings: ")[1].splitlines()[0]
+    assert ", PACE lambda 1 sigma 1.2, LoRA+ ratio 16; method lora" in settings
+    plain = CliRunner().invoke(app, [*args, "--recipe", "vtab"])
+    assert plain.exit_code == 0 and "PACE" not in plain.output and "LoRA+" not in plain.output, plain.output
+
+
 def test_ssf_trains_each_task_with_its_scripts_values(vtab_suite, tmp_path):
     result = CliRunner().invoke(app, ["suite", "vtab", "--method", "ssf", "--data", str(vtab_suite.shards),
                                       "--out", str(tmp_path / "s"), "--dry-run"])

@@ -12,6 +12,8 @@ Registered as the adapter-only side of the ``hub`` format (:mod:`adaptcli.deploy
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +68,8 @@ def write(export: "Export", out: Path, card_name: str, metadata: dict[str, Any],
     backbone = _backbone_hint(export)
     return Written(tensors=written.tensors, max_abs_diff=written.max_abs_diff, limit=written.limit,
                    check=written.check,
-                   use=(f'use: model = adaptcli.load("{out}", backbone="{backbone}")',
+                   use=(f"use: import adaptcli; model = adaptcli.load({json.dumps(str(out))}, "
+                        f"backbone={json.dumps(backbone)})",
                         f'     once pushed: adaptcli.load("hf-hub:USER/NAME", backbone="{backbone}"), or '
                         f"adaptcli predict hf-hub:USER/NAME IMAGES --backbone {backbone}",
                         "publish: adaptcli export ... --adapter-only --format hub --push USER/NAME, or "

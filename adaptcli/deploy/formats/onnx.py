@@ -39,16 +39,33 @@ def require_onnx() -> None:
 
 
 def export_graph(model: Any, inputs: Any, path: Path) -> None:
-    """Trace ``model`` on ``inputs`` into ``path`` with the batch axis left dynamic."""
+    """Trace ``model`` on ``inputs`` into ``path`` with the batch axis left dynamic.
+
+    The model is called through a forward that takes the input only: the tracer makes tensors of a forward's
+    other arguments' defaults (timm's EVA ``is_causal=False``), which the model's code cannot take.
+    """
     import warnings
 
     import torch
 
+    class InputOnly(torch.nn.Module):
+        def __init__(self, wrapped: torch.nn.Module) -> None:
+            super().__init__()
+            self.model = wrapped
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.model(x)
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes on Python-level shape checks
-        torch.onnx.export(model, (inputs,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+        try:
+            torch.onnx.export(InputOnly(model), (inputs,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}},
+                              opset_version=OPSET, dynamo=False)
+        except Exception as exc:  # noqa: BLE001 - the tracer raises whatever the model's code raises under it
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise AdaptError(f"torch.onnx could not trace {type(model).__name__} ({type(exc).__name__}: {reason}); "
+                             "nothing was written: export with --format safetensors instead") from exc
 
 
 def add_metadata(path: Path, meta: dict[str, Any]) -> None:
@@ -66,12 +83,20 @@ def runtime_difference(path: Path, reference: Any, batches: list[Any]) -> float:
     import onnxruntime
     import torch
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 4  # fatal only: a failed run is reported below in one line, not logged too
+    session = onnxruntime.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
     worst = 0.0
     with torch.no_grad():
         for batch in batches:
             expected = reference(batch.float()).numpy()
-            got = session.run([OUTPUT], {INPUT: batch.float().numpy()})[0]
+            try:
+                got = session.run([OUTPUT], {INPUT: batch.float().numpy()})[0]
+            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own pybind error types
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise AdaptError(f"ONNX Runtime check failed at batch size {len(batch)} (the traced graph may hold "
+                                 f"a fixed size: {reason[:200]}); nothing was written: export with --format "
+                                 "safetensors instead") from exc
             if got.shape != expected.shape:
                 return float("inf")
             worst = max(worst, float(abs(got - expected).max()))

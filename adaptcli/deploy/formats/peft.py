@@ -79,6 +79,11 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
     if ADAPTER not in getattr(model, "peft_config", {}):
         raise AdaptError(f"--format peft holds runs of methods injected through peft (lora, dora, peft); "
                          f"this run used {config.method}: export --adapter-only --format safetensors instead")
+    bypassed = bias_outside_tuned_qkv(model)
+    if bypassed:
+        raise AdaptError(f"--format peft cannot hold a tuned qkv of {config.model.name}: its attention ({bypassed}) "
+                         "adds the q/v biases outside qkv and, as timm builds it for PeftModel, skips the wrapped "
+                         "layer; export --adapter-only --format safetensors (adaptcli.load) or --merge instead")
     offsets = offset_keys(export.state)  # PiSSA / OLoRA: the initial factors (methods/peft_tuners/rewrites.py)
     modules, loose = saved_modules(export)
     loose = [key for key in loose if key not in offsets]
@@ -104,6 +109,18 @@ def peft_files(export: "Export", base: "nn.Module"):  # -> (peft config, state d
         peft_config = as_plain_lora(peft_config)
     peft_config.base_model_name_or_path = str(export.meta["backbone"])
     return peft_config, saved, list(modules)
+
+
+def bias_outside_tuned_qkv(model: "nn.Module") -> str | None:
+    """The first attention whose fused ``qkv`` a peft tuner wraps while its q/v biases sit outside it (timm's EVA,
+    EVA-02 tiny/small): adaptcli runs it through ``qkv`` (``qkv_bias_separate``, see ``call_qkv_modules``), timm's
+    default ``F.linear(x, qkv.weight, bias)`` never calls the tuner. None where there is none."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in model.named_modules():
+        if getattr(module, "q_bias", None) is not None and isinstance(getattr(module, "qkv", None), BaseTunerLayer):
+            return name
+    return None
 
 
 #: ``PeftModel.from_pretrained`` keyword: the adapter is stored in float32 already, and peft 0.19's

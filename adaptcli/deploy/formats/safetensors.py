@@ -70,8 +70,9 @@ def quote(path: object) -> str:
 
 
 def run_data(export: "Export") -> str | None:
-    """``--data`` of the run's shard folder (its run.json), with ``--split`` where the data lacks the test split;
-    None when unknown."""
+    """``--data`` of the run's shard folder (its run.json), with ``--split`` where the run's test split (or, where the
+    data lacks it, its validation split) is not eval's default ``test``; None when unknown."""
+    from adaptcli.data.splits import eval_split_option
     from adaptcli.files import read_json
     from adaptcli.runs.folder import RunDir
 
@@ -82,10 +83,7 @@ def run_data(export: "Export") -> str | None:
         return None
     if data is None:
         return None
-    split = export.config.data.test_split
-    if split not in splits and export.config.data.val_split in splits:
-        return f"{quote(data)} --split {quote(export.config.data.val_split)}"
-    return quote(data)
+    return quote(data) + eval_split_option(export.config.data.test_split, export.config.data.val_split, splits)
 
 
 def open_file(path: Path, backbone: Path | None = None) -> Opened:

@@ -93,5 +93,5 @@ class AttentivePooler(nn.Module):
         tokens = tokens[:, self.prefix_tokens:]
         for block in self.blocks or []:
             tokens = block(tokens)
-        queries = self.query_tokens.expand(len(tokens), -1, -1)
+        queries = self.query_tokens.expand(tokens.shape[0], -1, -1)  # a traced size: ONNX keeps the batch axis dynamic
         return self.cross_attention_block(queries, tokens).squeeze(1)

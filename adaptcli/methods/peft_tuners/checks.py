@@ -8,6 +8,7 @@ layer (hundreds of GB on a ViT-B) before anything looks at it.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -28,7 +29,7 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is type(None):
         return value is None
     if origin is typing.Literal:
-        return value in args
+        return value in args or any(_fills_placeholder(value, arg) for arg in args)
     if hint in (int, float):
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint in (bool, str):
@@ -42,6 +43,15 @@ def fits(value: Any, hint: Any) -> bool:
             return False
         return len(args) != 2 or all(fits(k, args[0]) and fits(v, args[1]) for k, v in value.items())
     return True
+
+
+def _fills_placeholder(value: Any, literal: Any) -> bool:
+    """``pissa_niter_16`` for peft's literal ``'pissa_niter_[number of iters]'``: a bracketed part names a value."""
+    if not isinstance(value, str) or not isinstance(literal, str) or "[" not in literal:
+        return False
+    pattern = "".join(r"\S+" if part.startswith("[") else re.escape(part)
+                      for part in re.split(r"(\[[^\]]*\])", literal))
+    return re.fullmatch(pattern, value) is not None
 
 
 def check_kinds(cls: type, options: dict[str, Any]) -> None:
@@ -71,13 +81,18 @@ def rank_options(config: Any) -> dict[str, float]:
             if (key == "r" or key.endswith("_r")) and isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
-def check_ranks(config: Any, model: nn.Module) -> None:
+def check_ranks(config: Any, model: nn.Module, where: str = "method.") -> None:
     """Ranks are at least 1, and the adapters they imply (``r x (in + out)`` per target layer, LoRA's
-    count) add no more parameters than the whole model has: checked before anything is allocated."""
+    count) add no more parameters than the whole model has: checked before anything is allocated. A rank of
+    0 where the tuner's own default is 0 means "unset" there (OFT's ``r``: ``oft_block_size`` sizes it
+    instead) and is left to peft. ``where``: the option's prefix in messages (``method.peft_config.``)."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config) else {}
     ranks = rank_options(config)
     for key, value in ranks.items():
-        if value < 1:
-            raise ConfigError(f"method.{key}={value}: a rank must be at least 1")
+        if value < 1 and not (value == 0 and defaults.get(key) == 0):
+            raise ConfigError(f"{where}{key}={value}: a rank must be at least 1")
     if not ranks:
         return
     from peft.tuners.tuners_utils import check_target_module_exists
@@ -97,7 +112,7 @@ def check_ranks(config: Any, model: nn.Module) -> None:
     key, rank = max(ranks.items(), key=lambda item: item[1])
     implied = int(rank * sum(sizes))
     if implied > model_params:
-        raise ConfigError(f"method.{key}={rank:g} would add about {implied:,} parameters over {len(sizes)} target "
+        raise ConfigError(f"{where}{key}={rank:g} would add about {implied:,} parameters over {len(sizes)} target "
                           f"layers, more than the whole model's {model_params:,}; choose a smaller rank")
 
 

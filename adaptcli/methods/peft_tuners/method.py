@@ -133,7 +133,7 @@ class PeftMethod(Method):
 
         config = self.peft_config(options)
         resolve_qkv_target(config, model)
-        check_ranks(config, model)
+        check_ranks(config, model, "method.peft_config." if isinstance(options, PeftOptions) else "method.")
         originals = None
         if rewrites_base(config):  # PiSSA / OLoRA: the user's weights are kept, see rewrites.py
             check_rewriting_config(config)
@@ -150,6 +150,8 @@ class PeftMethod(Method):
             else:
                 inject_adapter_in_model(config, model)
         except Exception as exc:  # noqa: BLE001 - whatever peft raises for options it cannot use: one line
+            if isinstance(exc, NotImplementedError) and any(p.is_meta for p in model.parameters()):
+                raise  # an op that reads values (SHiRA's torch.nonzero): the caller counts on real weights instead
             raise ConfigError(f"{self.name}: peft could not inject {type(config).__name__} into "
                               f"{type(model).__name__}: {_one_line(exc)}") from exc
         if originals is not None:
