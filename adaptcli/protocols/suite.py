@@ -18,7 +18,7 @@ from typing import Any
 from adaptcli.config import RunConfig, resolve
 from adaptcli.data.splits import canonical_split, resolve_split
 from adaptcli.data.stream.shards import ShardFolder
-from adaptcli.errors import AdaptError, Interrupted
+from adaptcli.errors import AdaptError, ConfigError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.output import Output
@@ -33,6 +33,10 @@ SUITE_FILE = "suite.json"
 SUITE_ENTRIES = (SUITE_FILE, "results.md", "results.json", "results.csv")
 
 
+#: The options a suite sets per step from its benchmark (never the user's).
+SPLIT_KEYS = ("data.train_split", "data.val_split", "data.test_split")
+
+
 @dataclass
 class SuiteSpec:
     """What the user asked for; ``overrides`` are ``--set`` strings (model and checkpoint included)."""
@@ -45,6 +49,15 @@ class SuiteSpec:
     overrides: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     tasks: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """The benchmark names every step's splits: a ``--set`` or ``--sweep`` of one would be ignored."""
+        for key in [*(text.split("=", 1)[0].strip() for text in self.overrides), *self.grid]:
+            if key in SPLIT_KEYS:
+                option = "--sweep" if key in self.grid else "--set"
+                raise ConfigError(f"{option} {key}: a suite trains, selects and tests on the splits its benchmark "
+                                  f"names for each step ({self.benchmark}: see `adaptcli suite --dry-run`); drop it, "
+                                  "or run `adaptcli finetune` for other splits")
 
     def settings(self) -> dict[str, Any]:
         """What must not change between runs of one suite (tasks may: they can be spread over machines)."""

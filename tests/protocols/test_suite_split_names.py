@@ -59,3 +59,14 @@ def test_a_rerun_on_data_naming_its_splits_by_aliases_is_unchanged_and_a_change_
     assert changed.exit_code == 2 and "--overwrite" in changed.stderr, changed.output
     assert len(changed.stderr.strip().splitlines()) == 1 and "Traceback" not in changed.output
     assert fingerprint(out) == before and fingerprint(shards) == data_before
+
+
+def test_a_split_option_given_to_a_suite_is_refused_not_ignored(tmp_path):
+    """The benchmark names each step's splits; a --set or --sweep of one would be silently replaced."""
+    for extra in (["--set", "data.train_split=train"], ["--set", "data.val_split=null"],
+                  ["--sweep", "data.test_split=test,val"]):
+        result = suite(tmp_path / "shards", tmp_path / "suite", *extra)
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert extra[1].split("=")[0] in result.stderr and "adaptcli finetune" in result.stderr
+        assert not (tmp_path / "suite").exists()
