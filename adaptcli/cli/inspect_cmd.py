@@ -56,6 +56,8 @@ def render_table(report: dict[str, Any]) -> str:
         ("backbone parameters", f"{report['backbone_params']:,}"),
         ("method parameters", f"{report['method_params']:,}"),
         ("head parameters", f"{report['head_params']:,}"),
+        *([("backbone parameters trained", f"{report['backbone_trained_params']:,} (see the tensors below)")]
+          if report.get("backbone_trained_params") else []),
         ("trainable total", f"{report['trainable_params']:,}"),
         ("trainable % of backbone", f"{report['trainable_percent']:.4f}%"),
         ("mergeable", "yes" if report["mergeable"] else "no"),
@@ -68,6 +70,9 @@ def render_table(report: dict[str, Any]) -> str:
         rows += [(f"GFLOPs per {counted['input']}", ""), ("  backbone", giga(counted["backbone"])),
                  ("  adapted (training)", giga(counted["adapted"])), ("  merged", giga(counted["merged"])),
                  ("  merged extra", giga(counted["merged_extra"]))]
+        if "temporal_embedding_additions" in counted:
+            rows.append(("  + temporal_embedding", f"{counted['temporal_embedding_additions']:,} additions (element-wise, "
+                                                   "not in the FLOPs above)"))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
     lines.append("")

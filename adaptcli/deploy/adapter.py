@@ -48,7 +48,8 @@ def attach_adapter(backbone: nn.Module, adapter: str | Path) -> nn.Module:
     head = classifier(model)
     if getattr(head, "out_features", num_classes) != num_classes:
         model.reset_classifier(num_classes)
-    adapt = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    adapt = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                         num_frames=config.model.num_frames)
     expected = set(adapter_state_dict(model, adapt))
     missing = sorted(expected - set(tensors))
     unknown = sorted(set(tensors) - set(model.state_dict()))

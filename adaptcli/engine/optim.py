@@ -9,7 +9,7 @@ from adaptcli.config import TrainConfig
 from adaptcli.errors import AdaptError
 
 #: Tokens, position tables and prompts never decay (besides timm's rule: 1-D tensors and biases).
-NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "vpt.", "prompt", "dist_token")
+NO_DECAY_NAMES = ("pos_embed", "cls_token", "reg_token", "vpt.", "prompt", "dist_token", "temporal_embedding")
 
 
 def effective_lr(train: TrainConfig, world_size: int) -> float:

@@ -82,10 +82,12 @@ def check_model_fits(config: RunConfig, shards: ShardFolder) -> None:
 
     try:
         model = shape_only_backbone(config.model, shards.manifest.num_classes)
-        apply_method(model, config.method, config.method_options, head_norm=config.head.norm)  # a method refusing this backbone
+        apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                     num_frames=config.model.num_frames)  # a method refusing this backbone
     except (RuntimeError, NotImplementedError):  # a model or method that reads tensor values: build it for real
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), shards.manifest.num_classes)
-        apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+        apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                     num_frames=config.model.num_frames)
     check_modality(model, shards.manifest.modality, config.model.name)  # adapted: a method may make it a video model
     check_offsets_fit(model, config.model.num_frames)
     check_loraplus(model, config.train.loraplus_ratio, config.method)

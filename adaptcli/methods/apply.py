@@ -22,17 +22,20 @@ def get_method(name: str) -> Method:
     return getattr(importlib.import_module(module_name), class_name)(spec)
 
 
-def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none") -> AdaptInfo:
+def apply_method(model: nn.Module, name: str, options: Any = None, head_norm: str = "none",
+                 num_frames: int | None = None) -> AdaptInfo:
     """Inject method ``name`` into ``model`` in place and freeze everything it does not train.
 
     ``head_norm="bn"`` puts ``BatchNorm1d(affine=False)`` before the classifier (AdaptFormer's
-    scripts do so for every method); a probe head already has it.
+    scripts do so for every method); a probe head already has it. ``num_frames`` is the run's frames per
+    clip (``model.num_frames``), for methods with per-frame parameters (ZeroI2V's ``temporal_embedding``).
 
     Trainable afterwards: the method's own parameters, the classifier and ``fc_norm`` (when it has
     weights); for ``full``, everything. Returns what was done (:class:`AdaptInfo`): the caller keeps it
     next to the model, since saving, counting and merging need it.
     """
     method = get_method(name)
+    method.num_frames = num_frames
     if options is None:
         options = method.spec.options()
     method.check_model(model)

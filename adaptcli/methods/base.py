@@ -33,6 +33,10 @@ class Method:
     Name and flags come from the method's :class:`~adaptcli.methods.registry.MethodSpec`.
     """
 
+    #: Frames per clip of the run (``model.num_frames``), set by :func:`~adaptcli.methods.apply.apply_method`
+    #: before :meth:`inject`: methods with per-frame parameters size them by it.
+    num_frames: int | None = None
+
     def __init__(self, spec: MethodSpec):
         self.spec = spec
 
@@ -84,10 +88,11 @@ class Method:
         ``options`` (the run's configuration, recorded after it), so the configuration rebuilds the model."""
         raise NotImplementedError
 
-    def recorded_by_data_pass(self, recorded: Any, given: Any) -> bool:
-        """Whether a run's ``recorded`` options are ``given`` plus what its data pass wrote into them (a
-        ``--resume`` with the options the run started from); never by default."""
-        return False
+    def started_options(self, recorded: Any, given: Any) -> Any:
+        """A run's ``recorded`` options with what its data pass wrote into them put back as ``given`` has it:
+        equal to ``given`` when the run started from them (a ``--resume`` with those options); ``recorded`` by
+        default."""
+        return recorded
 
 
 def new_parameter_names(model: nn.Module, before: set[int]) -> list[str]:

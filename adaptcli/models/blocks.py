@@ -77,7 +77,14 @@ def classifier(model: nn.Module) -> nn.Module:
     get = getattr(model, "get_classifier", None)
     if get is None:
         raise ValueError(f"{type(model).__name__} has no get_classifier(); not a timm classifier")
-    return get()
+    head = get()
+    if isinstance(head, tuple):  # timm's distilled DeiT: a class head and a distillation head, averaged
+        from adaptcli.errors import ConfigError
+
+        raise ConfigError(f"{type(model).__name__} has {len(head)} classifier heads (a distilled DeiT's class and "
+                          "distillation heads); adaptcli adapts models with one head: use the model without "
+                          "'_distilled' (e.g. deit_base_patch16_224) or a DeiT-III (deit3_base_patch16_224)")
+    return head
 
 
 def head_modules(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:

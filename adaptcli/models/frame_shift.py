@@ -16,6 +16,12 @@ averaging the per-frame features before the linear head, as the official I3D hea
 
 The shift is :class:`ShiftedQkv`, a fused ``qkv`` linear that keeps the image model's parameter names
 (``attn.qkv.weight``/``bias``), so the image ViT's state dict loads unchanged.
+
+Optionally the model also keeps the official learned ``temporal_embedding`` (``ViT_Zero_CLIP`` in
+``mmaction/models/backbones/vit_zero_clip.py``): a ``1 x T x D`` table, zeros at the start, whose row ``t``
+is added to every token of frame ``t`` (class token included) after the position embedding and before
+``ln_pre`` (timm's ``norm_pre``); clips must then have exactly ``T`` frames (the official forward asserts
+``T == self.num_frames``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptcli.errors import ConfigError, UnsupportedModelError
+from adaptcli.errors import AdaptError, ConfigError, UnsupportedModelError
 from adaptcli.models.blocks import set_submodule, transformer_blocks
 
 #: The official Kinetics-400 offsets (CLIP-B_k400_8x16x1.py); the group defaults to one head (its shift_div=12
@@ -101,17 +107,54 @@ def shift_group(model: nn.Module, shift_div: int | None, offsets: Sequence[int])
 
 
 def attach_frame_shift(model: nn.Module, shift_div: int | None = None,
-                       offsets: Sequence[int] = DEFAULT_OFFSETS) -> None:
+                       offsets: Sequence[int] = DEFAULT_OFFSETS, temporal_embedding: int | None = None) -> None:
     """Make image ViT ``model`` take clips ``B x C x T x H x W``: frames through the ViT with every
     block's ``attn.qkv`` shifted, per-frame outputs averaged over ``T`` (an image ``B x C x H x W`` is
-    a one-frame clip, for which the model is the image model). In place; keys unchanged."""
+    a one-frame clip, for which the model is the image model). In place; keys unchanged, except that
+    ``temporal_embedding=T`` adds the learned ``temporal_embedding`` table (``1 x T x D``, zeros; the
+    model then takes clips of ``T`` frames only)."""
     group = shift_group(model, shift_div, offsets)
+    if temporal_embedding is not None:
+        add_temporal_embedding(model, temporal_embedding)
     for name, block in transformer_blocks(model):
         if not isinstance(block.attn.qkv, ShiftedQkv):
             set_submodule(model, f"{name}.attn.qkv", ShiftedQkv(block.attn.qkv, group, offsets))
     model.frame_shift = dict(shift_div=shift_div, offsets=list(offsets))
+    if temporal_embedding is not None:
+        model.frame_shift["temporal_embedding"] = temporal_embedding
     model.register_forward_pre_hook(clip_to_frames)
     model.register_forward_hook(average_frames)
+
+
+def add_temporal_embedding(model: nn.Module, num_frames: int) -> None:
+    """``model.temporal_embedding``, ``1 x num_frames x D`` zeros (the official init), added to every token of
+    each frame by a forward pre-hook on ``model.norm_pre`` (the official: after the position embedding,
+    before ``ln_pre``); a one-line refusal where the model has no ``norm_pre`` to mark that place."""
+    norm_pre = getattr(model, "norm_pre", None)
+    if not isinstance(norm_pre, nn.Module) or not isinstance(getattr(model, "pos_embed", None), torch.Tensor):
+        raise UnsupportedModelError(
+            f"method.temporal_embedding is added after the position embedding (pos_embed), before norm_pre; "
+            f"{type(model).__name__} has no such pair; use a timm VisionTransformer (CLIP, DINOv2, SigLIP, "
+            "DeiT-III) or --set method.temporal_embedding=false")
+    width = model.pos_embed.shape[-1]
+    model.temporal_embedding = nn.Parameter(
+        torch.zeros(1, num_frames, width, dtype=model.pos_embed.dtype, device=model.pos_embed.device))
+    norm_pre.register_forward_pre_hook(TemporalEmbeddingHook(model))
+
+
+class TemporalEmbeddingHook:
+    """Forward pre-hook of ``norm_pre``: ``x + temporal_embedding[t]`` on every token of frame ``t``
+    (``x`` is ``(B*T) x N x D``, frames inner). Holds the model (a deep copy of the model copies the
+    hook with it), and reads the table at each call (so ``.to()`` and loading reach it)."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __call__(self, module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        x, table = args[0], self.model.temporal_embedding
+        frames = table.shape[1]
+        clips = x.view(-1, frames, *x.shape[1:]) + table.unsqueeze(2)
+        return (clips.view(x.shape), *args[1:])
 
 
 def check_offsets_fit(model: nn.Module, num_frames: int) -> None:
@@ -143,6 +186,12 @@ def clip_to_frames(model: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     if x.ndim != 5:
         raise ValueError(f"a frame-shift video model takes B x C x T x H x W clips, got shape {tuple(x.shape)}")
     batch, channels, frames, height, width = x.shape
+    table = getattr(model, "temporal_embedding", None)
+    if table is not None and table.shape[1] != frames:
+        raise FrameCountError(
+            f"this model's temporal_embedding is learned for clips of {table.shape[1]} frames, the input has "
+            f"{frames} (shape {tuple(args[0].shape)}); give clips of {table.shape[1]} frames, as it was trained "
+            "(the official ZeroI2V refuses other lengths too)")
     for module in model.modules():
         if isinstance(module, ShiftedQkv):
             module.num_frames = frames
@@ -150,10 +199,14 @@ def clip_to_frames(model: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
     return (x.transpose(1, 2).reshape(batch * frames, channels, height, width), *args[1:])
 
 
+class FrameCountError(AdaptError, ValueError):
+    """A clip whose frame count differs from the frames the model's ``temporal_embedding`` was learned for."""
+
+
 def average_frames(model: nn.Module, args: tuple[Any, ...], output: torch.Tensor) -> torch.Tensor:
     batch, frames = model._clip_shape
     return output.view(batch, frames, *output.shape[1:]).mean(dim=1)
 
 
-__all__ = ["ShiftedQkv", "attach_frame_shift", "is_frame_shift_model", "shift_group", "temporal_head_shift",
-           "DEFAULT_OFFSETS"]
+__all__ = ["FrameCountError", "ShiftedQkv", "TemporalEmbeddingHook", "add_temporal_embedding", "attach_frame_shift",
+           "is_frame_shift_model", "shift_group", "temporal_head_shift", "DEFAULT_OFFSETS"]

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from adaptcli.config import RunConfig, resolve
-from adaptcli.data.splits import canonical_split
-from adaptcli.errors import AdaptError, Interrupted
+from adaptcli.data.splits import canonical_split, resolve_split
+from adaptcli.data.stream.shards import ShardFolder
+from adaptcli.errors import AdaptError, ConfigError, Interrupted
 from adaptcli.protocols.benchmarks import Benchmark, averages, benchmark, find_tasks
 from adaptcli.protocols.grid import Point, grid_points
 from adaptcli.output import Output
@@ -32,6 +33,10 @@ SUITE_FILE = "suite.json"
 SUITE_ENTRIES = (SUITE_FILE, "results.md", "results.json", "results.csv")
 
 
+#: The options a suite sets per step from its benchmark (never the user's).
+SPLIT_KEYS = ("data.train_split", "data.val_split", "data.test_split")
+
+
 @dataclass
 class SuiteSpec:
     """What the user asked for; ``overrides`` are ``--set`` strings (model and checkpoint included)."""
@@ -44,6 +49,15 @@ class SuiteSpec:
     overrides: list[str] = field(default_factory=list)
     grid: dict[str, list[Any]] = field(default_factory=dict)
     tasks: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """The benchmark names every step's splits: a ``--set`` or ``--sweep`` of one would be ignored."""
+        for key in [*(text.split("=", 1)[0].strip() for text in self.overrides), *self.grid]:
+            if key in SPLIT_KEYS:
+                option = "--sweep" if key in self.grid else "--set"
+                raise ConfigError(f"{option} {key}: a suite trains, selects and tests on the splits its benchmark "
+                                  f"names for each step ({self.benchmark}: see `adaptcli suite --dry-run`); drop it, "
+                                  "or run `adaptcli finetune` for other splits")
 
     def settings(self) -> dict[str, Any]:
         """What must not change between runs of one suite (tasks may: they can be spread over machines)."""
@@ -72,11 +86,24 @@ class Step:
 
 
 def step_config(spec: SuiteSpec, task: str, point: Point, train_split: str, val_split: str | None) -> RunConfig:
-    """The task's settings (the recipe's ``per_task`` section included), the point and the splits."""
+    """The task's settings (the recipe's ``per_task`` section included), the point and the splits, the splits
+    named as the task's data names them (:func:`as_recorded`)."""
     splits = [f"data.train_split={train_split}", f"data.val_split={val_split if val_split else 'null'}",
               f"data.test_split={spec.bench.test_split}"]
-    return resolve(spec.recipe or spec.bench.recipe, method=spec.method,
-                   overrides=[*spec.overrides, *point.overrides, *splits], task=task)
+    config = resolve(spec.recipe or spec.bench.recipe, method=spec.method,
+                     overrides=[*spec.overrides, *point.overrides, *splits], task=task)
+    return as_recorded(config, Path(spec.data) / task)
+
+
+def as_recorded(config: RunConfig, data: Path) -> RunConfig:
+    """``config`` with ``data.train_split`` / ``data.test_split`` as its run on ``data`` records them: the data's
+    own name where the split-name table finds it (the benchmark's ``test`` is the data's ``testing``, as
+    :func:`~adaptcli.runs.session.check_training_data` names it), so a re-run compares like with like. A name the
+    data lacks stays: the run refuses it."""
+    available = ShardFolder.read(data).manifest.splits
+    named = {key: resolve_split(getattr(config.data, key), available) or getattr(config.data, key)
+             for key in ("train_split", "test_split")}
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, **named))
 
 
 def sweep_steps(spec: SuiteSpec, task: str, points: list[Point]) -> list[Step]:

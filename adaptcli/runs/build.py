@@ -70,7 +70,8 @@ def build_adapted_model(config: RunConfig, num_classes: int, *, load_checkpoint:
     from adaptcli.methods.apply import apply_method
 
     model = build_backbone(config, num_classes, load_checkpoint=load_checkpoint, output=output)
-    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+    info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                        num_frames=config.model.num_frames)
     return AdaptedModel(model, info)
 
 

@@ -34,7 +34,9 @@ def forward_flops(model: nn.Module, x: torch.Tensor) -> int:
 def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     """FLOPs per input (one image, or one clip of ``model.num_frames`` frames): the plain backbone (on every
     frame, where a method runs an image model on frames), the adapted model as it trains, and the merged
-    model (None where the method does not merge), with ``merged_extra`` = merged - backbone."""
+    model (None where the method does not merge), with ``merged_extra`` = merged - backbone; where the model
+    keeps a ``temporal_embedding`` table (ZeroI2V's option), ``temporal_embedding_additions``: the element-wise
+    additions it costs per clip (tokens x frames x D), which FlopCounterMode does not count."""
     from adaptcli.methods.apply import apply_method, merge_method
     from adaptcli.models.build import shape_only_backbone
     from adaptcli.runs.build import is_video_model
@@ -43,7 +45,8 @@ def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
     adapted = shape_only_backbone(config.model, num_classes)
     with torch.device("meta"):  # the method's own modules too
         try:
-            info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm)
+            info = apply_method(adapted, config.method, config.method_options, head_norm=config.head.norm,
+                                num_frames=config.model.num_frames)
         except NotImplementedError:  # peft's SHiRA picks its entries from tensor values
             raise AdaptError(f"--flops counts on the meta device, where {config.method}'s injection cannot run (it "
                              "reads tensor values); count the parameters without --flops") from None
@@ -59,10 +62,15 @@ def flop_report(config: RunConfig, num_classes: int) -> dict[str, Any]:
             merged = forward_flops(merge_method(copy.deepcopy(adapted), info), x)
         except (AdaptError, NotImplementedError, RuntimeError):  # a merge that reads tensor values
             merged = None
-    return {
+    report = {
         "input": " x ".join(str(n) for n in x.shape),
         "backbone": backbone,
         "adapted": forward_flops(adapted, x),
         "merged": merged,
         "merged_extra": None if merged is None else merged - backbone,
     }
+    table = getattr(adapted, "temporal_embedding", None)
+    if table is not None:  # element-wise, so 0 in FlopCounterMode's count: every token of every frame gets its row
+        tokens = adapted.patch_embed.num_patches + getattr(adapted, "num_prefix_tokens", 0)
+        report["temporal_embedding_additions"] = tokens * table.shape[1] * table.shape[2]
+    return report

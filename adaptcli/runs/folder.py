@@ -57,14 +57,16 @@ def load_run_config(path: str | Path) -> RunConfig:
     return from_dict(tree)
 
 
-def recorded_by_data_pass(stored: RunConfig, given: RunConfig) -> bool:
-    """Whether a run's ``stored`` configuration is ``given`` plus what the method's data pass recorded in its
-    options (:meth:`~adaptcli.methods.base.Method.recorded_by_data_pass`), everything else equal."""
+def started_config(stored: RunConfig, given: RunConfig) -> RunConfig:
+    """A run's ``stored`` configuration with what the method's data pass recorded in its options put back as
+    ``given`` has it (:meth:`~adaptcli.methods.base.Method.started_options`): equal to ``given`` when the run
+    started from it."""
     from adaptcli.methods.apply import get_method
 
-    if stored.method != given.method or replace(stored, method_options=given.method_options) != given:
-        return False
-    return get_method(stored.method).recorded_by_data_pass(stored.method_options, given.method_options)
+    if stored.method != given.method:
+        return stored
+    options = get_method(stored.method).started_options(stored.method_options, given.method_options)
+    return replace(stored, method_options=options)
 
 
 class RunFile:
@@ -139,10 +141,11 @@ class RunDir:
         claim = self.claim(None if resume else overwrite, resume="--resume")
         if resume and self.is_run():
             stored = load_run_config(self.config_file)
-            if stored != config and not recorded_by_data_pass(stored, config):
+            started = started_config(stored, config)
+            if started != config:
                 raise AdaptError(
                     f"--resume: the configuration differs from {self.config_file} at "
-                    f"{difference(stored.to_dict(), config.to_dict())}; "
+                    f"{difference(started.to_dict(), config.to_dict())}; "
                     "resume with the same recipe and --set values, or start a new --out"
                 )
         return claim
@@ -160,7 +163,7 @@ class RunDir:
         what the run's data pass recorded (EVA's ranks: the shapes its checkpoint holds), else ``config``."""
         if self.is_run():
             stored = load_run_config(self.config_file)
-            if stored != config and recorded_by_data_pass(stored, config):
+            if stored != config and started_config(stored, config) == config:
                 return stored
         return config
 

@@ -16,7 +16,9 @@ from adaptcli.output import Output
 def parameter_report(model: nn.Module, info: AdaptInfo, probes: int = 1) -> dict[str, Any]:
     """Exact counts for a model adapted as ``info`` says (see :func:`adaptcli.methods.apply_method`).
 
-    backbone = every parameter that is neither the method's nor the classifier's;
+    backbone = every parameter that is neither the method's nor the classifier's; those of them that train
+    (a ``fc_norm`` trained with the head) are also ``backbone_trained_params``, so trainable = method + head
+    + backbone_trained;
     trainable_percent is relative to the backbone. Parts a method holds fixed (``info.fixed_elements``,
     the video ViT's key bias under BitFit) are not counted anywhere. ``probes``: a probe grid trains that
     many copies of everything trainable (the method's, the head's; ``probes`` is then in the report).
@@ -25,7 +27,7 @@ def parameter_report(model: nn.Module, info: AdaptInfo, probes: int = 1) -> dict
 
     head_name = qualified_name(model, classifier(model))
     method_names = set(info.method_param_names)
-    backbone = method = head = trainable = 0
+    backbone = method = head = trainable = backbone_trained = 0
     where: dict[str, int] = defaultdict(int)
     for name, param in model.named_parameters():
         n = param.numel() - info.fixed_elements.get(name, 0)
@@ -36,6 +38,8 @@ def parameter_report(model: nn.Module, info: AdaptInfo, probes: int = 1) -> dict
             head += n * copies
         else:
             backbone += n
+            if param.requires_grad:  # e.g. a fc_norm that trains with the head: counted in both
+                backbone_trained += n * copies
         if param.requires_grad:
             trainable += n * copies
             where[_location(name)] += n * copies
@@ -46,6 +50,7 @@ def parameter_report(model: nn.Module, info: AdaptInfo, probes: int = 1) -> dict
         "method_params": method,
         "head_params": head,
         "trainable_params": trainable,
+        "backbone_trained_params": backbone_trained,
         "trainable_percent": round(100.0 * trainable / backbone, 4) if backbone else 0.0,
         "mergeable": info.mergeable,
         "trainable_locations": dict(where),
@@ -78,12 +83,14 @@ def inspect_report(config: RunConfig, num_classes: int, output: Output | None = 
     from adaptcli.methods.registry import probe_settings
 
     try:
-        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                            num_frames=config.model.num_frames)
     except NotImplementedError:  # a method whose injection reads tensor values (peft's SHiRA): random weights
         from adaptcli.models.build import create_backbone
 
         model = create_backbone(dataclasses.replace(config.model, pretrained=False), num_classes)
-        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm)
+        info = apply_method(model, config.method, config.method_options, head_norm=config.head.norm,
+                            num_frames=config.model.num_frames)
     probes = probe_settings(config.method, config.method_options, config.train.lr, config.train.weight_decay)
     report = parameter_report(model, info, probes=len(probes))
     report.update(backbone=config.model.name, num_classes=num_classes)

@@ -103,6 +103,83 @@ def test_zeroi2v_dry_run_checks_the_image_model_on_video_shards(video_shards, tm
     assert "Traceback" not in refused.output
 
 
+def test_zeroi2v_temporal_embedding_trains_resumes_and_the_merge_keeps_it(video_shards, tmp_path):
+    """``method.temporal_embedding=true``: the table trains, a resumed run ends as the uninterrupted one, and the
+    merged export is the image ViT + the shift + the table, equal to the run through adaptcli.load and the
+    printed ``use:`` line; a clip of another length is refused in one line; timm and hub still refuse the merge."""
+    import shutil
+
+    import timm
+    from safetensors.torch import load_file
+
+    from adaptcli.io import read_safetensors
+    from adaptcli.models.frame_shift import FrameCountError
+    from adaptcli.runs.folder import RunDir
+    from adaptcli.runs.load import load_run_model
+    from tests.export.conftest import finetune, move_away_from_identity
+
+    common = [*IMAGE_ON_VIDEO, "--set", "method.temporal_embedding=true", "--set", "train.epochs=2",
+              "--set", "train.keep_checkpoints=3"]
+    run = finetune(video_shards, tmp_path / "a", "zeroi2v", *common)
+    trained, _ = read_safetensors(run / "trainable.safetensors")
+    width = timm.create_model("test_vit").embed_dim
+    assert trained["temporal_embedding"].shape == (1, 4, width) and trained["temporal_embedding"].any()  # from zeros
+    shutil.copytree(run, tmp_path / "b")  # the run as it stood after epoch 1, resumed
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "epoch-0002")
+    for name in ("summary.json", "trainable.safetensors", "best.safetensors"):
+        (tmp_path / "b" / name).unlink(missing_ok=True)
+    resumed = invoke("finetune", "--method", "zeroi2v", "--recipe", "quick", "--data", video_shards, "--out",
+                     tmp_path / "b", "--resume", "--set", "model.img_size=32", "--set", "data.workers=0",
+                     "--set", "train.max_steps_per_epoch=2", *common)
+    assert resumed.exit_code == 0 and "resumed from" in resumed.output, resumed.output
+    again, _ = read_safetensors(tmp_path / "b" / "trainable.safetensors")
+    assert again.keys() == trained.keys()
+    for key in trained:
+        assert torch.allclose(again[key], trained[key], atol=1e-6, rtol=0), key
+
+    move_away_from_identity(run)
+    out = tmp_path / "merged.safetensors"
+    result = invoke("export", "--run", run, "--merge", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert header(out)["frame_shift"] == {"shift_div": None, "offsets": [1, -1], "temporal_embedding": 4}
+    image_vit = timm.create_model("test_vit", num_classes=2, img_size=32)
+    state = load_file(str(out))
+    assert set(state) == set(image_vit.state_dict()) | {"temporal_embedding"}
+    model = load_run_model(RunDir(run)).model
+    torch.testing.assert_close(state["temporal_embedding"], model.temporal_embedding.detach(), rtol=0, atol=0)
+    merged = adaptcli.load(out)
+    x = clip(3)
+    with torch.no_grad():
+        expected = model(x)
+        assert float((merged(x) - expected).abs().max()) <= 1e-5
+    use = [line for line in result.output.splitlines() if "attach_frame_shift" in line]
+    assert len(use) == 1 and "temporal_embedding=4" in use[0], result.output
+    scope: dict = {}
+    exec(use[0].split("use: ", 1)[1], scope)  # the printed line, as a user runs it
+    with torch.no_grad():
+        assert float((scope["model"].eval()(x) - expected).abs().max()) <= 1e-5
+        try:
+            merged(x[:, :, :3])
+        except FrameCountError as refused:
+            assert "learned for clips of 4 frames, the input has 3" in str(refused) and "\n" not in str(refused)
+        else:
+            raise AssertionError("a 3-frame clip went through a table of 4 frames")
+
+    for fmt in ("timm", "hub"):
+        refused = invoke("export", "--run", run, "--merge", "--format", fmt, "--out", tmp_path / fmt)
+        assert refused.exit_code == 2 and "without the temporal shift" in refused.output, refused.output
+        assert not (tmp_path / fmt).exists()
+    adapter = invoke("export", "--run", run, "--adapter-only", "--out", tmp_path / "task.safetensors")
+    assert adapter.exit_code == 0 and "adapter round-trip check: max |difference| = 0.00e+00" in adapter.output, \
+        adapter.output
+    assert "temporal_embedding" in load_file(str(tmp_path / "task.safetensors"))
+    on_backbone = adaptcli.load(tmp_path / "task.safetensors", backbone=run / "backbone.safetensors")
+    with torch.no_grad():
+        assert float((on_backbone(x) - expected).abs().max()) <= 1e-5
+    onnx = invoke("export", "--run", run, "--merge", "--format", "onnx", "--out", tmp_path / "m.onnx")
+    assert onnx.exit_code == 0 and "ONNX Runtime check" in onnx.output, onnx.output  # the table traced with the shift
+
+
 def test_offsets_that_shift_nothing_are_refused_before_training(video_shards, tmp_path):
     """An offset of 0, or one as long as the clip, leaves its heads on their own frame: refused in one line."""
     from tests.engine.conftest import TINY

@@ -106,8 +106,9 @@ def test_a_rho_2_run_records_its_ranks_resumes_without_a_second_pass_and_exports
 
 
 def test_a_layer_eva_gives_rank_0_stays_plain_in_the_run_and_its_exports(image_shards, tmp_path, monkeypatch):
-    """peft puts a layer whose rank comes out 0 back to its base layer and drops it from ``target_modules``:
-    the run records those targets, and its exports rebuild the adapter without that layer."""
+    """peft puts a layer whose rank comes out 0 back to its base layer: the run records it in
+    ``exclude_modules`` (its ``target_modules`` stay as given, so a resume that changes them is refused), and
+    its exports rebuild the adapter without that layer."""
     import peft.tuners.lora.eva as peft_eva
 
     compute = peft_eva.get_eva_state_dict
@@ -126,7 +127,8 @@ def test_a_layer_eva_gives_rank_0_stays_plain_in_the_run_and_its_exports(image_s
     assert result.exit_code == 0, result.output
     assert ", 1 left plain at rank 0, recorded in the run as method.peft_config" in result.output, result.output
     recorded = yaml.safe_load((run / "config.yaml").read_text())["method"]["peft_config"]
-    assert "blocks.1.attn.qkv" not in str(recorded["target_modules"]) and recorded["target_modules"]
+    # the targets stay as the user gave them (the default); the layer left plain is recorded as excluded
+    assert "target_modules" not in recorded and recorded["exclude_modules"] == ["blocks.1.attn.qkv"], recorded
     trained = load_file(str(run / "trainable.safetensors"))
     assert not any(key.startswith("blocks.1.attn.qkv.lora") for key in trained)
     assert any(key.startswith("blocks.2.attn.qkv.lora") for key in trained)
@@ -138,6 +140,15 @@ def test_a_layer_eva_gives_rank_0_stays_plain_in_the_run_and_its_exports(image_s
                      f"method.peft_config={{r: {R}, init_lora_weights: eva, lora_dropout: 0.1}}")
     assert changed.exit_code == 2 and "--resume: the configuration differs" in changed.stderr, changed.output
     assert len(changed.stderr.strip().splitlines()) == 1
+    # nor other targets: the run records the layers left plain, not targets in place of the ones the user gave
+    for targets in ("[qkv, fc1]", "[fc1]"):
+        retargeted = eva_run(image_shards, run, backbone, "--resume", "--set",
+                             f"method.peft_config={{r: {R}, init_lora_weights: eva, target_modules: {targets}}}")
+        assert retargeted.exit_code == 2, retargeted.output
+        assert "--resume: the configuration differs" in retargeted.stderr and "target_modules" in retargeted.stderr, \
+            retargeted.output
+        assert len(retargeted.stderr.strip().splitlines()) == 1
+    assert yaml.safe_load((run / "config.yaml").read_text())["method"]["peft_config"] == recorded
 
     inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
     expected, _ = run_logits(run, inputs)
@@ -153,3 +164,25 @@ def test_a_layer_eva_gives_rank_0_stays_plain_in_the_run_and_its_exports(image_s
 
     with torch.no_grad():
         assert (adaptcli.load(merged)(inputs) - expected).abs().max() <= 1e-5
+
+
+def test_the_layers_left_plain_extend_the_users_own_exclusions_and_a_changed_one_shows():
+    import re
+
+    from adaptcli.methods.peft_tuners.eva import _excluding, as_started
+
+    plain = ["blocks.1.attn.qkv"]
+    for own in (None, ["head"], "blocks\\.0\\..*"):
+        given = {"r": R, "init_lora_weights": "eva", **({} if own is None else {"exclude_modules": own})}
+        recorded = {**given, "rank_pattern": {"blocks.0.attn.qkv": 6}, "exclude_modules": _excluding(own, plain)}
+        assert as_started(recorded, given) == given, own
+        excluded = recorded["exclude_modules"]
+        if isinstance(excluded, str):  # peft matches a string in full
+            assert re.fullmatch(excluded, "blocks.1.attn.qkv") and re.fullmatch(excluded, "blocks.0.attn.qkv")
+            assert not re.fullmatch(excluded, "blocks.2.attn.qkv")
+        else:
+            assert excluded == ([] if own is None else own) + plain
+        changed = {**given, "exclude_modules": ["blocks.3.attn.qkv"]}
+        assert as_started(recorded, changed)["exclude_modules"] == excluded  # shown as the difference
+        retargeted = {**given, "target_modules": ["fc1"]}
+        assert as_started(recorded, retargeted) != retargeted

@@ -271,3 +271,20 @@ def test_inspect_params_counts_lora_on_eva02_base():
     report = json.loads(result.output)
     assert report["method_params"] == 12 * 3 * 8 * (768 + 768) and report["mergeable"]
     assert {"blocks.*.attn.q_proj", "blocks.*.attn.k_proj", "blocks.*.attn.v_proj"} <= set(report["trainable_locations"])
+    # its fc_norm trains with the head: a backbone parameter that trains, so the parts add up to the total
+    assert report["backbone_trained_params"] == 2 * 768 == report["trainable_locations"]["fc_norm"]
+    assert report["trainable_params"] == report["method_params"] + report["head_params"] + 2 * 768
+    table = invoke("inspect-params", "--model", "eva02_base_patch14_224", "--method", "lora", "--num-classes", "100")
+    assert "backbone parameters trained  1,536" in table.output
+
+
+def test_a_distilled_deit_with_two_heads_is_refused_in_one_line():
+    """timm's distilled DeiT averages a class and a distillation head; adaptcli adapts one head."""
+    from tests.export.conftest import invoke
+
+    for method in ("lora", "zeroi2v", "linear"):
+        result = invoke("inspect-params", "--model", "deit_tiny_distilled_patch16_224", "--method", method,
+                        "--num-classes", "10")
+        assert result.exit_code == 2, result.output
+        assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+        assert "2 classifier heads" in result.output and "deit3_base_patch16_224" in result.output

@@ -12,7 +12,7 @@ from adaptcli.methods.registry import method_spec
 from adaptcli.errors import UnsupportedModelError
 from adaptcli.methods import AdaptInfo, apply_method, merge_method
 from adaptcli.methods.arc.method import SHARED_NAME
-from backbone_zoo import batch_for, build, randomise
+from tests.models.backbone_zoo import batch_for, build, randomise
 
 NUM_CLASSES = 5
 NEW_METHODS = ["adapter_plus", "bitfit", "ssf", "lora", "dora"]

@@ -12,8 +12,8 @@ import torch
 from typer.testing import CliRunner
 
 from adaptcli.cli.app import app
-from backbone_zoo import build
-from original_layouts import VideoMAEReference, training_checkpoint
+from tests.models.backbone_zoo import build
+from tests.models.original_layouts import VideoMAEReference, training_checkpoint
 
 runner = CliRunner()
 

@@ -15,8 +15,8 @@ from timm.layers import resample_abs_pos_embed
 
 from adaptcli.errors import AdaptError
 from adaptcli.models.checkpoints import load_checkpoint
-from backbone_zoo import batch_for, build
-from original_layouts import (
+from tests.models.backbone_zoo import batch_for, build
+from tests.models.original_layouts import (
     VideoMAEReference,
     mae_pretrain_state,
     training_checkpoint,
@@ -303,7 +303,7 @@ def test_plain_pickle_is_not_a_checkpoint(tmp_path: Path) -> None:
 
 
 def test_swin_original_repository_checkpoint(tmp_path: Path) -> None:
-    from original_layouts import swin_original_state
+    from tests.models.original_layouts import swin_original_state
 
     source = build("swin", num_classes=4, seed=1)
     path = tmp_path / "swin_base_patch4_window7_224_22k.pth"

@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from adaptcli.models.checkpoints import load_checkpoint
 from adaptcli.models.inflate import inflate_patch_kernel
-from backbone_zoo import build
+from tests.models.backbone_zoo import build
 
 
 def test_inflated_kernel_shape_and_sum() -> None:
@@ -48,7 +48,7 @@ def test_imagenet21k_npz_drives_the_video_model(tmp_path: Path) -> None:
     """AdaptFormer Table 4: an ImageNet-21k JAX checkpoint into the video ViT."""
     import numpy as np
 
-    from original_layouts import vit_jax_arrays
+    from tests.models.original_layouts import vit_jax_arrays
 
     image = build("image_vit", seed=1)
     path = tmp_path / "ViT-B_16.npz"

@@ -11,7 +11,7 @@ from torch import nn
 from adaptcli.methods import apply_method
 from adaptcli.methods.registry import method_spec
 from adaptcli.models.recompute import apply_recompute
-from backbone_zoo import batch_for, build, randomise
+from tests.models.backbone_zoo import batch_for, build, randomise
 from tests.method_cases import METHOD_CASES, adapted_model, case_id, input_for, randomise_method_params
 
 MODES = ["frozen", "all"]

@@ -12,7 +12,7 @@ from adaptcli.methods import apply_method
 from adaptcli.methods.registry import all_methods, method_spec
 from adaptcli.models.build import create_backbone
 from adaptcli.models.config import ModelConfig
-from backbone_zoo import batch_for, build
+from tests.models.backbone_zoo import batch_for, build
 from tests.method_cases import METHOD_CASES, MODELS, adapted_model, input_for
 
 SWIN3D = ModelConfig(name="swin3d_t", img_size=28, num_frames=4)

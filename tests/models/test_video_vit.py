@@ -8,8 +8,8 @@ import torch
 from adaptcli.models.config import ModelConfig
 from adaptcli.models.build import create_backbone
 from adaptcli.models.video_vit import VideoVisionTransformer, sinusoid_table
-from backbone_zoo import batch_for, build
-from original_layouts import videomae_table
+from tests.models.backbone_zoo import batch_for, build
+from tests.models.original_layouts import videomae_table
 
 
 def test_registered_names_and_pretrained_cfg() -> None:

@@ -52,6 +52,12 @@ def use_lines(export: "Export", out: Path) -> tuple[str, ...]:
         kwargs = ", ".join(f"{k}={v!r}" for k, v in export.meta["create_kwargs"].items())
         imports = "import safetensors.torch, timm" if timm_knows(name) else "import adaptcli, safetensors.torch, timm"
         shift = export.meta.get("frame_shift")
+        if shift and "temporal_embedding" in shift:  # the table is a parameter of the shifted model: attach, then load
+            lines.append(f"use: import adaptcli.models.frame_shift as fs, safetensors.torch, timm; model = "
+                         f"timm.create_model({json.dumps(name)}, {kwargs}); fs.attach_frame_shift(model, "
+                         f"{shift['shift_div']!r}, {shift['offsets']!r}, temporal_embedding={shift['temporal_embedding']!r}); "
+                         f"model.load_state_dict(safetensors.torch.load_file({path}))")
+            return tuple(lines)
         if shift:  # the image ViT's weights, run on frames with the temporal shift
             lines.append(f"use: import adaptcli.models.frame_shift as fs, safetensors.torch, timm; model = "
                          f"timm.create_model({json.dumps(name)}, {kwargs}); model.load_state_dict(safetensors.torch."

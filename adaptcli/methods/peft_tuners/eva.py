@@ -10,16 +10,18 @@ adapted model computes the backbone's function, so "adapters disabled" needs no 
 With ``eva_config.rho`` > 1 (peft's default 2) EVA also redistributes the ranks: each layer keeps between 0 and
 ``rho * r`` components, those of the largest explained variance over all layers, the total staying that of rank
 ``r`` everywhere. peft writes the ranks it chose into the LoRA config (``rank_pattern``; ``alpha_pattern`` with
-``adjust_scaling_factors``; ``target_modules`` less the layers that got rank 0); :func:`record_shapes` copies
-them into the run's ``method.peft_config`` before the run's configuration is recorded, so that configuration
-alone rebuilds the adapter's shapes (``--resume``, ``eval``, ``predict``, ``export`` and its peft folder,
-``adaptcli.load``), and :func:`recorded_by_eva` lets a ``--resume`` with the options the run started from
+``adjust_scaling_factors``) and puts a layer that got rank 0 back to its base layer; :func:`record_shapes` copies
+the patterns into the run's ``method.peft_config``, and the layers left plain as ``exclude_modules`` (the user's
+``target_modules`` stay as given, so a resume that changes them is a changed option), before the run's
+configuration is recorded, so that configuration alone rebuilds the adapter's shapes (``--resume``, ``eval``, ``predict``, ``export`` and its peft folder,
+``adaptcli.load``), and :func:`as_started` lets a ``--resume`` with the options the run started from
 continue it (from its checkpoint, without a second data pass).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -35,8 +37,8 @@ def wants_eva(config: Any) -> bool:
     return getattr(config, "init_lora_weights", None) == "eva"
 
 
-#: The LoRA options EVA's rank redistribution sets (peft's ``_load_eva_state_dict``), recorded in the run.
-RECORDED = ("rank_pattern", "alpha_pattern", "target_modules")
+#: The LoRA options :func:`record_shapes` sets from EVA's rank redistribution (peft's ``_load_eva_state_dict``).
+RECORDED = ("rank_pattern", "alpha_pattern", "exclude_modules")
 
 
 def eva_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -65,29 +67,53 @@ def lora_ranks(model: nn.Module) -> dict[str, int]:
             if isinstance(module, LoraLayer) and ADAPTER in module.r}
 
 
-def record_shapes(model: nn.Module, options: dict[str, Any], layers_before: int) -> dict[str, Any]:
+def _excluding(given: Any, plain: list[str]) -> list[str] | str:
+    """The user's ``exclude_modules`` (``given``: none, a list of names, or a regular expression peft matches in
+    full) extended by the layers ``plain``, in a form that starts with what the user gave."""
+    if isinstance(given, str):
+        return f"(?:{given})|" + "|".join(re.escape(name) for name in plain)
+    given = list(given or [])
+    return given + [name for name in plain if name not in given]
+
+
+def _extends(recorded: Any, given: Any) -> bool:
+    """Whether ``recorded`` is ``given`` or :func:`_excluding` of ``given`` and some layers."""
+    if recorded == given:
+        return True
+    if isinstance(given, str):
+        return isinstance(recorded, str) and recorded.startswith(f"(?:{given})|")
+    given = list(given or [])
+    return isinstance(recorded, list) and recorded[:len(given)] == given
+
+
+def record_shapes(model: nn.Module, options: dict[str, Any], layers_before: Iterable[str]) -> dict[str, Any]:
     """``options`` (the run's ``method.peft_config``) with the ranks and alphas peft's EVA left in ``model``'s
-    LoRA config where they differ from what the options gave, and its ``target_modules`` where EVA removed a
-    layer (rank 0; ``layers_before``: how many LoRA layers the pass started with)."""
+    LoRA config where they differ from what the options gave, and the layers EVA left plain (rank 0; of
+    ``layers_before``, the LoRA layers the pass started with) added to its ``exclude_modules``."""
     config = model.peft_config[ADAPTER]
     recorded = dict(options)
     for key in ("rank_pattern", "alpha_pattern"):
         value = _plain(getattr(config, key))
         if value != _plain(options.get(key, {})):
             recorded[key] = value
-    if len(lora_ranks(model)) < layers_before:
-        recorded["target_modules"] = _plain(config.target_modules)
+    plain = sorted(set(layers_before) - set(lora_ranks(model)))
+    if plain:
+        recorded["exclude_modules"] = _excluding(options.get("exclude_modules"), plain)
     return recorded
 
 
-def recorded_by_eva(recorded: dict[str, Any], given: dict[str, Any]) -> bool:
-    """Whether a run's ``recorded`` peft options are the EVA options ``given`` plus what :func:`record_shapes`
-    wrote (the ranks its data pass chose)."""
-    def rest(options: dict[str, Any]) -> dict[str, Any]:
-        return {key: value for key, value in options.items() if key not in RECORDED}
-
-    return (given.get("init_lora_weights") == "eva" and recorded != given and rest(recorded) == rest(given)
-            and any(key in recorded for key in RECORDED))
+def as_started(recorded: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """A run's ``recorded`` peft options with what :func:`record_shapes` wrote into them (the ranks its data pass
+    chose, the layers it left plain) put back as the EVA options ``given`` have it: equal to ``given`` when the
+    run started from them, else showing where they differ."""
+    if given.get("init_lora_weights") != "eva":
+        return recorded
+    # exclude_modules that do not start with the user's own exclusions are a changed option: left to show
+    put_back = [key for key in RECORDED
+                if key != "exclude_modules" or _extends(recorded.get(key), given.get(key))]
+    started = {key: value for key, value in recorded.items() if key not in put_back}
+    started.update((key, given[key]) for key in put_back if key in given)
+    return started
 
 
 class PeftView(nn.Module):
@@ -129,4 +155,4 @@ def initialise_eva(model: nn.Module, batches: Iterable[torch.Tensor]) -> int:
     return layers
 
 
-__all__ = ["RECORDED", "PeftView", "eva_options", "initialise_eva", "lora_ranks", "record_shapes", "recorded_by_eva", "wants_eva"]
+__all__ = ["RECORDED", "PeftView", "eva_options", "initialise_eva", "lora_ranks", "record_shapes", "as_started", "wants_eva"]

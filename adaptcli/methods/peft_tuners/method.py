@@ -21,7 +21,7 @@ from adaptcli.methods.base import Method
 from adaptcli.methods.peft_tuners.checks import check_kinds, check_ranks
 from adaptcli.methods.peft_tuners.config import LoraOptions, PeftOptions
 from adaptcli.methods.pace import PaceSite
-from adaptcli.methods.peft_tuners.eva import (eva_options, initialise_eva, lora_ranks, record_shapes, recorded_by_eva,
+from adaptcli.methods.peft_tuners.eva import (as_started, eva_options, initialise_eva, lora_ranks, record_shapes,
                                               wants_eva)
 from adaptcli.methods.peft_tuners.refusals import check_needs_only_injection
 from adaptcli.methods.peft_tuners.rewrites import (check_rewriting_config, fold_offset, keep_original, rewrites_base,
@@ -165,9 +165,10 @@ class PeftMethod(Method):
         return wants_eva(self.peft_config(options))
 
     def initialise_from_data(self, model: nn.Module, options: Any, batches: Iterable[torch.Tensor]) -> str:
+        before = list(lora_ranks(model))
         layers = initialise_eva(model, batches)
         line = f"EVA: {layers} LoRA layers start from the principal directions of their inputs on the training stream"
-        recorded = record_shapes(model, options.peft_config, layers)
+        recorded = record_shapes(model, options.peft_config, before)
         if recorded == options.peft_config:
             return line
         keys = [key for key in recorded if recorded[key] != options.peft_config.get(key)]
@@ -177,9 +178,11 @@ class PeftMethod(Method):
         return (f"{line}; its rank redistribution (eva_config.rho) gave ranks {min(ranks, default=0)} to "
                 f"{max(ranks, default=0)}{plain}, recorded in the run as method.peft_config.{' and '.join(keys)}")
 
-    def recorded_by_data_pass(self, recorded: Any, given: Any) -> bool:
-        return (isinstance(recorded, PeftOptions) and isinstance(given, PeftOptions)
-                and recorded.peft_type == given.peft_type and recorded_by_eva(recorded.peft_config, given.peft_config))
+    def started_options(self, recorded: Any, given: Any) -> Any:
+        if not (isinstance(recorded, PeftOptions) and isinstance(given, PeftOptions)
+                and recorded.peft_type == given.peft_type):
+            return recorded
+        return dataclasses.replace(recorded, peft_config=as_started(recorded.peft_config, given.peft_config))
 
     def existing_parameters(self, model: nn.Module) -> list[str]:
         # peft marks what its config trains (adapters, and biases with bias="all"); keep that choice.

@@ -31,6 +31,11 @@ class ZeroI2VOptions:
     """Dropout between the adapter's two linears (official ``dropout_rate``: 0.1 on K400, 0 on SSv2)."""
     layers: Optional[list[Annotated[int, Ge(0)]]] = None
     """0-based indices of the blocks that get adapters; null: every block (the shift is in every block)."""
+    temporal_embedding: bool = False
+    """Train the official learned ``temporal_embedding``: a ``model.num_frames x D`` table (zeros at the start, no
+    weight decay) added to every token of frame t before ``norm_pre``; the official configs always have it, false
+    keeps the deployed model the image ViT + the shift alone (with it the merged model keeps the table too, and
+    takes clips of exactly ``model.num_frames`` frames)."""
 
 
 register(MethodSpec(

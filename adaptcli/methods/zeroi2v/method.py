@@ -14,8 +14,9 @@ fc2 zero-initialised, so training starts from the image model). Being affine, ``
 attached to its linear (:class:`AdaptedLinear`, the linear kept as ``base_layer``); where a block has
 LayerScale (DINOv2, DeiT-III) it scales the adapted branch, as it scales the linear it sits on.
 
-Not carried over: the official learned ``temporal_embedding`` (a T x D table added to the tokens,
-which the deployed model would keep), so the merged model differs from the image ViT only by the shift.
+The official learned ``temporal_embedding`` (a ``T x D`` table added to every token of each frame before
+``ln_pre``) is the option ``temporal_embedding`` (off by default): with it the merged model keeps the table,
+so it is the image ViT + the shift + the table (:func:`adaptcli.models.frame_shift.add_temporal_embedding`).
 """
 
 from __future__ import annotations
@@ -128,9 +129,15 @@ class ZeroI2V(Method):
 
     def inject(self, model: nn.Module, options: ZeroI2VOptions) -> list[str]:
         shift_group(model, options.shift_div, options.offsets)
-        attach_frame_shift(model, options.shift_div, options.offsets)
+        frames = None
+        if options.temporal_embedding:
+            if self.num_frames is None:
+                raise ValueError("method.temporal_embedding needs the run's frames per clip: "
+                                 "apply_method(..., num_frames=config.model.num_frames)")
+            frames = self.num_frames
+        attach_frame_shift(model, options.shift_div, options.offsets, temporal_embedding=frames)
         blocks = transformer_blocks(model)
-        added = []
+        added = ["temporal_embedding"] if frames is not None else []
         for index in select_layers(len(blocks), options.layers):
             name, block = blocks[index]
             for site, before in SITES:
