@@ -23,6 +23,7 @@ class SplitInfo:
     ``shard_samples``: the samples of each shard, in ``shards`` order (None in manifests written
     before it was recorded); the loaders check the counts against it before any work.
     ``bytes``, ``bytes_per_sample``: the shards' size and its mean per sample (None before recorded).
+    ``labelled``: every sample has a class (False: SSv2's test split, ids only; None before recorded).
     """
 
     shards: list[str]
@@ -31,6 +32,7 @@ class SplitInfo:
     shard_samples: list[int] | None = None
     bytes: int | None = None
     bytes_per_sample: int | None = None
+    labelled: bool | None = None
 
 
 @dataclass
@@ -123,8 +125,12 @@ def manifest_from_dict(data: Any) -> Manifest:
         if counts is not None and (not isinstance(counts, list) or len(counts) != len(shards) or not all(
                 isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts)):
             raise ValueError(f"split {name}: shard_samples must list one whole number >= 0 per shard")
+        labelled = info.get("labelled")
+        if labelled is not None and not isinstance(labelled, bool):
+            raise ValueError(f"split {name}: labelled must be true or false, not {str(labelled)[:40]!r}")
         splits[name] = SplitInfo(shards=shards, samples=samples, frames=info.get("frames"), shard_samples=counts,
-                                 bytes=info.get("bytes"), bytes_per_sample=info.get("bytes_per_sample"))
+                                 bytes=info.get("bytes"), bytes_per_sample=info.get("bytes_per_sample"),
+                                 labelled=labelled)
     return Manifest(
         dataset=str(data["dataset"]),
         modality=modality,

@@ -20,6 +20,7 @@ from adaptcli.runs.results import EvalResult
 from adaptcli.runs.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
+    from adaptcli.data.manifest import Manifest
     from adaptcli.runs.folder import RunDir
 
 
@@ -164,6 +165,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
                         num_classes=info.num_classes, task=info.task, modality=info.modality,
                         classes_by_index=classes_by_index)
     check_eval_split(split, manifest.splits, data_dir)
+    check_eval_labels(split, manifest, data_dir)
     record = eval_record(run, data_dir, out)
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output, backbone=backbone)
     session = Session.for_evaluation(loaded.config, data_dir, loaded.model, loaded.info.num_classes, loaded.adapt,
@@ -252,6 +254,7 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
     check_eval_split(split, manifest.splits, data_dir)
+    check_eval_labels(split, manifest, data_dir)
 
 
 def check_eval_split(split: str, available: Iterable[str], data_dir: Path) -> None:
@@ -259,6 +262,14 @@ def check_eval_split(split: str, available: Iterable[str], data_dir: Path) -> No
     available = list(available)
     if resolve_split(split, available) is None:
         raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(available)}); pass --split NAME")
+
+
+def check_eval_labels(split: str, manifest: Manifest, data_dir: Path) -> None:
+    """``split`` (present: :func:`check_eval_split`) has labels to score against, known before any work."""
+    from adaptcli.data.stream.labelled import check_split_labelled
+    from adaptcli.data.stream.shards import ShardFolder
+
+    check_split_labelled(ShardFolder(Path(data_dir), manifest), resolve_split(split, manifest.splits) or split)
 
 
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:

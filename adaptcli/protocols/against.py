@@ -11,6 +11,7 @@ from typing import Any
 from adaptcli.data.manifest import read_manifest
 from adaptcli.errors import AdaptError
 from adaptcli.protocols.benchmarks import BENCHMARKS, benchmark
+from adaptcli.protocols.method_label import suite_method_label
 from adaptcli.protocols.papers import Paper, PaperRow, PaperTable
 from adaptcli.protocols.results import SuiteResults, read_settings
 from adaptcli.runs.folder import RunDir
@@ -63,7 +64,7 @@ def pick_row(paper: Paper, ours: Ours, wanted: str | None) -> tuple[PaperTable, 
 def suite_side(suite: Path, results: SuiteResults) -> Ours:
     """A suite's test scores and the data variant of each of its tasks."""
     scores = {r.task: r.test for r in results.tasks if r.test is not None}
-    return Ours(label=str(suite), method=results.method, backbone=results.backbone, benchmark=results.benchmark,
+    return Ours(label=str(suite), method=suite_method_label(suite, results), backbone=results.backbone, benchmark=results.benchmark,
                 scores=scores, variants={t: data_variant(suite, t) for t in scores})
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from adaptcli.errors import AdaptError
 from adaptcli.protocols import against as versus
 from adaptcli.protocols.benchmarks import benchmark
+from adaptcli.protocols.method_label import method_label, suite_method_label
 from adaptcli.protocols.papers import paper
 from adaptcli.protocols.results import RESULTS_FILE, SETTINGS_FILE, SuiteResults
 from adaptcli.runs.folder import RunDir
@@ -38,7 +39,7 @@ def run_row(path: Path) -> dict[str, Any]:
         val = score
     single_label = metric == "top1"
     return {
-        "run": str(path), "method": config.method, "backbone": config.model.name,
+        "run": str(path), "method": method_label(config), "backbone": config.model.name,
         "dataset": _dataset(info),
         "trainable_params": summary.trainable_params, "trainable_percent": summary.trainable_percent,
         "metric": metric, "val": val, "test": test,
@@ -112,7 +113,7 @@ def suite_table(suites: list[tuple[Path, SuiteResults]]) -> dict[str, Any] | Non
         by_task = {row.task: row for row in s.tasks}
         params = [row.trainable_params for row in s.tasks]
         avg = s.averages
-        rows.append({"method": s.method, "backbone": s.backbone, "suite": str(path),
+        rows.append({"method": suite_method_label(path, s), "backbone": s.backbone, "suite": str(path),
                      "params": mean(params) if params else None,
                      "tasks": {t: by_task[t].test if t in by_task else None for t in tasks},
                      "mean_over_tasks": avg["mean_over_tasks"], "mean_of_group_means": avg.get("mean_of_group_means"),

@@ -94,13 +94,13 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(image_shards, tmp_path)
     from adaptcli.io import read_safetensors as load_tensors
 
     common = ["finetune", "--method", "arc", "--recipe", "quick", "--data", str(image_shards), *TINY,
-              "--set", "train.epochs=3", "--set", "method.dim=4"]
+              "--set", "train.epochs=12", "--set", "method.dim=4"]  # 11 epochs after the kill point: a wide window
     straight = _run_cli([*common, "--out", str(tmp_path / "a")])
     assert straight.returncode == 0, straight.stderr[-2000:]
 
     checkpoints = tmp_path / "b" / "checkpoints"
     killed = _kill_when([*common, "--out", str(tmp_path / "b")], checkpoints / "epoch-0001")
-    assert killed == -9
+    assert killed == -9, "the run ended before the kill: it resumed nothing"
     assert [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
     resumed = _run_cli([*common, "--out", str(tmp_path / "b"), "--resume"])
     assert resumed.returncode == 0, resumed.stderr[-2000:]

@@ -16,11 +16,15 @@ from adaptcli.io import read_safetensors
 from tests.engine.conftest import TINY
 
 PACE = ["--set", "train.pace_lambda=1", "--set", "train.pace_sigma=1.2"]
+#: The killed run is killed when epoch 1's checkpoint appears: the epochs after it are the window in which
+#: the kill must land. With 2 epochs that was 0.34 s from the checkpoint to summary.json (2 shared CPU
+#: cores), and a poller 1 s late killed a finished run; 20 epochs leave about 3 s.
+EPOCHS = 20
 
 
 def finetune(data: Path, out: Path, *extra: str, resume: bool = False) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "adaptcli", "finetune", "--method", "lora", "--recipe", "quick", "--data", str(data),
-            "--out", str(out), *TINY, "--set", "train.epochs=2", "--set", "model.drop_path=0.2", *extra]
+            "--out", str(out), *TINY, "--set", f"train.epochs={EPOCHS}", "--set", "model.drop_path=0.2", *extra]
     return subprocess.run(args + (["--resume"] if resume else []), capture_output=True, text=True,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
@@ -35,14 +39,15 @@ def test_a_killed_pace_run_resumes_to_the_uninterrupted_weights_and_pace_changes
         assert result.returncode == 0, result.stderr[-2000:]
     checkpoints = tmp_path / "b" / "checkpoints"
     args = [sys.executable, "-m", "adaptcli", "finetune", "--method", "lora", "--recipe", "quick", "--data",
-            str(image_shards), "--out", str(tmp_path / "b"), *TINY, "--set", "train.epochs=2",
+            str(image_shards), "--out", str(tmp_path / "b"), *TINY, "--set", f"train.epochs={EPOCHS}",
             "--set", "model.drop_path=0.2", *PACE]
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while not (checkpoints / "epoch-0001").exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.002)
     process.kill()
-    assert process.wait() == -9
+    assert process.wait() == -9, "the run ended before the kill: it resumed nothing"
+    assert [p.name for p in checkpoints.iterdir() if not p.name.startswith(".")] == ["epoch-0001"]
     resumed = finetune(image_shards, tmp_path / "b", *PACE, resume=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "resumed from" in resumed.stdout

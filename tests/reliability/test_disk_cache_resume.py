@@ -27,7 +27,8 @@ def test_a_killed_disk_cache_run_resumes_exactly_and_its_leftovers_go(tiny_shard
     process = _cli(on_disk)
     _wait_for(out / "checkpoints" / "epoch-0001-step-00000010", process)  # the pass ended before any step
     process.kill()
-    process.wait()
+    assert process.wait() == -9  # killed, not finished: its 29 remaining epochs are the window
+    assert json.loads((out / "run.json").read_text())["state"] == "running"
     cache = out / "feature-cache"
     assert sorted(p.name for p in cache.iterdir()) == ["rank-0.f32"]  # the killed run's complete file
     with open(cache / "rank-0.f32", "r+b") as left:  # were it read again, the run would differ or fail

@@ -15,8 +15,9 @@ import torch
 
 from tests.reliability.conftest import TINY
 
-#: 24 training images, batch 4: 6 optimiser steps per epoch, a checkpoint every 2 steps.
-COMMON = ["finetune", "--method", "arc", "--recipe", "quick", *TINY, "--set", "train.epochs=2",
+#: 24 training images, batch 4: 6 optimiser steps per epoch, a checkpoint every 2 steps. The kills land
+#: at step 8 (inside the second epoch); the 10 epochs after it are the window (2 epochs could end first).
+COMMON = ["finetune", "--method", "arc", "--recipe", "quick", *TINY, "--set", "train.epochs=12",
           "--set", "train.batch_size=4", "--set", "method.dim=4", "--set", "train.save_every_steps=2",
           "--set", "train.keep_checkpoints=3"]
 
@@ -166,7 +167,8 @@ def test_feature_cache_run_resumes_exactly_mid_epoch(tiny_shards, tmp_path):
     process = _cli([*args, "--out", str(out)])
     _wait_for(out / "checkpoints" / "epoch-0001-step-00000010", process)
     process.kill()
-    process.wait()
+    assert process.wait() == -signal.SIGKILL
+    assert json.loads((out / "run.json").read_text())["state"] == "running"  # killed mid-run, not once finished
     assert not (out / "checkpoints" / "epoch-0030").exists()
     resumed = _cli([*args, "--out", str(out), "--resume"])
     stdout, stderr = resumed.communicate(timeout=600)
@@ -187,7 +189,8 @@ def test_resume_with_loader_workers_equals_an_uninterrupted_run(tiny_shards, tmp
     process = _cli([*args, "--out", str(out)])
     _wait_for(out / "checkpoints" / "epoch-0001-step-00000008", process)
     process.kill()
-    process.wait()
+    assert process.wait() == -signal.SIGKILL, "the run ended before the kill: it resumed nothing"
+    assert json.loads((out / "run.json").read_text())["state"] == "running"  # killed mid-run, not once finished
     resumed = _cli([*args, "--out", str(out), "--resume"])
     _, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-2000:]

@@ -329,7 +329,8 @@ def _manifest(listing: Listing, plan: Plan, state: dict[str, Any], settings: dic
         samples, size = sum(r["samples"] for _, r in kept), sum(r["bytes"] for _, r in kept)
         splits[split] = SplitInfo(shards=[n for n, _ in kept], samples=samples, frames=stats,
                                   shard_samples=[r["samples"] for _, r in kept], bytes=size,
-                                  bytes_per_sample=round(size / samples) if samples else None)
+                                  bytes_per_sample=round(size / samples) if samples else None,
+                                  labelled=all(item.label is not None for item in listing.splits[split]))
         skipped_all += [s for _, r in records for s in r["skipped"]]
     return Manifest(dataset=listing.dataset, modality=listing.modality, classes=listing.classes,
                     splits=splits, hflip=listing.hflip, task=listing.task, skipped=skipped_all,
