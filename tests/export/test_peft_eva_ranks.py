@@ -6,19 +6,15 @@ included) rebuilds them and equals the run (issue 33 item 5)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import torch
 import yaml
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from adaptcli.engine.signals import StopSignals
 from tests.export.conftest import invoke
-from tests.export.test_peft_format import LOADER
-from tests.export.test_peft_variants import KWARGS, original_backbone
-from tests.export.test_timm_folder import ROOT, run_logits
+from tests.export.test_peft_variants import original_backbone, peft_logits_in_fresh_process
+from tests.export.test_timm_folder import run_logits
 
 R = 4
 
@@ -87,13 +83,7 @@ def test_a_rho_2_run_records_its_ranks_resumes_without_a_second_pass_and_exports
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["rank_pattern"] == ranks and config["r"] == R
 
-    save_file({"x": inputs}, str(tmp_path / "inputs.safetensors"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", LOADER, str(folder), str(backbone), json.dumps(KWARGS),
-                           str(tmp_path / "inputs.safetensors"), str(tmp_path / "logits.safetensors")],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert (load_file(str(tmp_path / "logits.safetensors"))["logits"] - expected).abs().max() <= 1e-5
+    assert (peft_logits_in_fresh_process(folder, backbone, inputs, tmp_path) - expected).abs().max() <= 1e-5
 
     import adaptcli
 
