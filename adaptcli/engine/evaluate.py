@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -164,8 +163,7 @@ def evaluate_run(run_path: Path, *, data: Path | None = None, split: str = "test
     check_data_contract(manifest, data_dir, "the run", classes=info.classes,
                         num_classes=info.num_classes, task=info.task, modality=info.modality,
                         classes_by_index=classes_by_index)
-    check_eval_split(split, manifest.splits, data_dir)
-    check_eval_labels(split, manifest, data_dir)
+    check_scored_split(split, manifest, data_dir)
     record = eval_record(run, data_dir, out)
     loaded = load_run_model(run, weights=run.weights_file(weights), output=output, backbone=backbone)
     session = Session.for_evaluation(loaded.config, data_dir, loaded.model, loaded.info.num_classes, loaded.adapt,
@@ -253,23 +251,19 @@ def check_export_data(meta: dict[str, Any], data_dir: Path, split: str, source: 
     check_data_contract(manifest, data_dir, source, classes=[str(c) for c in meta.get("classes") or []],
                         num_classes=int(meta["num_classes"]), task=meta.get("task"), modality=meta.get("modality"),
                         classes_by_index=classes_by_index)
-    check_eval_split(split, manifest.splits, data_dir)
-    check_eval_labels(split, manifest, data_dir)
+    check_scored_split(split, manifest, data_dir)
 
 
-def check_eval_split(split: str, available: Iterable[str], data_dir: Path) -> None:
-    """``--split`` names a split of the data, by the split-name table (``val`` finds ``validation``)."""
-    available = list(available)
-    if resolve_split(split, available) is None:
-        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(available)}); pass --split NAME")
-
-
-def check_eval_labels(split: str, manifest: Manifest, data_dir: Path) -> None:
-    """``split`` (present: :func:`check_eval_split`) has labels to score against, known before any work."""
+def check_scored_split(split: str, manifest: Manifest, data_dir: Path) -> None:
+    """``--split`` names a split of the data, by the split-name table (``val`` finds ``validation``), and
+    that split has labels to score against: both known before any work."""
     from adaptcli.data.stream.labelled import check_split_labelled
     from adaptcli.data.stream.shards import ShardFolder
 
-    check_split_labelled(ShardFolder(Path(data_dir), manifest), resolve_split(split, manifest.splits) or split)
+    found = resolve_split(split, manifest.splits)
+    if found is None:
+        raise AdaptError(f"split '{split}' is not in {data_dir} (has {', '.join(manifest.splits)}); pass --split NAME")
+    check_split_labelled(ShardFolder(Path(data_dir), manifest), found)
 
 
 def validate(session: Session, accelerator: Any, split: str) -> tuple[dict[str, float], float]:

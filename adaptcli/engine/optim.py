@@ -84,7 +84,11 @@ def match_saved_groups(model: nn.Module, train: TrainConfig, saved: list[GroupSh
 
 
 def build_optimizer(model: nn.Module, train: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    groups = optimizer_groups(model, train)
+    return optimizer_over(optimizer_groups(model, train), train, lr)
+
+
+def optimizer_over(groups: list[dict], train: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """``train.optimizer`` over parameter ``groups`` (``lr`` for groups that set none)."""
     if train.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=train.momentum)
     return torch.optim.AdamW(groups, lr=lr)

@@ -20,7 +20,7 @@ from torch import nn
 
 from adaptcli.config import TrainConfig
 from adaptcli.engine.features import HeadOnly
-from adaptcli.engine.optim import build_scheduler, effective_lr, parameter_groups
+from adaptcli.engine.optim import build_scheduler, effective_lr, optimizer_over, parameter_groups
 
 #: The head modules a probe consists of (:class:`HeadOnly`'s, the dropout has no state).
 TAIL_PARTS = ("attn_pool", "fc_norm", "classifier")
@@ -93,9 +93,7 @@ def grid_optimizer(grid: ProbeGrid, train: TrainConfig, lrs: list[float], decays
     for module, lr, decay in zip(modules, lrs, decays):
         for group in parameter_groups(module, decay, train.layer_decay):
             groups.append({**group, "lr": lr})
-    if train.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lrs[0], momentum=train.momentum)
-    return torch.optim.AdamW(groups, lr=lrs[0])
+    return optimizer_over(groups, train, lrs[0])
 
 
 class _Groups:

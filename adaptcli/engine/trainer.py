@@ -50,8 +50,8 @@ class Trainer:
 
     def __init__(self, session: Session, run: RunDir, accelerator: Any, trained: nn.Module, optimizer: Any,
                  scheduler: Any, *, lr: float, steps_per_epoch: int, feature_cache: bool,
-                 grid: ProbeGrid | None = None, lrs: list[float] | None = None,
-                 cache_store: CacheStore | None = None):
+                 settings: list[tuple[float, float]], grid: ProbeGrid | None = None,
+                 lrs: list[float] | None = None, cache_store: CacheStore | None = None):
         self.session, self.config, self.run, self.accelerator = session, session.config, run, accelerator
         self.trained, self.optimizer, self.scheduler = trained, optimizer, scheduler
         self.lr, self.steps_per_epoch, self.use_feature_cache = lr, steps_per_epoch, feature_cache
@@ -67,10 +67,8 @@ class Trainer:
         self.ema: WeightEma | None = None
         self.augment = BatchAugment.of(session.config.train, session.manifest.num_classes, accelerator.device)
         self.applied_lr = self._current_lr()  # the lr of the last optimiser step (before any: the first one's)
-        # a probe grid (method.lrs / weight_decays): its probes' settings, and the probe the run keeps
-        self.grid, self.lrs = grid, lrs or [lr]
-        self.settings = probe_settings(session.config.method, session.config.method_options,
-                                       session.config.train.lr, session.config.train.weight_decay)
+        # a probe grid (method.lrs / weight_decays): its probes' (lr, weight decay), and the probe the run keeps
+        self.grid, self.lrs, self.settings = grid, lrs or [lr], settings
         self.chosen = 0
         if grid is not None:
             self.eval_grid = grid.over(session.model)
@@ -106,7 +104,7 @@ class Trainer:
             scheduler = build_scheduler(optimizer, train, max(1, steps // train.accum_steps), lr)
         trained, optimizer = accelerator.prepare(trained, optimizer)
         trainer = cls(session, run, accelerator, trained, optimizer, scheduler, lr=lr, steps_per_epoch=steps,
-                      feature_cache=cached, grid=grid, lrs=lrs, cache_store=store)
+                      feature_cache=cached, settings=settings, grid=grid, lrs=lrs, cache_store=store)
         accelerator.register_for_checkpointing(scheduler)
         if not cached and grid is not None:  # the grid's main module is the whole model: keep what trains
             keep = grid.checkpoint_names(trainer.weights.names())
